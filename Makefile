@@ -1,0 +1,32 @@
+# Transfer Lab. `make run` starts the app, `make test` runs every test; both install what is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-requirements
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# Re-installs only when requirements.txt changed since the last install.
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+run: install
+	$(BIN)/python -m streamlit run app.py
+
+test: install
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+		echo "Chromium found: the browser tests will run."; \
+	else \
+		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install chromium)."; \
+	fi
+	$(BIN)/python -m pytest
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts
