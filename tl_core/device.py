@@ -1,0 +1,58 @@
+"""Where training runs, and how runs are made reproducible.
+
+Transfer Lab trains on the best device present: CUDA, then Apple's MPS, then the CPU.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def pick(preference: str = "auto") -> torch.device:
+    """Return the device to train on: cuda → mps → cpu, or the one asked for by name."""
+    if preference not in CHOICES:
+        raise ValueError(f"device must be one of {', '.join(CHOICES)}, got {preference!r}")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available here; use 'auto' or 'cpu'")
+    if preference == "mps" and not _mps_available():
+        raise ValueError("device 'mps' was asked for, but no Apple GPU is available here; use 'auto' or 'cpu'")
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def describe(dev: torch.device | None = None) -> str:
+    """One line for the sidebar, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
+    dev = dev or pick()
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    if dev.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that the same config gives the same numbers on the CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def generator(seed: int) -> torch.Generator:
+    """A private CPU random stream, so one part of a run does not shift the draws of another."""
+    return torch.Generator().manual_seed(int(seed))

@@ -1,0 +1,239 @@
+"""THE training loop of Transfer Lab.
+
+Every experiment trains through `fit`: the toy's stacked seeds, the fine-tuning lab's backbones,
+the self-supervised encoders. It trains only parameters with `requires_grad`, records train and
+validation loss (and accuracy for classification) per epoch, reports progress through a callback,
+stops when asked, and stops with status "diverged" the moment the loss stops being a finite number,
+keeping the curve up to that point.
+
+A model may be an *ensemble*: if it has an integer attribute `members` > 0 its output carries a
+leading member dimension and every loss and accuracy is reported per member (one list entry each).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 10          # passes over the training set
+    lr: float = 1e-3          # learning rate (parameter groups may carry their own)
+    optimizer: str = "adam"   # "adam" or "sgd" (momentum 0.9)
+    weight_decay: float = 0.0
+    batch_size: int = 0       # 0 = the whole training set in one step per epoch
+    seed: int = 0             # shuffling order of mini-batches
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch size must be 0 (full batch) or positive, got {self.batch_size}")
+
+
+@dataclass
+class History:
+    """Per-epoch curves. Each entry is a float, or a list of floats for an ensemble (one per member)."""
+    task: str
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    status: str = "running"   # then "finished", "stopped" (cancel flag) or "diverged" (NaN/inf loss)
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["epochs_run"] = self.epochs_run
+        return d
+
+
+# ---- losses: a scalar for a single model, a vector (one per member) for an ensemble -------------
+
+def mse(pred: torch.Tensor, target: torch.Tensor, per_member: bool) -> torch.Tensor:
+    err = (pred - target) ** 2
+    return err.flatten(1).mean(1) if per_member else err.mean()
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, per_member: bool) -> torch.Tensor:
+    if not per_member:
+        return F.cross_entropy(logits, target)
+    members, n, classes = logits.shape
+    losses = F.cross_entropy(logits.reshape(-1, classes), target.repeat(members), reduction="none")
+    return losses.view(members, n).mean(1)
+
+
+LOSSES = {"regression": mse, "classification": cross_entropy}
+OPTIMIZERS = ("adam", "sgd")
+
+
+def make_optimizer(params, cfg: FitConfig) -> torch.optim.Optimizer:
+    """Build the optimizer from trainable parameters only (or from explicit parameter groups)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [dict(g, params=[p for p in g["params"] if p.requires_grad]) for g in params]
+        groups = [g for g in groups if g["params"]]
+    else:
+        groups = [p for p in params if p.requires_grad]
+    if not groups:
+        raise ValueError("nothing to train: every parameter is frozen")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """model.train(), except BatchNorm layers whose parameters are all frozen stay in eval mode,
+    so fine-tuning on a few images does not overwrite the running statistics learnt in pretraining."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+
+
+def _batches(data: Batch, batch_size: int, gen: torch.Generator) -> Iterator[Batch]:
+    x, y = data
+    n = len(y)
+    if batch_size <= 0 or batch_size >= n:
+        yield x, y
+        return
+    order = torch.randperm(n, generator=gen)
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        yield x[idx], y[idx]
+
+
+def _accuracy(logits: torch.Tensor, target: torch.Tensor, per_member: bool) -> torch.Tensor:
+    hit = (logits.argmax(-1) == target).float()
+    return hit.mean(-1) if per_member else hit.mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0) -> tuple[object, object]:
+    """Loss and accuracy (None for regression) on `data`, in eval mode; floats or per-member lists."""
+    was_training = model.training
+    model.eval()
+    per_member = getattr(model, "members", 0) > 0
+    dev = _device_of(model)
+    loss_sum = acc_sum = 0
+    n_total = 0
+    for xb, yb in _batches(data, batch_size, torch.Generator()):
+        xb, yb = xb.to(dev), yb.to(dev)
+        out = model(xb)
+        loss_sum = loss_sum + LOSSES[task](out, yb, per_member) * len(yb)
+        if task == "classification":
+            acc_sum = acc_sum + _accuracy(out, yb, per_member) * len(yb)
+        n_total += len(yb)
+    model.train(was_training)
+    loss = (loss_sum / n_total).tolist()
+    acc = (acc_sum / n_total).tolist() if task == "classification" else None
+    return loss, acc
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _finite(value) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return all(math.isfinite(v) for v in values)
+
+
+def fit(
+    model: nn.Module,
+    train: Batch,
+    val: Batch | None = None,
+    cfg: FitConfig | None = None,
+    *,
+    task: str = "classification",
+    params=None,
+    on_epoch: Callable[[int, History], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> History:
+    """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
+
+    params: parameter groups (e.g. discriminative learning rates); default: the model's
+    trainable parameters. on_epoch(epoch, history) runs after every epoch; should_stop() is
+    checked before every epoch and a True ends the run with status "stopped".
+    """
+    cfg = cfg or FitConfig()
+    cfg.validate()
+    if task not in LOSSES:
+        raise ValueError(f"task must be one of {', '.join(LOSSES)}, got {task!r}")
+    loss_fn = LOSSES[task]
+    per_member = getattr(model, "members", 0) > 0
+    dev = _device_of(model)
+    opt = make_optimizer(params if params is not None else model.parameters(), cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist = History(task=task)
+    start = time.perf_counter()
+
+    for epoch in range(cfg.epochs):
+        if should_stop is not None and should_stop():
+            hist.status, hist.message = "stopped", f"stopped by the user after {epoch} epochs"
+            break
+        set_train_mode(model)
+        loss_sum = acc_sum = 0
+        n_seen = 0
+        for xb, yb in _batches(train, cfg.batch_size, gen):
+            xb, yb = xb.to(dev), yb.to(dev)
+            # forward
+            out = model(xb)
+            loss = loss_fn(out, yb, per_member)
+            # backward and update (members are independent: the sum's gradient is each member's own)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            loss_sum = loss_sum + loss.detach() * len(yb)
+            if task == "classification":
+                acc_sum = acc_sum + _accuracy(out.detach(), yb, per_member) * len(yb)
+            n_seen += len(yb)
+        train_loss = (loss_sum / n_seen).tolist()
+        if not _finite(train_loss):
+            hist.status = "diverged"
+            hist.message = (f"diverged: the training loss became NaN/inf in epoch {epoch + 1}; "
+                            f"the curve so far is kept. Try a smaller learning rate.")
+            break
+        hist.train_loss.append(train_loss)
+        if task == "classification":
+            hist.train_acc.append((acc_sum / n_seen).tolist())
+        # validation, in eval mode
+        if val is not None:
+            val_loss, val_acc = evaluate(model, val, task, cfg.batch_size)
+            if not _finite(val_loss):
+                hist.status = "diverged"
+                hist.message = (f"diverged: the validation loss became NaN/inf in epoch {epoch + 1}; "
+                                f"the curve so far is kept. Try a smaller learning rate.")
+                hist.train_loss.pop()
+                if hist.train_acc:
+                    hist.train_acc.pop()
+                break
+            hist.val_loss.append(val_loss)
+            if val_acc is not None:
+                hist.val_acc.append(val_acc)
+        if on_epoch is not None:
+            on_epoch(epoch, hist)
+    else:
+        hist.status = "finished"
+    hist.seconds = time.perf_counter() - start
+    return hist
