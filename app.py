@@ -1,0 +1,14 @@
+"""Transfer Lab: see transfer learning happen. Entry point: `streamlit run app.py` (or `make run`)."""
+import streamlit as st
+
+from tl_core import device
+
+st.set_page_config(page_title="Transfer Lab", page_icon=":material/science:", layout="wide")
+
+pages = [
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/toy.py", title="Regularisation toy", icon=":material/show_chart:", url_path="toy"),
+]
+nav = st.navigation(pages)
+st.sidebar.caption(f"Training device: **{device.describe()}**")
+nav.run()

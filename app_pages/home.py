@@ -1,0 +1,36 @@
+import streamlit as st
+
+from tl_core import device
+
+st.title("Transfer Lab")
+st.markdown(
+    """
+**Transfer learning** reuses what a model learnt on one task for another.
+
+1. **Pretrain** on a large dataset *D_ext* (millions of photos, or many points of a related task):
+   the model learns features and a sense of what functions are plausible.
+2. **Fine-tune** on your small dataset *D*: start from those weights, not from random ones, and
+   train (all of them, or only the last layers) for a few epochs.
+
+With little data, the pretrained start acts as a **regulariser**: among all the functions that fit
+your few examples, it keeps the model near one that made sense on the big task. When the two tasks
+are unrelated the same pull misleads: **negative transfer**.
+"""
+)
+st.info(f"Training runs on **{device.describe()}** (CUDA first, then Apple MPS, then the CPU).")
+
+st.subheader("Pages")
+st.page_link("app_pages/toy.py", label="Regularisation toy: task A → task B with two points", icon=":material/show_chart:")
+st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
+           "when the seeds disagree with it.")
+
+st.subheader("A 30-second tour")
+st.markdown(
+    """
+1. Open the **Regularisation toy**. The left panel shows 30 networks trained from scratch on two
+   points: they all pass through the points and disagree everywhere else.
+2. The right panel starts the same 30 networks from weights pretrained on a related task A:
+   they pass through the points *and* stay near the true line.
+3. Set *How task A relates to B* to **unrelated** and watch the advantage turn into a handicap.
+"""
+)

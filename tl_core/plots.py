@@ -1,0 +1,113 @@
+"""Every figure Transfer Lab draws, as plotly figures. Pages only place them.
+
+Figures are made for a projector: large fonts, titled axes with units, colour-blind-safe colours,
+and every claim over several seeds drawn as a mean line with a band.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = {"scratch": "#d95f02", "pretrained": "#1b9e77", "truth": "#222222", "task_a": "#7570b3"}
+LABELS = {"scratch": "from scratch on B", "pretrained": "pretrained on A, fine-tuned on B"}
+BAND = "band: 10th-90th percentile over seeds"
+
+
+def _style(fig: go.Figure, title: str, height: int = 460) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=20)), font=dict(size=15), height=height,
+        template="plotly_white", margin=dict(l=60, r=20, t=80, b=40),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+    )
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_traces(x, values, name: str, color: str, *, dash: str | None = None,
+                showlegend: bool = True) -> list[go.Scatter]:
+    """A mean line and a 10th-90th percentile band for values of shape (len(x), seeds)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    x = np.asarray(x)
+    low, high = np.percentile(values, 10, axis=1), np.percentile(values, 90, axis=1)
+    group = f"{name}-{dash}"
+    return [
+        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself",
+                   fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                   legendgroup=group, showlegend=False, name=f"{name} band"),
+        go.Scatter(x=x, y=values.mean(1), mode="lines", name=name, legendgroup=group, showlegend=showlegend,
+                   line=dict(color=color, width=3, dash=dash)),
+    ]
+
+
+def _many_lines(x: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate many curves into one trace, separated by gaps (fast to draw, one legend entry)."""
+    xs = np.concatenate([np.append(x, np.nan) for _ in ys])
+    yy = np.concatenate([np.append(y, np.nan) for y in ys])
+    return xs, yy
+
+
+def toy_functions(result) -> go.Figure:
+    """Every seed's learned function for both conditions, over the true B line and B's points."""
+    cfg = result.config
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[f"From scratch on B ({cfg.seeds} seeds)",
+                                        f"Pretrained on A ({cfg.relation}), fine-tuned on B"])
+    lo, hi = float(result.y_test.min()), float(result.y_test.max())
+    pad = max(1.0, 0.6 * (hi - lo))
+    for col, name in ((1, "scratch"), (2, "pretrained")):
+        cond = getattr(result, name)
+        xs, ys = _many_lines(result.x_test, cond.functions)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"learned functions, {LABELS[name]}",
+                                 line=dict(color=_rgba(COLORS[name], 0.35), width=1.5), hoverinfo="skip"),
+                      row=1, col=col)
+        if name == "pretrained":
+            fig.add_trace(go.Scatter(x=result.x_test, y=result.a_test, mode="lines", name="true task A",
+                                     line=dict(color=COLORS["task_a"], width=2, dash="dot")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=result.x_test, y=result.y_test, mode="lines", name="true task B",
+                                 showlegend=col == 1, legendgroup="truth",
+                                 line=dict(color=COLORS["truth"], width=3, dash="dash")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=result.b_train[0], y=result.b_train[1], mode="markers",
+                                 name=f"B's {cfg.b_points} training points", showlegend=col == 1,
+                                 legendgroup="points",
+                                 marker=dict(color="#e7298a", size=14, line=dict(color="white", width=2))),
+                      row=1, col=col)
+    fig.update_yaxes(range=[lo - pad, hi + pad], title_text="y", row=1, col=1)
+    fig.update_xaxes(title_text="x")
+    return _style(fig, "What each network learned for task B", height=480)
+
+
+def toy_losses(result) -> go.Figure:
+    """Train and test MSE per fine-tuning epoch, mean and band over seeds, both conditions."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=["Train MSE on B's points", "Test MSE against the true B line"])
+    for name in ("scratch", "pretrained"):
+        hist = getattr(result, name).history
+        for col, values in ((1, hist.train_loss), (2, hist.val_loss)):
+            if not values:
+                continue
+            epochs = np.arange(1, len(values) + 1)
+            for trace in band_traces(epochs, values, LABELS[name], COLORS[name], showlegend=col == 2):
+                fig.add_trace(trace, row=1, col=col)
+    fig.update_yaxes(type="log", exponentformat="power", title_text="MSE (log scale)")
+    fig.update_xaxes(title_text="fine-tuning epoch")
+    return _style(fig, f"Loss while fine-tuning on B (line: mean; {BAND})")
+
+
+def toy_final_mse(result) -> go.Figure:
+    """Each seed's final test MSE as a dot: the spread behind the two means."""
+    fig = go.Figure()
+    for name in ("scratch", "pretrained"):
+        mse = getattr(result, name).test_mse
+        fig.add_trace(go.Box(x=mse, name=LABELS[name], boxpoints="all", jitter=0.4, pointpos=0,
+                             marker=dict(color=COLORS[name], size=8), line=dict(color=COLORS[name]),
+                             fillcolor=_rgba(COLORS[name], 0.15), orientation="h"))
+    fig.update_xaxes(type="log", tickformat=".2g", title_text="final test MSE on task B (log scale)")
+    fig.update_layout(showlegend=False)
+    return _style(fig, "Final test error of every seed (one dot per network)", height=320)
