@@ -100,14 +100,20 @@ def make_optimizer(params, cfg: FitConfig) -> torch.optim.Optimizer:
 
 
 def set_train_mode(model: nn.Module) -> None:
-    """model.train(), except BatchNorm layers whose parameters are all frozen stay in eval mode,
-    so fine-tuning on a few images does not overwrite the running statistics learnt in pretraining."""
+    """model.train(), except that every sub-module whose parameters are all frozen stays in eval mode:
+    a frozen stage is a fixed feature extractor, so its BatchNorm keeps the running statistics learnt in
+    pretraining (not a few images' statistics) and its dropout / stochastic depth stay off."""
     model.train()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                m.eval()
+
+    def visit(module: nn.Module) -> None:
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
 
 
 def _batches(data: Batch, batch_size: int, gen: torch.Generator) -> Iterator[Batch]:
@@ -237,3 +243,29 @@ def fit(
         hist.status = "finished"
     hist.seconds = time.perf_counter() - start
     return hist
+
+
+@torch.no_grad()
+def frozen_features(prefix: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Run the frozen prefix once over x, in eval mode, batch by batch. Training then costs only the
+    trainable rest: the main speed lever on a laptop. (No augmentation: the cache would freeze it too.)"""
+    prefix.eval()
+    dev = _device_of(prefix)
+    if len(prefix) == 0:
+        return x.to(dev)
+    return torch.cat([prefix(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+
+
+def concat_histories(histories: list[History]) -> History:
+    """Phases of one run (e.g. gradual unfreezing) as one history."""
+    out = History(task=histories[0].task)
+    for h in histories:
+        out.train_loss += h.train_loss
+        out.val_loss += h.val_loss
+        out.train_acc += h.train_acc
+        out.val_acc += h.val_acc
+        out.seconds += h.seconds
+        out.status, out.message = h.status, h.message
+        if h.status != "finished":
+            break
+    return out
