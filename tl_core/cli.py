@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import fields
 
-from tl_core import toy
+from tl_core import backbones, data, finetune, freeze, toy
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -62,11 +62,115 @@ def _run_toy(args) -> int:
     return 0 if result.status == "finished" else 1
 
 
+def _shots(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shots must be a whole number or 'all', got {text!r}") from None
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _add_finetune_options(p) -> None:
+    d = finetune.FinetuneConfig()
+    p.add_argument("--backbone", default=d.backbone, help=f"one of {', '.join(backbones.REGISTRY)}")
+    p.add_argument("--weights", default=d.weights, choices=("pretrained", "scratch", "both"))
+    p.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(data.DATASETS)}")
+    p.add_argument("--classes", type=_classes, default=None, help="comma-separated subset, e.g. 3,8")
+    p.add_argument("--freeze", default=d.freeze, help="frozen stages: all (all but the head), none, or a count")
+    p.add_argument("--strategy", default=d.strategy, choices=tuple(freeze.STRATEGIES))
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--image-size", type=int, default=d.image_size, help="pixels; small is fast on a CPU")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="runs per weights condition, for bands")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--val-per-class", type=int, default=d.val_per_class)
+    p.add_argument("--unfreeze-every", type=int, default=d.unfreeze_every)
+    p.add_argument("--no-cache", dest="cache", action="store_false", help="re-run frozen stages every epoch")
+    p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cuda, mps or cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a backbone on a few-shot dataset")
+    _add_finetune_options(p)
+    p.add_argument("--shots", type=_shots, default=finetune.FinetuneConfig().shots, help="per class, or all")
+    p.set_defaults(func=_run_finetune)
+    p = sub.add_parser("sweep", help="val accuracy over a shots x freeze-depth grid")
+    _add_finetune_options(p)
+    p.add_argument("--shots", type=lambda t: [_shots(x) for x in t.split(",")], default=[1, 5, 20],
+                   help="comma-separated, e.g. 1,5,20,all")
+    p.add_argument("--freezes", type=lambda t: [x.strip() for x in t.split(",")], default=["all", "none"],
+                   help="comma-separated freeze depths, e.g. all,4,none")
+    p.set_defaults(func=_run_sweep)
+    p = sub.add_parser("pretrain", help="pretrain Transfer Lab's small CNN on generated shapes (assets/)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(backbones.SHAPES_CNN))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _progress(args):
+    if args.json:
+        return None
+    return lambda fraction, message: sys.stderr.write(f"\r{fraction:4.0%} {message:<60}")
+
+
+def _run_finetune(args) -> int:
+    cfg = _config_from_args(finetune.FinetuneConfig, args)
+    result = finetune.run(cfg, progress=_progress(args), device=args.device)
+    out = result.to_json()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        sys.stderr.write("\n")
+        print(f"{cfg.backbone}, {cfg.dataset}, {cfg.shots or 'all'} shots/class, freeze {cfg.freeze} "
+              f"({out['frozen_stages']} of {len(out['stages'])} stages), {cfg.strategy}, on {out['device']} "
+              f"in {out['seconds']:.1f} s")
+        for weights, summary in out["conditions"].items():
+            print(f"  {weights:<10} val acc {summary['val_acc']:.3f} ± {summary['val_acc_std']:.3f}   "
+                  f"train acc {summary['train_acc']:.3f}")
+    return 0 if result.status == "finished" else 1
+
+
+def _run_sweep(args) -> int:
+    shots = args.shots
+    args.shots = None
+    cfg = _config_from_args(finetune.FinetuneConfig, args)
+    result = finetune.sweep(cfg, shots, args.freezes, progress=_progress(args), device=args.device)
+    out = result.to_json()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        sys.stderr.write("\n")
+        for weights, grid in out["grid"].items():
+            print(f"{weights}: val accuracy, rows freeze {args.freezes}, columns shots {shots}")
+            for fr, row in zip(args.freezes, grid):
+                print(f"  {fr:>5}  " + "  ".join(f"{v:.3f}" for v in row))
+    return 0 if result.status == "finished" else 1
+
+
+def _run_pretrain(args) -> int:
+    from tl_core import pretrain
+
+    out = pretrain.pretrain_shapes(epochs=args.epochs, seed=args.seed, out=args.out, device=args.device)
+    print(json.dumps(out) if args.json else f"saved {out['out']}: val acc {out['val_acc']:.3f} in {out['seconds']} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
     sub.required = True
     _add_toy(sub)
+    _add_finetune(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,86 @@
+"""The fine-tuning lab end to end: pretrained beats scratch where it should, over seeds; sweeps; JSON."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tl_core import finetune
+
+
+def test_pretrained_lite0_feature_extraction_beats_scratch_on_digits_at_5_shots():
+    cfg = finetune.FinetuneConfig(backbone="efficientnet_lite0", weights="both", dataset="digits", shots=5,
+                                  freeze="all", seeds=3, epochs=12, lr=3e-3, image_size=48)
+    result = finetune.run(cfg, device="cpu")
+    p, s = result.summary("pretrained"), result.summary("scratch")
+    assert all(a > b for a, b in zip(p["val_acc_seeds"], s["val_acc_seeds"]))   # in every seed
+    assert p["val_acc"] - s["val_acc"] >= 0.10                                 # by a clear margin
+    assert finetune.verdict(result)[0] == "helped"
+    assert result.runs[0].confusion.sum() == 10 * cfg.val_per_class
+
+
+def test_run_records_curves_per_epoch_and_a_fixed_val_set():
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="faces", image_size=32, shots=2, epochs=3, seeds=2)
+    result = finetune.run(cfg, device="cpu")
+    assert [r.seed for r in result.runs] == [0, 1]
+    for r in result.runs:
+        assert r.history.epochs_run == 3 and len(r.history.val_acc) == 3
+    assert len(result.val) == 2 * cfg.val_per_class
+    assert 0 <= result.to_json()["val_acc"] <= 1
+
+
+def test_sweep_grid_covers_shots_and_freeze_depths_with_scratch_trained_fully():
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=2,
+                                  weights="both")
+    sw = finetune.sweep(cfg, [1, 5], ["all", "2"], device="cpu")
+    assert sw.grid("pretrained").shape == (2, 2) and not np.isnan(sw.grid("pretrained")).any()
+    assert sw.grid("scratch").shape == (1, 2)
+    assert {r["freeze"] for r in sw.records if r["weights"] == "scratch"} == {"none"}
+    assert len(sw.records) == 2 * 2 * 2 + 2 * 2
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tl_core", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_finetune_json_keys():
+    proc = _cli("finetune", "--backbone", "efficientnet_lite0", "--weights", "pretrained", "--dataset", "digits",
+                "--shots", "5", "--freeze", "all", "--epochs", "3", "--seed", "0", "--image-size", "32", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in ("val_acc", "train_acc", "history", "seconds", "device", "config"):
+        assert key in out
+    assert len(out["history"]["val_acc"]) == 3 and len(out["history"]["train_loss"]) == 3
+    assert out["config"]["shots"] == 5 and out["config"]["freeze"] == "all"
+
+
+def test_cli_sweep_returns_the_grid():
+    proc = _cli("sweep", "--backbone", "shapes_cnn", "--dataset", "faces", "--image-size", "32", "--epochs", "2",
+                "--shots", "1,5", "--freezes", "all,none", "--weights", "pretrained", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert np.asarray(out["grid"]["pretrained"]).shape == (2, 2)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--backbone", "nope"], "unknown backbone"),
+    (["--dataset", "nope"], "unknown dataset"),
+    (["--shots", "500"], "choose at most"),
+    (["--freeze", "99"], "freeze must be between"),
+    (["--backbone", "vit_b_16", "--weights", "scratch"], "only accepts 224 px"),
+])
+def test_cli_finetune_bad_input_one_line(args, words):
+    proc = _cli("finetune", *args, "--epochs", "1", "--json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0]
+
+
+def test_missing_hub_weights_offline_exit_with_what_to_do():
+    from tl_core import backbones
+
+    if backbones.weights_status("resnet18")[0]:
+        pytest.skip("resnet18's weights are cached here")
+    proc = _cli("finetune", "--backbone", "resnet18", "--epochs", "1", "--json")
+    assert proc.returncode == 2 and "To fetch them once, online" in proc.stderr
