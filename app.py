@@ -8,6 +8,7 @@ st.set_page_config(page_title="Transfer Lab", page_icon=":material/science:", la
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/toy.py", title="Regularisation toy", icon=":material/show_chart:", url_path="toy"),
+    st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune"),
 ]
 nav = st.navigation(pages)
 st.sidebar.caption(f"Training device: **{device.describe()}**")

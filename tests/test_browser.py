@@ -95,3 +95,22 @@ def test_home_links_to_the_toy(server, page):
     page.locator("[data-testid='stMain'] a", has_text="Regularisation toy").first.click()
     page.get_by_text("Pretraining acts as a regulariser").wait_for(timeout=60_000)
     assert page.url.endswith("/toy")
+
+
+def test_finetune_lab_trains_in_the_browser_and_draws_its_curves(server, page):
+    page.goto(f"{server}/finetune")
+    page.get_by_text("press Train").first.wait_for(timeout=60_000)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    # a fast, fully offline setup: Transfer Lab's own shapes CNN on the face / not-face photos
+    sidebar.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Small CNN (pretrained here on shapes)").click()
+    sidebar.locator("[data-testid='stSelectbox']").nth(1).click()
+    page.get_by_role("option", name="faces").click()
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("Overfitting curves").first.wait_for(timeout=240_000)
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=60_000)
+    assert page.get_by_text("from scratch (mean of 3 seeds").count() == 1
+    assert page.get_by_text("Traceback").count() == 0
+    shot = ARTIFACTS / "finetune.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000

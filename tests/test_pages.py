@@ -52,3 +52,27 @@ def test_tl_core_never_imports_streamlit():
     code = "import sys, tl_core.cli, tl_core.plots, tl_core.toy; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch):
+    from tl_core import finetune
+
+    calls = []
+    real = finetune.run
+    monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    app.switch_page("app_pages/finetune.py").run()
+    assert not app.exception and "press **Train**" in app.info[0].value
+    app.selectbox(key="ft_backbone").set_value("shapes_cnn")
+    app.selectbox(key="ft_dataset").set_value("faces")
+    app.select_slider(key="ft_size").set_value(32)
+    app.slider(key="ft_epochs").set_value(3)
+    app.slider(key="ft_seeds").set_value(2)
+    app.run()
+    app.button(key="ft_train").click().run()
+    assert not app.exception
+    assert len(app.get("plotly_chart")) >= 2          # curves, confusion matrix (+ misclassified)
+    assert any("pretrained" in m.value and "scratch" in m.value for m in [*app.success, *app.info, *app.error])
+    app.run()
+    assert len(calls) == 1 and app.button(key="ft_train").disabled  # same config: shown, not retrained
+    app.button(key="ft_sweep").click().run()
+    assert not app.exception and len(app.get("plotly_chart")) >= 4

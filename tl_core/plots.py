@@ -111,3 +111,87 @@ def toy_final_mse(result) -> go.Figure:
     fig.update_xaxes(type="log", tickformat=".2g", title_text="final test MSE on task B (log scale)")
     fig.update_layout(showlegend=False)
     return _style(fig, "Final test error of every seed (one dot per network)", height=320)
+
+
+# ---- fine-tuning lab ------------------------------------------------------------------------------
+
+def finetune_curves(result) -> go.Figure:
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, each weights condition a colour,
+    mean over seeds with a band: the overfitting picture, pretrained vs scratch on the same axes."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    for weights in result.config.conditions():
+        runs = result.by_weights(weights)
+        if not runs:
+            continue
+        length = min(r.history.epochs_run for r in runs)
+        if length == 0:
+            continue
+        epochs = np.arange(1, length + 1)
+        for col, key in ((1, "loss"), (2, "acc")):
+            for split, dash in (("train", None), ("val", "dash")):
+                values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
+                label = f"{weights}, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, COLORS[weights], dash=dash, showlegend=col == 1):
+                    fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    seeds = result.config.seeds
+    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})")
+
+
+def _shots_label(shots) -> str:
+    return "all" if shots is None else str(shots)
+
+
+def shots_sweep(sweep, freeze: str) -> go.Figure:
+    """Validation accuracy against shots per class (log axis), pretrained vs scratch, band over seeds."""
+    fig = go.Figure()
+    numeric = [s for s in sweep.shots if s is not None]
+    for weights in sweep.config.conditions():
+        seeds = sorted({r["seed"] for r in sweep.records if r["weights"] == weights})
+        fr = freeze if weights == "pretrained" else "none"
+        rows = [[next((r["val_acc"] for r in sweep.records if r["weights"] == weights and r["seed"] == s
+                       and r["freeze"] == fr and r["shots"] == sh), np.nan) for s in seeds] for sh in numeric]
+        if seeds and rows:
+            label = f"pretrained ({freeze} frozen)" if weights == "pretrained" else "scratch (all stages trained)"
+            for trace in band_traces(numeric, np.array(rows), label, COLORS[weights]):
+                fig.add_trace(trace)
+    fig.update_xaxes(type="log", title_text="training images per class (log scale)", tickvals=numeric,
+                     ticktext=[str(s) for s in numeric])
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
+    return _style(fig, f"Accuracy vs shots per class (line: mean over seeds; {BAND})", height=420)
+
+
+def freeze_shots_heatmap(sweep, weights: str, stage_names: list[str]) -> go.Figure:
+    grid = sweep.grid(weights)
+    labels = [f"{fr} frozen" for fr in (sweep.freezes if weights == "pretrained" else ["none"])]
+    fig = go.Figure(go.Heatmap(z=grid, x=[_shots_label(s) for s in sweep.shots], y=labels, zmin=0, zmax=1,
+                               colorscale="Viridis", colorbar=dict(title="val acc", tickformat=".0%"),
+                               text=[[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in grid],
+                               texttemplate="%{text}", textfont=dict(size=16)))
+    fig.update_xaxes(title_text="training images per class", type="category")
+    fig.update_yaxes(title_text=f"frozen stages (of {len(stage_names)})", type="category")
+    return _style(fig, f"Validation accuracy: freeze depth × shots ({weights}, mean over seeds)", height=380)
+
+
+def confusion(matrix: np.ndarray, classes: list[str], title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", showscale=False,
+                               text=matrix, texttemplate="%{text}", textfont=dict(size=14)))
+    fig.update_xaxes(title_text="predicted class", type="category")
+    fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    return _style(fig, title, height=420)
+
+
+def image_grid(images, titles: list[str], title: str, columns: int = 8) -> go.Figure:
+    """A grid of (N, 3, H, W) images in [0, 1] with a caption each (e.g. 'true 3 → predicted 8')."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.08)
+    for i in range(n):
+        img = (np.asarray(images[i]).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8)
+        fig.add_trace(go.Image(z=img), row=i // columns + 1, col=i % columns + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=13)
+    return _style(fig, title, height=170 * rows + 80)
