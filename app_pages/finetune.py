@@ -54,6 +54,9 @@ if train_clicked:
         results[cfg] = finetune.run(cfg, progress=progress)
     except ValueError as err:
         st.error(str(err))
+    except Exception:  # a failure is not a Stop (a Stop ends the script with a BaseException)
+        st.session_state.pop("ft_running", None)
+        raise
     st.session_state.pop("ft_running", None)
     bar.empty()
 

@@ -34,5 +34,8 @@ st.markdown(
 2. The right panel starts the same 30 networks from weights pretrained on a related task A:
    they pass through the points *and* stay near the true line.
 3. Set *How task A relates to B* to **unrelated** and watch the advantage turn into a handicap.
+4. Open the **Fine-tuning lab** and press **Train**: EfficientNet-Lite0, pretrained on ImageNet,
+   against the same network from scratch on 5 digits per class. Then run the **shots sweep**: with
+   20 images per class, scratch catches up.
 """
 )

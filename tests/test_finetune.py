@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from tl_core import finetune
 
@@ -84,3 +85,38 @@ def test_missing_hub_weights_offline_exit_with_what_to_do():
         pytest.skip("resnet18's weights are cached here")
     proc = _cli("finetune", "--backbone", "resnet18", "--epochs", "1", "--json")
     assert proc.returncode == 2 and "To fetch them once, online" in proc.stderr
+
+
+def test_sweep_in_any_shots_order_trains_on_the_right_images():
+    """Features are cached per images tensor; a later shots value must never get another's features."""
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, batch_size=8)
+    sw = finetune.sweep(cfg, [1, 5, 20, 2, 10], ["all"], device="cpu")
+    assert len(sw.records) == 5 and all(r["status"] == "finished" for r in sw.records)
+
+
+def test_misclassified_and_confusion_use_the_first_runs_val_set():
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="faces", image_size=32, shots=2, epochs=1, seeds=2)
+    result = finetune.run(cfg, device="cpu")
+    from tl_core import data
+
+    _, first_val = data.few_shot_split(data.load("faces", 32), 2, cfg.seed, cfg.val_per_class)
+    assert torch.equal(result.val.labels, first_val.labels) and torch.equal(result.val.images, first_val.images)
+    assert result.runs[0].confusion.sum() == len(result.val)
+
+
+def test_gradual_and_discriminative_at_the_deepest_freeze_reach_the_stem():
+    from tl_core import backbones, data, freeze
+
+    n = len(backbones.stage_names("shapes_cnn"))
+    train, val = data.few_shot_split(data.load("textures", 32), 2, 0)
+    for strategy, epochs in (("gradual", 2 * n), ("discriminative", 1)):
+        cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=epochs,
+                                      freeze=str(n - 1), strategy=strategy, unfreeze_every=2)
+        model = backbones.create("shapes_cnn", "pretrained", num_classes=3)
+        finetune._Trainer(model, cfg, torch.device("cpu")).train(train, val)
+        assert freeze.frozen_stages(model) == 0, strategy
+
+
+def test_cli_pretrain_to_an_unwritable_path_is_one_line_before_training():
+    proc = _cli("pretrain", "--out", "README.md/inside-a-file.pt")
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr

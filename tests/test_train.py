@@ -88,3 +88,9 @@ def test_bad_fit_config_is_a_clear_error():
             assert words in str(err)
         else:
             raise AssertionError(f"{cfg} was accepted")
+
+
+def test_a_last_mini_batch_of_one_is_merged_so_batchnorm_can_train():
+    x, y = _blobs(n=33)
+    hist = fit(_net(), (x, y), None, FitConfig(epochs=2, batch_size=32), task="classification")
+    assert hist.status == "finished" and hist.epochs_run == 2

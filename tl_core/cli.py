@@ -152,7 +152,7 @@ def _run_sweep(args) -> int:
         sys.stderr.write("\n")
         for weights, grid in out["grid"].items():
             print(f"{weights}: val accuracy, rows freeze {args.freezes}, columns shots {shots}")
-            for fr, row in zip(args.freezes, grid):
+            for fr, row in zip(["none"] if weights == "scratch" else args.freezes, grid):
                 print(f"  {fr:>5}  " + "  ".join(f"{v:.3f}" for v in row))
     return 0 if result.status == "finished" else 1
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, OSError) as err:
         # bad values (out of range, unknown device, ...) are the user's to fix: one line, no traceback
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         sys.stderr.write(f"python -m tl_core {args.experiment}: error: {first_line}\n")

@@ -88,7 +88,7 @@ class FinetuneResult:
     stage_names: list[str]
     frozen: int                   # frozen stages at the start
     runs: list[Run]
-    val: data.ImageSet            # the fixed validation set (for misclassified examples)
+    val: data.ImageSet            # the first run's validation set (its confusion matrix, misclassified images)
     device: str
     weights_note: str
     seconds: float = 0.0
@@ -146,13 +146,22 @@ class _Trainer:
         self.model, self.cfg, self.dev = model, cfg, dev
         self.n = len(model.stages)
         self.k = freeze.parse_freeze(cfg.freeze, self.n)
-        self._features: dict[tuple[int, int], torch.Tensor] = {}  # (depth, id(images)) → features
+        # gradual unfreezing and discriminative LRs reach down to stage `floor`: to the stem when the
+        # freeze depth is the deepest (all but the head), else to the chosen depth
+        self.floor = 0 if self.k == self.n - 1 else self.k
+        # (depth, id(images)) → (images, features): holding the images keeps their id from being reused
+        self._features: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _cached(self, k: int, images: torch.Tensor) -> torch.Tensor | None:
+        hit = self._features.get((k, id(images)))
+        return hit[1] if hit is not None and hit[0] is images else None
 
     def features(self, k: int, images: torch.Tensor) -> torch.Tensor:
-        key = (k, id(images))
-        if key not in self._features:
-            self._features[key] = frozen_features(self.model.prefix(k), images, self.cfg.batch_size)
-        return self._features[key]
+        feats = self._cached(k, images)
+        if feats is None:
+            feats = frozen_features(self.model.prefix(k), images, self.cfg.batch_size)
+            self._features[(k, id(images))] = (images, feats)
+        return feats
 
     def _fit_at(self, k: int, epochs: int, train, val, params=None, **hooks) -> History:
         """Train with the first k stages frozen; on cached features when allowed."""
@@ -167,8 +176,9 @@ class _Trainer:
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities; from the cached features of the frozen prefix when it has them."""
         k = freeze.frozen_stages(self.model)
-        if self.cfg.cache and (k, id(images)) in self._features:
-            return predict(self.model.suffix(k), self._features[(k, id(images))], self.cfg.batch_size)
+        feats = self._cached(k, images) if self.cfg.cache else None
+        if feats is not None:
+            return predict(self.model.suffix(k), feats, self.cfg.batch_size)
         return predict(self.model, images, self.cfg.batch_size)
 
     def train(self, train, val, **hooks) -> History:
@@ -176,13 +186,13 @@ class _Trainer:
         if cfg.strategy == "fixed":
             return self._fit_at(self.k, cfg.epochs, train, val, **hooks)
         if cfg.strategy == "discriminative":
-            freeze.freeze_to(self.model, self.k)
-            return self._fit_at(self.k, cfg.epochs, train, val,
-                                params=freeze.discriminative_groups(self.model, cfg.lr, first=self.k), **hooks)
+            freeze.freeze_to(self.model, self.floor)
+            return self._fit_at(self.floor, cfg.epochs, train, val,
+                                params=freeze.discriminative_groups(self.model, cfg.lr, first=self.floor), **hooks)
         # gradual unfreezing: phases of decreasing frozen depth, optimizer rebuilt in each
         phases, done = [], 0
         on_epoch = hooks.pop("on_epoch", None)
-        for k, span in freeze.gradual_schedule(self.n, cfg.epochs, cfg.unfreeze_every, floor=0 if cfg.freeze == "all" else self.k):
+        for k, span in freeze.gradual_schedule(self.n, cfg.epochs, cfg.unfreeze_every, floor=self.floor):
             shifted = (lambda e, h, base=done: on_epoch(base + e, h)) if on_epoch else None
             phases.append(self._fit_at(k, span, train, val, on_epoch=shifted, **hooks))
             done += span
@@ -221,9 +231,11 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
     dev = devices.pick(device)
     ds = data.load(cfg.dataset, cfg.image_size, cfg.classes)
     plan = [(w, cfg.seed + s) for w in cfg.conditions() for s in range(cfg.seeds)]
-    runs, status, message, val, names, k = [], "finished", "", None, [], 0
+    runs, status, message, first_val, names, k = [], "finished", "", None, [], 0
     for i, (weights, seed) in enumerate(plan):
         train, val = data.few_shot_split(ds, cfg.shots, seed, cfg.val_per_class)
+        if first_val is None:
+            first_val = val
         model = backbones.create(cfg.backbone, weights, len(ds.classes), seed).to(dev)
         trainer = _Trainer(model, cfg.for_weights(weights), dev)
         names = model.names
@@ -240,7 +252,7 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
             status, message = r.history.status, r.history.message
             break
     result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=names, frozen=k, runs=runs,
-                            val=val, device=devices.describe(dev), weights_note=note, status=status,
+                            val=first_val, device=devices.describe(dev), weights_note=note, status=status,
                             message=message)
     result.seconds = time.perf_counter() - start
     return result

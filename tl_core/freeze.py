@@ -16,8 +16,10 @@ from tl_core.backbones import StagedModel
 
 STRATEGIES = {
     "fixed": "freeze the first k stages for the whole run (all = feature extraction, none = full fine-tuning)",
-    "gradual": "gradual unfreezing: start with only the head, unfreeze one more stage every few epochs",
-    "discriminative": "discriminative learning rates: stages after the frozen ones train, earlier ones slower",
+    "gradual": "gradual unfreezing: start with only the head, unfreeze one more stage every few epochs "
+               "(down to the frozen depth, or to the stem when everything but the head is frozen)",
+    "discriminative": "discriminative learning rates: stages after the frozen ones (all, when everything but "
+                      "the head is frozen) train, earlier ones slower",
 }
 
 

@@ -20,6 +20,13 @@ from tl_core.train import FitConfig, fit
 def pretrain_shapes(epochs: int = 8, seed: int = 0, out: Path = backbones.SHAPES_CNN, device: str = "auto") -> dict:
     if not 1 <= epochs <= 200:
         raise ValueError(f"epochs must be between 1 and 200, got {epochs}")
+    out = Path(out)
+    try:  # fail before a minute of training, not after
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(out.suffix + ".tmp").touch()
+        out.with_suffix(out.suffix + ".tmp").unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write {out}: {err.strerror or err}") from None
     start = time.perf_counter()
     dev = devices.pick(device)
     devices.seed_everything(seed)
@@ -29,8 +36,6 @@ def pretrain_shapes(epochs: int = 8, seed: int = 0, out: Path = backbones.SHAPES
     staged = backbones.StagedModel([("normalize", backbones.Normalize((0.5,) * 3, (0.25,) * 3)), ("cnn", model)])
     hist = fit(staged.to(dev), (train.images, train.labels), (val.images, val.labels),
                FitConfig(epochs=epochs, lr=2e-3, batch_size=64, seed=seed), task="classification")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out)
     return {"experiment": "pretrain", "out": str(out), "classes": ds.classes, "epochs": epochs,
             "val_acc": hist.val_acc[-1] if hist.val_acc else None, "history": hist.as_dict(),

@@ -123,8 +123,11 @@ def _batches(data: Batch, batch_size: int, gen: torch.Generator) -> Iterator[Bat
         yield x, y
         return
     order = torch.randperm(n, generator=gen)
-    for i in range(0, n, batch_size):
-        idx = order[i:i + batch_size]
+    starts = list(range(0, n, batch_size))
+    if n - starts[-1] == 1:  # a last batch of one image: BatchNorm cannot train on it, so merge it
+        starts.pop()
+    for i, start in enumerate(starts):
+        idx = order[start:starts[i + 1] if i + 1 < len(starts) else n]
         yield x[idx], y[idx]
 
 
