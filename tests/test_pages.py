@@ -76,3 +76,26 @@ def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(
     assert len(calls) == 1 and app.button(key="ft_train").disabled  # same config: shown, not retrained
     app.button(key="ft_sweep").click().run()
     assert not app.exception and len(app.get("plotly_chart")) >= 4
+
+
+def test_finetune_controls_reach_the_run(app):
+    app.switch_page("app_pages/finetune.py").run()
+    app.selectbox(key="ft_backbone").set_value("shapes_cnn").run()   # the freeze slider follows its stages
+    assert app.slider(key="ft_freeze").max == 4 and app.slider(key="ft_freeze").value == 4
+    app.selectbox(key="ft_dataset").set_value("textures")
+    app.select_slider(key="ft_size").set_value(32)
+    app.radio(key="ft_weights").set_value("pretrained")
+    app.radio(key="ft_strategy").set_value("gradual")
+    app.select_slider(key="ft_shots").set_value("2")
+    app.select_slider(key="ft_lr").set_value(1e-2)
+    app.slider(key="ft_epochs").set_value(4)
+    app.slider(key="ft_seeds").set_value(1)
+    app.slider(key="ft_freeze").set_value(2)
+    app.run()
+    app.button(key="ft_train").click().run()
+    assert not app.exception
+    (cfg, result), = app.session_state["ft_results"].items()
+    assert (cfg.weights, cfg.strategy, cfg.shots, cfg.lr, cfg.freeze, cfg.epochs) == ("pretrained", "gradual", 2, 1e-2, "2", 4)
+    assert len(result.runs) == 1 and len(result.runs[0].history.train_loss) == 4
+    assert "pretrained: validation accuracy" in app.info[0].value      # one condition: no comparison claimed
+    assert "frozen: conv1, conv2" in " ".join(c.value for c in app.caption)
