@@ -54,6 +54,18 @@ def test_tl_core_never_imports_streamlit():
     assert out.stdout.strip() == "False"
 
 
+def _train_small_lab(app, dataset: str, epochs: int, seeds: int) -> None:
+    """Set the lab to a fast offline run (the shapes CNN at 32 px) and press Train."""
+    app.selectbox(key="ft_backbone").set_value("shapes_cnn")
+    app.selectbox(key="ft_dataset").set_value(dataset)
+    app.select_slider(key="ft_size").set_value(32)
+    app.slider(key="ft_epochs").set_value(epochs)
+    app.slider(key="ft_seeds").set_value(seeds)
+    app.run()
+    app.button(key="ft_train").click().run()
+    assert not app.exception
+
+
 def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch):
     from tl_core import finetune
 
@@ -62,14 +74,7 @@ def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(
     monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
     app.switch_page("app_pages/finetune.py").run()
     assert not app.exception and "press **Train**" in app.info[0].value
-    app.selectbox(key="ft_backbone").set_value("shapes_cnn")
-    app.selectbox(key="ft_dataset").set_value("faces")
-    app.select_slider(key="ft_size").set_value(32)
-    app.slider(key="ft_epochs").set_value(3)
-    app.slider(key="ft_seeds").set_value(2)
-    app.run()
-    app.button(key="ft_train").click().run()
-    assert not app.exception
+    _train_small_lab(app, dataset="faces", epochs=3, seeds=2)
     assert len(app.get("plotly_chart")) >= 2          # curves, confusion matrix (+ misclassified)
     assert any("pretrained" in m.value and "scratch" in m.value for m in [*app.success, *app.info, *app.error])
     app.run()
@@ -82,18 +87,12 @@ def test_finetune_controls_reach_the_run(app):
     app.switch_page("app_pages/finetune.py").run()
     app.selectbox(key="ft_backbone").set_value("shapes_cnn").run()   # the freeze slider follows its stages
     assert app.slider(key="ft_freeze").max == 4 and app.slider(key="ft_freeze").value == 4
-    app.selectbox(key="ft_dataset").set_value("textures")
-    app.select_slider(key="ft_size").set_value(32)
     app.radio(key="ft_weights").set_value("pretrained")
     app.radio(key="ft_strategy").set_value("gradual")
     app.select_slider(key="ft_shots").set_value("2")
     app.select_slider(key="ft_lr").set_value(1e-2)
-    app.slider(key="ft_epochs").set_value(4)
-    app.slider(key="ft_seeds").set_value(1)
     app.slider(key="ft_freeze").set_value(2)
-    app.run()
-    app.button(key="ft_train").click().run()
-    assert not app.exception
+    _train_small_lab(app, dataset="textures", epochs=4, seeds=1)
     (cfg, result), = app.session_state["ft_results"].items()
     assert (cfg.weights, cfg.strategy, cfg.shots, cfg.lr, cfg.freeze, cfg.epochs) == ("pretrained", "gradual", 2, 1e-2, "2", 4)
     assert len(result.runs) == 1 and len(result.runs[0].history.train_loss) == 4
