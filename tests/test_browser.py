@@ -1,74 +1,13 @@
 """The key flows in a real headless Chromium against a running `streamlit run app.py`.
 
-Skipped, with a plain reason, where Chromium is not installed; CI sets TL_REQUIRE_BROWSER=1 so
-that there a missing browser fails instead. Screenshots land in artifacts/ for a person to look at.
+Fixtures `server` and `page` (tests/conftest.py) start Streamlit and Chromium; tests marked `browser`
+are skipped, with a plain reason, where Chromium is not installed. Screenshots land in artifacts/.
 """
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
-if CHROMIUM is None:
-    if os.environ.get("TL_REQUIRE_BROWSER") == "1":
-        raise RuntimeError("TL_REQUIRE_BROWSER=1 but Chromium is not installed (apt-get install chromium)")
-    pytestmark = [pytest.mark.browser, pytest.mark.skip(reason="Chromium not installed: browser tests SKIPPED "
-                                                                "(apt-get install chromium to run them)")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 90 s; see artifacts/streamlit.log")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # tall enough that a screenshot shows every chart (Streamlit scrolls inside its own container)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        yield page
-        browser.close()
 
 
 def test_toy_page_draws_its_charts_and_verdict(server, page):
