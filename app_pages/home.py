@@ -23,6 +23,8 @@ st.subheader("Pages")
 st.page_link("app_pages/toy.py", label="Regularisation toy: task A → task B with two points", icon=":material/show_chart:")
 st.page_link("app_pages/finetune.py", label="Fine-tuning lab: real pretrained backbones, freeze depth, few shots",
              icon=":material/tune:")
+st.page_link("app_pages/runs.py", label="Runs: every experiment kept, compared side by side, exported",
+             icon=":material/history:")
 st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
            "when the seeds disagree with it.")
 

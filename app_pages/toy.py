@@ -1,5 +1,8 @@
 import streamlit as st
 
+from dataclasses import asdict
+
+from app_pages import ui
 from tl_core import plots, toy
 
 RELATION_HELP = {
@@ -12,11 +15,15 @@ LEARNING_RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_toy(cfg: toy.ToyConfig) -> toy.ToyResult:
-    """Cached by config: a rerun with the same settings retrains nothing."""
-    return toy.run(cfg)
+    """Cached by config: a rerun with the same settings retrains nothing (and records nothing new)."""
+    with ui.recording("toy", asdict(cfg)) as rec:
+        result = toy.run(cfg)
+        rec["result"] = result.to_json()
+    return result
 
 
 st.title("Pretraining acts as a regulariser")
+link = ui.LinkSettings()
 st.markdown(
     "Task **B** has only a few training points. We train many small networks on it **from scratch**, "
     "and the same networks **pretrained on a related task A** (many points) and then fine-tuned on B. "
@@ -25,19 +32,20 @@ st.markdown(
 
 with st.sidebar:
     st.header("Toy settings")
-    relation = st.radio("How task A relates to B", toy.RELATIONS, index=1, key="toy_relation",
+    relation = st.radio("How task A relates to B", toy.RELATIONS, index=1, key="toy_relation", bind=ui.URL,
                         captions=[RELATION_HELP[r] for r in toy.RELATIONS])
-    b_points = st.slider("Task B training points", 1, 20, 2, key="toy_b_points")
-    noise = st.slider("Noise on training targets (std)", 0.0, 0.5, 0.05, step=0.01, key="toy_noise")
-    preset = st.selectbox("Network", [*toy.PRESETS, "custom"], key="toy_preset")
+    b_points = st.slider("Task B training points", 1, 20, 2, key="toy_b_points", bind=ui.URL)
+    noise = st.slider("Noise on training targets (std)", 0.0, 0.5, 0.05, step=0.01, key="toy_noise", bind=ui.URL)
+    preset = st.selectbox("Network", [*toy.PRESETS, "custom"], key="toy_preset", bind=ui.URL)
     width, depth = toy.PRESETS.get(preset, (16, 2))
     if preset == "custom":
-        width = st.slider("Hidden units per layer", 1, 128, 16, key="toy_width")
-        depth = st.slider("Hidden layers", 1, 4, 2, key="toy_depth")
-    seeds = st.slider("Seeds per condition", 5, 100, 30, step=5, key="toy_seeds")
-    epochs = st.slider("Fine-tuning epochs", 50, 2000, 300, step=50, key="toy_epochs")
-    lr = st.select_slider("Learning rate (Adam)", LEARNING_RATES, value=0.01, key="toy_lr")
+        width = st.slider("Hidden units per layer", 1, 128, 16, key="toy_width", bind=ui.URL)
+        depth = st.slider("Hidden layers", 1, 4, 2, key="toy_depth", bind=ui.URL)
+    seeds = st.slider("Seeds per condition", 5, 100, 30, step=5, key="toy_seeds", bind=ui.URL)
+    epochs = st.slider("Fine-tuning epochs", 50, 2000, 300, step=50, key="toy_epochs", bind=ui.URL)
+    lr = st.select_slider("Learning rate (Adam)", LEARNING_RATES, value=0.01, key="toy_lr", bind=ui.URL)
 
+link.report()
 cfg = toy.ToyConfig(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth,
                     seeds=seeds, epochs=epochs, lr=lr)
 with st.spinner(f"Training {2 * seeds} networks…"):
@@ -56,9 +64,9 @@ cols[3].metric("Worst train MSE", f"{max(s.train_mse.max(), p.train_mse.max()):.
                help="the largest final MSE on B's training points over both conditions: "
                     "near 0 means every network fits B's points")
 
-st.plotly_chart(plots.toy_functions(result), key="toy_functions")
-st.plotly_chart(plots.toy_losses(result), key="toy_losses")
-st.plotly_chart(plots.toy_final_mse(result), key="toy_final_mse")
+ui.chart(plots.toy_functions(result), "toy_functions")
+ui.chart(plots.toy_losses(result), "toy_losses")
+ui.chart(plots.toy_final_mse(result), "toy_final_mse")
 st.caption(f"{2 * cfg.seeds} networks ({cfg.width} units × {cfg.depth} hidden layers, tanh), "
            f"all seeds of a condition trained at once, in {result.seconds:.2f} s on {result.device}. "
            f"Test MSE is measured against the noise-free B line on {cfg.test_points} points over x ∈ [-2, 2].")

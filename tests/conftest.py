@@ -34,6 +34,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_history(tmp_path_factory):
+    """Runs recorded by tests (pages, CLI, the browser's server) go to a throwaway history, never the user's."""
+    os.environ["TL_DATA_DIR"] = str(tmp_path_factory.mktemp("transfer-lab-data"))
+    yield
+
+
 @pytest.fixture
 def app():
     """The whole app (navigation, sidebar) on its Home page, with a fresh Streamlit cache."""

@@ -42,7 +42,7 @@ def test_finetune_lab_trains_in_the_browser_and_draws_its_curves(server, page):
     sidebar = page.locator("[data-testid='stSidebar']")
     # a fast, fully offline setup: Transfer Lab's own shapes CNN on the face / not-face photos
     sidebar.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="Small CNN (pretrained here on shapes)").click()
+    page.get_by_role("option", name="shapes_cnn").click()
     sidebar.locator("[data-testid='stSelectbox']").nth(1).click()
     page.get_by_role("option", name="faces").click()
     page.get_by_role("button", name="Train").click()

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import fields
 
-from tl_core import backbones, data, finetune, freeze, toy
+from tl_core import backbones, data, finetune, freeze, store, toy
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -46,9 +46,20 @@ def _config_from_args(cls, args):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
+def _record(args, kind: str, out: dict) -> None:
+    """Keep the run in the history (as the pages do); a history that can't be written only warns."""
+    if getattr(args, "no_record", True):
+        return
+    try:
+        store.Store(args.data_dir).record(kind, out, session="cli")
+    except OSError as err:
+        sys.stderr.write(f"python -m tl_core {kind}: warning: run not recorded: {err}\n")
+
+
 def _run_toy(args) -> int:
     cfg = _config_from_args(toy.ToyConfig, args)
     result = toy.run(cfg, device=args.device)
+    _record(args, "toy", result.to_json())
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -127,6 +138,7 @@ def _run_finetune(args) -> int:
     cfg = _config_from_args(finetune.FinetuneConfig, args)
     result = finetune.run(cfg, progress=_progress(args), device=args.device)
     out = result.to_json()
+    _record(args, "finetune", out)
     if args.json:
         print(json.dumps(out))
     else:
@@ -146,6 +158,7 @@ def _run_sweep(args) -> int:
     cfg = _config_from_args(finetune.FinetuneConfig, args)
     result = finetune.sweep(cfg, shots, args.freezes, progress=_progress(args), device=args.device)
     out = result.to_json()
+    _record(args, "sweep", out)
     if args.json:
         print(json.dumps(out))
     else:
@@ -165,15 +178,97 @@ def _run_pretrain(args) -> int:
     return 0
 
 
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="the run history: list, show, export, label, delete")
+    cmds = p.add_subparsers(dest="runs_command", metavar="command", parser_class=OneLineParser)
+    cmds.required = True
+    data_dir = dict(default=None, help="where the history lives (default: $TL_DATA_DIR or ~/.local/share/transfer-lab)")
+    q = cmds.add_parser("list", help="every run, newest first")
+    q.add_argument("--kind", help="only this experiment kind (toy, finetune, sweep, ...)")
+    for name in store.FILTER_FIELDS:
+        q.add_argument(f"--{name}", help=f"only runs with this {name}")
+    q.set_defaults(func=_runs_list)
+    q = cmds.add_parser("show", help="one run: config, metrics, curves")
+    q.add_argument("id", type=int)
+    q.set_defaults(func=_runs_show)
+    q = cmds.add_parser("export", help="runs as CSV (one row per run and epoch) and/or JSON")
+    q.add_argument("ids", type=int, nargs="+")
+    q.add_argument("--csv", help="write the CSV here")
+    q.add_argument("--json-out", help="write the full runs as JSON here")
+    q.set_defaults(func=_runs_export)
+    q = cmds.add_parser("label", help="name a run")
+    q.add_argument("id", type=int)
+    q.add_argument("label")
+    q.set_defaults(func=_runs_label)
+    q = cmds.add_parser("delete", help="delete runs")
+    q.add_argument("ids", type=int, nargs="+")
+    q.set_defaults(func=_runs_delete)
+    for q in cmds.choices.values():
+        q.add_argument("--data-dir", **data_dir)
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _print(args, obj: dict, text: str) -> int:
+    print(json.dumps(obj, default=str) if args.json else text)
+    return 0
+
+
+def _runs_list(args) -> int:
+    db = store.Store(args.data_dir)
+    runs = db.runs(kind=args.kind, **{f: getattr(args, f) for f in store.FILTER_FIELDS})
+    lines = [f"{r.id:>5}  {r.kind:<9} {r.status:<11} {r.seconds or 0:>7.1f} s  {r.label or ''}" for r in runs]
+    return _print(args, {"database": str(db.path), "runs": [r.to_json() for r in runs]},
+                  "\n".join(lines) or f"no runs in {db.path}")
+
+
+def _runs_show(args) -> int:
+    run = store.Store(args.data_dir).get(args.id)
+    text = json.dumps({k: v for k, v in run.to_json().items() if k != "curves"}, indent=1, default=str)
+    return _print(args, run.to_json(with_result=True), text + f"\ncurves: {', '.join(run.curves) or 'none'}")
+
+
+def _runs_export(args) -> int:
+    if not args.csv and not args.json_out:
+        raise ValueError("say where to write: --csv FILE and/or --json-out FILE")
+    runs = store.Store(args.data_dir).many(args.ids)
+    written = []
+    for path, text in ((args.csv, store.to_csv), (args.json_out, store.to_json)):
+        if path:
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(text(runs))
+            written.append(path)
+    return _print(args, {"runs": [r.id for r in runs], "written": written},
+                  f"wrote {len(runs)} runs to {', '.join(written)}")
+
+
+def _runs_label(args) -> int:
+    store.Store(args.data_dir).rename(args.id, args.label)
+    return _print(args, {"id": args.id, "label": args.label}, f"run {args.id} is now {args.label!r}")
+
+
+def _runs_delete(args) -> int:
+    n = store.Store(args.data_dir).delete(args.ids)
+    return _print(args, {"deleted": n}, f"deleted {n} runs")
+
+
+RECORDED = ("toy", "finetune", "sweep")  # experiments whose runs go into the history
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
     sub.required = True
     _add_toy(sub)
     _add_finetune(sub)
+    _add_runs(sub)
+    for name in RECORDED:
+        sub.choices[name].add_argument("--no-record", action="store_true", help="don't keep this run in the history")
+        sub.choices[name].add_argument("--data-dir", default=None, help="where the run history lives")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): __main__ exits quietly
     except (ValueError, RuntimeError, OSError) as err:
         # bad values (out of range, unknown device, ...) are the user's to fix: one line, no traceback
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,0 +1,80 @@
+"""What every page shares: charts with PNG/HTML export, the run history, and shareable links.
+
+Not a page (app.py does not list it): the pages import it. Settings widgets are bound to the URL
+with Streamlit's own `bind="query-params"`, so a link reproduces an experiment; `LinkSettings`
+tells the user when a link carried values the page could not use.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from tl_core import store
+
+URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
+
+PNG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def chart(fig, key: str, where=st) -> None:
+    """A plotly chart with plotly's own PNG export (camera icon) and a self-contained HTML download."""
+    where.plotly_chart(fig, key=key, config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})
+    where.download_button("Download chart as HTML", lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                       file_name=f"{key}.html", mime="text/html", key=f"{key}_html", icon=":material/download:",
+                       on_click="ignore", type="tertiary")
+
+
+def session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else ""
+
+
+def history() -> store.Store | None:
+    """The run history, or None (with a warning on the page) when its directory can't be written."""
+    try:
+        return store.Store()
+    except OSError as err:
+        st.warning(f"Runs are not being recorded: {err}")
+        return None
+
+
+@contextmanager
+def recording(kind: str, config: dict):
+    """Record the run trained inside the block: `with recording("toy", asdict(cfg)) as rec: rec["result"] = ...`."""
+    db = history()
+    with (db.track(kind, config, session=session_id()) if db else nullcontext({})) as rec:
+        yield rec
+
+
+def _same(value, text: str) -> bool:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value] == text.split(",")
+    try:
+        return float(value) == float(text)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+class LinkSettings:
+    """Notes the query string a page was opened with; `report()`, called after the page's widgets, says
+    which values were not valid (Streamlit drops them and uses the default) or are unknown to the page."""
+
+    def __init__(self):
+        self.given = st.query_params.to_dict()
+        self.slot = st.empty()
+
+    def report(self) -> list[str]:
+        now = st.query_params.to_dict()
+        known = set(st.session_state.keys())
+        # a bound value equal to the widget's default also leaves the URL: that one was used, not dropped
+        dropped = [k for k in self.given if k in known and k not in now and not _same(st.session_state[k], self.given[k])]
+        unknown = [k for k in self.given if k not in known]
+        for k in unknown:
+            del st.query_params[k]
+        problems = [f"`{k}={self.given[k]}` (not a valid value: using the default)" for k in dropped]
+        problems += [f"`{k}` (not a setting of this page)" for k in unknown]
+        if problems:
+            self.slot.warning("This link had settings the page could not use: " + "; ".join(problems) + ".")
+        return problems

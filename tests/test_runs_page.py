@@ -1,0 +1,92 @@
+"""Pages record their runs, keep their settings in the link, and the Runs page compares and manages them."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP_TIMEOUT, ROOT
+from tl_core import store, toy
+
+FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
+
+
+@pytest.fixture
+def history(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    return store.Store(tmp_path)
+
+
+def _open(page: str, params: dict) -> AppTest:
+    """A fresh browser session opening `page` with `params` in its URL, as a shared link would."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
+    at.run()
+    at.switch_page(page)
+    at.query_params.update(params)
+    return at.run()
+
+
+def test_a_link_sets_the_toy_and_its_run_is_recorded(app, history):
+    at = _open("app_pages/toy.py", {**FAST_TOY, "toy_b_points": "5", "toy_relation": "identical"})
+    assert not at.exception and not at.warning
+    assert (at.slider(key="toy_b_points").value, at.radio(key="toy_relation").value) == (5, "identical")
+    (run,) = history.runs(kind="toy")
+    assert (run.config["b_points"], run.config["relation"], run.config["seeds"]) == (5, "identical", 5)
+    assert run.status == "finished" and len(run.curves["pretrained.curves.test_mse_mean"]) == 50
+    assert run.session  # the browser session that trained it
+
+
+def test_bad_or_unknown_link_values_fall_back_to_defaults_with_a_notice(app, history):
+    at = _open("app_pages/toy.py", {**FAST_TOY, "toy_b_points": "99", "toy_lr": "fast", "colour": "red"})
+    assert not at.exception
+    assert at.slider(key="toy_b_points").value == 2 and at.select_slider(key="toy_lr").value == 0.01
+    notice = at.warning[0].value
+    assert "toy_b_points=99" in notice and "toy_lr=fast" in notice and "`colour` (not a setting of this page)" in notice
+
+
+def test_a_link_sets_every_lab_control(app, history):
+    params = {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
+              "ft_freeze": "2", "ft_strategy": "gradual", "ft_epochs": "4", "ft_lr": "0.01", "ft_size": "32",
+              "ft_seeds": "1"}
+    at = _open("app_pages/finetune.py", params)
+    assert not at.exception and not at.warning
+    values = {k: at.session_state[k] for k in params}
+    assert values == {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
+                      "ft_freeze": 2, "ft_strategy": "gradual", "ft_epochs": 4, "ft_lr": 0.01, "ft_size": 32,
+                      "ft_seeds": 1}
+    at.button(key="ft_train").click().run()
+    (run,) = history.runs(kind="finetune")
+    assert (run.config["freeze"], run.config["strategy"], run.config["shots"]) == ("2", "gradual", 2)
+
+
+def _toy_run(history, b_points: int) -> int:
+    result = toy.run(toy.ToyConfig(b_points=b_points, seeds=4, epochs=30, pretrain_epochs=30))
+    return history.record("toy", result.to_json())
+
+
+def test_runs_page_compares_picked_runs_and_shows_what_changed(app, history):
+    a, b = _toy_run(history, 2), _toy_run(history, 8)
+    at = _open("app_pages/runs.py", {})
+    assert not at.exception
+    assert at.multiselect(key="runs_pick").value == [b, a]   # the two newest finished runs, by default
+    assert at.selectbox(key="runs_color").value == "b_points"       # coloured by what differs
+    changed = at.dataframe[1].value  # [0] is the list of runs
+    assert list(changed["setting"]) == ["b_points"]
+    spec = str(at.get("plotly_chart")[0].proto.spec)
+    assert "coloured by b_points" in spec and "#1b9e77" in spec and "#d95f02" in spec
+    csv_button = at.get("download_button")
+    assert len(csv_button) >= 3  # chart HTML, CSV, JSON
+
+
+def test_runs_page_labels_filters_and_deletes(app, history):
+    a, b = _toy_run(history, 2), _toy_run(history, 3)
+    history.record("finetune", {"config": {"dataset": "digits", "backbone": "shapes_cnn"}, "history": {"val_acc": [0.5]}})
+    at = _open("app_pages/runs.py", {"runs_kind": "toy"})
+    at.multiselect(key="runs_pick").set_value([a]).run()
+    at.text_input(key="runs_label").input("two points").run()
+    at.button(key="runs_save_label").click().run()
+    assert history.get(a).label == "two points"
+    at.selectbox(key="runs_kind").set_value("finetune").run()
+    assert not at.exception and "1 of 3 runs" in at.caption[0].value
+    at.selectbox(key="runs_kind").set_value("toy").run()
+    at.multiselect(key="runs_pick").set_value([a, b]).run()
+    at.checkbox(key="runs_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception and [r.kind for r in history.runs()] == ["finetune"]

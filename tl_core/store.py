@@ -1,0 +1,342 @@
+"""The run history: every experiment a user runs, kept in an embedded SQLite database.
+
+One row per run: its kind (toy, finetune, sweep, ...), full config, per-epoch curves, final metrics,
+device, duration, status, timestamps, and where its model file is (if one was saved). The database
+lives in a user data directory (`TL_DATA_DIR`, else `$XDG_DATA_HOME/transfer-lab`, else
+`~/.local/share/transfer-lab`) so the history survives restarts.
+
+Every write is one transaction in WAL mode, so a server killed mid-write leaves a consistent
+history. A run is written as "running" before it trains; if its process dies, the next `Store()`
+finds the row's process gone and marks it "interrupted". Each call opens its own connection, so
+any number of threads (Streamlit sessions) can record at once.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
+CURVE_KEYS = ("history", "curves")  # a result's per-epoch series live under one of these keys
+FILTER_FIELDS = ("dataset", "backbone")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind     TEXT NOT NULL,
+    label    TEXT NOT NULL DEFAULT '',
+    status   TEXT NOT NULL,
+    config   TEXT NOT NULL,            -- JSON object
+    metrics  TEXT NOT NULL DEFAULT '{}',  -- JSON: name -> number
+    curves   TEXT NOT NULL DEFAULT '{}',  -- JSON: name -> [value per epoch]
+    result   TEXT NOT NULL DEFAULT '{}',  -- JSON: the experiment's whole to_json()
+    message  TEXT NOT NULL DEFAULT '',
+    device   TEXT NOT NULL DEFAULT '',
+    seconds  REAL,
+    created  REAL NOT NULL,            -- unix time
+    finished REAL,
+    model_path TEXT,
+    session  TEXT NOT NULL DEFAULT '',
+    host     TEXT NOT NULL,
+    pid      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_kind ON runs(kind);
+"""
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where Transfer Lab keeps its history and saved models."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get("TL_DATA_DIR"):
+        return Path(os.environ["TL_DATA_DIR"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "transfer-lab"
+
+
+@dataclass
+class Run:
+    id: int
+    kind: str
+    label: str
+    status: str
+    config: dict
+    metrics: dict
+    curves: dict
+    message: str
+    device: str
+    seconds: float | None
+    created: float
+    finished: float | None
+    model_path: str | None
+    session: str
+    result: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        """What a person calls this run: its label, or kind and number."""
+        return self.label or f"#{self.id} {self.kind}"
+
+    def to_json(self, with_result: bool = False) -> dict:
+        out = {k: getattr(self, k) for k in ("id", "kind", "label", "status", "config", "metrics", "curves",
+                                             "message", "device", "seconds", "created", "finished",
+                                             "model_path", "session")}
+        if with_result:
+            out["result"] = self.result
+        return out
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def split_result(result: dict) -> tuple[dict, dict]:
+    """(metrics, curves) of an experiment's to_json(): numbers anywhere outside `config` are metrics;
+    lists of numbers under a `history` or `curves` key are per-epoch curves. Names are dotted paths."""
+    metrics, curves = {}, {}
+
+    def walk(node, path: tuple[str, ...], in_curves: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not path and key == "config":
+                    continue
+                walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS)
+        elif isinstance(node, list):
+            if in_curves and node and all(_finite(v) or v is None for v in node):
+                curves[".".join(path)] = [float(v) if v is not None else None for v in node]
+        elif _finite(node):
+            metrics[".".join(path)] = float(node)
+
+    walk(result, (), False)
+    return metrics, curves
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """Nested config → {"a.b": value}, with lists and tuples written as comma-separated text."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def what_changed(runs: list[Run]) -> dict[str, list]:
+    """Only the config fields (and the kind) whose values differ between the runs: field → values."""
+    if len(runs) < 2:
+        return {}
+    flats = [{"kind": r.kind, **flat_config(r.config)} for r in runs]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """The run history in `<data_dir>/runs.sqlite`."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = data_dir(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"cannot create the data directory {self.root}: {err.strerror or err}") from None
+        self.path = self.root / "runs.sqlite"
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+        self.recover()
+
+    @property
+    def models_dir(self) -> Path:
+        path = self.root / "models"
+        path.mkdir(exist_ok=True)
+        return path
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as err:
+            raise OSError(f"cannot open the run history {self.path}: {err}") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.row_factory = sqlite3.Row
+            yield db
+        except sqlite3.DatabaseError as err:
+            raise OSError(f"the run history {self.path} is unreadable: {err}") from None
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # ---- writing -------------------------------------------------------------------------------
+    def begin(self, kind: str, config: dict, session: str = "", label: str = "") -> int:
+        """A run about to train: recorded as "running" so that a crash leaves it "interrupted"."""
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO runs (kind, label, status, config, created, session, host, pid) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (kind, label, json.dumps(config, default=str), time.time(), session, socket.gethostname(), os.getpid()))
+            return int(cur.lastrowid)
+
+    def finish(self, run_id: int, result: dict, status: str | None = None, model_path: str | None = None,
+               message: str | None = None) -> None:
+        """Store a run's outcome: its to_json() (metrics and curves are taken from it)."""
+        status = status or result.get("status", "finished")
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        metrics, curves = split_result(result)
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status=?, metrics=?, curves=?, result=?, message=?, device=?, seconds=?, "
+                "finished=?, model_path=COALESCE(?, model_path) WHERE id=?",
+                (status, json.dumps(metrics), json.dumps(curves), json.dumps(result, default=str),
+                 message if message is not None else str(result.get("message", "")), str(result.get("device", "")),
+                 result.get("seconds"), time.time(), model_path, run_id))
+
+    def record(self, kind: str, result: dict, session: str = "", model_path: str | None = None, label: str = "") -> int:
+        """Record a finished experiment in one go (the CLI's path)."""
+        run_id = self.begin(kind, result.get("config", {}), session=session, label=label)
+        self.finish(run_id, result, model_path=model_path)
+        return run_id
+
+    @contextmanager
+    def track(self, kind: str, config: dict, session: str = "") -> Iterator[dict]:
+        """Record a run around its training: `with store.track(kind, cfg) as rec: rec["result"] = r.to_json()`.
+        A Stop (Streamlit ends the script with a BaseException) is kept as "stopped", an error as "failed"."""
+        run_id = self.begin(kind, config, session=session)
+        rec: dict = {"id": run_id}
+        try:
+            yield rec
+        except Exception as err:
+            self.finish(run_id, {"config": config, **rec.get("result", {})}, status="failed", message=str(err))
+            raise
+        except BaseException:
+            self.finish(run_id, {"config": config, **rec.get("result", {})}, status="stopped",
+                        message=rec.get("where", "stopped by the user"))
+            raise
+        self.finish(run_id, rec.get("result", {"config": config}), model_path=rec.get("model_path"))
+
+    def recover(self) -> int:
+        """Mark as "interrupted" the runs left "running" by a process on this host that no longer exists."""
+        host = socket.gethostname()
+        with self._connect() as db:
+            rows = db.execute("SELECT id, pid FROM runs WHERE status='running' AND host=?", (host,)).fetchall()
+        dead = [r["id"] for r in rows if not _pid_alive(r["pid"])]
+        if dead:
+            with self._write() as db:
+                db.executemany("UPDATE runs SET status='interrupted', message='the process running it ended "
+                               "before it finished (server stopped or crashed)' WHERE id=? AND status='running'",
+                               [(i,) for i in dead])
+        return len(dead)
+
+    def rename(self, run_id: int, label: str) -> None:
+        self.get(run_id)
+        with self._write() as db:
+            db.execute("UPDATE runs SET label=? WHERE id=?", (label.strip(), run_id))
+
+    def delete(self, run_ids: Iterable[int]) -> int:
+        ids = [int(i) for i in run_ids]
+        with self._write() as db:
+            return db.executemany("DELETE FROM runs WHERE id=?", [(i,) for i in ids]).rowcount
+
+    # ---- reading -------------------------------------------------------------------------------
+    @staticmethod
+    def _run(row: sqlite3.Row, with_result: bool) -> Run:
+        return Run(id=row["id"], kind=row["kind"], label=row["label"], status=row["status"],
+                   config=json.loads(row["config"]), metrics=json.loads(row["metrics"]),
+                   curves=json.loads(row["curves"]), message=row["message"], device=row["device"],
+                   seconds=row["seconds"], created=row["created"], finished=row["finished"],
+                   model_path=row["model_path"], session=row["session"],
+                   result=json.loads(row["result"]) if with_result else {})
+
+    def runs(self, kind: str | None = None, session: str | None = None, **config_filters) -> list[Run]:
+        """All runs, newest first; filter by kind, session, and config fields (dataset=..., backbone=...)."""
+        query, args = "SELECT * FROM runs", []
+        where = [(c, v) for c, v in (("kind", kind), ("session", session)) if v]
+        if where:
+            query += " WHERE " + " AND ".join(f"{c}=?" for c, _ in where)
+            args = [v for _, v in where]
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY id DESC", args).fetchall()
+        out = [self._run(r, with_result=False) for r in rows]
+        for key, value in config_filters.items():
+            if value:
+                out = [r for r in out if str(r.config.get(key)) == str(value)]
+        return out
+
+    def get(self, run_id: int, with_result: bool = True) -> Run:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        if row is None:
+            raise ValueError(f"no run with id {run_id} in {self.path}")
+        return self._run(row, with_result)
+
+    def many(self, run_ids: Iterable[int]) -> list[Run]:
+        return [self.get(i) for i in run_ids]
+
+    def values(self, field_name: str) -> list[str]:
+        """The distinct values of a config field over all runs (for filters)."""
+        return sorted({str(r.config[field_name]) for r in self.runs() if r.config.get(field_name) is not None})
+
+
+CSV_BASE = ["run_id", "label", "kind", "status", "device", "seconds", "created", "epoch"]
+
+
+def to_csv(runs: list[Run]) -> str:
+    """One row per run and epoch: the run's columns, its config (config.*), final metrics (metric.*) and
+    the value of each curve at that epoch (curve.*). A run without curves is one row with no epoch."""
+    configs = [flat_config(r.config) for r in runs]
+    config_cols = list(dict.fromkeys(f"config.{k}" for c in configs for k in c))
+    metric_cols = list(dict.fromkeys(f"metric.{k}" for r in runs for k in r.metrics))
+    curve_cols = list(dict.fromkeys(f"curve.{k}" for r in runs for k in r.curves))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_BASE + config_cols + metric_cols + curve_cols, lineterminator="\n")
+    writer.writeheader()
+    for run, config in zip(runs, configs):
+        base = {"run_id": run.id, "label": run.label, "kind": run.kind, "status": run.status, "device": run.device,
+                "seconds": run.seconds, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
+                **{f"config.{k}": v for k, v in config.items()}, **{f"metric.{k}": v for k, v in run.metrics.items()}}
+        epochs = max((len(c) for c in run.curves.values()), default=0)
+        if not epochs:
+            writer.writerow(base)
+        for e in range(epochs):
+            writer.writerow({**base, "epoch": e + 1, **{f"curve.{k}": c[e] for k, c in run.curves.items() if e < len(c)}})
+    return buf.getvalue()
+
+
+def to_json(runs: list[Run]) -> str:
+    return json.dumps([r.to_json(with_result=True) for r in runs], indent=1, default=str)
