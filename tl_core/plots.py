@@ -195,3 +195,39 @@ def image_grid(images, titles: list[str], title: str, columns: int = 8) -> go.Fi
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=13)
     return _style(fig, title, height=170 * rows + 80)
+
+
+def state_groups(inspection) -> go.Figure:
+    """Values stored per module of a state_dict (parameters and BatchNorm statistics), one bar each, in
+    the model's order: where the weights live (often the head, or the last blocks)."""
+    groups = inspection.groups
+    total = max(inspection.total_elements, 1)
+    fig = go.Figure(go.Bar(
+        x=[g["module"] for g in groups], y=[g["elements"] for g in groups], marker_color=COLORS["pretrained"],
+        text=[f"{g['elements'] / total:.0%}" for g in groups], textposition="outside", cliponaxis=False,
+        hovertemplate="%{x}: %{y:,} values<extra></extra>"))
+    fig.update_xaxes(title_text="module (in the order the model runs them)", type="category")
+    fig.update_yaxes(title_text="values stored", rangemode="tozero")
+    return _style(fig, f"Values per module: {inspection.total_elements:,} in all "
+                       f"({inspection.total_bytes / 2**20:.2f} MB)", height=420)
+
+
+def continue_curves(result) -> go.Figure:
+    """Continue fine-tuning from loaded weights: train (solid) and validation (dashed) loss and accuracy
+    per epoch, mean over seeds with a band."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    runs = [h for h in result.histories if h.epochs_run]
+    if runs:
+        length = min(h.epochs_run for h in runs)
+        epochs = np.arange(1, length + 1)
+        for col, key in ((1, "loss"), (2, "acc")):
+            for split, dash in (("train", None), ("val", "dash")):
+                values = np.array([getattr(h, f"{split}_{key}")[:length] for h in runs]).T
+                label = f"loaded weights, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, COLORS["pretrained"], dash=dash, showlegend=col == 1):
+                    fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    n = len(runs)
+    return _style(fig, f"Continue fine-tuning on {result.config.dataset} (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
