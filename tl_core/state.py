@@ -101,15 +101,19 @@ def head_keys(arch: str, model: nn.Module) -> list[str]:
     return [k for k, g in groups.items() if g == last]
 
 
+def parts(arch: str, weights: str = "pretrained") -> dict[str, dict[str, torch.Tensor]]:
+    """A lab model's state_dict three ways: full, encoder only (every stage but the head), head only."""
+    model = build(arch, weights)
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    head = set(head_keys(arch, model))
+    return {"full": state, "encoder": {k: v for k, v in state.items() if k not in head},
+            "head": {k: v for k, v in state.items() if k in head}}
+
+
 def export(arch: str, weights: str = "pretrained", part: str = "full") -> dict[str, torch.Tensor]:
-    """A lab model's state_dict: full, encoder only (every stage but the head), or head only."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
-    model = build(arch, weights)
-    state = model.state_dict()
-    head = set(head_keys(arch, model))
-    keep = {"full": lambda k: True, "encoder": lambda k: k not in head, "head": lambda k: k in head}[part]
-    return {k: v.detach().clone() for k, v in state.items() if keep(k)}
+    return {k: v.clone() for k, v in parts(arch, weights)[part].items()}
 
 
 def to_bytes(state: dict[str, torch.Tensor], fmt: str = "pt") -> bytes:
@@ -274,11 +278,15 @@ def inspect(state: dict[str, torch.Tensor], name: str = "state_dict", groups: di
     return Inspection(name, rows, list(per.values()), list(notes or []), time.perf_counter() - start)
 
 
+@functools.lru_cache(maxsize=None)
+def lab_groups(arch: str) -> dict[str, str]:
+    """key → stage for a lab architecture (built once per process, from scratch)."""
+    return key_groups(arch, build(arch, "scratch"))
+
+
 def inspect_lab(arch: str, weights: str = "pretrained", part: str = "full") -> Inspection:
     """Inspect a lab model's export, its keys grouped by the backbone's stages."""
-    state = export(arch, weights, part)
-    groups = key_groups(arch, build(arch, "scratch"))
-    return inspect(state, f"{arch} ({weights}, {part})", groups)
+    return inspect(export(arch, weights, part), f"{arch} ({weights}, {part})", lab_groups(arch))
 
 
 # ---- loading into an architecture ----------------------------------------------------------------
@@ -296,7 +304,7 @@ def rename(state: dict[str, torch.Tensor], strip: str = "", add: str = "") -> tu
     return state, notes
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadConfig:
     arch: str = "shapes_cnn"          # an ARCHITECTURES name
     num_classes: int | None = None    # replace the head for this many classes; None = the architecture's own
