@@ -227,3 +227,13 @@ def test_continue_finetuning_from_loaded_weights(shapes_sd):
     assert all(torch.equal(r.model.state_dict()[k], v) for k, v in before.items())  # the loaded model is kept
     out = json.loads(json.dumps(res.to_json()))
     assert out["classes"] == ["brick", "grass", "gravel"] and len(out["val_acc_seeds"]) == 2
+
+
+def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
+    from tl_core import plots
+
+    ins = state.inspect_lab("shapes_cnn", "pretrained")
+    bars = plots.state_groups(ins).data[0]
+    assert list(bars.x) == [g["module"] for g in ins.groups] and sum(bars.y) == ins.total_elements
+    band, line = plots.band_traces([1, 2, 3], [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "x", "#1b9e77")
+    assert band.mode == "lines" and band.fill == "toself"   # a band's outline, not its vertices as dots

@@ -38,7 +38,7 @@ def band_traces(x, values, name: str, color: str, *, dash: str | None = None,
     low, high = np.percentile(values, 10, axis=1), np.percentile(values, 90, axis=1)
     group = f"{name}-{dash}"
     return [
-        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself",
+        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself", mode="lines",
                    fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
                    legendgroup=group, showlegend=False, name=f"{name} band"),
         go.Scatter(x=x, y=values.mean(1), mode="lines", name=name, legendgroup=group, showlegend=showlegend,
@@ -204,7 +204,8 @@ def state_groups(inspection) -> go.Figure:
     total = max(inspection.total_elements, 1)
     fig = go.Figure(go.Bar(
         x=[g["module"] for g in groups], y=[g["elements"] for g in groups], marker_color=COLORS["pretrained"],
-        text=[f"{g['elements'] / total:.0%}" for g in groups], textposition="outside", cliponaxis=False,
+        text=[f"{g['elements'] / total:.0%}" if g["elements"] >= total / 100 else "<1%" for g in groups],
+        textposition="outside", cliponaxis=False, textfont=dict(size=16),
         hovertemplate="%{x}: %{y:,} values<extra></extra>"))
     fig.update_xaxes(title_text="module (in the order the model runs them)", type="category")
     fig.update_yaxes(title_text="values stored", rangemode="tozero")
