@@ -69,7 +69,7 @@ table = pd.DataFrame(ins.rows).assign(shape=lambda d: d["shape"].map(lambda s: "
 st.dataframe(table[["key", "shape", "dtype", "elements", "module"]], key="sd_keys_table", hide_index=True, height=320)
 
 st.header("3 · Load into an architecture")
-c = st.columns([2, 1, 1, 1, 1])
+c = st.columns([2, 1.4, 1, 1, 0.8])
 into = c[0].selectbox("Architecture", list(state.ARCHITECTURES), key="sd_into",
                       index=list(state.ARCHITECTURES).index("shapes_cnn"))
 classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_classes")
@@ -95,7 +95,10 @@ lists = [("Missing", "in the model, not in the file", pd.DataFrame({"key": repor
          ("Shape-mismatched", "same name, another shape", pd.DataFrame(report.mismatched, columns=["key", "file_shape", "model_shape"]))]
 for col, (title, what, df) in zip(st.columns(3), lists):
     col.metric(f"{title} ({what})", len(df))
-    col.dataframe(df.astype(str), key=f"sd_report_{title.lower()}", hide_index=True, height=260)
+    if len(df):
+        col.dataframe(df.astype(str), key=f"sd_report_{title.lower()}", hide_index=True, height=min(260, 38 + 35 * len(df)))
+    else:
+        col.caption("none")
 
 if report.model is None or into not in backbones.REGISTRY:
     st.stop()

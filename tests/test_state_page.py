@@ -41,7 +41,7 @@ def test_inspect_and_load_flow_reports_the_right_counts(app, monkeypatch):
 
     _load(app, "shapes_cnn", classes=3)                 # another class count: only the head mismatches
     assert _metrics(app)[3:] == ["0", "0", "2"]
-    assert list(app.dataframe[3].value["key"]) == ["fc.weight", "fc.bias"]
+    assert list(next(d.value for d in app.dataframe if "file_shape" in d.value)["key"]) == ["fc.weight", "fc.bias"]
     assert any("only the head differs" in i.value for i in app.info)
     assert app.get("button")  # no continue fine-tuning offered after a refusal
     assert not [b for b in app.button if b.key == "sd_ft_run"]
