@@ -372,8 +372,8 @@ def _hints(state: dict, target: dict, mismatched: list[dict], arch: str, model: 
     if mismatched and all(m["key"] in head for m in mismatched):
         classes = {m["file_shape"][0] for m in mismatched if m["file_shape"]}
         if len(classes) == 1:
-            hints.append(f"only the head differs: the file's head has {classes.pop()} outputs; set num-classes to "
-                         f"match, or load with strict off and train a new head")
+            hints.append(f"only the head differs: the file's head has {classes.pop()} outputs; give the architecture a "
+                         f"head of that size, or load with strict off and train a new head")
     return hints
 
 
