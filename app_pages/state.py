@@ -8,6 +8,14 @@ def remembered(key: str) -> dict:
     return st.session_state.setdefault(key, {})
 
 
+def keep(store: dict, key, value, most: int = 4):
+    """Remember value; drop the oldest beyond `most` (built models can weigh hundreds of MB each)."""
+    store[key] = value
+    while len(store) > most:
+        store.pop(next(iter(store)))
+    return value
+
+
 st.title("State-dict workshop")
 st.markdown("How weights travel in PyTorch: `model.state_dict()` is a dict **name → tensor**; `torch.save` writes "
             "it, `model.load_state_dict(sd)` copies it into a model *of the same architecture*. Inspect a lab model "
@@ -43,12 +51,12 @@ if source == "lab model":
                       captions=["every stage", "every stage but the head", "the head only"])
     if (arch, weights) not in labs:
         with st.spinner(f"Building {arch}…"):
-            labs[(arch, weights)] = state.parts(arch, weights)
+            keep(labs, (arch, weights), state.parts(arch, weights), most=2)
     sd, name, notes = labs[(arch, weights)][part], f"{arch}_{weights}_{part}", []
     ins = state.inspect(sd, name, state.lab_groups(arch))
     fmt = left.radio("Download format", list(state.FORMATS), key="sd_format", horizontal=True)
     for col, p in zip(left.columns(3), state.PARTS):
-        col.download_button(f"Download {p}", lambda p=p: state.to_bytes(labs[(arch, weights)][p], fmt),
+        col.download_button(f"Download {p}", lambda sd=labs[(arch, weights)][p], fmt=fmt: state.to_bytes(sd, fmt),
                             f"{arch}_{weights}_{p}.{fmt}", key=f"sd_download_{p}", on_click="ignore")
 else:
     picked = left.selectbox("Uploaded file", list(files), key="sd_file", format_func=lambda k: f"{k[0]} ({k[1]:,} bytes)")
@@ -80,7 +88,7 @@ strict = c[4].toggle("strict", True, key="sd_strict", help="strict: every key mu
 cfg = state.LoadConfig(into, int(classes) or None, strict, strip.strip(), add.strip())
 if st.button("Load", type="primary", key="sd_load", disabled=(source_id, cfg) in reports):
     try:
-        reports[(source_id, cfg)] = state.load_into(sd, cfg, name, notes)
+        keep(reports, (source_id, cfg), state.load_into(sd, cfg, name, notes))
     except ValueError as err:
         st.error(str(err))
 report = reports.get((source_id, cfg))
@@ -113,8 +121,8 @@ st.caption(f"{ft.shots} images per class at {ft.image_size} px, every stage trai
 if st.button("Continue fine-tuning", key="sd_ft_run", disabled=(source_id, cfg, ft) in runs):
     bar = st.progress(0.0, text="Preparing…")
     try:
-        runs[(source_id, cfg, ft)] = state.continue_finetune(report.model, into, ft,
-                                                              progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        keep(runs, (source_id, cfg, ft), state.continue_finetune(report.model, into, ft,
+                                                                 progress=lambda f, m: bar.progress(min(f, 1.0), text=m)))
     except ValueError as err:
         st.error(str(err))
     bar.empty()

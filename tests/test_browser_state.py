@@ -15,8 +15,19 @@ def test_upload_inspect_load_report_and_continue(server, page, tmp_path):
     page.set_viewport_size({"width": 1400, "height": 3400})   # every section in one screenshot
     page.goto(f"{server}/state")
     page.get_by_text("Weights to work with").wait_for(timeout=60_000)
+    # a lab model's encoder only, through the real download button: every stage but the head
+    page.get_by_text("Values per module: 242,666 in all").wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download encoder").click()
+    assert download.value.suggested_filename == "shapes_cnn_pretrained_encoder.pt"
+    encoder = state.read_path(download.value.path()).state
+    full = state.export("shapes_cnn", "pretrained")
+    assert set(encoder) == set(full) - {"fc.weight", "fc.bias"}
+    assert all(torch.equal(encoder[k], full[k]) for k in encoder)
+    page.screenshot(path=str(ARTIFACTS / "state_lab.png"))
+    # then a DataParallel-style file through the real file input
     page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
-    page.get_by_text("Values per module: 242,666 in all").wait_for(timeout=60_000)   # the upload, inspected
+    page.get_by_text("Uploaded file", exact=True).wait_for(timeout=60_000)   # the upload became the source
     page.get_by_role("button", name="Load", exact=True).click()
     page.get_by_text("Strict loading into shapes_cnn failed: 26 missing, 26 unexpected").wait_for(timeout=60_000)
     page.get_by_text("strip the prefix 'module.'").wait_for(timeout=10_000)
