@@ -45,6 +45,22 @@ def test_pickle_carrying_code_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_plain_pickle_carrying_code_is_refused_naming_the_call(tmp_path, protocol):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    raw = pickle.dumps({"w": torch.zeros(1), "x": _RunsCode(marker)}, protocol=protocol)
+    with pytest.raises(ValueError, match="refused .*system"):
+        state.read(raw, "plain.pkl.pt")
+    assert not marker.exists()
+
+
+def test_safetensors_content_is_recognised_whatever_the_extension(shapes_sd):
+    f = state.read(state.to_bytes(shapes_sd, "safetensors"), "renamed.pt")
+    assert f.format == "safetensors" and set(f.state) == set(shapes_sd)
+
+
 def test_whole_saved_model_is_refused_with_advice(tmp_path):
     path = _write(tmp_path, "model.pt", backbones.ShapesCNN())
     with pytest.raises(ValueError, match=r"whole saved model.*state_dict\(\)"):

@@ -20,8 +20,10 @@ import copy
 import functools
 import io
 import pickle
+import pickletools
 import re
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,7 +122,7 @@ def to_bytes(state: dict[str, torch.Tensor], fmt: str = "pt") -> bytes:
     if fmt == "safetensors":
         from safetensors.torch import save
 
-        return save({k: v.contiguous() for k, v in state.items()})
+        return save({k: v.detach().clone().contiguous() for k, v in state.items()})  # no shared storage
     if fmt != "pt":
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     buf = io.BytesIO()
@@ -138,8 +140,24 @@ class StateFile:
     notes: list[str] = field(default_factory=list)   # what was unwrapped or ignored, in plain words
 
 
-def _unpickle_refusal(name: str, err: Exception) -> ValueError:
-    found = re.findall(r"GLOBAL ([\w.]+)", str(err))
+def _pickle_globals(raw: bytes) -> list[str]:
+    """The module.name references in a plain pickle, read statically (pickletools runs nothing)."""
+    found, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(io.BytesIO(raw)):
+            if op.name == "GLOBAL":
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # a truncated or non-pickle stream: whatever was found so far
+        pass
+    return [g for g in found if not g.startswith(("torch.", "collections.OrderedDict", "_codecs."))]
+
+
+def _unpickle_refusal(name: str, err: Exception, raw: bytes) -> ValueError:
+    found = _pickle_globals(raw) or re.findall(r"GLOBAL ([\w.]+)", str(err))
     if not found:
         return ValueError(f"{name}: not a PyTorch file, or a corrupt one (torch.load could not read it)")
     what = found[0]
@@ -189,7 +207,9 @@ def read(raw: bytes, name: str = "file") -> StateFile:
     if len(raw) > MAX_MB * 2**20:
         raise ValueError(f"{name}: {len(raw) / 2**20:.0f} MB is over the {MAX_MB} MB limit")
     notes: list[str] = []
-    if name.lower().endswith(".safetensors"):
+    # safetensors: 8 bytes of header length, then a JSON header; trust the content over the extension
+    if name.lower().endswith(".safetensors") or (len(raw) > 9 and raw[8:9] == b"{"
+                                                 and int.from_bytes(raw[:8], "little") < len(raw)):
         try:
             from safetensors.torch import load as load_safetensors
         except ImportError:
@@ -200,9 +220,11 @@ def read(raw: bytes, name: str = "file") -> StateFile:
         except Exception as err:  # the library raises its own error types for corrupt headers
             raise ValueError(f"{name}: not a valid safetensors file ({str(err).splitlines()[0][:120]})") from None
     try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about old pickle protocols; the refusal says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise _unpickle_refusal(name, err) from None
+        raise _unpickle_refusal(name, err, raw) from None
     except Exception:  # truncated zip, random bytes, EOF: all mean "not a file we can read"
         raise ValueError(f"{name}: not a PyTorch file, or a corrupt or truncated one (torch.load could not "
                          f"read it)") from None
