@@ -50,8 +50,12 @@ if source == "lab model":
     part = left.radio("Part", list(state.PARTS), key="sd_part", horizontal=True,
                       captions=["every stage", "every stage but the head", "the head only"])
     if (arch, weights) not in labs:
-        with st.spinner(f"Building {arch}…"):
-            keep(labs, (arch, weights), state.parts(arch, weights), most=2)
+        try:
+            with st.spinner(f"Building {arch}…"):
+                keep(labs, (arch, weights), state.parts(arch, weights), most=2)
+        except ValueError as err:  # e.g. its weights went missing from this machine
+            st.error(str(err))
+            st.stop()
     sd, name, notes = labs[(arch, weights)][part], f"{arch}_{weights}_{part}", []
     ins = state.inspect(sd, name, state.lab_groups(arch))
     fmt = left.radio("Download format", list(state.FORMATS), key="sd_format", horizontal=True)
