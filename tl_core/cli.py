@@ -252,6 +252,68 @@ def _runs_delete(args) -> int:
 
 
 RECORDED = ("toy", "finetune", "sweep")  # experiments whose runs go into the history
+def _add_state(sub) -> None:
+    from tl_core import state
+
+    p = sub.add_parser("inspect", help="keys, shapes, dtypes and sizes of a .pt/.pth/.safetensors state_dict")
+    p.add_argument("file", help="a state_dict file (read safely: tensors only, no pickled code)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_inspect)
+    p = sub.add_parser("load", help="load a state_dict into an architecture: missing / unexpected / mismatched")
+    p.add_argument("file", help="a .pt/.pth/.safetensors state_dict")
+    p.add_argument("--into", required=True, help=f"architecture: one of {', '.join(state.ARCHITECTURES)}")
+    p.add_argument("--num-classes", type=int, default=None, help="give the architecture a head for N classes")
+    p.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="load what matches in name and shape, report the rest (default: strict)")
+    p.add_argument("--strip-prefix", default="", help="remove this prefix from keys that have it, e.g. module.")
+    p.add_argument("--add-prefix", default="", help="add this prefix to every key, e.g. encoder.")
+    p.add_argument("--init", default="scratch", choices=("scratch", "pretrained"),
+                   help="weights the model starts from before loading (what missing keys keep)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_load)
+
+
+def _run_inspect(args) -> int:
+    from tl_core import state
+
+    f = state.read_path(args.file)
+    result = state.inspect(f.state, f.name, notes=f.notes)
+    out = dict(result.to_json(), format=f.format)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for note in f.notes:
+        print(f"note: {note}")
+    for r in out["keys"]:
+        print(f"  {r['key']:<50} {str(tuple(r['shape'])):<20} {r['dtype']:<9} {r['elements']:>10,}")
+    for g in out["groups"]:
+        print(f"  {g['module']:<30} {g['elements']:>12,} values in {g['keys']} tensors")
+    print(f"{out['n_keys']} tensors, {out['total_elements']:,} values, {out['total_mb']:.2f} MB")
+    return 0
+
+
+def _run_load(args) -> int:
+    """Exit 0 when the weights loaded (strict: all matched; strict off: what matched), 1 when strict
+    loading failed (the report says why), 2 for a file or option that cannot be used at all."""
+    from tl_core import state
+
+    f = state.read_path(args.file)
+    cfg = state.LoadConfig(arch=args.into, num_classes=args.num_classes, strict=args.strict,
+                           strip_prefix=args.strip_prefix, add_prefix=args.add_prefix, init=args.init)
+    report = state.load_into(f.state, cfg, f.name, f.notes)
+    out = report.to_json()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(out["message"])
+        for title, items in (("missing", report.missing), ("unexpected", report.unexpected),
+                             ("shape-mismatched", [f"{m['key']} file {tuple(m['file_shape'])} model "
+                                                   f"{tuple(m['model_shape'])}" for m in report.mismatched])):
+            print(f"{title} ({len(items)}):" + "".join(f"\n  {k}" for k in items[:40])
+                  + (f"\n  … and {len(items) - 40} more" if len(items) > 40 else ""))
+        for hint in report.hints:
+            print(f"hint: {hint}")
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in RECORDED:
         sub.choices[name].add_argument("--no-record", action="store_true", help="don't keep this run in the history")
         sub.choices[name].add_argument("--data-dir", default=None, help="where the run history lives")
+    _add_state(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

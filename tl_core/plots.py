@@ -38,7 +38,7 @@ def band_traces(x, values, name: str, color: str, *, dash: str | None = None,
     low, high = np.percentile(values, 10, axis=1), np.percentile(values, 90, axis=1)
     group = f"{name}-{dash}"
     return [
-        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself",
+        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself", mode="lines",
                    fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
                    legendgroup=group, showlegend=False, name=f"{name} band"),
         go.Scatter(x=x, y=values.mean(1), mode="lines", name=name, legendgroup=group, showlegend=showlegend,
@@ -228,3 +228,38 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     fig.update_layout(legend_title_text=color_by)
     return _style(fig, f"{curve} of {len(runs)} runs, coloured by {color_by}")
+def state_groups(inspection) -> go.Figure:
+    """Values stored per module of a state_dict (parameters and BatchNorm statistics), one bar each, in
+    the model's order: where the weights live (often the head, or the last blocks)."""
+    groups = inspection.groups
+    total = max(inspection.total_elements, 1)
+    fig = go.Figure(go.Bar(
+        x=[g["module"] for g in groups], y=[g["elements"] for g in groups], marker_color=COLORS["pretrained"],
+        text=[f"{g['elements'] / total:.0%}" if g["elements"] >= total / 100 else "<1%" for g in groups],
+        textposition="outside", cliponaxis=False, textfont=dict(size=16),
+        hovertemplate="%{x}: %{y:,} values<extra></extra>"))
+    fig.update_xaxes(title_text="module (in the order the model runs them)", type="category")
+    fig.update_yaxes(title_text="values stored", rangemode="tozero")
+    return _style(fig, f"Values per module: {inspection.total_elements:,} in all "
+                       f"({inspection.total_bytes / 2**20:.2f} MB)", height=420)
+
+
+def continue_curves(result) -> go.Figure:
+    """Continue fine-tuning from loaded weights: train (solid) and validation (dashed) loss and accuracy
+    per epoch, mean over seeds with a band."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    runs = [h for h in result.histories if h.epochs_run]
+    if runs:
+        length = min(h.epochs_run for h in runs)
+        epochs = np.arange(1, length + 1)
+        for col, key in ((1, "loss"), (2, "acc")):
+            for split, dash in (("train", None), ("val", "dash")):
+                values = np.array([getattr(h, f"{split}_{key}")[:length] for h in runs]).T
+                label = f"loaded weights, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, COLORS["pretrained"], dash=dash, showlegend=col == 1):
+                    fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    n = len(runs)
+    return _style(fig, f"Continue fine-tuning on {result.config.dataset} (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
