@@ -4,6 +4,31 @@ from tl_core import backbones, export, finetune, freeze, plots, userdata
 
 S = st.session_state
 IMAGE_TYPES = sorted(s.lstrip(".") for s in userdata.IMAGE_SUFFIXES)
+DEFAULTS = {"own_backbone": "efficientnet_lite0", "own_weights": "pretrained", "own_strategy": "fixed",
+            "own_freeze": len(backbones.stage_names("efficientnet_lite0")) - 1,
+            "own_epochs": 15, "own_lr": 3e-3, "own_size": 64, "own_seeds": 3, "own_val": 0.15,
+            "own_model_source": "trained here"}
+# Streamlit drops a widget's value once its page is left. `keep` holds every setting (class renames and
+# drops too), updated by each widget's on_change, and is handed back to the widgets at every run.
+keep = S.setdefault("own_keep", dict(DEFAULTS))
+for k, v in keep.items():
+    S[k] = v
+
+
+def kept(key: str, default=None, after=None) -> dict:
+    """Widget arguments that keep `key`'s value across page switches (`after` runs on a change)."""
+    if key not in keep:
+        keep[key] = S[key] = default
+
+    def changed():
+        keep[key] = S[key]
+        if after:
+            after()
+    return {"key": key, "on_change": changed}
+
+
+def new_backbone():  # a new backbone starts at feature extraction: all of its own stages but the head frozen
+    keep["own_freeze"] = len(backbones.stage_names(S["own_backbone"])) - 1
 
 
 def add_files(imgs, class_name, files):
@@ -25,7 +50,7 @@ st.title("Your own images")
 st.markdown("Collect a few images per class (a zip of class folders, your webcam, or single uploads), fine-tune a "
             "pretrained backbone on them, try it on new images, and export it. Images stay in this browser "
             "session only; nothing is written to disk.")
-imgs = S.get("own_data") or userdata.UserImages.empty()
+imgs = S["own_data"] if "own_data" in S else userdata.UserImages.empty()
 gen = S.setdefault("own_gen", 0)  # bumped when a new zip replaces the set, so per-class widgets start fresh
 
 zip_tab, cam_tab = st.tabs(["Upload a zip of class folders", "Webcam or single images"])
@@ -70,8 +95,8 @@ for i, (c, n) in enumerate(imgs.counts().items()):
                      caption=[""] * len(shown) if n <= 10 else [""] * 9 + [f"+{n - 10} more"])
     else:
         thumbs.caption("no images yet")
-    renames[c] = name_col.text_input(f"{n} images · class name", value=c, key=f"own_rename_{gen}_{i}")
-    if drop_col.checkbox("drop", key=f"own_drop_{gen}_{i}"):
+    renames[c] = name_col.text_input(f"{n} images · class name", **kept(f"own_rename_{gen}_{i}", c))
+    if drop_col.checkbox("drop", **kept(f"own_drop_{gen}_{i}", False)):
         drops.append(c)
 try:
     ready = imgs.edited(renames, drops)
@@ -84,21 +109,23 @@ if imgs.skipped:
 
 with st.sidebar:
     st.header("Training settings")
-    name = st.selectbox("Backbone", list(backbones.REGISTRY), key="own_backbone",
+    name = st.selectbox("Backbone", list(backbones.REGISTRY), **kept("own_backbone", after=new_backbone),
                         format_func=lambda n: backbones.REGISTRY[n].title)
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(("Weights: " if available else "No pretrained weights: ") + note)
-    weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], key="own_weights",
+    if not available:
+        keep["own_weights"] = S["own_weights"] = "scratch"
+    weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], **kept("own_weights"),
                        horizontal=True)
     n_stages = len(backbones.stage_names(name))
-    k = st.slider("Frozen stages", 0, n_stages - 1, n_stages - 1, key="own_freeze",
+    k = st.slider("Frozen stages", 0, n_stages - 1, **kept("own_freeze"),
                   help=f"{n_stages - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
-    strategy = st.radio("Strategy", list(freeze.STRATEGIES), key="own_strategy")
-    epochs = st.slider("Epochs", 1, 100, 15, key="own_epochs")
-    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="own_lr")
-    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], value=64, key="own_size")
-    seeds = st.slider("Seeds (each a different validation split)", 1, 5, 3, key="own_seeds")
-    val_fraction = st.slider("Validation share per class", 0.05, 0.5, 0.15, 0.05, key="own_val", format="%.2f")
+    strategy = st.radio("Strategy", list(freeze.STRATEGIES), **kept("own_strategy"))
+    epochs = st.slider("Epochs", 1, 100, **kept("own_epochs"))
+    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], **kept("own_lr"))
+    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], **kept("own_size"))
+    seeds = st.slider("Seeds (each a different validation split)", 1, 5, **kept("own_seeds"))
+    val_fraction = st.slider("Validation share per class", 0.05, 0.5, step=0.05, **kept("own_val"), format="%.2f")
 
 problems, warnings = ready.problems(), ready.warnings(val_fraction)
 for p in problems:
@@ -138,7 +165,7 @@ if result is not None:
                                        f"{first.seed}, validation set)"), key="own_confusion")
 
 st.subheader("Predict and export")
-source = st.radio("Model", ["trained here", "imported"], key="own_model_source", horizontal=True)
+source = st.radio("Model", ["trained here", "imported"], **kept("own_model_source"), horizontal=True)
 clf = None
 if source == "imported":
     up = st.file_uploader("Exported model (.zip with model.pt and model.json)", type=["zip"], key="own_import")

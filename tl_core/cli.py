@@ -203,9 +203,11 @@ def _run_finetune_own(args) -> int:
         images = images.edited(drop=[c for c in images.classes if c not in args.classes])
     args.dataset, args.classes = f"zip:{images.source}", None
     cfg = _config_from_args(finetune.FinetuneConfig, args)
+    cfg.validate(own_data=True)
+    dataset = images.to_imageset(cfg.image_size)  # raises, saying what is needed, before any warning prints
     for line in [*(f"skipped {s.name}: {s.reason}" for s in images.skipped), *images.warnings(cfg.val_fraction)]:
         sys.stderr.write(f"warning: {line}\n")
-    result = finetune.run(cfg, progress=_progress(args), device=args.device, dataset=images.to_imageset(cfg.image_size))
+    result = finetune.run(cfg, progress=_progress(args), device=args.device, dataset=dataset)
     out = result.to_json()
     out["skipped"] = [{"file": s.name, "reason": s.reason} for s in images.skipped]
     out["counts"] = images.counts()

@@ -108,7 +108,10 @@ def decode(raw: bytes, size: int = STORE_SIZE) -> np.ndarray:
             if w < 1 or h < 1:
                 raise BadImage("image has no pixels")
             if w * h > MAX_PIXELS and img.format in ("JPEG", "MPO"):
-                img.draft(None, (max(size * 2, w // 8), max(size * 2, h // 8)))  # decode at 1/2..1/8 scale
+                # decode at 1/2..1/8 scale: draft picks the smallest scale at least as big as asked, so asking
+                # for half of what fits under the limit lands between half and all of it
+                s = (MAX_PIXELS / (w * h)) ** 0.5 / 2
+                img.draft(None, (max(size, int(w * s)), max(size, int(h * s))))
             if img.size[0] * img.size[1] > MAX_PIXELS:
                 raise BadImage(f"refused: {w}×{h} px is {w * h / 1e6:.0f} megapixels, over the "
                                f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (save it smaller, or as JPEG)")
