@@ -156,7 +156,12 @@ if result is not None:
         st.info("Showing your last trained model: the images or settings changed since. Press **Train** to update.")
     st.info(finetune.verdict(result)[1])
     st.caption(f"{result.device} · {result.seconds:.1f} s · frozen: {', '.join(result.stage_names[:result.frozen]) or 'none'}"
-               f" · {result.weights_note} · validation: {val_fraction:.0%} of each class, a new split per seed")
+               f" · {result.weights_note} · validation: {result.config.val_fraction:.0%} of each class, a new split per seed")
+    n_val = result.runs[0].confusion.sum(1)
+    if n_val.min() < 5:
+        st.warning(f"Only {int(n_val.sum())} validation images ({', '.join(f'{c}: {int(n)}' for c, n in zip(result.classes, n_val))}"
+                   f"): one image is {1 / max(int(n_val[n_val > 0].min()), 1):.0%} of a class's accuracy, so read the "
+                   f"seeds' band, not one number. More images per class give a steadier measure.")
     st.plotly_chart(plots.finetune_curves(result), key="own_curves")
     left, right = st.columns(2)
     left.plotly_chart(plots.per_class_accuracy(result), key="own_per_class")

@@ -222,9 +222,10 @@ def per_class_accuracy(result) -> go.Figure:
                              error_y=dict(type="data", symmetric=False, array=high - mean, arrayminus=mean - low,
                                           thickness=2, width=8)))
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.15], tickformat=".0%")
-    fig.update_xaxes(title_text="class (validation images in the first seed's split)", type="category")
+    fig.update_xaxes(title_text="class (val images in the first split) · whiskers: lowest to highest seed",
+                     type="category")
     fig.update_layout(barmode="group")
-    return _style(fig, "Accuracy per class (bar: mean over seeds; whiskers: lowest to highest seed)", height=420)
+    return _style(fig, "Accuracy per class (mean over seeds)", height=420)
 
 
 def topk_bars(top: list[tuple[str, float]], title: str) -> go.Figure:
