@@ -11,6 +11,7 @@ pages = [
     st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("app_pages/state.py", title="State-dict workshop", icon=":material/database:", url_path="state"),
+    st.Page("app_pages/own.py", title="Your own images", icon=":material/photo_camera:", url_path="own"),
 ]
 nav = st.navigation(pages)
 st.sidebar.caption(f"Training device: **{device.describe()}**")

@@ -252,6 +252,8 @@ def _runs_delete(args) -> int:
 
 
 RECORDED = ("toy", "finetune", "sweep")  # experiments whose runs go into the history
+
+
 def _add_state(sub) -> None:
     from tl_core import state
 
@@ -314,6 +316,90 @@ def _run_load(args) -> int:
         for hint in report.hints:
             print(f"hint: {hint}")
     return 0 if report.ok else 1
+_LAB_SHOTS = object()  # "--shots not given": 5 for a built-in dataset, all for your own zip
+
+
+def _add_own(sub) -> None:
+    """Your own images: `finetune --data-zip classes.zip [--export DIR]` and `predict --model model.pt img`.
+    The zip options join the lab's `finetune` sub-command (same flags, same JSON) rather than a twin of it."""
+    p = sub.choices["finetune"]
+    p.add_argument("--data-zip", default=None, help="a zip of class folders of your own images (instead of --dataset)")
+    p.add_argument("--val-fraction", type=float, default=finetune.FinetuneConfig().val_fraction,
+                   help="with --data-zip: class-balanced validation share (default %(default)s)")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="save the trained model there: model.pt (state_dict), model.json, predict.py")
+    p.set_defaults(func=_run_finetune_own, shots=_LAB_SHOTS)
+    p = sub.add_parser("predict", help="top-k classes of images with a model exported by finetune --export")
+    p.add_argument("images", nargs="+", help="image files (jpg, png, webp, bmp, gif, tiff)")
+    p.add_argument("--model", required=True, help="the exported model.pt (model.json beside it), its folder or zip")
+    p.add_argument("--top-k", type=int, default=3, help="classes to list per image (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_finetune_own(args) -> int:
+    from tl_core import export, userdata
+
+    if args.shots is _LAB_SHOTS:
+        args.shots = None if args.data_zip else finetune.FinetuneConfig().shots
+    if args.data_zip is None:
+        if args.export:
+            raise ValueError("--export saves a model trained on your own images: add --data-zip")
+        return _run_finetune(args)
+    images = userdata.read_zip(args.data_zip)
+    if args.classes:
+        unknown = [c for c in args.classes if c not in images.classes]
+        if unknown:
+            raise ValueError(f"class {unknown[0]!r} is not in {args.data_zip}: it has {', '.join(images.classes)}")
+        images = images.edited(drop=[c for c in images.classes if c not in args.classes])
+    args.dataset, args.classes = f"zip:{images.source}", None
+    cfg = _config_from_args(finetune.FinetuneConfig, args)
+    cfg.validate(own_data=True)
+    dataset = images.to_imageset(cfg.image_size)  # raises, saying what is needed, before any warning prints
+    for line in [*(f"skipped {s.name}: {s.reason}" for s in images.skipped), *images.warnings(cfg.val_fraction)]:
+        sys.stderr.write(f"warning: {line}\n")
+    result = finetune.run(cfg, progress=_progress(args), device=args.device, dataset=dataset)
+    out = result.to_json()
+    out["skipped"] = [{"file": s.name, "reason": s.reason} for s in images.skipped]
+    out["counts"] = images.counts()
+    if args.export and result.runs:
+        out["export"] = export.save(export.from_result(result), args.export)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        sys.stderr.write("\n")
+        print(f"{cfg.backbone} on {images.source} ({', '.join(f'{c}: {n}' for c, n in out['counts'].items())}), "
+              f"freeze {cfg.freeze}, {cfg.strategy}, on {out['device']} in {out['seconds']:.1f} s")
+        for weights, summary in out["conditions"].items():
+            print(f"  {weights:<10} val acc {summary['val_acc']:.3f} ± {summary['val_acc_std']:.3f}   "
+                  f"train acc {summary['train_acc']:.3f}")
+        if "export" in out:
+            print(f"  saved {', '.join(out['export'].values())}")
+    return 0 if result.status == "finished" else 1
+
+
+def _run_predict(args) -> int:
+    from pathlib import Path
+
+    from tl_core import export, userdata
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    clf = export.load(args.model)
+    predictions = []
+    for path in args.images:
+        try:
+            top = clf.topk(Path(path).read_bytes(), args.top_k)
+        except userdata.BadImage as err:
+            raise ValueError(f"{path}: {err}") from None
+        predictions.append({"image": path, "top": [{"class": c, "probability": p} for c, p in top]})
+    if args.json:
+        print(json.dumps({"model": str(args.model), "backbone": clf.meta["backbone"], "classes": clf.classes,
+                          "image_size": clf.image_size, "predictions": predictions}))
+    else:
+        for pred in predictions:
+            print(pred["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in pred["top"]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.choices[name].add_argument("--no-record", action="store_true", help="don't keep this run in the history")
         sub.choices[name].add_argument("--data-dir", default=None, help="where the run history lives")
     _add_state(sub)
+    _add_own(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -39,6 +39,7 @@ class FinetuneConfig:
     val_per_class: int = 20               # fixed, class-balanced validation set
     unfreeze_every: int = 2               # gradual unfreezing: epochs per phase
     cache: bool = True                    # cache the frozen prefix's features
+    val_fraction: float = 0.15            # own images (run(dataset=...)): class-balanced validation share
 
     def for_weights(self, weights: str) -> "FinetuneConfig":
         """Scratch means from random weights with every stage trained (freezing random features would
@@ -48,10 +49,10 @@ class FinetuneConfig:
     def conditions(self) -> list[str]:
         return ["pretrained", "scratch"] if self.weights == "both" else [self.weights]
 
-    def validate(self) -> None:
+    def validate(self, own_data: bool = False) -> None:
         backbones.entry(self.backbone)
         backbones.check_size(self.backbone, self.image_size)
-        if self.dataset not in data.DATASETS:
+        if not own_data and self.dataset not in data.DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(data.DATASETS)}")
         checks = [
             (self.weights in ("pretrained", "scratch", "both"), f"weights must be pretrained, scratch or both, got {self.weights!r}"),
@@ -63,6 +64,7 @@ class FinetuneConfig:
             (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
             (1 <= self.val_per_class <= 500, f"val-per-class must be between 1 and 500, got {self.val_per_class}"),
             (1 <= self.unfreeze_every <= 1000, f"unfreeze-every must be at least 1, got {self.unfreeze_every}"),
+            (0.05 <= self.val_fraction <= 0.5, f"validation fraction must be between 0.05 and 0.5, got {self.val_fraction}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -94,6 +96,8 @@ class FinetuneResult:
     seconds: float = 0.0
     status: str = "finished"
     message: str = ""
+    # the first run's trained weights (pretrained when it ran), on the CPU: for predict and export
+    model_state: dict | None = field(default=None, repr=False)
 
     def by_weights(self, weights: str) -> list[Run]:
         return [r for r in self.runs if r.weights == weights]
@@ -223,17 +227,30 @@ def _weights_note(cfg: FinetuneConfig) -> str:
 
 
 def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None,
-        should_stop: Callable[[], bool] | None = None, device: str = "auto") -> FinetuneResult:
-    """Train every (weights, seed) of cfg and return curves, accuracies and confusion matrices."""
-    cfg.validate()
+        should_stop: Callable[[], bool] | None = None, device: str = "auto",
+        dataset: data.ImageSet | None = None) -> FinetuneResult:
+    """Train every (weights, seed) of cfg and return curves, accuracies and confusion matrices.
+
+    `dataset` (the user's own images, at cfg.image_size) replaces the named dataset; its validation set
+    is then a class-balanced `cfg.val_fraction` of each class (userdata.fraction_split), not a count."""
+    cfg.validate(own_data=dataset is not None)
     start = time.perf_counter()
     note = _weights_note(cfg)
     dev = devices.pick(device)
-    ds = data.load(cfg.dataset, cfg.image_size, cfg.classes)
+    if dataset is None:
+        ds = data.load(cfg.dataset, cfg.image_size, cfg.classes)
+        split = lambda seed: data.few_shot_split(ds, cfg.shots, seed, cfg.val_per_class)  # noqa: E731
+    else:
+        from tl_core import userdata
+
+        if tuple(dataset.images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"images are {tuple(dataset.images.shape[-2:])} px, the config says {cfg.image_size}")
+        ds = dataset
+        split = lambda seed: userdata.fraction_split(ds, cfg.val_fraction, seed, cfg.shots)  # noqa: E731
     plan = [(w, cfg.seed + s) for w in cfg.conditions() for s in range(cfg.seeds)]
-    runs, status, message, first_val, names, k = [], "finished", "", None, [], 0
+    runs, status, message, first_val, names, k, kept = [], "finished", "", None, [], 0, None
     for i, (weights, seed) in enumerate(plan):
-        train, val = data.few_shot_split(ds, cfg.shots, seed, cfg.val_per_class)
+        train, val = split(seed)
         if first_val is None:
             first_val = val
         model = backbones.create(cfg.backbone, weights, len(ds.classes), seed).to(dev)
@@ -248,12 +265,14 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
 
         r = _run_one(trainer, weights, seed, train, val, {"on_epoch": on_epoch, "should_stop": should_stop})
         runs.append(r)
+        if i == 0:
+            kept = {key: t.detach().cpu().clone() for key, t in model.state_dict().items()}
         if r.history.status != "finished":
             status, message = r.history.status, r.history.message
             break
     result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=names, frozen=k, runs=runs,
                             val=first_val, device=devices.describe(dev), weights_note=note, status=status,
-                            message=message)
+                            message=message, model_state=kept)
     result.seconds = time.perf_counter() - start
     return result
 

@@ -228,6 +228,8 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     fig.update_layout(legend_title_text=color_by)
     return _style(fig, f"{curve} of {len(runs)} runs, coloured by {color_by}")
+
+
 def state_groups(inspection) -> go.Figure:
     """Values stored per module of a state_dict (parameters and BatchNorm statistics), one bar each, in
     the model's order: where the weights live (often the head, or the last blocks)."""
@@ -263,3 +265,45 @@ def continue_curves(result) -> go.Figure:
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
     n = len(runs)
     return _style(fig, f"Continue fine-tuning on {result.config.dataset} (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
+
+
+# ---- your own images ---------------------------------------------------------------------------------
+
+def per_class_accuracy(result) -> go.Figure:
+    """Validation accuracy of each class, per weights condition: bar = mean over seeds, whiskers = the
+    lowest and highest seed. A class with no validation image has no bar (its accuracy is unknown)."""
+    fig = go.Figure()
+    n_val = result.runs[0].confusion.sum(1) if result.runs else np.zeros(len(result.classes))
+    labels = [f"{c} ({int(n)} val)" for c, n in zip(result.classes, n_val)]
+    for weights in result.config.conditions():
+        runs = result.by_weights(weights)
+        if not runs:
+            continue
+        import warnings  # local: plots.py's imports stay as they are (others append here too)
+
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: a class with no val image
+            acc = np.array([np.diag(r.confusion) / r.confusion.sum(1) for r in runs])  # (seeds, classes)
+            mean, low, high = np.nanmean(acc, 0), np.nanmin(acc, 0), np.nanmax(acc, 0)
+        fig.add_trace(go.Bar(x=labels, y=mean, name=f"{weights} ({len(runs)} seed{'s' * (len(runs) > 1)})",
+                             marker_color=COLORS[weights], text=[f"{v:.0%}" if np.isfinite(v) else "no val image"
+                                                                 for v in mean],
+                             textposition="outside", textfont=dict(size=15),
+                             error_y=dict(type="data", symmetric=False, array=high - mean, arrayminus=mean - low,
+                                          thickness=2, width=8)))
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.15], tickformat=".0%")
+    fig.update_xaxes(title_text="class (val images in the first split) · whiskers: lowest to highest seed",
+                     type="category")
+    fig.update_layout(barmode="group")
+    return _style(fig, "Accuracy per class (mean over seeds)", height=420)
+
+
+def topk_bars(top: list[tuple[str, float]], title: str) -> go.Figure:
+    """The k most likely classes of one image, most likely on top, as horizontal bars."""
+    names, probs = [c for c, _ in top][::-1], [p for _, p in top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", marker_color=COLORS["pretrained"],
+                           text=[f"{p:.1%}" for p in probs], textposition="outside", textfont=dict(size=18)))
+    fig.update_xaxes(title_text="probability", range=[0, 1.15], tickformat=".0%")
+    fig.update_yaxes(type="category", tickfont=dict(size=18))
+    fig.update_layout(showlegend=False)
+    return _style(fig, title, height=120 + 60 * len(top))

@@ -1,0 +1,405 @@
+"""Your own images: a class-folder zip, webcam shots or single uploads → a labelled image set.
+
+A separate module from `data.py` because everything here reads *untrusted* bytes: `data.py` builds the
+shipped datasets, this one defends against what a user uploads. Nothing is ever extracted to disk:
+every zip entry is checked (name, count, declared sizes, compression ratio) before a single byte is
+decompressed, then images are decoded one at a time straight from the ZipFile in memory, so no entry
+can write anywhere. Every image becomes an RGB square of STORE_SIZE px (centre crop, like Teachable
+Machine), kept as uint8; training resizes from there to the chosen input size.
+
+Layout of a zip (one or more extra top folders are understood):
+    my_classes.zip
+        cat/   img001.jpg img002.png ...
+        dog/   ...
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from hashlib import sha1
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from tl_core import data
+
+# ---- limits: stated in every refusal and on the page ------------------------------------------------
+UPLOAD_LIMIT_MB = 200                 # .streamlit/config.toml server.maxUploadSize (the page's upload cap)
+MAX_ENTRIES = 5_000                   # files and folders in one zip
+MAX_IMAGES = 2_000                    # images kept (2,000 × 128² RGB = 98 MB in memory)
+MAX_TOTAL_BYTES = 1_000 * 2 ** 20     # declared uncompressed size of the whole zip
+MAX_FILE_BYTES = 50 * 2 ** 20         # one file, uncompressed
+MAX_RATIO = 100                       # uncompressed / compressed, for entries over RATIO_FLOOR
+RATIO_FLOOR = 2 ** 20                 # small files may compress well (a flat BMP): only big ones count
+MAX_PIXELS = 40_000_000               # decoded at full size; JPEGs above it are decoded at 1/2..1/8 scale
+STORE_SIZE = 128                      # every image is kept as a STORE_SIZE × STORE_SIZE RGB square
+MAX_CLASS_NAME = 60
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
+IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
+LAYOUT = ("Expected layout: one folder per class with its images inside, e.g. cat/1.jpg, cat/2.jpg, dog/1.jpg "
+          "(one extra top folder, like my_photos/cat/1.jpg, is fine).")
+
+
+def limits_text() -> str:
+    return (f"upload up to {UPLOAD_LIMIT_MB} MB; at most {MAX_ENTRIES:,} files in the zip, {MAX_IMAGES:,} images, "
+            f"{MAX_TOTAL_BYTES // 2 ** 20:,} MB uncompressed in all, {MAX_FILE_BYTES // 2 ** 20} MB per file, "
+            f"compression ratio {MAX_RATIO}:1 per file over 1 MB, {MAX_PIXELS / 1e6:.0f} megapixels per image "
+            f"(bigger JPEGs are decoded at reduced scale)")
+
+
+class BadImage(ValueError):
+    """One file that is not a usable image; the message is the reason shown in the report."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+# ---- one image --------------------------------------------------------------------------------------
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB: 16-bit and float scaled (not clipped), transparency onto white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        if img.mode == "F":
+            lo, hi = float(a.min()), float(a.max())
+            a = (a - lo) / max(hi - lo, 1e-6)
+        else:  # 16-bit (and 32-bit int holding 16-bit PNG data): full scale is 65535
+            a = a / (65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0)
+        return Image.fromarray((np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")  # a palette may carry transparency
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        white = Image.new("RGB", img.size, (255, 255, 255))
+        white.paste(img, mask=img.getchannel("A"))
+        return white
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def decode(raw: bytes, size: int = STORE_SIZE) -> np.ndarray:
+    """Image bytes → uint8 (size, size, 3) RGB, centre-cropped square. Raises BadImage with the reason."""
+    with warnings.catch_warnings():
+        # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own MAX_PIXELS check decides instead
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(raw))
+        except Image.DecompressionBombError as err:
+            raise BadImage(f"refused: too many pixels, could be a decompression bomb ({err})") from None
+        except Image.UnidentifiedImageError:
+            raise BadImage("not an image Pillow can read") from None
+        except Exception as err:  # noqa: BLE001 - any parser failure is a corrupt file
+            raise BadImage(f"corrupt image ({type(err).__name__}: {err})") from None
+        with img:
+            if img.format not in FORMATS:
+                raise BadImage(f"{img.format} images are not supported (use JPEG, PNG, WebP, BMP, GIF or TIFF)")
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise BadImage("image has no pixels")
+            if w * h > MAX_PIXELS and img.format in ("JPEG", "MPO"):
+                # decode at 1/2..1/8 scale: draft picks the smallest scale at least as big as asked, so asking
+                # for half of what fits under the limit lands between half and all of it
+                s = (MAX_PIXELS / (w * h)) ** 0.5 / 2
+                img.draft(None, (max(size, int(w * s)), max(size, int(h * s))))
+            if img.size[0] * img.size[1] > MAX_PIXELS:
+                raise BadImage(f"refused: {w}×{h} px is {w * h / 1e6:.0f} megapixels, over the "
+                               f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (save it smaller, or as JPEG)")
+            try:
+                img.seek(0)                       # GIF / multi-page TIFF: the first frame
+                img = ImageOps.exif_transpose(img)  # phone photos: upright as the camera held them
+                img.load()
+                rgb = _to_rgb(img)
+            except Exception as err:  # noqa: BLE001 - truncated data, bad chunks, unsupported modes
+                raise BadImage(f"corrupt image ({type(err).__name__}: {err})") from None
+    w, h = rgb.size
+    side = min(w, h)  # centre crop to a square, then resize (reducing_gap: fast and still antialiased)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    square = rgb.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+    return np.asarray(square, dtype=np.uint8).copy()
+
+
+def to_input(raw: bytes, size: int) -> torch.Tensor:
+    """One image's bytes → the float (1, 3, size, size) tensor a trained model takes: the same path as
+    training (decode to STORE_SIZE, then the same resize)."""
+    img = torch.from_numpy(decode(raw)).permute(2, 0, 1)[None]
+    return resize(img, size)
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, S, S) → float32 (N, 3, size, size) in [0, 1]."""
+    x = images.float() / 255.0
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+    return x.contiguous()
+
+
+def check_class_name(name: str) -> str:
+    name = str(name).strip()
+    if not name:
+        raise ValueError("a class needs a name")
+    if len(name) > MAX_CLASS_NAME:
+        raise ValueError(f"class name {name[:20]!r}… is longer than {MAX_CLASS_NAME} characters")
+    if re.search(r"[/\\\x00-\x1f]", name) or name in (".", ".."):
+        raise ValueError(f"class name {name!r} may not contain '/', '\\' or control characters")
+    return name
+
+
+# ---- a set of user images -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserImages:
+    """The user's labelled images. Immutable: every edit returns a new set (so a page can keep both)."""
+    images: torch.Tensor                    # uint8 (N, 3, STORE_SIZE, STORE_SIZE)
+    labels: torch.Tensor                    # int64 (N,)
+    classes: tuple[str, ...]                # may include classes with no images yet (webcam flow)
+    names: tuple[str, ...] = ()             # where each image came from (file in the zip, "webcam 3", ...)
+    skipped: tuple[Skipped, ...] = ()       # files not used, with the reason: the report
+    notes: tuple[str, ...] = ()             # warnings about the whole set (empty folders, limits reached)
+    source: str = "your images"
+
+    @classmethod
+    def empty(cls, source: str = "your images") -> "UserImages":
+        return cls(torch.zeros(0, 3, STORE_SIZE, STORE_SIZE, dtype=torch.uint8), torch.zeros(0, dtype=torch.long),
+                   (), (), source=source)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever an image, label or class name does: the key of trained results."""
+        h = sha1(self.images.numpy().tobytes())
+        h.update(self.labels.numpy().tobytes())
+        h.update("\x00".join(self.classes).encode())
+        return h.hexdigest()[:16]
+
+    def counts(self) -> dict[str, int]:
+        return dict(zip(self.classes, torch.bincount(self.labels, minlength=len(self.classes)).tolist()))
+
+    def of_class(self, name: str) -> torch.Tensor:
+        return self.images[self.labels == self.classes.index(name)]
+
+    # -- edits
+    def add_class(self, name: str) -> "UserImages":
+        name = check_class_name(name)
+        if name in self.classes:
+            raise ValueError(f"there is already a class named {name!r}")
+        return replace(self, classes=self.classes + (name,))
+
+    def add_image(self, class_name: str, raw: bytes, name: str) -> "UserImages":
+        """Decode and append one image to `class_name` (created if new). Raises BadImage with the reason."""
+        if len(self) >= MAX_IMAGES:
+            raise BadImage(f"the set already holds the maximum of {MAX_IMAGES:,} images")
+        if len(raw) > MAX_FILE_BYTES:
+            raise BadImage(f"larger than {MAX_FILE_BYTES // 2 ** 20} MB")
+        img = torch.from_numpy(decode(raw)).permute(2, 0, 1)[None]
+        s = self if check_class_name(class_name) in self.classes else self.add_class(class_name)
+        label = torch.tensor([s.classes.index(class_name.strip())])
+        return replace(s, images=torch.cat([s.images, img]), labels=torch.cat([s.labels, label]),
+                       names=s.names + (name,))
+
+    def edited(self, renames: dict[str, str] | None = None, drop=()) -> "UserImages":
+        """Classes renamed (old → new) and dropped (with their images), in the same order."""
+        renames, drop = renames or {}, set(drop)
+        keep = [c for c in self.classes if c not in drop]
+        new = [check_class_name(renames.get(c, c)) for c in keep]
+        dupes = sorted({n for n in new if new.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two classes would be named {dupes[0]!r}: give each class its own name")
+        remap = torch.tensor([keep.index(c) if c in keep else -1 for c in self.classes] or [0], dtype=torch.long)
+        labels = remap[self.labels] if len(self) else self.labels
+        rows = (labels >= 0).nonzero().flatten()
+        return replace(self, images=self.images[rows], labels=labels[rows], classes=tuple(new),
+                       names=tuple(self.names[i] for i in rows.tolist()) if self.names else ())
+
+    # -- checks
+    def problems(self) -> list[str]:
+        """What blocks training, as sentences saying what is needed (empty list: ready)."""
+        counts = self.counts()
+        with_images = [c for c, n in counts.items() if n > 0]
+        if len(with_images) < 2:
+            found = ", ".join(f"{c!r} ({n} image{'s' * (n != 1)})" for c, n in counts.items()) or "none"
+            return [f"Transfer Lab needs at least 2 classes with images to tell apart; found {len(with_images)} "
+                    f"with images (classes: {found}). Add another class folder (or webcam class) with images."]
+        if max(counts.values()) < 2:
+            return ["Every class has only 1 image, so none is left for validation: add at least 2 images to "
+                    "some class (5 or more per class is better)."]
+        return []
+
+    def warnings(self, val_fraction: float = 0.15) -> list[str]:
+        out = list(self.notes)
+        for c, n in self.counts().items():
+            if n == 0:
+                out.append(f"Class {c!r} has no images: it is left out of training.")
+            elif n == 1:
+                out.append(f"Class {c!r} has only 1 image: it is used for training and the class gets no "
+                           f"validation image, so its accuracy cannot be measured. Add at least one more.")
+            else:
+                v = val_count(n, val_fraction)
+                if n < 5:
+                    out.append(f"Class {c!r} has only {n} images ({n - v} to train, {v} to validate): "
+                               f"5 or more per class give a steadier result.")
+        return out
+
+    # -- conversions
+    def to_imageset(self, size: int) -> data.ImageSet:
+        """The classes with images, as float images of size × size ready for the fine-tuning lab."""
+        problems = self.problems()
+        if problems:
+            raise ValueError(problems[0])
+        s = self.edited(drop=[c for c, n in self.counts().items() if n == 0])
+        return data.ImageSet(self.source, resize(s.images, size), s.labels.clone(), list(s.classes))
+
+    def to_zip(self) -> bytes:
+        """The set in the layout `read_zip` reads (class folders of PNGs), to download and upload later."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
+            for c in self.classes:
+                zf.writestr(f"{c}/", b"")  # keeps an empty class a class
+            for i, (img, label) in enumerate(zip(self.images, self.labels.tolist())):
+                png = io.BytesIO()
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(png, "PNG")
+                stem = Path(self.names[i]).stem if i < len(self.names) else "image"
+                stem = re.sub(r"[^\w.-]+", "_", stem)[:40] or "image"
+                zf.writestr(f"{self.classes[label]}/{i:04d}_{stem}.png", png.getvalue())
+        return buf.getvalue()
+
+
+def val_count(n: int, fraction: float) -> int:
+    """Validation images for a class of n: about `fraction` of it, at least 1 and leaving at least 1 to
+    train (a class of 1 gets none)."""
+    return 0 if n < 2 else min(n - 1, max(1, round(n * fraction)))
+
+
+def fraction_split(ds: data.ImageSet, val_fraction: float, seed: int = 0,
+                   shots: int | None = None) -> tuple[data.ImageSet, data.ImageSet]:
+    """(train, val): a class-balanced validation share per class (see val_count), drawn from `seed`;
+    `shots` caps the training images per class (None = all the rest)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    labels = ds.labels.cpu().numpy()
+    train, val = [], []
+    for k in range(len(ds.classes)):
+        perm = rng.permutation(np.flatnonzero(labels == k))
+        v = val_count(len(perm), val_fraction)
+        val.append(perm[:v])
+        train.append(perm[v:] if shots is None else perm[v:v + shots])
+    val_idx = np.sort(np.concatenate(val))
+    if len(val_idx) == 0:
+        raise ValueError("no class has 2 or more images, so there is nothing to validate on: add images")
+    return ds.subset(np.sort(np.concatenate(train)).tolist()), ds.subset(val_idx.tolist())
+
+
+# ---- zips -----------------------------------------------------------------------------------------------
+
+def unsafe_path(name: str) -> bool:
+    n = name.replace("\\", "/")
+    return n.startswith("/") or bool(re.match(r"^[A-Za-z]:", n)) or ".." in n.split("/")
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    return any(p == "__MACOSX" or p.startswith(".") for p in parts) or parts[-1].lower() in IGNORED_NAMES
+
+
+def open_zip(source, label: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
+                         f"folders. {LAYOUT}") from None
+    except FileNotFoundError:
+        raise ValueError(f"{label}: no such file") from None
+
+
+def check_entries(infos: list[zipfile.ZipInfo], label: str) -> None:
+    """Refuse a zip from its directory alone, before anything is decompressed."""
+    if len(infos) > MAX_ENTRIES:
+        raise ValueError(f"{label} refused: {len(infos):,} entries, more than the limit of {MAX_ENTRIES:,} files")
+    bad = [i.filename for i in infos if unsafe_path(i.filename)]
+    if bad:
+        raise ValueError(f"{label} refused: unsafe paths (absolute or with '..') such as {bad[0]!r}; "
+                         f"nothing was extracted")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_TOTAL_BYTES:
+        raise ValueError(f"{label} refused: it would unpack to {total / 2 ** 20:,.0f} MB, more than the limit of "
+                         f"{MAX_TOTAL_BYTES // 2 ** 20:,} MB (could be a zip bomb)")
+    for i in infos:
+        if i.file_size > RATIO_FLOOR and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise ValueError(f"{label} refused: {i.filename!r} compresses {i.file_size / max(i.compress_size, 1):,.0f}"
+                             f":1, more than the limit of {MAX_RATIO}:1 (a zip bomb?)")
+
+
+def read_zip(source, label: str | None = None) -> UserImages:
+    """A class-folder zip (bytes, a path or a file object) → UserImages, with unusable files in `skipped`.
+    Raises ValueError, saying why and what is expected, for a zip that is unsafe, too big or has no class
+    folders."""
+    label = label or (Path(source).name if isinstance(source, (str, Path)) else "the upload")
+    with open_zip(source, label) as zf:
+        infos = zf.infolist()
+        check_entries(infos, label)
+        skipped: list[Skipped] = []
+        files, folders = [], set()
+        for info in infos:
+            parts = tuple(p for p in PurePosixPath(info.filename.replace("\\", "/")).parts if p)
+            if not parts or _ignored(parts):
+                continue
+            if info.is_dir():
+                folders.add(parts)
+            else:
+                files.append((parts, info))
+        # one or more wrapper folders (my_photos/cat/1.jpg): strip while every file shares the top folder,
+        # some sit in folders below it, and no image sits in it directly (that would make it a class)
+        while (files and len({p[0] for p, _ in files}) == 1 and any(len(p) >= 3 for p, _ in files)
+               and not any(len(p) == 2 and Path(p[1]).suffix.lower() in IMAGE_SUFFIXES for p, _ in files)):
+            top = files[0][0][0]
+            files = [(p[1:], i) for p, i in files]
+            folders = {f[1:] for f in folders if f[0] == top and len(f) > 1}
+        loose = [i.filename for p, i in files if len(p) == 1]
+        files = [(p, i) for p, i in files if len(p) > 1]
+        if not files:
+            found = f" It holds only loose files such as {loose[0]!r}." if loose else " It holds no files."
+            raise ValueError(f"{label} has no class folders with files.{found} {LAYOUT}")
+        skipped += [Skipped(n, "not inside a class folder") for n in loose]
+        classes = sorted({p[0] for p, _ in files} | {f[0] for f in folders}, key=str.lower)
+        classes = tuple(check_class_name(c) for c in classes)
+        images, labels, names, notes = [], [], [], []
+        for parts, info in sorted(files, key=lambda f: f[1].filename):
+            name = info.filename
+            if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(Skipped(name, f"not an image file ({Path(parts[-1]).suffix or 'no extension'})"))
+                continue
+            if info.flag_bits & 0x1:
+                skipped.append(Skipped(name, "password-protected"))
+                continue
+            if info.file_size > MAX_FILE_BYTES:
+                skipped.append(Skipped(name, f"larger than {MAX_FILE_BYTES // 2 ** 20} MB"))
+                continue
+            if len(images) >= MAX_IMAGES:
+                notes.append(f"Only the first {MAX_IMAGES:,} images were read (the limit); the rest were skipped.")
+                break
+            try:
+                images.append(decode(zf.read(info)))  # read stops at the declared (checked) size
+            except BadImage as err:
+                skipped.append(Skipped(name, str(err)))
+                continue
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, ValueError) as err:
+                skipped.append(Skipped(name, f"damaged zip entry ({err})"))
+                continue
+            labels.append(classes.index(parts[0]))
+            names.append(name)
+    stacked = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous() if images
+               else UserImages.empty().images)
+    return UserImages(stacked, torch.tensor(labels, dtype=torch.long), classes, tuple(names), tuple(skipped),
+                      tuple(notes), source=label)
