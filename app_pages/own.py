@@ -1,5 +1,8 @@
+from dataclasses import asdict
+
 import streamlit as st
 
+from app_pages import ui
 from tl_core import backbones, export, finetune, freeze, plots, userdata
 
 S = st.session_state
@@ -8,6 +11,8 @@ DEFAULTS = {"own_backbone": "efficientnet_lite0", "own_weights": "pretrained", "
             "own_freeze": len(backbones.stage_names("efficientnet_lite0")) - 1,
             "own_epochs": 15, "own_lr": 3e-3, "own_size": 64, "own_seeds": 3, "own_val": 0.15,
             "own_model_source": "trained here"}
+SETTINGS = ["own_backbone", "own_weights", "own_freeze", "own_strategy", "own_epochs", "own_lr", "own_size",
+            "own_seeds", "own_val"]  # bound to the URL: a link reproduces the training settings
 # Streamlit drops a widget's value once its page is left. `keep` holds every setting (class renames and
 # drops too), updated by each widget's on_change, and is handed back to the widgets at every run.
 keep = S.setdefault("own_keep", dict(DEFAULTS))
@@ -16,7 +21,8 @@ for k, v in keep.items():
 
 
 def kept(key: str, default=None, after=None) -> dict:
-    """Widget arguments that keep `key`'s value across page switches (`after` runs on a change)."""
+    """Widget arguments that keep `key`'s value across page switches (`after` runs on a change); the
+    training settings are also bound to the URL."""
     if key not in keep:
         keep[key] = S[key] = default
 
@@ -24,7 +30,7 @@ def kept(key: str, default=None, after=None) -> dict:
         keep[key] = S[key]
         if after:
             after()
-    return {"key": key, "on_change": changed}
+    return {"key": key, "on_change": changed, **({"bind": ui.URL} if key in SETTINGS else {})}
 
 
 def new_backbone():  # a new backbone starts at feature extraction: all of its own stages but the head frozen
@@ -47,6 +53,7 @@ def add_files(imgs, class_name, files):
 
 
 st.title("Your own images")
+link = ui.LinkSettings()
 st.markdown("Collect a few images per class (a zip of class folders, your webcam, or single uploads), fine-tune a "
             "pretrained backbone on them, try it on new images, and export it. Images stay in this browser "
             "session only; nothing is written to disk.")
@@ -109,10 +116,10 @@ if imgs.skipped:
 
 with st.sidebar:
     st.header("Training settings")
-    name = st.selectbox("Backbone", list(backbones.REGISTRY), **kept("own_backbone", after=new_backbone),
-                        format_func=lambda n: backbones.REGISTRY[n].title)
+    name = st.selectbox("Backbone", list(backbones.REGISTRY), **kept("own_backbone", after=new_backbone))
     available, note = backbones.weights_status(name)
-    (st.caption if available else st.warning)(("Weights: " if available else "No pretrained weights: ") + note)
+    (st.caption if available else st.warning)(f"**{backbones.REGISTRY[name].title}**. " +
+                                              ("Weights: " if available else "No pretrained weights: ") + note)
     if not available:
         keep["own_weights"] = S["own_weights"] = "scratch"
     weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], **kept("own_weights"),
@@ -126,6 +133,9 @@ with st.sidebar:
     size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], **kept("own_size"))
     seeds = st.slider("Seeds (each a different validation split)", 1, 5, **kept("own_seeds"))
     val_fraction = st.slider("Validation share per class", 0.05, 0.5, step=0.05, **kept("own_val"), format="%.2f")
+for setting in SETTINGS:  # a value that came from the link is the one to keep
+    keep[setting] = S[setting]
+link.report()
 
 problems, warnings = ready.problems(), ready.warnings(val_fraction)
 for p in problems:
@@ -143,8 +153,10 @@ key = (ready.fingerprint, tuple(ready.classes), cfg)
 if st.button("Train", type="primary", key="own_train", disabled=bool(problems) or key in results):
     bar = st.progress(0.0, text="Preparing images and backbone…")
     try:
-        results[key] = finetune.run(cfg, progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
-                                    dataset=ready.to_imageset(size))
+        with ui.recording("own", {**asdict(cfg), "classes": list(ready.classes), "images": len(ready)}) as rec:
+            results[key] = finetune.run(cfg, progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                                        dataset=ready.to_imageset(size))
+            rec["result"] = results[key].to_json()
         S["own_last"] = key
     except ValueError as err:
         st.error(str(err))
@@ -162,12 +174,12 @@ if result is not None:
         st.warning(f"Only {int(n_val.sum())} validation images ({', '.join(f'{c}: {int(n)}' for c, n in zip(result.classes, n_val))}"
                    f"): one image is {1 / max(int(n_val[n_val > 0].min()), 1):.0%} of a class's accuracy, so read the "
                    f"seeds' band, not one number. More images per class give a steadier measure.")
-    st.plotly_chart(plots.finetune_curves(result), key="own_curves")
+    ui.chart(plots.finetune_curves(result), "own_curves")
     left, right = st.columns(2)
-    left.plotly_chart(plots.per_class_accuracy(result), key="own_per_class")
+    ui.chart(plots.per_class_accuracy(result), "own_per_class", left)
     first = result.runs[0]
-    right.plotly_chart(plots.confusion(first.confusion, result.classes, f"Confusion matrix ({first.weights}, seed "
-                                       f"{first.seed}, validation set)"), key="own_confusion")
+    ui.chart(plots.confusion(first.confusion, result.classes, f"Confusion matrix ({first.weights}, seed "
+                             f"{first.seed}, validation set)"), "own_confusion", right)
 
 st.subheader("Predict and export")
 source = st.radio("Model", ["trained here", "imported"], **kept("own_model_source"), horizontal=True)
@@ -206,4 +218,4 @@ for f in (image, shot):
         continue
     pic, chart = st.columns([1, 3])
     pic.image(f.getvalue(), caption=f.name, width=220)
-    chart.plotly_chart(plots.topk_bars(top, f"Prediction: {top[0][0]} ({top[0][1]:.0%})"), key=f"own_top_{f.file_id}")
+    ui.chart(plots.topk_bars(top, f"Prediction: {top[0][0]} ({top[0][1]:.0%})"), f"own_top_{f.file_id}", chart)

@@ -1,6 +1,9 @@
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
+from app_pages import ui
 from tl_core import backbones, data, plots, state
 
 
@@ -17,6 +20,7 @@ def keep(store: dict, key, value, most: int = 4):
 
 
 st.title("State-dict workshop")
+link = ui.LinkSettings()
 st.markdown("How weights travel in PyTorch: `model.state_dict()` is a dict **name → tensor**; `torch.save` writes "
             "it, `model.load_state_dict(sd)` copies it into a model *of the same architecture*. Inspect a lab model "
             "or your own file, download it whole, encoder only or head only, and load it into another architecture "
@@ -43,11 +47,11 @@ sources = ["lab model"] + (["uploaded file"] if files else [])
 source = left.radio("Source", sources, index=len(sources) - 1, key="sd_source", horizontal=True)
 if source == "lab model":
     arch = left.selectbox("Lab model", list(backbones.REGISTRY), key="sd_arch", index=list(backbones.REGISTRY).index("shapes_cnn"),
-                          format_func=lambda n: backbones.REGISTRY[n].title)
+                          bind=ui.URL, help="Each name is a backbone of the fine-tuning lab's registry.")
     available, note = backbones.weights_status(arch)
-    weights = left.radio("Weights", ["pretrained", "scratch"] if available else ["scratch"], key="sd_weights",
+    weights = left.radio("Weights", ["pretrained", "scratch"] if available else ["scratch"], key="sd_weights", bind=ui.URL,
                          horizontal=True, help=note)
-    part = left.radio("Part", list(state.PARTS), key="sd_part", horizontal=True,
+    part = left.radio("Part", list(state.PARTS), key="sd_part", bind=ui.URL, horizontal=True,
                       captions=["every stage", "every stage but the head", "the head only"])
     if (arch, weights) not in labs:
         try:
@@ -58,7 +62,7 @@ if source == "lab model":
             st.stop()
     sd, name, notes = labs[(arch, weights)][part], f"{arch}_{weights}_{part}", []
     ins = state.inspect(sd, name, state.lab_groups(arch))
-    fmt = left.radio("Download format", list(state.FORMATS), key="sd_format", horizontal=True)
+    fmt = left.radio("Download format", list(state.FORMATS), key="sd_format", bind=ui.URL, horizontal=True)
     for col, p in zip(left.columns(3), state.PARTS):
         col.download_button(f"Download {p}", lambda sd=labs[(arch, weights)][p], fmt=fmt: state.to_bytes(sd, fmt),
                             f"{arch}_{weights}_{p}.{fmt}", key=f"sd_download_{p}", on_click="ignore")
@@ -76,19 +80,20 @@ m = st.columns(3)
 m[0].metric("Tensors (keys)", f"{len(ins.rows):,}")
 m[1].metric("Values stored", f"{ins.total_elements:,}")
 m[2].metric("Size", f"{ins.total_bytes / 2**20:.2f} MB")
-st.plotly_chart(plots.state_groups(ins), key="sd_groups_plot")
+ui.chart(plots.state_groups(ins), "sd_groups_plot")
 table = pd.DataFrame(ins.rows).assign(shape=lambda d: d["shape"].map(lambda s: " × ".join(map(str, s)) or "scalar"))
 st.dataframe(table[["key", "shape", "dtype", "elements", "module"]], key="sd_keys_table", hide_index=True, height=320)
 
 st.header("3 · Load into an architecture")
 c = st.columns([2, 1.4, 1, 1, 0.8])
-into = c[0].selectbox("Architecture", list(state.ARCHITECTURES), key="sd_into",
+into = c[0].selectbox("Architecture", list(state.ARCHITECTURES), key="sd_into", bind=ui.URL,
                       index=list(state.ARCHITECTURES).index("shapes_cnn"))
-classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_classes")
-strip = c[2].text_input("Strip prefix", key="sd_strip", placeholder="module.")
-add = c[3].text_input("Add prefix", key="sd_add", placeholder="encoder.")
-strict = c[4].toggle("strict", True, key="sd_strict", help="strict: every key must match in name and shape, or nothing "
+classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_classes", bind=ui.URL)
+strip = c[2].text_input("Strip prefix", key="sd_strip", bind=ui.URL, placeholder="module.")
+add = c[3].text_input("Add prefix", key="sd_add", bind=ui.URL, placeholder="encoder.")
+strict = c[4].toggle("strict", True, key="sd_strict", bind=ui.URL, help="strict: every key must match in name and shape, or nothing "
                      "loads. Off: what matches loads, the rest keeps its initial (scratch) values.")
+link.report()
 cfg = state.LoadConfig(into, int(classes) or None, strict, strip.strip(), add.strip())
 if st.button("Load", type="primary", key="sd_load", disabled=(source_id, cfg) in reports):
     try:
@@ -117,16 +122,18 @@ if report.model is None or into not in backbones.REGISTRY:
 st.header("4 · Continue fine-tuning")
 c = st.columns(3)
 ft = state.ContinueConfig(dataset=c[0].selectbox("Dataset", list(data.DATASETS), index=list(data.DATASETS).index("textures"),
-                                                 key="sd_ft_dataset"),
-                          epochs=c[1].slider("Epochs", 1, 15, 4, key="sd_ft_epochs"),
-                          seeds=c[2].slider("Seeds (for the band)", 2, 5, 2, key="sd_ft_seeds"))
+                                                 key="sd_ft_dataset", bind=ui.URL),
+                          epochs=c[1].slider("Epochs", 1, 15, 4, key="sd_ft_epochs", bind=ui.URL),
+                          seeds=c[2].slider("Seeds (for the band)", 2, 5, 2, key="sd_ft_seeds", bind=ui.URL))
 st.caption(f"{ft.shots} images per class at {ft.image_size} px, every stage trains from the loaded weights (Adam, lr "
            f"{ft.lr}); a new head when the class count differs.")
 if st.button("Continue fine-tuning", key="sd_ft_run", disabled=(source_id, cfg, ft) in runs):
     bar = st.progress(0.0, text="Preparing…")
     try:
-        keep(runs, (source_id, cfg, ft), state.continue_finetune(report.model, into, ft,
-                                                                 progress=lambda f, m: bar.progress(min(f, 1.0), text=m)))
+        with ui.recording("continue", {**asdict(ft), "arch": into, "weights_from": name, "load": asdict(cfg)}) as rec:
+            keep(runs, (source_id, cfg, ft), state.continue_finetune(report.model, into, ft,
+                                                                     progress=lambda f, m: bar.progress(min(f, 1.0), text=m)))
+            rec["result"] = runs[(source_id, cfg, ft)].to_json()
     except ValueError as err:
         st.error(str(err))
     bar.empty()
@@ -135,4 +142,4 @@ if run is not None:
     accs = ", ".join(f"{a:.0%}" for a in run.val_acc)
     st.success(f"Validation accuracy after {ft.epochs} epochs: {accs} (one per seed; {run.seconds:.1f} s on {run.device})"
                + (" — with a new head for " + ", ".join(run.classes) if run.new_head else ""))
-    st.plotly_chart(plots.continue_curves(run), key="sd_ft_curves")
+    ui.chart(plots.continue_curves(run), "sd_ft_curves")

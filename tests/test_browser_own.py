@@ -20,7 +20,7 @@ def test_upload_zip_train_and_predict_in_the_browser(server, page, tmp_path):
     page.get_by_text("Your classes: 18 images from my_photos.zip").wait_for(timeout=60_000)
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stSelectbox']").first.click()         # a fast offline backbone
-    page.get_by_role("option", name="Small CNN (pretrained here on shapes)").click()
+    page.get_by_role("option", name="shapes_cnn").click()
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Overfitting curves").first.wait_for(timeout=240_000)
     page.get_by_text("Accuracy per class").first.wait_for(timeout=60_000)

@@ -46,12 +46,12 @@ def _config_from_args(cls, args):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
-def _record(args, kind: str, out: dict) -> None:
+def _record(args, kind: str, out: dict, model_path: str | None = None) -> None:
     """Keep the run in the history (as the pages do); a history that can't be written only warns."""
     if getattr(args, "no_record", True):
         return
     try:
-        store.Store(args.data_dir).record(kind, out, session="cli")
+        store.Store(args.data_dir).record(kind, out, session="cli", model_path=model_path)
     except OSError as err:
         sys.stderr.write(f"python -m tl_core {kind}: warning: run not recorded: {err}\n")
 
@@ -364,6 +364,7 @@ def _run_finetune_own(args) -> int:
     out["counts"] = images.counts()
     if args.export and result.runs:
         out["export"] = export.save(export.from_result(result), args.export)
+    _record(args, "own", out, model_path=(out.get("export") or {}).get("model.pt"))
     if args.json:
         print(json.dumps(out))
     else:

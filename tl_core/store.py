@@ -101,7 +101,8 @@ def _finite(x) -> bool:
 
 def split_result(result: dict) -> tuple[dict, dict]:
     """(metrics, curves) of an experiment's to_json(): numbers anywhere outside `config` are metrics;
-    lists of numbers under a `history` or `curves` key are per-epoch curves. Names are dotted paths."""
+    lists of numbers under a `history` or `curves` key are per-epoch curves (a list of such lists, one
+    per seed, is kept as their mean). Names are dotted paths."""
     metrics, curves = {}, {}
 
     def walk(node, path: tuple[str, ...], in_curves: bool) -> None:
@@ -110,9 +111,12 @@ def split_result(result: dict) -> tuple[dict, dict]:
                 if not path and key == "config":
                     continue
                 walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS)
-        elif isinstance(node, list):
-            if in_curves and node and all(_finite(v) or v is None for v in node):
+        elif isinstance(node, list) and in_curves and node:
+            if all(_finite(v) or v is None for v in node):
                 curves[".".join(path)] = [float(v) if v is not None else None for v in node]
+            elif all(isinstance(v, list) and v and all(_finite(x) for x in v) for v in node):
+                n = min(len(v) for v in node)  # one curve per seed: keep their mean
+                curves[".".join(path)] = [sum(v[i] for v in node) / len(node) for i in range(n)]
         elif _finite(node):
             metrics[".".join(path)] = float(node)
 
