@@ -9,6 +9,7 @@ pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/toy.py", title="Regularisation toy", icon=":material/show_chart:", url_path="toy"),
     st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune"),
+    st.Page("app_pages/ssl.py", title="Self-supervised pretraining", icon=":material/visibility_off:", url_path="ssl"),
 ]
 nav = st.navigation(pages)
 st.sidebar.caption(f"Training device: **{device.describe()}**")
