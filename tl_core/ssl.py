@@ -22,9 +22,11 @@ head trains) and `ssl_finetuned` (pretrained encoder trained too). Two modalitie
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -145,9 +147,17 @@ def encoder_bytes(encoder: Encoder) -> bytes:
 
 
 def load_encoder(blob: bytes, in_features: int, hidden: int, latent: int) -> Encoder:
-    """A fresh Encoder with the saved weights; weights_only=True refuses pickled code."""
+    """A fresh Encoder with the saved weights; weights_only=True refuses a file that carries pickled code."""
     encoder = Encoder(in_features, hidden, latent)
-    encoder.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"refused: this file is not a plain state_dict of tensors ({str(err).splitlines()[0]})") from None
+    try:
+        encoder.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ValueError(f"these weights do not fit Encoder({in_features}, {hidden}, {latent}): "
+                         f"{str(err).splitlines()[0]}") from None
     return encoder
 
 
@@ -280,6 +290,20 @@ def load(name: str, seed: int = 0) -> SSLData:
 
 # ---------------------------------------------------------------- pretraining (cached by config)
 
+@contextlib.contextmanager
+def _one_cpu_thread(dev: torch.device):
+    """These models are tiny (a few 500 × 128 matrices): on a CPU, splitting each product over threads
+    costs more than it saves, and on a busy 2-core laptop it made runs 5-7x slower. One thread while
+    we train, then the process's setting back."""
+    before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class Pretrained:
     key: tuple
@@ -309,6 +333,15 @@ def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Call
         return _PRETRAINED[key]
     start = time.perf_counter()
     dev = devices.pick(device)
+    with _one_cpu_thread(dev):
+        out = _pretrain(cfg, key, dev, progress, should_stop)
+    out.seconds = time.perf_counter() - start
+    if out.history.status == "finished":  # a stopped or diverged pretraining is shown, not reused
+        _PRETRAINED[key] = out
+    return out
+
+
+def _pretrain(cfg: SSLConfig, key: tuple, dev: torch.device, progress, should_stop) -> Pretrained:
     ds = load(cfg.data, cfg.seed)
     devices.seed_everything(cfg.seed)
     auto = Autoencoder(Encoder(ds.features, cfg.hidden, cfg.latent), Decoder(ds.features, cfg.hidden, cfg.latent))
@@ -322,11 +355,8 @@ def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Call
 
     hist = fit(model, (pool, pool), (val, val), FitConfig(epochs=cfg.pretrain_epochs, lr=cfg.lr, batch_size=256,
                seed=cfg.seed), task="regression", loss_fn=masked_mse, on_epoch=on_epoch, should_stop=should_stop)
-    out = Pretrained(key=key, encoder=encoder_bytes(auto.encoder), history=hist,
-                     examples=_examples(model, ds), seconds=time.perf_counter() - start, device=devices.describe(dev))
-    if hist.status == "finished":  # a stopped or diverged pretraining is shown, not reused
-        _PRETRAINED[key] = out
-    return out
+    return Pretrained(key=key, encoder=encoder_bytes(auto.encoder), history=hist, examples=_examples(model, ds),
+                      seconds=0.0, device=devices.describe(dev))
 
 
 @torch.no_grad()
@@ -409,26 +439,28 @@ def run(cfg: SSLConfig = SSLConfig(), label_counts: list[int] | None = None, pro
     ds = load(cfg.data, cfg.seed)
     ds.labelled(max(counts), cfg.seed)  # fails now, not after pretraining, if a count is too large
     dev = devices.pick(device)
-    share = 0.0 if cfg.pretrain_key() in _PRETRAINED else 0.5
-    pre = pretrain(cfg, (lambda f, m: progress(share * f, m)) if progress else None, should_stop, device)
-    result = SSLResult(config=cfg, pretrained=pre, label_counts=counts, classes=list(ds.classes),
-                       device=devices.describe(dev))
-    if pre.history.status != "finished":
-        result.status, result.message = pre.history.status, pre.history.message
-    plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
-    for i, (n, seed, mode) in enumerate(plan):
-        if result.status != "finished":
-            break
-        if should_stop is not None and should_stop():
-            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
-            break
-        _, hist = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
-        result.records.append({"mode": mode, "labels": n, "seed": seed, "val_acc": hist.val_acc[-1] if hist.val_acc else None,
-                               "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
-        if hist.status != "finished":
-            result.status, result.message = hist.status, hist.message
-        if progress:
-            progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
+    share = 0.0 if cfg.pretrain_key() in _PRETRAINED else 0.5   # of the progress bar
+    with _one_cpu_thread(dev):
+        pre = pretrain(cfg, (lambda f, m: progress(share * f, m)) if progress else None, should_stop, device)
+        result = SSLResult(config=cfg, pretrained=pre, label_counts=counts, classes=list(ds.classes),
+                           device=devices.describe(dev))
+        if pre.history.status != "finished":
+            result.status, result.message = pre.history.status, pre.history.message
+        plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
+        for i, (n, seed, mode) in enumerate(plan):
+            if result.status != "finished":
+                break
+            if should_stop is not None and should_stop():
+                result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
+                break
+            _, hist = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
+            result.records.append({"mode": mode, "labels": n, "seed": seed,
+                                   "val_acc": hist.val_acc[-1] if hist.val_acc else None,
+                                   "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
+            if hist.status != "finished":
+                result.status, result.message = hist.status, hist.message
+            if progress:
+                progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
     result.seconds = time.perf_counter() - start
     return result
 
