@@ -85,6 +85,7 @@ st.caption(f"One pretraining run on {len(ds.pool):,} unlabelled samples ({pre.se
 
 st.subheader("2 · Downstream: a new head on a few labels")
 st.plotly_chart(plots.ssl_label_curve(result), key="ssl_curve_plot")
+st.markdown(ssl.finetune_note(result))
 st.caption(f"Each seed draws its own labelled samples from the pool and its own head (and scratch) weights; all "
            f"conditions share the draws and a fixed validation set of {len(ds.val)} samples. "
            f"{len(result.records)} downstream runs in {result.seconds:.1f} s on {result.device}.")

@@ -38,7 +38,7 @@ def band_traces(x, values, name: str, color: str, *, dash: str | None = None,
     low, high = np.percentile(values, 10, axis=1), np.percentile(values, 90, axis=1)
     group = f"{name}-{dash}"
     return [
-        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself",
+        go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself", mode="lines",
                    fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip",
                    legendgroup=group, showlegend=False, name=f"{name} band"),
         go.Scatter(x=x, y=values.mean(1), mode="lines", name=name, legendgroup=group, showlegend=showlegend,
@@ -205,24 +205,25 @@ HIDDEN_RGB = (0.95, 0.55, 0.1)  # hidden patches are drawn orange: nothing in a 
 
 
 def ssl_expression_reconstructions(examples: dict, feature_order: list[int], genes: int = 300) -> go.Figure:
-    """Heat-map rows of log-expression, one row per validation sample: the original, the masked input
-    (blank = hidden), and the input with the hidden genes filled in by the model. Genes are grouped by
-    programme, so a cell type's block of co-expressed genes shows as a bright run."""
+    """Heat-map rows, one per validation sample, of each gene's expression relative to its average (as the
+    model sees it): the original, the masked input (blank = hidden), and the input with the hidden genes
+    filled in by the model. Genes are grouped by programme: a cell type's co-expressed genes are a block."""
     order = list(feature_order)[:genes]
-    panels = [("original (log expression)", examples["raw"]), ("masked input: blank = hidden", examples["masked"]),
-              ("masked input + the model's fill-in", np.where(np.asarray(examples["mask"]), np.asarray(examples["recon"]), np.asarray(examples["raw"])))]
+    z, mask = np.asarray(examples["z"])[:, order], np.asarray(examples["mask"])[:, order]
+    filled = np.where(mask, np.asarray(examples["z_recon"])[:, order], z)
+    panels = [("original", z), ("masked input: blank = hidden", np.where(mask, np.nan, z)),
+              ("masked input + the model's fill-in of the hidden genes", filled)]
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=[p[0] for p in panels])
-    values = np.asarray(examples["raw"])[:, order]
-    zmax = float(np.percentile(values, 99))
     rows = [f"{label} " for label in examples["labels"]]
-    for i, (_, z) in enumerate(panels):
-        fig.add_trace(go.Heatmap(z=np.asarray(z)[:, order], y=rows, zmin=0, zmax=zmax, colorscale="Viridis",
-                                 showscale=i == 0, colorbar=dict(title="log1p<br>count", len=0.9),
+    for i, (_, values) in enumerate(panels):
+        fig.add_trace(go.Heatmap(z=values, y=rows, zmin=-3, zmax=3, colorscale="RdBu_r", showscale=i == 0,
+                                 colorbar=dict(title="z-score", len=0.9),
                                  hovertemplate="gene %{x}<br>%{y}: %{z:.2f}<extra></extra>"), row=i + 1, col=1)
     fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_xaxes(title_text=f"gene (the first {genes}, grouped by programme)", row=3, col=1)
+    fig.update_xaxes(title_text=f"gene (the first {genes}, grouped by programme; 30 per cell type)", row=3, col=1)
     fig.update_annotations(font_size=16)
-    return _style(fig, "Masked genes and their reconstruction (validation samples, one row each)", height=640)
+    return _style(fig, "Masked genes and their reconstruction (red = above the gene's average, one row per "
+                       "validation sample)", height=640)
 
 
 def ssl_image_reconstructions(examples: dict, side: int) -> go.Figure:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from tl_core import data as datasets, device as devices
-from tl_core.train import FitConfig, History, fit
+from tl_core.train import FitConfig, History, evaluate, fit
 
 Progress = Callable[[float, str], None]
 DATA = {
@@ -208,7 +208,9 @@ def masked_mse(out: torch.Tensor, target: torch.Tensor, per_member: bool = False
 class SSLData:
     name: str
     raw: torch.Tensor        # (N, features) as generated / loaded: log-expression or pixel values
-    x: torch.Tensor          # (N, features) standardised with the pool's per-feature mean and std
+    x: torch.Tensor          # (N, features) standardised: (raw - mean) / std
+    mean: torch.Tensor       # (features,) per-feature mean and std over the unlabelled pool
+    std: torch.Tensor
     y: torch.Tensor          # (N,) class of every sample (hidden from pretraining)
     classes: list[str]
     pool: torch.Tensor       # indices of the unlabelled pool (pretraining; labelled draws come from it)
@@ -283,7 +285,7 @@ def load(name: str, seed: int = 0) -> SSLData:
     pool, val = _split(y, len(classes), seed)
     raw_t = torch.from_numpy(raw)
     mean, std = raw_t[pool].mean(0), raw_t[pool].std(0).clamp_min(0.05)
-    return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, y=torch.from_numpy(y), classes=classes,
+    return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, mean=mean, std=std, y=torch.from_numpy(y), classes=classes,
                    pool=torch.from_numpy(pool), val=torch.from_numpy(val), units=units, image_side=side,
                    feature_order=order)
 
@@ -335,7 +337,7 @@ def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Call
     dev = devices.pick(device)
     with _one_cpu_thread(dev):
         out = _pretrain(cfg, key, dev, progress, should_stop)
-    out.seconds = time.perf_counter() - start
+    out.seconds, out.device = time.perf_counter() - start, devices.describe(dev)  # threads restored
     if out.history.status == "finished":  # a stopped or diverged pretraining is shown, not reused
         _PRETRAINED[key] = out
     return out
@@ -356,30 +358,30 @@ def _pretrain(cfg: SSLConfig, key: tuple, dev: torch.device, progress, should_st
     hist = fit(model, (pool, pool), (val, val), FitConfig(epochs=cfg.pretrain_epochs, lr=cfg.lr, batch_size=256,
                seed=cfg.seed), task="regression", loss_fn=masked_mse, on_epoch=on_epoch, should_stop=should_stop)
     return Pretrained(key=key, encoder=encoder_bytes(auto.encoder), history=hist, examples=_examples(model, ds),
-                      seconds=0.0, device=devices.describe(dev))
+                      seconds=0.0, device="")
 
 
 @torch.no_grad()
 def _examples(model: MaskedReconstruction, ds: SSLData, n: int = 6) -> dict:
-    """n validation samples (one per class first) with their masks and reconstructions, in raw units."""
+    """n validation samples (one per class first) with their masks and reconstructions, both as the model
+    sees them (z: standardised per feature) and in raw units (log expression, pixel values)."""
     idx = [int(ds.val[ds.y[ds.val] == k][0]) for k in range(min(n, len(ds.classes)))]
     x = ds.x[idx].to(next(model.parameters()).device)
     model.eval()
     out = model(x).cpu()
     recon, mask = out[:, 0], out[:, 1].bool()
-    mean = ds.raw[ds.pool].mean(0)
-    std = ds.raw[ds.pool].std(0).clamp_min(0.05)
     raw = ds.raw[idx]
-    return {"index": idx, "labels": [ds.classes[int(ds.y[i])] for i in idx], "raw": raw,
-            "masked": raw.masked_fill(mask, float("nan")), "recon": recon * std + mean, "mask": mask}
+    return {"index": idx, "labels": [ds.classes[int(ds.y[i])] for i in idx], "mask": mask,
+            "raw": raw, "recon": recon * ds.std + ds.mean, "z": ds.x[idx], "z_recon": recon}
 
 
 # ---------------------------------------------------------------- downstream comparison
 
 def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | None, labels: int, seed: int,
-                     dev: torch.device) -> tuple[DownstreamModel, History]:
+                     dev: torch.device) -> tuple[DownstreamModel, History, float]:
     """One downstream run: the deck's flow for the SSL modes, the same architecture from random weights
-    for scratch. Same labelled draw and head initialisation for every mode of one seed."""
+    for scratch. Same labelled draw and head initialisation for every mode of one seed. Returns the
+    model, its training history and its final validation accuracy (measured once, at the end)."""
     devices.seed_everything(seed)
     enc = Encoder(ds.features, cfg.hidden, cfg.latent)
     head = nn.Linear(cfg.latent, len(ds.classes))
@@ -389,9 +391,11 @@ def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | No
         enc.requires_grad_(False)
     model = DownstreamModel(enc, head).to(dev)
     idx = ds.labelled(labels, seed)
-    hist = fit(model, (ds.x[idx], ds.y[idx]), (ds.x[ds.val], ds.y[ds.val]),
-               FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed), task="classification")
-    return model, hist
+    with _one_cpu_thread(dev):
+        hist = fit(model, (ds.x[idx], ds.y[idx]), None, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
+                   task="classification")
+        _, val_acc = evaluate(model, (ds.x[ds.val], ds.y[ds.val]), "classification")
+    return model, hist, val_acc
 
 
 @dataclass
@@ -440,27 +444,25 @@ def run(cfg: SSLConfig = SSLConfig(), label_counts: list[int] | None = None, pro
     ds.labelled(max(counts), cfg.seed)  # fails now, not after pretraining, if a count is too large
     dev = devices.pick(device)
     share = 0.0 if cfg.pretrain_key() in _PRETRAINED else 0.5   # of the progress bar
-    with _one_cpu_thread(dev):
-        pre = pretrain(cfg, (lambda f, m: progress(share * f, m)) if progress else None, should_stop, device)
-        result = SSLResult(config=cfg, pretrained=pre, label_counts=counts, classes=list(ds.classes),
-                           device=devices.describe(dev))
-        if pre.history.status != "finished":
-            result.status, result.message = pre.history.status, pre.history.message
-        plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
-        for i, (n, seed, mode) in enumerate(plan):
-            if result.status != "finished":
-                break
-            if should_stop is not None and should_stop():
-                result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
-                break
-            _, hist = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
-            result.records.append({"mode": mode, "labels": n, "seed": seed,
-                                   "val_acc": hist.val_acc[-1] if hist.val_acc else None,
-                                   "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
-            if hist.status != "finished":
-                result.status, result.message = hist.status, hist.message
-            if progress:
-                progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
+    pre = pretrain(cfg, (lambda f, m: progress(share * f, m)) if progress else None, should_stop, device)
+    result = SSLResult(config=cfg, pretrained=pre, label_counts=counts, classes=list(ds.classes),
+                       device=devices.describe(dev))
+    if pre.history.status != "finished":
+        result.status, result.message = pre.history.status, pre.history.message
+    plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
+    for i, (n, seed, mode) in enumerate(plan):
+        if result.status != "finished":
+            break
+        if should_stop is not None and should_stop():
+            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
+            break
+        _, hist, val_acc = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
+        result.records.append({"mode": mode, "labels": n, "seed": seed, "val_acc": val_acc,
+                               "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
+        if hist.status != "finished":
+            result.status, result.message = hist.status, hist.message
+        if progress:
+            progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
     result.seconds = time.perf_counter() - start
     return result
 
@@ -485,3 +487,18 @@ def verdict(result: SSLResult) -> tuple[str, str]:
     if gap < -2 * spread and wins == 0:
         return "hurt", f"Self-supervised pretraining hurt: {numbers}."
     return "neutral", f"No clear difference between SSL and scratch here: {numbers}."
+
+
+def finetune_note(result: SSLResult) -> str:
+    """One sentence on frozen vs fine-tuned at cfg.labels, read from the data."""
+    f, t = result.summary("ssl_frozen"), result.summary("ssl_finetuned")
+    if f["val_acc"] is None or t["val_acc"] is None:
+        return ""
+    if f["val_acc"] > t["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
+        return (f"Here the frozen encoder ({f['val_acc']:.1%}) beats fine-tuning it ({t['val_acc']:.1%}): with so few "
+                f"labels, training the encoder too lets it overfit them.")
+    if t["val_acc"] > f["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
+        return (f"Here fine-tuning the encoder ({t['val_acc']:.1%}) beats keeping it frozen ({f['val_acc']:.1%}): "
+                f"there are enough labels to adapt its features.")
+    return (f"Frozen ({f['val_acc']:.1%}) and fine-tuned ({t['val_acc']:.1%}) are within the seeds' spread "
+            f"of each other here.")
