@@ -251,7 +251,7 @@ def _runs_delete(args) -> int:
     return _print(args, {"deleted": n}, f"deleted {n} runs")
 
 
-RECORDED = ("toy", "finetune", "sweep")  # experiments whose runs go into the history
+RECORDED = ("toy", "finetune", "sweep", "ssl")  # experiments whose runs go into the history
 
 
 def _add_state(sub) -> None:
@@ -403,18 +403,68 @@ def _run_predict(args) -> int:
     return 0
 
 
+def _add_ssl(sub) -> None:
+    from tl_core import ssl
+
+    p = sub.add_parser("ssl", help="masked-reconstruction pretraining, then scratch vs SSL encoder on few labels")
+    d = ssl.SSLConfig()
+    p.add_argument("--data", choices=tuple(ssl.DATA), default=d.data, help="expression (synthetic) or digits")
+    p.add_argument("--labels", type=int, default=d.labels, help="labelled samples per class downstream")
+    p.add_argument("--mask-ratio", type=float, default=d.mask_ratio, help="fraction of features/patches hidden")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="downstream runs per condition, for bands")
+    p.add_argument("--seed", type=int, default=d.seed, help="data, pretraining and first downstream seed")
+    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="epochs over the unlabelled pool")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="downstream epochs (full batch)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="encoder hidden units")
+    p.add_argument("--latent", type=int, default=d.latent, help="encoder output size")
+    p.add_argument("--sweep", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[],
+                   help="more label counts per class for accuracy vs labels, e.g. 1,2,5,20")
+    p.add_argument("--save-encoder", default=None, help="write the encoder-only state_dict (.pt) here")
+    p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cuda, mps or cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_ssl)
+
+
+def _run_ssl(args) -> int:
+    from pathlib import Path
+
+    from tl_core import ssl
+
+    cfg = _config_from_args(ssl.SSLConfig, args)
+    result = ssl.run(cfg, label_counts=args.sweep, progress=_progress(args), device=args.device)
+    out = result.to_json()
+    if args.save_encoder:
+        Path(args.save_encoder).write_bytes(result.pretrained.encoder)
+        out["encoder_file"] = args.save_encoder
+    _record(args, "ssl", out, model_path=args.save_encoder)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        sys.stderr.write("\n")
+        rl = out["recon_loss"]
+        print(f"ssl on {cfg.data}, mask ratio {cfg.mask_ratio}, on {out['device']} in {out['seconds']:.1f} s; "
+              f"masked reconstruction MSE {rl['first']:.3f} → {rl['last']:.3f} (1.0 = predict the mean)")
+        for n in result.label_counts:
+            print(f"  {n} labels/class: " + "   ".join(
+                f"{mode} {s['val_acc']:.3f} ± {s['val_acc_std']:.3f}" for mode, s in out["by_labels"][str(n)].items()))
+        print(ssl.verdict(result)[1])
+    return 0 if result.status == "finished" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
     sub.required = True
     _add_toy(sub)
     _add_finetune(sub)
+    _add_own(sub)
+    _add_ssl(sub)
+    _add_state(sub)
     _add_runs(sub)
     for name in RECORDED:
         sub.choices[name].add_argument("--no-record", action="store_true", help="don't keep this run in the history")
         sub.choices[name].add_argument("--data-dir", default=None, help="where the run history lives")
-    _add_state(sub)
-    _add_own(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -137,8 +137,11 @@ def _accuracy(logits: torch.Tensor, target: torch.Tensor, per_member: bool) -> t
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0) -> tuple[object, object]:
-    """Loss and accuracy (None for regression) on `data`, in eval mode; floats or per-member lists."""
+def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0,
+             loss_fn: Callable | None = None) -> tuple[object, object]:
+    """Loss and accuracy (None for regression) on `data`, in eval mode; floats or per-member lists.
+    loss_fn(out, target, per_member) replaces the task's own loss when given."""
+    loss_fn = loss_fn or LOSSES[task]
     was_training = model.training
     model.eval()
     per_member = getattr(model, "members", 0) > 0
@@ -148,7 +151,7 @@ def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0) -> t
     for xb, yb in _batches(data, batch_size, torch.Generator()):
         xb, yb = xb.to(dev), yb.to(dev)
         out = model(xb)
-        loss_sum = loss_sum + LOSSES[task](out, yb, per_member) * len(yb)
+        loss_sum = loss_sum + loss_fn(out, yb, per_member) * len(yb)
         if task == "classification":
             acc_sum = acc_sum + _accuracy(out, yb, per_member) * len(yb)
         n_total += len(yb)
@@ -178,18 +181,21 @@ def fit(
     params=None,
     on_epoch: Callable[[int, History], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
 ) -> History:
     """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
 
     params: parameter groups (e.g. discriminative learning rates); default: the model's
     trainable parameters. on_epoch(epoch, history) runs after every epoch; should_stop() is
-    checked before every epoch and a True ends the run with status "stopped".
+    checked before every epoch and a True ends the run with status "stopped". loss_fn(out, target,
+    per_member) replaces the task's loss (MSE / cross-entropy) in training and validation, e.g. the
+    self-supervised masked reconstruction loss; accuracy is still reported for classification.
     """
     cfg = cfg or FitConfig()
     cfg.validate()
     if task not in LOSSES:
         raise ValueError(f"task must be one of {', '.join(LOSSES)}, got {task!r}")
-    loss_fn = LOSSES[task]
+    loss_fn = loss_fn or LOSSES[task]
     per_member = getattr(model, "members", 0) > 0
     dev = _device_of(model)
     opt = make_optimizer(params if params is not None else model.parameters(), cfg)
@@ -228,7 +234,7 @@ def fit(
             hist.train_acc.append((acc_sum / n_seen).tolist())
         # validation, in eval mode
         if val is not None:
-            val_loss, val_acc = evaluate(model, val, task, cfg.batch_size)
+            val_loss, val_acc = evaluate(model, val, task, cfg.batch_size, loss_fn)
             if not _finite(val_loss):
                 hist.status = "diverged"
                 hist.message = (f"diverged: the validation loss became NaN/inf in epoch {epoch + 1}; "

@@ -1,0 +1,100 @@
+import streamlit as st
+
+from tl_core import plots, ssl
+
+CURVE = [1, 2, 5, 10, 20, 50]
+FLOW = """encoder, decoder = Encoder(features), Decoder(features)
+autoencoder = Autoencoder(encoder, decoder)           # pretrain: hide features, reconstruct them
+fit(MaskedReconstruction(autoencoder, ...), (pool, pool), loss_fn=masked_mse)
+
+torch.save(autoencoder.encoder.state_dict(), "encoder.pt")     # only the encoder travels
+
+model = DownstreamModel(Encoder(features), nn.Linear(latent, classes))  # same encoder class, new head
+model.encoder.load_state_dict(torch.load("encoder.pt", weights_only=True))
+fit(model, (x_labelled, y_labelled))                  # frozen (head only) or fine-tuned (all)"""
+
+st.title("Self-supervised pretraining")
+st.markdown("No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
+            "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
+            "head on a *small* labelled set, and compared with the same network trained from scratch.")
+
+with st.sidebar:
+    st.header("SSL settings")
+    data = st.radio("Data", list(ssl.DATA), key="ssl_data", captions=list(ssl.DATA.values()))
+    mask_ratio = st.slider("Mask ratio (fraction hidden)", 0.1, 0.9, 0.5, step=0.05, key="ssl_mask",
+                           help="genes for expression data, 4×4 patches for digits")
+    labels = st.select_slider("Labelled samples per class", CURVE, value=2, key="ssl_labels")
+    curve = st.multiselect("Label counts on the curve", CURVE, default=[1, 2, 5, 20], key="ssl_curve")
+    seeds = st.slider("Seeds (for the band)", 1, 5, 3, key="ssl_seeds")
+    pretrain_epochs = st.slider("Pretraining epochs", 2, 100, 20, key="ssl_pretrain_epochs")
+    epochs = st.slider("Downstream epochs", 10, 300, 100, step=10, key="ssl_epochs")
+    st.caption("Pretraining is cached by its settings: changing only the label counts, seeds or downstream "
+               "epochs reuses it.")
+
+cfg = ssl.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds,
+                    pretrain_epochs=pretrain_epochs, epochs=epochs)
+results = st.session_state.setdefault("ssl_results", {})
+key = (cfg, tuple(sorted(curve)))
+cols = st.columns([2, 1, 4])
+clicked = cols[0].button("Pretrain and compare", type="primary", key="ssl_run", disabled=key in results)
+if cols[1].button("Stop", key="ssl_stop") or st.session_state.get("ssl_running"):
+    if st.session_state.pop("ssl_running", None):
+        st.warning(f"Stopped by the user at {st.session_state.pop('ssl_where', 'the start')}.")
+if clicked:
+    bar = st.progress(0.0, text="Masking and pretraining on the unlabelled pool…")
+    st.session_state["ssl_running"] = True
+    def progress(fraction, message):  # noqa: E306 - shows progress and remembers where a Stop lands
+        st.session_state["ssl_where"] = message
+        bar.progress(min(fraction, 1.0), text=message)
+    try:
+        results[key] = ssl.run(cfg, label_counts=curve, progress=progress)
+    except ValueError as err:
+        st.error(str(err))
+    except Exception:  # a failure is not a Stop (a Stop ends the script with a BaseException)
+        st.session_state.pop("ssl_running", None)
+        raise
+    st.session_state.pop("ssl_running", None)
+    bar.empty()
+
+result = results.get(key)
+if result is None:
+    st.info("Choose the data and mask ratio in the sidebar and press **Pretrain and compare**.")
+    st.code(FLOW, language="python")
+    st.stop()
+
+kind, sentence = ssl.verdict(result)
+{"helped": st.success, "hurt": st.error}.get(kind, st.info)(sentence)
+metrics = st.columns(4)
+for col, mode in zip(metrics, ssl.MODES):
+    s = result.summary(mode)
+    col.metric(plots.SSL_LABELS[mode], f"{s['val_acc']:.1%}", help=f"± {s['val_acc_std']:.1%} std over "
+               f"{cfg.seeds} seeds, {cfg.labels} labelled samples per class")
+rl = result.pretrained.recon_loss()
+metrics[3].metric("Masked MSE, first → last epoch", f"{rl['last']:.3f}", f"{rl['last'] - rl['first']:+.3f}",
+                  delta_color="inverse", help="1.0 = predicting each hidden feature's mean")
+
+pre, ds = result.pretrained, ssl.load(cfg.data, cfg.seed)
+st.subheader("1 · Pretraining: hide, then reconstruct (no labels)")
+if ds.image_side:
+    st.plotly_chart(plots.ssl_image_reconstructions(pre.examples, ds.image_side), key="ssl_examples")
+else:
+    st.plotly_chart(plots.ssl_expression_reconstructions(pre.examples, ds.feature_order), key="ssl_examples")
+st.plotly_chart(plots.ssl_recon_curve(pre), key="ssl_recon")
+st.caption(f"One pretraining run on {len(ds.pool):,} unlabelled samples ({pre.seconds:.1f} s on {pre.device}); "
+           f"the loss counts only the hidden features, with a new random mask every step.")
+
+st.subheader("2 · Downstream: a new head on a few labels")
+st.plotly_chart(plots.ssl_label_curve(result), key="ssl_curve_plot")
+st.markdown(ssl.finetune_note(result))
+st.caption(f"Each seed draws its own labelled samples from the pool and its own head (and scratch) weights; all "
+           f"conditions share the draws and a fixed validation set of {len(ds.val)} samples. "
+           f"{len(result.records)} downstream runs in {result.seconds:.1f} s on {result.device}.")
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("**The deck's flow, as this page runs it**")
+    st.code(FLOW, language="python")
+with right:
+    st.download_button("Download the encoder only (.pt)", pre.encoder, file_name=f"ssl_encoder_{cfg.data}.pt",
+                       mime="application/octet-stream", key="ssl_download")
+    st.caption(f"`model.encoder.state_dict()`: {len(pre.encoder) / 1024:.0f} KiB, Encoder({ds.features}, "
+               f"{cfg.hidden}, {cfg.latent}). Load it with `torch.load(..., weights_only=True)`.")

@@ -1,0 +1,518 @@
+"""Self-supervised pretraining by masked reconstruction, then a new prediction head: the CS 175 flow.
+
+No labels for pretraining? Hide a random fraction of each sample's input features (or image patches),
+and train an `Autoencoder(Encoder, Decoder)` to fill them in, with the loss on the hidden part only.
+Then save only the encoder's state_dict, build a `DownstreamModel` from the same Encoder class plus new
+prediction layers, load the encoder's weights into it, and train on a *small* labelled set:
+
+    torch.save(autoencoder.encoder.state_dict(), buffer)                       # encoder only
+    model = DownstreamModel(Encoder(features, hidden, latent), nn.Linear(latent, classes))
+    model.encoder.load_state_dict(torch.load(buffer, weights_only=True))
+
+Three downstream conditions share the same labelled draws and validation set: `scratch` (the same
+encoder from random weights, everything trained), `ssl_frozen` (pretrained encoder fixed, only the
+head trains) and `ssl_finetuned` (pretrained encoder trained too). Two modalities:
+
+- `expression`: a synthetic gene-expression generator standing in for RNA-seq (recount3 in the deck):
+  each sample mixes a few latent gene *programmes* (sets of co-expressed genes); its class, the cell
+  type, is its dominant programme; counts are Poisson with log-normal noise, library sizes vary, and
+  a few nuisance programmes (cell cycle, stress, batch) vary independently of the cell type. Genes are
+  masked one by one.
+- `digits`: the 1,797 scikit-learn handwritten digits at 16 × 16 (tl_core.data), masked by 4 × 4 patches.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import math
+import pickle
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from tl_core import data as datasets, device as devices
+from tl_core.train import FitConfig, History, evaluate, fit
+
+Progress = Callable[[float, str], None]
+DATA = {
+    "expression": "Gene-expression-like: 500 genes, 8 cell types, each a mix of latent gene programmes "
+                  "(synthetic, standing in for RNA-seq)",
+    "digits": "Handwritten digits 0-9 at 16×16 (scikit-learn), masked by 4×4 patches",
+}
+MODES = {"scratch": "from scratch (same encoder, random weights)",
+         "ssl_frozen": "SSL encoder, frozen (only the new head trains)",
+         "ssl_finetuned": "SSL encoder, fine-tuned (encoder and head train)"}
+LABEL_COUNTS = (1, 2, 5, 10, 20, 50)   # labelled samples per class on the accuracy-vs-labels curve
+EVAL_MASK_SEED = 12345                 # validation masks are the same every epoch: a comparable curve
+
+# expression generator
+GENES, CELL_TYPES, NUISANCE = 500, 8, 4
+GENES_PER_PROGRAMME = 30
+POOL, VAL_PER_CLASS = 4000, 50         # unlabelled pool size; fixed validation samples per class
+PATCH = 4                              # digits: masking unit is a PATCH × PATCH block of the 16 × 16 image
+DIGIT_SIDE = 16
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    data: str = "expression"        # expression | digits
+    labels: int = 5                 # labelled samples per class for the downstream task
+    mask_ratio: float = 0.5         # fraction of features (expression) or patches (digits) hidden per sample
+    seeds: int = 3                  # downstream runs per condition (labelled draw, head/scratch init)
+    seed: int = 0                   # data split, pretraining, and the first downstream seed
+    pretrain_epochs: int = 30       # passes over the unlabelled pool
+    epochs: int = 100               # downstream epochs (full batch: the labelled set is small)
+    lr: float = 3e-3                # Adam, pretraining and downstream
+    hidden: int = 128               # encoder: features → hidden → latent
+    latent: int = 32
+
+    def pretrain_key(self) -> tuple:
+        """Everything pretraining depends on: a new label count or downstream setting reuses it."""
+        return (self.data, self.mask_ratio, self.seed, self.pretrain_epochs, self.lr, self.hidden, self.latent)
+
+    def validate(self) -> None:
+        checks = [
+            (self.data in DATA, f"data must be one of {', '.join(DATA)}, got {self.data!r}"),
+            (isinstance(self.labels, int) and 1 <= self.labels <= 200,
+             f"labels must be a whole number of labelled samples per class between 1 and 200, got {self.labels!r}"),
+            (isinstance(self.mask_ratio, (int, float)) and 0.05 <= self.mask_ratio <= 0.95,
+             f"mask ratio must be between 0.05 and 0.95, got {self.mask_ratio!r}"),
+            (1 <= self.seeds <= 20, f"seeds must be between 1 and 20, got {self.seeds}"),
+            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
+            (1 <= self.pretrain_epochs <= 500, f"pretrain epochs must be between 1 and 500, got {self.pretrain_epochs}"),
+            (1 <= self.epochs <= 2000, f"epochs must be between 1 and 2000, got {self.epochs}"),
+            (math.isfinite(self.lr) and 0 < self.lr <= 1, f"lr must be a number in (0, 1], got {self.lr}"),
+            (4 <= self.hidden <= 4096 and 2 <= self.latent <= 1024,
+             f"hidden must be 4-4096 and latent 2-1024, got {self.hidden} and {self.latent}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ---------------------------------------------------------------- the deck's modules
+
+class Encoder(nn.Module):
+    """features → hidden → latent code. The part that travels from pretraining to the downstream task."""
+
+    def __init__(self, in_features: int, hidden: int = 128, latent: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, latent))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """latent code → hidden → features: needed only to pretrain, thrown away afterwards."""
+
+    def __init__(self, out_features: int, hidden: int = 128, latent: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, out_features))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, encoder: Encoder, decoder: Decoder):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class DownstreamModel(nn.Module):
+    """The same Encoder class with new prediction layers in place of the decoder."""
+
+    def __init__(self, encoder: Encoder, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def encoder_bytes(encoder: Encoder) -> bytes:
+    """Only the encoder's state_dict, as the bytes of a .pt file (the download button's content)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def load_encoder(blob: bytes, in_features: int, hidden: int, latent: int) -> Encoder:
+    """A fresh Encoder with the saved weights; weights_only=True refuses a file that carries pickled code."""
+    encoder = Encoder(in_features, hidden, latent)
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"refused: this file is not a plain state_dict of tensors ({str(err).splitlines()[0]})") from None
+    try:
+        encoder.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ValueError(f"these weights do not fit Encoder({in_features}, {hidden}, {latent}): "
+                         f"{str(err).splitlines()[0]}") from None
+    return encoder
+
+
+# ---------------------------------------------------------------- masking
+
+def random_mask(n: int, units: torch.Tensor, ratio: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, features) bool, True = hidden. `units[f]` is the masking unit of feature f (the feature itself,
+    or its image patch); exactly round(ratio · units) units are hidden in every sample."""
+    n_units = int(units.max()) + 1
+    k = hidden_units(ratio, n_units)
+    order = torch.rand(n, n_units, generator=gen).argsort(1)
+    hide = torch.zeros(n, n_units, dtype=torch.bool).scatter_(1, order[:, :k], True)
+    return hide[:, units.cpu()]
+
+
+def hidden_units(ratio: float, n_units: int) -> int:
+    """How many units a mask ratio hides: at least one, and at least one left visible."""
+    return min(max(round(ratio * n_units), 1), n_units - 1)
+
+
+class MaskedReconstruction(nn.Module):
+    """What `fit` trains in pretraining: hide, encode, decode. The output stacks the reconstruction and
+    the mask, (N, 2, features), so that `masked_mse` scores the hidden part only. A fresh mask every
+    step in training; the same masks every epoch in evaluation, so the validation curve is comparable."""
+
+    def __init__(self, autoencoder: Autoencoder, units: torch.Tensor, ratio: float, seed: int):
+        super().__init__()
+        self.autoencoder, self.ratio = autoencoder, ratio
+        self.register_buffer("units", units.clone(), persistent=False)
+        self.gen = devices.generator(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gen = self.gen if self.training else devices.generator(EVAL_MASK_SEED)
+        mask = random_mask(len(x), self.units, self.ratio, gen).to(x.device)
+        recon = self.autoencoder(x.masked_fill(mask, 0.0))  # 0 = the feature's mean after standardising
+        return torch.stack([recon, mask.to(recon.dtype)], 1)
+
+
+def masked_mse(out: torch.Tensor, target: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+    """Mean squared error over the hidden features only (a loss for `fit(loss_fn=...)`)."""
+    recon, mask = out[:, 0], out[:, 1]
+    return ((recon - target) ** 2 * mask).sum() / mask.sum().clamp_min(1)
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class SSLData:
+    name: str
+    raw: torch.Tensor        # (N, features) as generated / loaded: log-expression or pixel values
+    x: torch.Tensor          # (N, features) standardised: (raw - mean) / std
+    mean: torch.Tensor       # (features,) per-feature mean and std over the unlabelled pool
+    std: torch.Tensor
+    y: torch.Tensor          # (N,) class of every sample (hidden from pretraining)
+    classes: list[str]
+    pool: torch.Tensor       # indices of the unlabelled pool (pretraining; labelled draws come from it)
+    val: torch.Tensor        # indices of the fixed, class-balanced validation set
+    units: torch.Tensor      # (features,) masking unit of each feature
+    image_side: int = 0      # > 0: features are an image_side × image_side image
+    feature_order: list[int] = field(default_factory=list)  # display order (genes grouped by programme)
+
+    @property
+    def features(self) -> int:
+        return self.x.shape[1]
+
+    def labelled(self, per_class: int, seed: int) -> torch.Tensor:
+        """`per_class` pool indices per class, nested in per_class for one seed (1 ⊂ 5 ⊂ 20)."""
+        rng = np.random.default_rng(seed + 1000)
+        pool, y = self.pool.numpy(), self.y.numpy()
+        picks = []
+        for k in range(len(self.classes)):
+            members = pool[y[pool] == k]
+            if per_class > len(members):
+                raise ValueError(f"labels={per_class} per class is more than class {self.classes[k]!r} has "
+                                 f"in the pool ({len(members)})")
+            picks.append(rng.permutation(members)[:per_class])
+        return torch.from_numpy(np.sort(np.concatenate(picks)))
+
+
+def _expression(seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """log1p counts (N, GENES) of a mix of programmes; class = the dominant cell-type programme."""
+    rng = np.random.default_rng(seed)
+    n_prog = CELL_TYPES + NUISANCE
+    n = POOL + VAL_PER_CLASS * CELL_TYPES
+    # a programme switches on a set of genes with its own strength per gene
+    genes = rng.permutation(GENES)[:n_prog * GENES_PER_PROGRAMME].reshape(n_prog, GENES_PER_PROGRAMME)
+    loadings = np.zeros((n_prog, GENES))
+    for p in range(n_prog):
+        loadings[p, genes[p]] = rng.uniform(0.6, 1.4, GENES_PER_PROGRAMME)
+    y = rng.integers(0, CELL_TYPES, n)
+    activity = np.zeros((n, n_prog))
+    activity[:, :CELL_TYPES] = rng.gamma(0.5, 0.35, (n, CELL_TYPES))        # other cell types: a little
+    activity[np.arange(n), y] += rng.uniform(0.7, 1.3, n)                    # its own cell type: dominant
+    activity[:, CELL_TYPES:] = rng.gamma(1.0, 0.6, (n, NUISANCE))           # cycle, stress, batch: anyone
+    base = rng.normal(1.0, 0.7, GENES)                                      # each gene's baseline
+    library = rng.normal(0.0, 0.3, (n, 1))                                  # sequencing depth
+    log_mean = base + activity @ loadings + library + rng.normal(0.0, 0.6, (n, GENES))  # biological noise
+    counts = rng.poisson(np.exp(log_mean))                                  # sampling noise
+    order = [int(g) for g in genes[:CELL_TYPES].ravel()]
+    order += [g for g in range(GENES) if g not in set(order)]
+    return np.log1p(counts).astype(np.float32), y.astype(np.int64), [f"type {k + 1}" for k in range(CELL_TYPES)], order
+
+
+def _split(y: np.ndarray, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    val = np.concatenate([rng.permutation(np.flatnonzero(y == k))[:VAL_PER_CLASS] for k in range(classes)])
+    pool = np.setdiff1d(np.arange(len(y)), val)
+    return pool, np.sort(val)
+
+
+@functools.lru_cache(maxsize=8)
+def load(name: str, seed: int = 0) -> SSLData:
+    """The unlabelled pool, its labels (for drawing the small labelled set) and a fixed validation set."""
+    if name not in DATA:
+        raise ValueError(f"data must be one of {', '.join(DATA)}, got {name!r}")
+    if name == "expression":
+        raw, y, classes, order = _expression(seed)
+        units, side = torch.arange(GENES), 0
+    else:
+        ds = datasets.load("digits", DIGIT_SIDE)
+        raw, y, classes = ds.images[:, 0].flatten(1).numpy(), ds.labels.numpy(), list(ds.classes)
+        rows, cols = np.divmod(np.arange(DIGIT_SIDE * DIGIT_SIDE), DIGIT_SIDE)
+        units, side = torch.from_numpy((rows // PATCH) * (DIGIT_SIDE // PATCH) + cols // PATCH), DIGIT_SIDE
+        order = list(range(raw.shape[1]))
+    pool, val = _split(y, len(classes), seed)
+    raw_t = torch.from_numpy(raw)
+    mean, std = raw_t[pool].mean(0), raw_t[pool].std(0).clamp_min(0.05)
+    return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, mean=mean, std=std, y=torch.from_numpy(y), classes=classes,
+                   pool=torch.from_numpy(pool), val=torch.from_numpy(val), units=units, image_side=side,
+                   feature_order=order)
+
+
+# ---------------------------------------------------------------- pretraining (cached by config)
+
+_THREADS = {"active": 0, "before": 0}
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(dev: torch.device):
+    """These models are tiny (a few 500 × 128 matrices): on a CPU, splitting each product over threads
+    costs more than it saves, and on a busy 2-core laptop it made runs 5-7x slower. One thread while
+    we train, then the process's setting back. The setting is process-wide and a server runs several
+    sessions at once, so the last SSL run to end restores what the first one found."""
+    if dev.type != "cpu":
+        yield
+        return
+    with _THREADS_LOCK:
+        if _THREADS["active"] == 0:
+            _THREADS["before"] = torch.get_num_threads()
+        _THREADS["active"] += 1
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS["active"] -= 1
+            if _THREADS["active"] == 0:
+                torch.set_num_threads(_THREADS["before"])
+
+
+@dataclass
+class Pretrained:
+    key: tuple
+    encoder: bytes               # the encoder's state_dict only: what the download button gives
+    history: History             # masked reconstruction loss per epoch (train, val)
+    examples: dict               # a few validation samples: raw, masked (NaN = hidden), reconstruction
+    seconds: float
+    device: str
+
+    def recon_loss(self) -> dict:
+        h = self.history
+        return {"first": h.train_loss[0] if h.train_loss else None, "last": h.train_loss[-1] if h.train_loss else None,
+                "val_first": h.val_loss[0] if h.val_loss else None, "val_last": h.val_loss[-1] if h.val_loss else None,
+                "train": h.train_loss, "val": h.val_loss, "baseline": 1.0,
+                "note": "masked MSE on standardised features; 1.0 = predicting each feature's mean"}
+
+
+_PRETRAINED: dict[tuple, Pretrained] = {}
+
+
+def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+             device: str = "auto") -> Pretrained:
+    """Masked-reconstruction pretraining on the unlabelled pool; cached by cfg.pretrain_key()."""
+    cfg.validate()
+    key = cfg.pretrain_key()
+    if key in _PRETRAINED:
+        return _PRETRAINED[key]
+    start = time.perf_counter()
+    dev = devices.pick(device)
+    with _one_cpu_thread(dev):
+        out = _pretrain(cfg, key, dev, progress, should_stop)
+    out.seconds, out.device = time.perf_counter() - start, devices.describe(dev)  # threads restored
+    if out.history.status == "finished":  # a stopped or diverged pretraining is shown, not reused
+        _PRETRAINED[key] = out
+    return out
+
+
+def _pretrain(cfg: SSLConfig, key: tuple, dev: torch.device, progress, should_stop) -> Pretrained:
+    ds = load(cfg.data, cfg.seed)
+    devices.seed_everything(cfg.seed)
+    auto = Autoencoder(Encoder(ds.features, cfg.hidden, cfg.latent), Decoder(ds.features, cfg.hidden, cfg.latent))
+    model = MaskedReconstruction(auto, ds.units, cfg.mask_ratio, cfg.seed).to(dev)
+    pool, val = ds.x[ds.pool], ds.x[ds.val]
+
+    def on_epoch(epoch, hist):
+        if progress:
+            progress((epoch + 1) / cfg.pretrain_epochs,
+                     f"pretraining: epoch {epoch + 1}/{cfg.pretrain_epochs}, masked MSE {hist.train_loss[-1]:.3f}")
+
+    hist = fit(model, (pool, pool), (val, val), FitConfig(epochs=cfg.pretrain_epochs, lr=cfg.lr, batch_size=256,
+               seed=cfg.seed), task="regression", loss_fn=masked_mse, on_epoch=on_epoch, should_stop=should_stop)
+    return Pretrained(key=key, encoder=encoder_bytes(auto.encoder), history=hist, examples=_examples(model, ds),
+                      seconds=0.0, device="")
+
+
+@torch.no_grad()
+def _examples(model: MaskedReconstruction, ds: SSLData, n: int = 6) -> dict:
+    """n validation samples (one per class first) with their masks and reconstructions, both as the model
+    sees them (z: standardised per feature) and in raw units (log expression, pixel values)."""
+    idx = [int(ds.val[ds.y[ds.val] == k][0]) for k in range(min(n, len(ds.classes)))]
+    x = ds.x[idx].to(next(model.parameters()).device)
+    model.eval()
+    out = model(x).cpu()
+    recon, mask = out[:, 0], out[:, 1].bool()
+    raw = ds.raw[idx]
+    return {"index": idx, "labels": [ds.classes[int(ds.y[i])] for i in idx], "mask": mask,
+            "raw": raw, "recon": recon * ds.std + ds.mean, "z": ds.x[idx], "z_recon": recon}
+
+
+# ---------------------------------------------------------------- downstream comparison
+
+def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | None, labels: int, seed: int,
+                     dev: torch.device) -> tuple[DownstreamModel, History, float]:
+    """One downstream run: the deck's flow for the SSL modes, the same architecture from random weights
+    for scratch. Same labelled draw and head initialisation for every mode of one seed. Returns the
+    model, its training history and its final validation accuracy (measured once, at the end)."""
+    devices.seed_everything(seed)
+    enc = Encoder(ds.features, cfg.hidden, cfg.latent)
+    head = nn.Linear(cfg.latent, len(ds.classes))
+    if mode != "scratch":
+        enc.load_state_dict(torch.load(io.BytesIO(encoder), map_location="cpu", weights_only=True))
+    if mode == "ssl_frozen":
+        enc.requires_grad_(False)
+    model = DownstreamModel(enc, head).to(dev)
+    idx = ds.labelled(labels, seed)
+    with _one_cpu_thread(dev):
+        hist = fit(model, (ds.x[idx], ds.y[idx]), None, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
+                   task="classification")
+        _, val_acc = evaluate(model, (ds.x[ds.val], ds.y[ds.val]), "classification")
+    return model, hist, val_acc
+
+
+@dataclass
+class SSLResult:
+    config: SSLConfig
+    pretrained: Pretrained
+    label_counts: list[int]
+    records: list[dict] = field(default_factory=list)   # mode, labels, seed, val_acc, train_acc, status
+    classes: list[str] = field(default_factory=list)
+    device: str = ""
+    seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+
+    def accs(self, mode: str, labels: int | None = None) -> list[float]:
+        labels = self.config.labels if labels is None else labels
+        return [r["val_acc"] for r in self.records if r["mode"] == mode and r["labels"] == labels]
+
+    def summary(self, mode: str, labels: int | None = None) -> dict:
+        accs = self.accs(mode, labels)
+        return {"val_acc": float(np.mean(accs)) if accs else None, "val_acc_std": float(np.std(accs)) if accs else None,
+                "val_acc_seeds": accs, "description": MODES[mode]}
+
+    def to_json(self) -> dict:
+        out = {"experiment": "ssl", "config": asdict(self.config), "classes": self.classes,
+               "label_counts": self.label_counts}
+        out.update({mode: self.summary(mode) for mode in MODES})
+        out["by_labels"] = {str(n): {mode: self.summary(mode, n) for mode in MODES} for n in self.label_counts}
+        out.update({"recon_loss": self.pretrained.recon_loss(), "pretrain_seconds": round(self.pretrained.seconds, 3),
+                    "records": self.records, "status": self.status, "message": self.message,
+                    "device": self.device, "seconds": round(self.seconds, 3)})
+        return out
+
+
+def run(cfg: SSLConfig = SSLConfig(), label_counts: list[int] | None = None, progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None, device: str = "auto") -> SSLResult:
+    """Pretrain (or reuse the cached pretraining), then train scratch / SSL frozen / SSL fine-tuned on
+    cfg.labels (and every count in label_counts) labelled samples per class, cfg.seeds seeds each."""
+    cfg.validate()
+    start = time.perf_counter()
+    counts = sorted({cfg.labels, *(label_counts or [])})
+    for n in counts:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 200:
+            raise ValueError(f"label counts must be whole numbers between 1 and 200, got {n!r}")
+    ds = load(cfg.data, cfg.seed)
+    ds.labelled(max(counts), cfg.seed)  # fails now, not after pretraining, if a count is too large
+    dev = devices.pick(device)
+    share = 0.0 if cfg.pretrain_key() in _PRETRAINED else 0.5   # of the progress bar
+    pre = pretrain(cfg, (lambda f, m: progress(share * f, m)) if progress else None, should_stop, device)
+    result = SSLResult(config=cfg, pretrained=pre, label_counts=counts, classes=list(ds.classes),
+                       device=devices.describe(dev))
+    if pre.history.status != "finished":
+        result.status, result.message = pre.history.status, pre.history.message
+    plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
+    for i, (n, seed, mode) in enumerate(plan):
+        if result.status != "finished":
+            break
+        if should_stop is not None and should_stop():
+            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
+            break
+        _, hist, val_acc = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
+        result.records.append({"mode": mode, "labels": n, "seed": seed, "val_acc": val_acc,
+                               "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
+        if hist.status != "finished":
+            result.status, result.message = hist.status, hist.message
+        if progress:
+            progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def verdict(result: SSLResult) -> tuple[str, str]:
+    """(kind, sentence): did the SSL encoder beat scratch at cfg.labels over seeds? Clear = every seed
+    ahead and the mean gap larger than twice the seeds' spread."""
+    if result.status != "finished":
+        return "stopped", result.message or f"The run ended early ({result.status})."
+    cfg, s = result.config, result.summary("scratch")
+    best = max(("ssl_frozen", "ssl_finetuned"), key=lambda m: result.summary(m)["val_acc"])
+    b = result.summary(best)
+    gap = b["val_acc"] - s["val_acc"]
+    wins = sum(a > c for a, c in zip(b["val_acc_seeds"], s["val_acc_seeds"]))
+    n = len(s["val_acc_seeds"])
+    spread = max(b["val_acc_std"], s["val_acc_std"], 0.01)
+    numbers = (f"with {cfg.labels} label{'s' * (cfg.labels > 1)} per class, {MODES[best]} reaches "
+               f"{b['val_acc']:.1%} ± {b['val_acc_std']:.1%} vs {s['val_acc']:.1%} ± {s['val_acc_std']:.1%} from "
+               f"scratch (mean ± std of {n} seed{'s' * (n > 1)}; SSL ahead in {wins} of {n})")
+    if gap > 2 * spread and wins == n:
+        return "helped", f"Self-supervised pretraining helped by {gap * 100:.0f} points: {numbers}."
+    if gap < -2 * spread and wins == 0:
+        return "hurt", f"Self-supervised pretraining hurt: {numbers}."
+    return "neutral", f"No clear difference between SSL and scratch here: {numbers}."
+
+
+def finetune_note(result: SSLResult) -> str:
+    """One sentence on frozen vs fine-tuned at cfg.labels, read from the data."""
+    f, t = result.summary("ssl_frozen"), result.summary("ssl_finetuned")
+    if f["val_acc"] is None or t["val_acc"] is None:
+        return ""
+    if f["val_acc"] > t["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
+        return (f"Here the frozen encoder ({f['val_acc']:.1%}) beats fine-tuning it ({t['val_acc']:.1%}): with so few "
+                f"labels, training the encoder too lets it overfit them.")
+    if t["val_acc"] > f["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
+        return (f"Here fine-tuning the encoder ({t['val_acc']:.1%}) beats keeping it frozen ({f['val_acc']:.1%}): "
+                f"there are enough labels to adapt its features.")
+    return (f"Frozen ({f['val_acc']:.1%}) and fine-tuned ({t['val_acc']:.1%}) are within the seeds' spread "
+            f"of each other here.")
