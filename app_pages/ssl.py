@@ -1,5 +1,8 @@
+from dataclasses import asdict
+
 import streamlit as st
 
+from app_pages import ui
 from tl_core import plots, ssl
 
 CURVE = [1, 2, 5, 10, 20, 50]
@@ -14,23 +17,25 @@ model.encoder.load_state_dict(torch.load("encoder.pt", weights_only=True))
 fit(model, (x_labelled, y_labelled))                  # frozen (head only) or fine-tuned (all)"""
 
 st.title("Self-supervised pretraining")
+link = ui.LinkSettings()
 st.markdown("No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
             "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
             "head on a *small* labelled set, and compared with the same network trained from scratch.")
 
 with st.sidebar:
     st.header("SSL settings")
-    data = st.radio("Data", list(ssl.DATA), key="ssl_data", captions=list(ssl.DATA.values()))
-    mask_ratio = st.slider("Mask ratio (fraction hidden)", 0.1, 0.9, 0.5, step=0.05, key="ssl_mask",
+    data = st.radio("Data", list(ssl.DATA), key="ssl_data", bind=ui.URL, captions=list(ssl.DATA.values()))
+    mask_ratio = st.slider("Mask ratio (fraction hidden)", 0.1, 0.9, 0.5, step=0.05, key="ssl_mask", bind=ui.URL,
                            help="genes for expression data, 4×4 patches for digits")
-    labels = st.select_slider("Labelled samples per class", CURVE, value=2, key="ssl_labels")
-    curve = st.multiselect("Label counts on the curve", CURVE, default=[1, 2, 5, 20], key="ssl_curve")
-    seeds = st.slider("Seeds (for the band)", 1, 5, 3, key="ssl_seeds")
-    pretrain_epochs = st.slider("Pretraining epochs", 2, 100, 20, key="ssl_pretrain_epochs")
-    epochs = st.slider("Downstream epochs", 10, 300, 100, step=10, key="ssl_epochs")
+    labels = st.select_slider("Labelled samples per class", CURVE, value=2, key="ssl_labels", bind=ui.URL)
+    curve = st.multiselect("Label counts on the curve", CURVE, default=[1, 2, 5, 20], key="ssl_curve", bind=ui.URL)
+    seeds = st.slider("Seeds (for the band)", 1, 5, 3, key="ssl_seeds", bind=ui.URL)
+    pretrain_epochs = st.slider("Pretraining epochs", 2, 100, 20, key="ssl_pretrain_epochs", bind=ui.URL)
+    epochs = st.slider("Downstream epochs", 10, 300, 100, step=10, key="ssl_epochs", bind=ui.URL)
     st.caption("Pretraining is cached by its settings: changing only the label counts, seeds or downstream "
                "epochs reuses it.")
 
+link.report()
 cfg = ssl.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds,
                     pretrain_epochs=pretrain_epochs, epochs=epochs)
 results = st.session_state.setdefault("ssl_results", {})
@@ -47,7 +52,9 @@ if clicked:
         st.session_state["ssl_where"] = message
         bar.progress(min(fraction, 1.0), text=message)
     try:
-        results[key] = ssl.run(cfg, label_counts=curve, progress=progress)
+        with ui.recording("ssl", {**asdict(cfg), "label_counts": sorted(curve)}) as rec:
+            results[key] = ssl.run(cfg, label_counts=curve, progress=progress)
+            rec["result"] = results[key].to_json()
     except ValueError as err:
         st.error(str(err))
     except Exception:  # a failure is not a Stop (a Stop ends the script with a BaseException)
@@ -76,15 +83,15 @@ metrics[3].metric("Masked MSE, first → last epoch", f"{rl['last']:.3f}", f"{rl
 pre, ds = result.pretrained, ssl.load(cfg.data, cfg.seed)
 st.subheader("1 · Pretraining: hide, then reconstruct (no labels)")
 if ds.image_side:
-    st.plotly_chart(plots.ssl_image_reconstructions(pre.examples, ds.image_side), key="ssl_examples")
+    ui.chart(plots.ssl_image_reconstructions(pre.examples, ds.image_side), "ssl_examples")
 else:
-    st.plotly_chart(plots.ssl_expression_reconstructions(pre.examples, ds.feature_order), key="ssl_examples")
-st.plotly_chart(plots.ssl_recon_curve(pre), key="ssl_recon")
+    ui.chart(plots.ssl_expression_reconstructions(pre.examples, ds.feature_order), "ssl_examples")
+ui.chart(plots.ssl_recon_curve(pre), "ssl_recon")
 st.caption(f"One pretraining run on {len(ds.pool):,} unlabelled samples ({pre.seconds:.1f} s on {pre.device}); "
            f"the loss counts only the hidden features, with a new random mask every step.")
 
 st.subheader("2 · Downstream: a new head on a few labels")
-st.plotly_chart(plots.ssl_label_curve(result), key="ssl_curve_plot")
+ui.chart(plots.ssl_label_curve(result), "ssl_curve_plot")
 st.markdown(ssl.finetune_note(result))
 st.caption(f"Each seed draws its own labelled samples from the pool and its own head (and scratch) weights; all "
            f"conditions share the draws and a fixed validation set of {len(ds.val)} samples. "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
-CURVE_KEYS = ("history", "curves")  # a result's per-epoch series live under one of these keys
+CURVE_KEYS = ("history", "curves", "recon_loss")  # per-epoch series live under one of these keys
 FILTER_FIELDS = ("dataset", "backbone")
 
 _SCHEMA = """
