@@ -253,3 +253,18 @@ def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
     assert list(bars.x) == [g["module"] for g in ins.groups] and sum(bars.y) == ins.total_elements
     band, line = plots.band_traces([1, 2, 3], [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "x", "#1b9e77")
     assert band.mode == "lines" and band.fill == "toself"   # a band's outline, not its vertices as dots
+
+
+def test_the_ssl_encoder_file_loads_into_the_downstream_model_once_prefixed():
+    """The self-supervised page's encoder-only download, taken to the workshop: the deck's flow."""
+    from tl_core import ssl
+
+    encoder = ssl.Encoder(ssl.GENES, ssl.SSLConfig().hidden, ssl.SSLConfig().latent)
+    sd = state.read(ssl.encoder_bytes(encoder), "encoder.pt").state
+    plain = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, True, "", ""), "encoder.pt", [])
+    assert plain.outcome == "refused" and len(plain.unexpected) == len(sd)
+    assert any("encoder." in h for h in plain.hints)
+    fixed = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, False, "", "encoder."), "encoder.pt", [])
+    assert fixed.outcome == "partial" and sorted(fixed.missing) == ["head.bias", "head.weight"]
+    x = torch.randn(3, ssl.GENES)
+    assert torch.equal(fixed.model.encoder(x), encoder(x))

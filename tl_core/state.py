@@ -73,6 +73,22 @@ def _backbone(name: str, weights: str = "scratch", num_classes: int | None = Non
 ARCHITECTURES: dict[str, Factory] = {name: functools.partial(_backbone, name) for name in backbones.REGISTRY}
 
 
+def _ssl(data_name: str, downstream: bool, weights: str, num_classes: int | None) -> nn.Module:
+    """The self-supervised page's Encoder (as saved by its download button), or the DownstreamModel
+    that reuses it: load an encoder file into the latter to see why the prefix `encoder.` matters."""
+    from tl_core import ssl
+
+    cfg = ssl.SSLConfig(data=data_name)
+    features, classes = (ssl.GENES, ssl.CELL_TYPES) if data_name == "expression" else (ssl.DIGIT_SIDE ** 2, 10)
+    encoder = ssl.Encoder(features, cfg.hidden, cfg.latent)
+    return ssl.DownstreamModel(encoder, nn.Linear(cfg.latent, num_classes or classes)) if downstream else encoder
+
+
+for _data in ("expression", "digits"):
+    ARCHITECTURES[f"ssl_encoder_{_data}"] = functools.partial(_ssl, _data, False)
+    ARCHITECTURES[f"ssl_downstream_{_data}"] = functools.partial(_ssl, _data, True)
+
+
 def build(arch: str, weights: str = "scratch", num_classes: int | None = None) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")

@@ -1,0 +1,68 @@
+"""Shareable settings: a link with a page's settings in its query string opens the page with exactly
+those settings (toy and lab: tests/test_runs_page.py), and values a page can't use are named."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP_TIMEOUT, ROOT
+from test_own import photos_zip
+from tl_core import store
+
+LINKS = {
+    "app_pages/ssl.py": {"ssl_data": "digits", "ssl_mask": "0.7", "ssl_labels": "5", "ssl_seeds": "2",
+                         "ssl_pretrain_epochs": "9", "ssl_epochs": "40"},
+    "app_pages/state.py": {"sd_arch": "efficientnet_lite0", "sd_weights": "scratch", "sd_part": "head",
+                           "sd_format": "safetensors", "sd_into": "efficientnet_lite0", "sd_classes": "3",
+                           "sd_strip": "module.", "sd_add": "encoder.", "sd_strict": "false"},
+    "app_pages/runs.py": {"runs_kind": "toy"},
+}
+OWN = {"own_backbone": "shapes_cnn", "own_weights": "both", "own_freeze": "2", "own_strategy": "gradual",
+       "own_epochs": "7", "own_lr": "0.01", "own_size": "48", "own_seeds": "2", "own_val": "0.25"}
+
+
+def _open(page: str, params: dict) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
+    at.run()
+    at.switch_page(page)
+    at.query_params.update(params)
+    return at.run()
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _check(at: AppTest, params: dict) -> None:
+    assert not at.exception
+    assert not [w.value for w in at.warning if "link" in w.value]
+    got = {k: _as_text(at.session_state[k]) for k in params}
+    want = {k: _as_text(type(at.session_state[k])(float(v)) if isinstance(at.session_state[k], (int, float))
+                        and not isinstance(at.session_state[k], bool) else v) for k, v in params.items()}
+    assert got == want
+
+
+@pytest.mark.parametrize("page", list(LINKS))
+def test_a_link_opens_the_page_with_its_settings(app, page):
+    if page == "app_pages/runs.py":  # the filter offers only experiments the history holds
+        store.Store().record("toy", {"config": {"b_points": 2}, "status": "finished"})
+    _check(_open(page, LINKS[page]), LINKS[page])
+
+
+def test_a_link_sets_the_own_images_training_settings_once_images_are_there(app):
+    at = _open("app_pages/own.py", OWN)
+    at.file_uploader(key="own_zip").set_value(("photos.zip", photos_zip(4), "application/zip")).run()
+    _check(at, OWN)
+    at.run()                                     # kept on the next rerun too, not reset to the defaults
+    _check(at, OWN)
+
+
+@pytest.mark.parametrize("page,params,named", [
+    ("app_pages/ssl.py", {"ssl_mask": "2.5", "ssl_data": "words"}, ["ssl_mask=2.5", "ssl_data=words"]),
+    ("app_pages/state.py", {"sd_part": "legs", "sd_nothing": "1"}, ["sd_part=legs", "`sd_nothing`"]),
+])
+def test_bad_link_values_fall_back_to_defaults_with_a_notice(app, page, params, named):
+    at = _open(page, params)
+    assert not at.exception
+    notice = " ".join(w.value for w in at.warning)
+    assert all(n in notice for n in named), notice
