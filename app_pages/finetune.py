@@ -44,28 +44,11 @@ link.report()
 cfg = finetune.FinetuneConfig(backbone=name, weights=weights, dataset=dataset, shots=shots, freeze=str(k),
                               strategy=strategy, epochs=epochs, lr=lr, image_size=size, seeds=seeds)
 results = remembered("ft_results")
-cols = st.columns([1, 1, 4])
-train_clicked = cols[0].button("Train", type="primary", key="ft_train", disabled=cfg in results)
-if cols[1].button("Stop", key="ft_stop") or st.session_state.get("ft_running"):
-    if st.session_state.pop("ft_running", None):
-        st.warning(f"Training stopped by the user at {st.session_state.pop('ft_where', 'the start')}.")
-if train_clicked:
-    bar = st.progress(0.0, text="Preparing data and backbone…")
-    st.session_state["ft_running"] = True
-    def progress(fraction, message):  # noqa: E306 - shows progress and remembers where a Stop lands
-        st.session_state["ft_where"] = message
-        bar.progress(min(fraction, 1.0), text=message)
-    try:
-        with ui.recording("finetune", asdict(cfg)) as rec:
-            results[cfg] = finetune.run(cfg, progress=progress)
-            rec["result"] = results[cfg].to_json()
-    except ValueError as err:
-        st.error(str(err))
-    except Exception:  # a failure is not a Stop (a Stop ends the script with a BaseException)
-        st.session_state.pop("ft_running", None)
-        raise
-    st.session_state.pop("ft_running", None)
-    bar.empty()
+if ui.stop_button("ft", "Train", "ft_train", disabled=cfg in results):
+    result = ui.train("ft", "finetune", asdict(cfg), "Preparing data and backbone…",
+                      lambda progress: finetune.run(cfg, progress=progress))
+    if result is not None:
+        results[cfg] = result
 
 result = results.get(cfg)
 if result is None:

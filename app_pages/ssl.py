@@ -40,28 +40,12 @@ cfg = ssl.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds
                     pretrain_epochs=pretrain_epochs, epochs=epochs)
 results = st.session_state.setdefault("ssl_results", {})
 key = (cfg, tuple(sorted(curve)))
-cols = st.columns([2, 1, 4])
-clicked = cols[0].button("Pretrain and compare", type="primary", key="ssl_run", disabled=key in results)
-if cols[1].button("Stop", key="ssl_stop") or st.session_state.get("ssl_running"):
-    if st.session_state.pop("ssl_running", None):
-        st.warning(f"Stopped by the user at {st.session_state.pop('ssl_where', 'the start')}.")
-if clicked:
-    bar = st.progress(0.0, text="Masking and pretraining on the unlabelled pool…")
-    st.session_state["ssl_running"] = True
-    def progress(fraction, message):  # noqa: E306 - shows progress and remembers where a Stop lands
-        st.session_state["ssl_where"] = message
-        bar.progress(min(fraction, 1.0), text=message)
-    try:
-        with ui.recording("ssl", {**asdict(cfg), "label_counts": sorted(curve)}) as rec:
-            results[key] = ssl.run(cfg, label_counts=curve, progress=progress)
-            rec["result"] = results[key].to_json()
-    except ValueError as err:
-        st.error(str(err))
-    except Exception:  # a failure is not a Stop (a Stop ends the script with a BaseException)
-        st.session_state.pop("ssl_running", None)
-        raise
-    st.session_state.pop("ssl_running", None)
-    bar.empty()
+if ui.stop_button("ssl", "Pretrain and compare", "ssl_run", disabled=key in results):
+    result = ui.train("ssl", "ssl", {**asdict(cfg), "label_counts": sorted(curve)},
+                      "Masking and pretraining on the unlabelled pool…",
+                      lambda progress: ssl.run(cfg, label_counts=curve, progress=progress))
+    if result is not None:
+        results[key] = result
 
 result = results.get(key)
 if result is None:

@@ -48,6 +48,41 @@ def recording(kind: str, config: dict):
         yield rec
 
 
+def stop_button(prefix: str, label: str, button_key: str, disabled: bool) -> bool:
+    """The run button and a Stop button; after a Stop, says where the run was stopped. True: run now."""
+    cols = st.columns([2, 1, 4])
+    clicked = cols[0].button(label, type="primary", key=button_key, disabled=disabled)
+    if cols[1].button("Stop", key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
+        if st.session_state.pop(f"{prefix}_running", None):
+            st.warning(f"Stopped by the user at {st.session_state.pop(f'{prefix}_where', 'the start')}.")
+    return clicked
+
+
+def train(prefix: str, kind: str, config: dict, start: str, fn):
+    """Run `fn(progress)` under a progress bar, recorded in the history, and return its result. A bad
+    setting (ValueError) is shown and gives None. A Stop ends the script here (Streamlit raises a
+    BaseException at the next progress update): the run is kept as "stopped" and the next run of the
+    page says where (see `stop_button`)."""
+    bar = st.progress(0.0, text=start)
+    st.session_state[f"{prefix}_running"] = True
+    result = None
+    try:
+        with recording(kind, config) as rec:
+            def progress(fraction, message):
+                st.session_state[f"{prefix}_where"] = rec["where"] = message
+                bar.progress(min(fraction, 1.0), text=message)
+            result = fn(progress)
+            rec["result"] = result.to_json()
+    except ValueError as err:
+        st.error(str(err))
+    except Exception:  # a failure is not a Stop
+        st.session_state.pop(f"{prefix}_running", None)
+        raise
+    st.session_state.pop(f"{prefix}_running", None)
+    bar.empty()
+    return result
+
+
 def _same(value, text: str) -> bool:
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value] == text.split(",")
