@@ -23,6 +23,12 @@ st.subheader("Pages")
 st.page_link("app_pages/toy.py", label="Regularisation toy: task A → task B with two points", icon=":material/show_chart:")
 st.page_link("app_pages/finetune.py", label="Fine-tuning lab: real pretrained backbones, freeze depth, few shots",
              icon=":material/tune:")
+st.page_link("app_pages/own.py", label="Your own images: a zip of class folders or webcam shots → fine-tune, predict, export",
+             icon=":material/photo_camera:")
+st.page_link("app_pages/ssl.py", label="Self-supervised pretraining: hide inputs, reconstruct them, reuse the encoder",
+             icon=":material/visibility_off:")
+st.page_link("app_pages/state.py", label="State-dict workshop: inspect, save and load weights; see why architectures must match",
+             icon=":material/database:")
 st.page_link("app_pages/runs.py", label="Runs: every experiment kept, compared side by side, exported",
              icon=":material/history:")
 st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
@@ -39,5 +45,7 @@ st.markdown(
 4. Open the **Fine-tuning lab** and press **Train**: EfficientNet-Lite0, pretrained on ImageNet,
    against the same network from scratch on 5 digits per class. Then run the **shots sweep**: with
    20 images per class, scratch catches up.
+5. Open **Runs**: everything you just trained is there. Pick two runs and the page shows exactly
+   which settings differ, with their curves on the same axes.
 """
 )
