@@ -9,6 +9,7 @@ pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/toy.py", title="Regularisation toy", icon=":material/show_chart:", url_path="toy"),
     st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune"),
+    st.Page("app_pages/gtl.py", title="Guided Transfer Learning", icon=":material/explore:", url_path="gtl"),
 ]
 nav = st.navigation(pages)
 st.sidebar.caption(f"Training device: **{device.describe()}**")

@@ -195,3 +195,107 @@ def image_grid(images, titles: list[str], title: str, columns: int = 8) -> go.Fi
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=13)
     return _style(fig, title, height=170 * rows + 80)
+
+
+# ---- Guided Transfer Learning ---------------------------------------------------------------------
+
+GTL_COLORS = {"scratch": COLORS["scratch"], "plain": COLORS["pretrained"], "guided": "#7570b3",
+              "freeze_head_only": "#e7298a"}
+GTL_LABELS = {"scratch": "from scratch", "plain": "plain fine-tune", "guided": "GTL-guided fine-tune",
+              "freeze_head_only": "freeze all but head"}
+
+
+def _guide_image(g) -> tuple[np.ndarray, str, str]:
+    """A 2-D picture of one weight tensor's guide and its axis titles. Linear (out, in): the matrix.
+    Conv (out, in, kh, kw): one kh×kw tile per (input channel, output filter), gaps between tiles."""
+    g = np.asarray(g, dtype=float)
+    if g.ndim == 2:
+        return g, "input unit", "output unit"
+    if g.ndim == 4:
+        c_out, c_in, kh, kw = g.shape
+        img = np.full((c_in * (kh + 1) - 1, c_out * (kw + 1) - 1), np.nan)
+        for o in range(c_out):
+            for i in range(c_in):
+                img[i * (kh + 1):i * (kh + 1) + kh, o * (kw + 1):o * (kw + 1) + kw] = g[o, i]
+        return img, f"output filter ({kh}×{kw} kernel tiles)", "input channel"
+    return g.reshape(1, -1), "index", ""
+
+
+def gtl_heatmaps(guide: dict, title: str = "Guide values per layer (0 = frozen, 1 = free)") -> go.Figure:
+    """Every weight tensor's guide as a heat map on one colour scale; biases are in the per-layer bars."""
+    names = [n for n, g in guide.items() if np.asarray(g).ndim >= 2]
+    cols = min(2, len(names))
+    rows = -(-len(names) // cols)
+    shapes = {n: "×".join(str(d) for d in np.asarray(guide[n]).shape) for n in names}
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{n} ({shapes[n]})" for n in names],
+                        horizontal_spacing=0.08, vertical_spacing=0.16)
+    zmax = max(1.0, max(float(np.nanmax(np.asarray(guide[n], dtype=float))) for n in names))
+    for k, n in enumerate(names):
+        img, xt, yt = _guide_image(guide[n])
+        r, c = k // cols + 1, k % cols + 1
+        fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis", hovertemplate=f"{n}<br>guide %{{z:.3f}}<extra></extra>"),
+                      row=r, col=c)
+        fig.update_xaxes(title_text=xt, row=r, col=c)
+        fig.update_yaxes(title_text=yt, autorange="reversed", row=r, col=c)
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=zmax,
+                                     colorbar=dict(title="guide", len=0.9)))
+    fig.update_annotations(font_size=16)
+    return _style(fig, title, height=440 * rows + 60)
+
+
+def gtl_histogram(guide: dict) -> go.Figure:
+    """How the guide values spread: all tensors, stacked by layer."""
+    fig = go.Figure()
+    palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+    for k, (n, g) in enumerate(guide.items()):
+        fig.add_trace(go.Histogram(x=np.asarray(g, dtype=float).ravel(), name=n, nbinsx=40,
+                                   marker_color=palette[k % len(palette)]))
+    fig.update_layout(barmode="stack", bargap=0.02)
+    fig.update_xaxes(title_text="guide value (0 = frozen, 1 = free)")
+    fig.update_yaxes(title_text="parameters", type="log")
+    return _style(fig, "Histogram of all guide values (log count)", height=440)
+
+
+def gtl_layer_means(guide: dict, head: str | None = "head (new for the target: free)") -> go.Figure:
+    """Mean guide per parameter tensor: which layers the scouts say should move."""
+    names = list(guide)
+    means = [float(np.mean(np.asarray(g, dtype=float))) for g in guide.values()]
+    colors = [GTL_COLORS["guided"]] * len(names)
+    if head:
+        names, means, colors = names + [head], means + [1.0], colors + ["#bbbbbb"]
+    fig = go.Figure(go.Bar(x=names, y=means, marker_color=colors, text=[f"{m:.2f}" for m in means],
+                           textposition="outside", textfont=dict(size=16)))
+    fig.update_yaxes(title_text="mean guide", range=[0, max(1.1, max(means) * 1.15)])
+    fig.update_xaxes(title_text="parameter tensor")
+    return _style(fig, "Mean guide per layer: where the scouts moved", height=440)
+
+
+def gtl_curves(result) -> go.Figure:
+    """Target validation accuracy per fine-tuning epoch, each condition a mean line with a seed band."""
+    fig = go.Figure()
+    for c in GTL_LABELS:
+        runs = result.by_condition(c)
+        length = min((r.history.epochs_run for r in runs), default=0)
+        if length == 0:
+            continue
+        values = np.array([r.history.val_acc[:length] for r in runs]).T
+        for trace in band_traces(np.arange(1, length + 1), values, GTL_LABELS[c], GTL_COLORS[c]):
+            fig.add_trace(trace)
+    fig.update_xaxes(title_text="fine-tuning epoch on the target digits")
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
+    n = result.config.seeds
+    return _style(fig, f"Target accuracy while fine-tuning (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
+
+
+def gtl_final(result) -> go.Figure:
+    """Each seed's final target validation accuracy, one dot per run, per condition."""
+    fig = go.Figure()
+    for c in GTL_LABELS:
+        accs = [r.val_acc for r in result.by_condition(c)]
+        if accs:
+            fig.add_trace(go.Box(x=accs, name=GTL_LABELS[c], boxpoints="all", jitter=0.4, pointpos=0,
+                                 marker=dict(color=GTL_COLORS[c], size=9), line=dict(color=GTL_COLORS[c]),
+                                 fillcolor=_rgba(GTL_COLORS[c], 0.15), orientation="h"))
+    fig.update_xaxes(title_text="final validation accuracy", tickformat=".0%")
+    fig.update_layout(showlegend=False)
+    return _style(fig, "Final accuracy of every seed (one dot per run)", height=380)
