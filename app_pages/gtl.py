@@ -58,15 +58,14 @@ out = result.to_json()
 kind, sentence = gtl.verdict(result)
 {"helped": st.success, "hurt": st.error}.get(kind, st.info)(sentence)
 for col, c in zip(st.columns(4), gtl.CONDITIONS):
-    col.metric(plots.GTL_LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over seeds",
-               delta_color="off")
+    col.metric(plots.GTL_LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {seeds} seeds",
+               delta_color="off", delta_arrow="off", border=True)
 s = result.scouted
 st.caption(f"Base: {arch} pretrained on digits {', '.join(s.source_classes)} ({s.source_val_acc:.1%} on held-out "
            f"source images). {len(s.scouts)} scouts in {s.scout_seconds:.1f} s"
            f"{' (reused from cache)' if result.scouts_cached else ''}. {result.device} · {result.seconds:.1f} s.")
-left, right = st.columns([3, 2])
-left.plotly_chart(plots.gtl_curves(result), key="gtl_curves_chart")
-right.plotly_chart(plots.gtl_final(result), key="gtl_final_chart")
+st.plotly_chart(plots.gtl_curves(result), key="gtl_curves_chart")
+st.plotly_chart(plots.gtl_final(result), key="gtl_final_chart")
 
 st.subheader("Where the scouts say weights should move")
 st.plotly_chart(plots.gtl_heatmaps(result.guide), key="gtl_heatmaps_chart")

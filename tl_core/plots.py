@@ -205,20 +205,27 @@ GTL_LABELS = {"scratch": "from scratch", "plain": "plain fine-tune", "guided": "
               "freeze_head_only": "freeze all but head"}
 
 
-def _guide_image(g) -> tuple[np.ndarray, str, str]:
-    """A 2-D picture of one weight tensor's guide and its axis titles. Linear (out, in): the matrix.
-    Conv (out, in, kh, kw): one kh×kw tile per (input channel, output filter), gaps between tiles."""
+def _guide_image(g) -> tuple[np.ndarray, dict, dict]:
+    """A 2-D picture of one weight tensor's guide, and its x and y axis settings. Linear (out, in): the
+    matrix. Conv (out, in, kh, kw): one kh×kw tile per (input channel, output filter), gaps between
+    tiles, square pixels, ticks at the tile centres."""
     g = np.asarray(g, dtype=float)
-    if g.ndim == 2:
-        return g, "input unit", "output unit"
     if g.ndim == 4:
         c_out, c_in, kh, kw = g.shape
         img = np.full((c_in * (kh + 1) - 1, c_out * (kw + 1) - 1), np.nan)
         for o in range(c_out):
             for i in range(c_in):
                 img[i * (kh + 1):i * (kh + 1) + kh, o * (kw + 1):o * (kw + 1) + kw] = g[o, i]
-        return img, f"output filter ({kh}×{kw} kernel tiles)", "input channel"
-    return g.reshape(1, -1), "index", ""
+        step = max(1, c_out // 8)
+        x = dict(title_text=f"output filter ({kh}×{kw} kernel tiles)", tickvals=[o * (kw + 1) + (kw - 1) / 2
+                 for o in range(0, c_out, step)], ticktext=[str(o) for o in range(0, c_out, step)])
+        step = max(1, c_in // 8)
+        y = dict(title_text="input channel", tickvals=[i * (kh + 1) + (kh - 1) / 2 for i in range(0, c_in, step)],
+                 ticktext=[str(i) for i in range(0, c_in, step)], scaleratio=1)
+        return img, x, y
+    if g.ndim != 2:
+        g = g.reshape(len(g), -1)
+    return g, dict(title_text="input unit"), dict(title_text="output unit")
 
 
 def gtl_heatmaps(guide: dict, title: str = "Guide values per layer (0 = frozen, 1 = free)") -> go.Figure:
@@ -231,12 +238,14 @@ def gtl_heatmaps(guide: dict, title: str = "Guide values per layer (0 = frozen, 
                         horizontal_spacing=0.08, vertical_spacing=0.16)
     zmax = max(1.0, max(float(np.nanmax(np.asarray(guide[n], dtype=float))) for n in names))
     for k, n in enumerate(names):
-        img, xt, yt = _guide_image(guide[n])
+        img, x, y = _guide_image(guide[n])
         r, c = k // cols + 1, k % cols + 1
         fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis", hovertemplate=f"{n}<br>guide %{{z:.3f}}<extra></extra>"),
                       row=r, col=c)
-        fig.update_xaxes(title_text=xt, row=r, col=c)
-        fig.update_yaxes(title_text=yt, autorange="reversed", row=r, col=c)
+        if "scaleratio" in y:  # conv tiles: square pixels, so a 3×3 kernel looks like one
+            y["scaleanchor"] = f"x{k + 1 if k else ''}"
+        fig.update_xaxes(row=r, col=c, showgrid=False, zeroline=False, **x)
+        fig.update_yaxes(row=r, col=c, autorange="reversed", showgrid=False, zeroline=False, **y)
     fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=zmax,
                                      colorbar=dict(title="guide", len=0.9)))
     fig.update_annotations(font_size=16)
@@ -252,11 +261,11 @@ def gtl_histogram(guide: dict) -> go.Figure:
                                    marker_color=palette[k % len(palette)]))
     fig.update_layout(barmode="stack", bargap=0.02)
     fig.update_xaxes(title_text="guide value (0 = frozen, 1 = free)")
-    fig.update_yaxes(title_text="parameters", type="log")
+    fig.update_yaxes(title_text="parameters (log scale)", type="log", dtick=1)
     return _style(fig, "Histogram of all guide values (log count)", height=440)
 
 
-def gtl_layer_means(guide: dict, head: str | None = "head (new for the target: free)") -> go.Figure:
+def gtl_layer_means(guide: dict, head: str | None = "head (new: free)") -> go.Figure:
     """Mean guide per parameter tensor: which layers the scouts say should move."""
     names = list(guide)
     means = [float(np.mean(np.asarray(g, dtype=float))) for g in guide.values()]
@@ -266,7 +275,7 @@ def gtl_layer_means(guide: dict, head: str | None = "head (new for the target: f
     fig = go.Figure(go.Bar(x=names, y=means, marker_color=colors, text=[f"{m:.2f}" for m in means],
                            textposition="outside", textfont=dict(size=16)))
     fig.update_yaxes(title_text="mean guide", range=[0, max(1.1, max(means) * 1.15)])
-    fig.update_xaxes(title_text="parameter tensor")
+    fig.update_xaxes(title_text="parameter tensor", tickangle=0)
     return _style(fig, "Mean guide per layer: where the scouts moved", height=440)
 
 
@@ -298,4 +307,4 @@ def gtl_final(result) -> go.Figure:
                                  fillcolor=_rgba(GTL_COLORS[c], 0.15), orientation="h"))
     fig.update_xaxes(title_text="final validation accuracy", tickformat=".0%")
     fig.update_layout(showlegend=False)
-    return _style(fig, "Final accuracy of every seed (one dot per run)", height=380)
+    return _style(fig, "Final target accuracy of every seed (one dot per run)", height=360)
