@@ -127,6 +127,26 @@ def test_guide_scales_each_update():
         assert torch.allclose(g - start[n], 0.25 * (f - start[n]), atol=1e-7), n
 
 
+def test_guided_training_matches_a_hand_written_reference_loop_over_many_steps():
+    """Reference: snapshot, Adam step, then new = old + guide * (stepped - old), step after step."""
+    model, ref = gtl.make_net("mlp", 3, 4), gtl.make_net("mlp", 3, 4)
+    gen = torch.Generator().manual_seed(1)
+    guide = {n: torch.rand(p.shape, generator=gen) for n, p in model.named_parameters()}
+    x, y = _blobs()
+    fit(model, (x, y), None, FitConfig(epochs=6, lr=0.02), after_step=gtl.guided_hook(model, guide))
+    opt = torch.optim.Adam(ref.parameters(), lr=0.02)
+    for _ in range(6):
+        old = {n: p.detach().clone() for n, p in ref.named_parameters()}
+        opt.zero_grad()
+        nn.functional.cross_entropy(ref(x), y).backward()
+        opt.step()
+        with torch.no_grad():
+            for n, p in ref.named_parameters():
+                p.copy_(old[n] + guide[n] * (p - old[n]))
+    for (n, a), (_, b) in zip(model.named_parameters(), ref.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), n
+
+
 def test_a_guide_that_does_not_fit_the_model_is_refused():
     model = gtl.make_net("mlp", 3, 0)
     with pytest.raises(ValueError, match="does not have"):

@@ -520,6 +520,9 @@ def verdict(result: GTLResult) -> tuple[str, str]:
     numbers = (f"validation accuracy {g['val_acc_mean']:.1%} guided vs {p['val_acc_mean']:.1%} plain fine-tuning "
                f"(scratch {means['scratch']:.1%}, head only {means['freeze_head_only']:.1%}; mean of {n} seed"
                f"{'s' * (n > 1)}, guided ahead in {wins} of {n}). Best here: {best.replace('_', ' ')}")
+    if means["freeze_head_only"] < means["scratch"] - 0.05:
+        numbers += (". The frozen source features alone (head only) trail scratch, so these source digits transfer "
+                    "poorly to the target; keeping weights near them, which is what guidance does, has little to offer")
     if n < 2:
         return "neutral", f"One seed says little; raise seeds for a band. {numbers}."
     if gap >= 0.01 and gap > 2 * se:
