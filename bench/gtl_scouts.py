@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tl_core import data, gtl  # noqa: E402
+from tl_core import data, device as devices, gtl  # noqa: E402
 
 
 def main() -> None:
@@ -24,31 +24,33 @@ def main() -> None:
     ap.add_argument("--arch", default="mlp", choices=tuple(gtl.ARCHS))
     ap.add_argument("--scouts", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3, help="best of this many timings per path")
+    ap.add_argument("--repeats", type=int, default=5, help="best of this many timings per path")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for both paths (the lab uses 1)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = devices.pick(args.device)
     cfg = gtl.GTLConfig(arch=args.arch, scouts=args.scouts, scout_epochs=args.epochs)
     source = gtl.load_digits(cfg.source_classes())
     train, _ = data.few_shot_split(source, None, cfg.seed, val_per_class=20)
     base = gtl.make_net(cfg.arch, len(source.classes), cfg.seed)
     tasks = gtl.scout_tasks(train, cfg)
     fit_cfg = gtl._scout_fit(cfg)
-    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=True)   # warm up: lazy imports, first-call costs
-    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=False)
+    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=True, dev=dev)   # warm up: lazy imports, first calls
+    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=False, dev=dev)
 
     def best(batched: bool) -> float:
         times = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            gtl.train_scouts(base, tasks, fit_cfg, batched=batched)
+            gtl.train_scouts(base, tasks, fit_cfg, batched=batched, dev=dev)  # returns CPU tensors: synced
             times.append(time.perf_counter() - t0)
         return min(times)
 
     seq, bat = best(False), best(True)
     steps = cfg.scout_epochs * -(-len(tasks[0].y) // fit_cfg.batch_size)
     print(f"{args.scouts} scouts ({args.arch}, {len(tasks[0].y)} images each, {steps} Adam steps, "
-          f"{args.threads} thread(s)), best of {args.repeats}:")
+          f"{devices.describe(dev) if dev.type != 'cpu' else f'cpu, {args.threads} thread(s)'}), best of {args.repeats}:")
     print(f"  sequential {seq:.3f} s   batched {bat:.3f} s   ratio {seq / bat:.1f}x (target >= 4x)")
 
 

@@ -181,6 +181,22 @@ def test_scouts_batched_equal_scouts_one_after_another(arch, optimizer):
     assert not torch.allclose(batched[0]["head.weight"], batched[1]["head.weight"])
 
 
+@pytest.mark.parametrize("template", [gtl.make_net("cnn", 4, 0),                        # batched layer by layer
+                                      nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Tanh())])  # vmap path
+def test_stacked_forward_equals_each_member_on_its_own(template):
+    gen = torch.Generator().manual_seed(0)
+    states = [{n: torch.randn(p.shape, generator=gen) * 0.3 for n, p in template.named_parameters()}
+              for _ in range(3)]
+    stacked = gtl.Stacked(template, states)
+    own = torch.rand(3, 6, 1, 8, 8, generator=gen)
+    shared = own[0]
+    for k, state in enumerate(states):
+        member = copy.deepcopy(template)
+        member.load_state_dict(state, strict=False)
+        assert torch.allclose(stacked(own)[k], member(own[k]), atol=1e-5)
+        assert torch.allclose(stacked(shared)[k], member(shared), atol=1e-5)
+
+
 def test_changing_only_target_settings_reuses_base_and_scouts(monkeypatch):
     calls = []
     real = gtl.train_scouts

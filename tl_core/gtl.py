@@ -3,7 +3,7 @@ description: pretraining learns the weights *and* how far each weight should mov
 
 1. Pretrain a base network on the source task (here: the digits that are not target classes).
 2. Scouts: K copies of the base, each fine-tuned on an easier sub-problem (a few source classes).
-   They are independent, so all K train at once as one stacked model (`Stacked`: vmap over weights).
+   They are independent, so all K train at once as one stacked model (`Stacked`).
 3. Raw guide per parameter: the mean over scouts of (w_scout - w_base)^2 (or |w_scout - w_base|).
 4. Focus per tensor (raw, subtract min, min-max to [0, 1], divide by max), then optional temperature
    (compress toward the tensor's middle, or stretch away from it) or binary freezing (the top fraction
@@ -153,12 +153,17 @@ def make_net(arch: str, n_classes: int, seed: int) -> GTLNet:
         return GTLNet(arch, n_classes)
 
 
+_FAST_LAYERS = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.MaxPool2d)
+
+
 class Stacked(nn.Module):
     """K copies of `template`'s architecture with their own weights, run as one batched model.
 
-    Weights are stacked along a leading member dimension and the forward pass is vmap over
-    functional_call, so one optimizer step updates all K at once; `fit` sees `members` and reports
-    every loss per member. Input: (N, ...) shared by all members, or (K, N, ...) one batch each."""
+    Weights are stacked along a leading member dimension, so one optimizer step updates all K at once;
+    `fit` sees `members` and reports every loss per member. Input: (N, ...) shared by all members, or
+    (K, N, ...) one batch each. A GTLNet runs layer by layer as batched ops (linear: one batched
+    matmul; conv: one grouped convolution), 2-3x faster than the general path, vmap over
+    functional_call, which any other module takes."""
 
     def __init__(self, template: nn.Module, states: list[dict[str, torch.Tensor]], sample_dims: int = 3):
         super().__init__()
@@ -168,11 +173,40 @@ class Stacked(nn.Module):
         self.stacked = nn.ParameterList(nn.Parameter(torch.stack([s[n].detach() for s in states]).clone())
                                         for n in self.names)
         self.sample_dims = sample_dims
+        self._plan = None
+        if isinstance(template, GTLNet):
+            plan = [(f"body.{n}", m) for n, m in template.body.named_children()] + [("head", template.head)]
+            if all(isinstance(m, _FAST_LAYERS) for _, m in plan) and all(
+                    m.bias is not None and m.groups == 1 and m.dilation == (1, 1)
+                    for _, m in plan if isinstance(m, nn.Conv2d)):
+                self._plan = plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != self.sample_dims + 2:
+            x = x.expand(self.members, *x.shape)
         params = dict(zip(self.names, self.stacked))
-        own = 0 if x.dim() == self.sample_dims + 2 else None
-        return vmap(lambda p, xb: functional_call(self._template[0], p, (xb,)), in_dims=(0, own))(params, x)
+        if self._plan is not None:
+            return self._layers(params, x)
+        return vmap(lambda p, xb: functional_call(self._template[0], p, (xb,)))(params, x)
+
+    @staticmethod
+    def _layer(module: nn.Module, params: dict, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        k, n = h.shape[:2]
+        if isinstance(module, nn.Linear):  # (K, N, in) @ (K, in, out) + (K, 1, out)
+            return torch.baddbmm(params[f"{prefix}.bias"].unsqueeze(1), h, params[f"{prefix}.weight"].transpose(1, 2))
+        if isinstance(module, nn.Conv2d):  # K convolutions as one with groups=K: members side by side in channels
+            w, b = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
+            out = F.conv2d(h.transpose(0, 1).reshape(n, -1, *h.shape[3:]), w.flatten(0, 1), b.flatten(),
+                           module.stride, module.padding, groups=k)
+            return out.view(n, k, -1, *out.shape[2:]).transpose(0, 1)
+        if isinstance(module, nn.Flatten):
+            return h.flatten(2)
+        return module(h.flatten(0, 1)).unflatten(0, (k, n))  # ReLU, MaxPool2d: per image
+
+    def _layers(self, params: dict, h: torch.Tensor) -> torch.Tensor:
+        for prefix, module in self._plan:
+            h = self._layer(module, params, prefix, h)
+        return h
 
     def member(self, k: int) -> dict[str, torch.Tensor]:
         return {n: p[k].detach().clone() for n, p in zip(self.names, self.stacked)}
