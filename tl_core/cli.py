@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import fields
 
-from tl_core import backbones, data, finetune, freeze, store, toy
+from tl_core import backbones, data, finetune, freeze, gtl, store, toy
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -251,7 +251,7 @@ def _runs_delete(args) -> int:
     return _print(args, {"deleted": n}, f"deleted {n} runs")
 
 
-RECORDED = ("toy", "finetune", "sweep", "ssl")  # experiments whose runs go into the history
+RECORDED = ("toy", "finetune", "sweep", "ssl", "gtl")  # experiments whose runs go into the history
 
 
 def _add_state(sub) -> None:
@@ -452,6 +452,56 @@ def _run_ssl(args) -> int:
     return 0 if result.status == "finished" else 1
 
 
+def _add_gtl(sub) -> None:
+    p = sub.add_parser("gtl", help="Guided Transfer Learning: scouts, guide values, guided fine-tuning")
+    d = gtl.GTLConfig()
+    p.add_argument("--arch", default=d.arch, choices=tuple(gtl.ARCHS), help="base network (default %(default)s)")
+    p.add_argument("--target-classes", type=_classes, default=d.target_classes,
+                   help="digits held out of pretraining, the few-shot target task (default 7,8,9)")
+    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs)
+    p.add_argument("--scouts", type=int, default=d.scouts, help="scouts, trained at once (default %(default)s)")
+    p.add_argument("--scout-classes", type=int, default=d.scout_classes, help="source classes per scout")
+    p.add_argument("--scout-images", type=int, default=d.scout_images, help="images per class per scout")
+    p.add_argument("--scout-epochs", type=int, default=d.scout_epochs)
+    p.add_argument("--scout-lr", type=float, default=d.scout_lr)
+    p.add_argument("--change", default=d.change, choices=tuple(gtl.CHANGES), help="raw guide: squared or abs change")
+    p.add_argument("--focus", default=d.focus, choices=tuple(gtl.FOCUS), help="per-tensor normalisation")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="1 = as is, >1 warmer, <1 colder")
+    p.add_argument("--free-fraction", type=float, default=d.free_fraction,
+                   help="0 = off; else binary guide: this top fraction free, the rest frozen")
+    p.add_argument("--shots", type=int, default=d.shots, help="target training images per class")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="few-shot splits per condition, for bands")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="target fine-tuning epochs")
+    p.add_argument("--lr", type=float, default=d.lr, help="target Adam learning rate")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--val-per-class", type=int, default=d.val_per_class)
+    p.add_argument("--guide-out", default=None, help="save the guide here as a .pt (parameter name -> tensor)")
+    p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cuda, mps or cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_gtl)
+
+
+def _run_gtl(args) -> int:
+    cfg = _config_from_args(gtl.GTLConfig, args)
+    result = gtl.run(cfg, progress=_progress(args), device=args.device)
+    if args.guide_out:
+        gtl.guide_file(result.guide, args.guide_out)
+    out = result.to_json()
+    _record(args, "gtl", out, model_path=args.guide_out)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        sys.stderr.write("\n")
+        print(f"GTL: {cfg.arch}, target digits {','.join(cfg.target_classes)}, {cfg.shots} shot(s), {cfg.scouts} "
+              f"scouts on {cfg.scout_classes} classes, on {out['device']} in {out['seconds']:.1f} s")
+        for c in gtl.CONDITIONS:
+            print(f"  {c:<17} val acc {out[c]['val_acc_mean']:.3f} ± {out[c]['val_acc_std']:.3f}")
+        print(f"  mean guide {out['guide']['mean']:.3f}: " +
+              ", ".join(f"{n} {v:.2f}" for n, v in out["guide"]["per_layer"].items()))
+        print(out["verdict"])
+    return 0 if result.status == "finished" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
@@ -461,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_own(sub)
     _add_ssl(sub)
     _add_state(sub)
+    _add_gtl(sub)
     _add_runs(sub)
     for name in RECORDED:
         sub.choices[name].add_argument("--no-record", action="store_true", help="don't keep this run in the history")

@@ -389,3 +389,116 @@ def ssl_label_curve(result) -> go.Figure:
     seeds = result.config.seeds
     return _style(fig, f"Accuracy vs number of labels (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
                   height=460)
+
+
+# ---- Guided Transfer Learning ---------------------------------------------------------------------
+
+GTL_COLORS = {"scratch": COLORS["scratch"], "plain": COLORS["pretrained"], "guided": "#7570b3",
+              "freeze_head_only": "#e7298a"}
+GTL_LABELS = {"scratch": "from scratch", "plain": "plain fine-tune", "guided": "GTL-guided fine-tune",
+              "freeze_head_only": "freeze all but head"}
+
+
+def _guide_image(g) -> tuple[np.ndarray, dict, dict]:
+    """A 2-D picture of one weight tensor's guide, and its x and y axis settings. Linear (out, in): the
+    matrix. Conv (out, in, kh, kw): one kh×kw tile per (input channel, output filter), gaps between
+    tiles, square pixels, ticks at the tile centres."""
+    g = np.asarray(g, dtype=float)
+    if g.ndim == 4:
+        c_out, c_in, kh, kw = g.shape
+        img = np.full((c_in * (kh + 1) - 1, c_out * (kw + 1) - 1), np.nan)
+        for o in range(c_out):
+            for i in range(c_in):
+                img[i * (kh + 1):i * (kh + 1) + kh, o * (kw + 1):o * (kw + 1) + kw] = g[o, i]
+        step = max(1, c_out // 8)
+        x = dict(title_text=f"output filter ({kh}×{kw} kernel tiles)", tickvals=[o * (kw + 1) + (kw - 1) / 2
+                 for o in range(0, c_out, step)], ticktext=[str(o) for o in range(0, c_out, step)])
+        step = max(1, c_in // 8)
+        y = dict(title_text="input channel", tickvals=[i * (kh + 1) + (kh - 1) / 2 for i in range(0, c_in, step)],
+                 ticktext=[str(i) for i in range(0, c_in, step)], scaleratio=1)
+        return img, x, y
+    if g.ndim != 2:
+        g = g.reshape(len(g), -1)
+    return g, dict(title_text="input unit"), dict(title_text="output unit")
+
+
+def gtl_heatmaps(guide: dict, title: str = "Guide values per layer (0 = frozen, 1 = free)") -> go.Figure:
+    """Every weight tensor's guide as a heat map on one colour scale; biases are in the per-layer bars."""
+    names = [n for n, g in guide.items() if np.asarray(g).ndim >= 2]
+    cols = min(2, len(names))
+    rows = -(-len(names) // cols)
+    shapes = {n: "×".join(str(d) for d in np.asarray(guide[n]).shape) for n in names}
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{n} ({shapes[n]})" for n in names],
+                        horizontal_spacing=0.08, vertical_spacing=0.16)
+    zmax = max(1.0, max(float(np.nanmax(np.asarray(guide[n], dtype=float))) for n in names))
+    for k, n in enumerate(names):
+        img, x, y = _guide_image(guide[n])
+        r, c = k // cols + 1, k % cols + 1
+        fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis", hovertemplate=f"{n}<br>guide %{{z:.3f}}<extra></extra>"),
+                      row=r, col=c)
+        if "scaleratio" in y:  # conv tiles: square pixels, so a 3×3 kernel looks like one
+            y["scaleanchor"] = f"x{k + 1 if k else ''}"
+        fig.update_xaxes(row=r, col=c, showgrid=False, zeroline=False, **x)
+        fig.update_yaxes(row=r, col=c, autorange="reversed", showgrid=False, zeroline=False, **y)
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=zmax,
+                                     colorbar=dict(title="guide", len=0.9)))
+    fig.update_annotations(font_size=16)
+    return _style(fig, title, height=440 * rows + 60)
+
+
+def gtl_histogram(guide: dict) -> go.Figure:
+    """How the guide values spread: all tensors, stacked by layer."""
+    fig = go.Figure()
+    palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+    for k, (n, g) in enumerate(guide.items()):
+        fig.add_trace(go.Histogram(x=np.asarray(g, dtype=float).ravel(), name=n, nbinsx=40,
+                                   marker_color=palette[k % len(palette)]))
+    fig.update_layout(barmode="stack", bargap=0.02)
+    fig.update_xaxes(title_text="guide value (0 = frozen, 1 = free)")
+    fig.update_yaxes(title_text="parameters (log scale)", type="log", dtick=1)
+    return _style(fig, "Histogram of all guide values (log count)", height=440)
+
+
+def gtl_layer_means(guide: dict, head: str | None = "head (new: free)") -> go.Figure:
+    """Mean guide per parameter tensor: which layers the scouts say should move."""
+    names = list(guide)
+    means = [float(np.mean(np.asarray(g, dtype=float))) for g in guide.values()]
+    colors = [GTL_COLORS["guided"]] * len(names)
+    if head:
+        names, means, colors = names + [head], means + [1.0], colors + ["#bbbbbb"]
+    fig = go.Figure(go.Bar(x=names, y=means, marker_color=colors, text=[f"{m:.2f}" for m in means],
+                           textposition="outside", textfont=dict(size=16)))
+    fig.update_yaxes(title_text="mean guide", range=[0, max(1.1, max(means) * 1.15)])
+    fig.update_xaxes(title_text="parameter tensor", tickangle=0)
+    return _style(fig, "Mean guide per layer: where the scouts moved", height=440)
+
+
+def gtl_curves(result) -> go.Figure:
+    """Target validation accuracy per fine-tuning epoch, each condition a mean line with a seed band."""
+    fig = go.Figure()
+    for c in GTL_LABELS:
+        runs = result.by_condition(c)
+        length = min((r.history.epochs_run for r in runs), default=0)
+        if length == 0:
+            continue
+        values = np.array([r.history.val_acc[:length] for r in runs]).T
+        for trace in band_traces(np.arange(1, length + 1), values, GTL_LABELS[c], GTL_COLORS[c]):
+            fig.add_trace(trace)
+    fig.update_xaxes(title_text="fine-tuning epoch on the target digits")
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
+    n = result.config.seeds
+    return _style(fig, f"Target accuracy while fine-tuning (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
+
+
+def gtl_final(result) -> go.Figure:
+    """Each seed's final target validation accuracy, one dot per run, per condition."""
+    fig = go.Figure()
+    for c in GTL_LABELS:
+        accs = [r.val_acc for r in result.by_condition(c)]
+        if accs:
+            fig.add_trace(go.Box(x=accs, name=GTL_LABELS[c], boxpoints="all", jitter=0.4, pointpos=0,
+                                 marker=dict(color=GTL_COLORS[c], size=9), line=dict(color=GTL_COLORS[c]),
+                                 fillcolor=_rgba(GTL_COLORS[c], 0.15), orientation="h"))
+    fig.update_xaxes(title_text="final validation accuracy", tickformat=".0%")
+    fig.update_layout(showlegend=False)
+    return _style(fig, "Final target accuracy of every seed (one dot per run)", height=360)

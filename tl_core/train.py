@@ -8,6 +8,8 @@ keeping the curve up to that point.
 
 A model may be an *ensemble*: if it has an integer attribute `members` > 0 its output carries a
 leading member dimension and every loss and accuracy is reported per member (one list entry each).
+Members share one dataset (x: (N, ...), y: (N,)), or for classification each has its own of the same
+size (x: (M, N, ...), y: (M, N)): mini-batches then take the same positions from every member's data.
 """
 from __future__ import annotations
 
@@ -76,7 +78,8 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, per_member: bool) 
     if not per_member:
         return F.cross_entropy(logits, target)
     members, n, classes = logits.shape
-    losses = F.cross_entropy(logits.reshape(-1, classes), target.repeat(members), reduction="none")
+    target = target.reshape(-1) if target.dim() == 2 else target.repeat(members)  # own labels or shared
+    losses = F.cross_entropy(logits.reshape(-1, classes), target, reduction="none")
     return losses.view(members, n).mean(1)
 
 
@@ -116,9 +119,15 @@ def set_train_mode(model: nn.Module) -> None:
     visit(model)
 
 
-def _batches(data: Batch, batch_size: int, gen: torch.Generator) -> Iterator[Batch]:
+def _member_data(model: nn.Module, data: Batch, task: str) -> bool:
+    """True when every ensemble member has its own classification data: y of shape (members, N)."""
+    return getattr(model, "members", 0) > 0 and task == "classification" and data[1].dim() == 2
+
+
+def _batches(data: Batch, batch_size: int, gen: torch.Generator, dim: int = 0) -> Iterator[Batch]:
+    """Mini-batches along `dim` (1 when each member has its own data), reshuffled per call."""
     x, y = data
-    n = len(y)
+    n = y.shape[dim]
     if batch_size <= 0 or batch_size >= n:
         yield x, y
         return
@@ -128,7 +137,7 @@ def _batches(data: Batch, batch_size: int, gen: torch.Generator) -> Iterator[Bat
         starts.pop()
     for i, start in enumerate(starts):
         idx = order[start:starts[i + 1] if i + 1 < len(starts) else n]
-        yield x[idx], y[idx]
+        yield (x[:, idx], y[:, idx]) if dim == 1 else (x[idx], y[idx])
 
 
 def _accuracy(logits: torch.Tensor, target: torch.Tensor, per_member: bool) -> torch.Tensor:
@@ -146,15 +155,16 @@ def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0,
     model.eval()
     per_member = getattr(model, "members", 0) > 0
     dev = _device_of(model)
+    dim = 1 if _member_data(model, data, task) else 0
     loss_sum = acc_sum = 0
     n_total = 0
-    for xb, yb in _batches(data, batch_size, torch.Generator()):
+    for xb, yb in _batches(data, batch_size, torch.Generator(), dim):
         xb, yb = xb.to(dev), yb.to(dev)
         out = model(xb)
-        loss_sum = loss_sum + loss_fn(out, yb, per_member) * len(yb)
+        loss_sum = loss_sum + loss_fn(out, yb, per_member) * yb.shape[dim]
         if task == "classification":
-            acc_sum = acc_sum + _accuracy(out, yb, per_member) * len(yb)
-        n_total += len(yb)
+            acc_sum = acc_sum + _accuracy(out, yb, per_member) * yb.shape[dim]
+        n_total += yb.shape[dim]
     model.train(was_training)
     loss = (loss_sum / n_total).tolist()
     acc = (acc_sum / n_total).tolist() if task == "classification" else None
@@ -182,6 +192,7 @@ def fit(
     on_epoch: Callable[[int, History], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> History:
     """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
 
@@ -190,6 +201,8 @@ def fit(
     checked before every epoch and a True ends the run with status "stopped". loss_fn(out, target,
     per_member) replaces the task's loss (MSE / cross-entropy) in training and validation, e.g. the
     self-supervised masked reconstruction loss; accuracy is still reported for classification.
+    after_step() runs right after every optimizer step (Guided Transfer Learning rescales each
+    update there).
     """
     cfg = cfg or FitConfig()
     cfg.validate()
@@ -197,6 +210,7 @@ def fit(
         raise ValueError(f"task must be one of {', '.join(LOSSES)}, got {task!r}")
     loss_fn = loss_fn or LOSSES[task]
     per_member = getattr(model, "members", 0) > 0
+    dim = 1 if _member_data(model, train, task) else 0
     dev = _device_of(model)
     opt = make_optimizer(params if params is not None else model.parameters(), cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -210,7 +224,7 @@ def fit(
         set_train_mode(model)
         loss_sum = acc_sum = 0
         n_seen = 0
-        for xb, yb in _batches(train, cfg.batch_size, gen):
+        for xb, yb in _batches(train, cfg.batch_size, gen, dim):
             xb, yb = xb.to(dev), yb.to(dev)
             # forward
             out = model(xb)
@@ -219,10 +233,12 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
-            loss_sum = loss_sum + loss.detach() * len(yb)
+            if after_step is not None:
+                after_step()
+            loss_sum = loss_sum + loss.detach() * yb.shape[dim]
             if task == "classification":
-                acc_sum = acc_sum + _accuracy(out.detach(), yb, per_member) * len(yb)
-            n_seen += len(yb)
+                acc_sum = acc_sum + _accuracy(out.detach(), yb, per_member) * yb.shape[dim]
+            n_seen += yb.shape[dim]
         train_loss = (loss_sum / n_seen).tolist()
         if not _finite(train_loss):
             hist.status = "diverged"

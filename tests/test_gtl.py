@@ -1,0 +1,335 @@
+"""Guided Transfer Learning: the guide's arithmetic, the guided update's two exact ends, batched scouts,
+the cache, the CLI twin and the page."""
+import copy
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from tl_core import cli, data, gtl
+from tl_core.train import FitConfig, History, fit
+
+# a small, fast setup: every test that runs GTL uses it (a few seconds on 2 busy cores)
+SMALL = gtl.GTLConfig(pretrain_epochs=3, scouts=4, scout_epochs=2, seeds=2, epochs=8, val_per_class=10)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """As gtl.run does: these tiny networks are far faster on one CPU thread than on two busy ones."""
+    with gtl.one_thread(torch.device("cpu")):
+        yield
+
+
+def _blobs(n=48, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    return torch.randn(n, 1, 8, 8, generator=g) + y[:, None, None, None].float(), y
+
+
+# ---- the raw guide and its focus ---------------------------------------------------------------
+
+def test_raw_guide_is_the_hand_computed_mean_change_over_two_scouts():
+    base = {"w": torch.tensor([1.0, 2.0, 3.0]), "b": torch.tensor([0.0])}
+    scouts = [{"w": torch.tensor([2.0, 2.0, 1.0]), "b": torch.tensor([1.0])},
+              {"w": torch.tensor([1.0, 4.0, 3.0]), "b": torch.tensor([-3.0])}]
+    sq = gtl.raw_guide(base, scouts, "squared")
+    assert torch.equal(sq["w"], torch.tensor([0.5, 2.0, 2.0]))   # ((1,0,4) + (0,4,0)) / 2
+    assert torch.equal(sq["b"], torch.tensor([5.0]))             # (1 + 9) / 2
+    ab = gtl.raw_guide(base, scouts, "abs")
+    assert torch.equal(ab["w"], torch.tensor([0.5, 1.0, 1.0]))
+    assert torch.equal(ab["b"], torch.tensor([2.0]))
+
+
+def test_raw_guide_of_trained_scouts_matches_a_loop_over_their_weights():
+    ds = gtl.load_digits(("0", "1", "2", "3"))
+    base = gtl.make_net("mlp", 4, 0)
+    tasks = gtl.scout_tasks(ds, replace(SMALL, scouts=2, scout_classes=2, scout_images=10))
+    finals = gtl.train_scouts(base, tasks, FitConfig(epochs=2, batch_size=8))
+    body = {n: p.detach() for n, p in base.named_parameters()}
+    raw = gtl.raw_guide(body, finals)
+    for n, w in body.items():
+        by_hand = sum((f[n] - w) ** 2 for f in finals) / 2
+        assert torch.allclose(raw[n], by_hand, atol=0, rtol=1e-6), n
+    assert all(raw[n].max() > 0 for n in raw)  # the scouts did move every tensor
+
+
+def test_focus_modes_map_to_their_stated_ranges():
+    g = torch.tensor([[0.2, 0.5], [0.9, 0.3]])
+    mm = gtl.focus(g, "minmax")
+    assert mm.min() == 0 and mm.max() == 1 and torch.allclose(mm, (g - 0.2) / 0.7)
+    sub = gtl.focus(g, "subtract_min")
+    assert sub.min() == 0 and torch.isclose(sub.max(), torch.tensor(0.7))
+    div = gtl.focus(g, "divide_max")
+    assert div.max() == 1 and torch.isclose(div.min(), torch.tensor(0.2 / 0.9))
+    assert torch.equal(gtl.focus(g, "raw"), g)
+    assert torch.equal(gtl.focus(torch.zeros(3), "minmax"), torch.zeros(3))  # nothing moved: frozen
+    with pytest.raises(ValueError, match="focus must be one of"):
+        gtl.focus(g, "loud")
+
+
+def test_temperature_compresses_or_stretches_and_binary_freezing_keeps_the_top_fraction():
+    g = {"a": torch.linspace(0, 1, 101), "b": torch.linspace(0, 1, 101) ** 2}
+    warm = gtl.reshape(g, temperature=2.0)
+    assert warm["a"].min() == 0.25 and warm["a"].max() == 0.75          # toward the middle
+    cold = gtl.reshape(g, temperature=0.5)
+    assert cold["a"].min() == 0 and cold["a"].max() == 1.5              # stretched, clamped at 0
+    assert torch.equal(gtl.reshape(g)["a"], g["a"])
+    binary = gtl.reshape(g, free_fraction=0.1)
+    values = torch.cat([v for v in binary.values()])
+    assert set(values.unique().tolist()) == {0.0, 1.0}
+    assert abs(values.mean().item() - 0.1) < 0.02
+    # the top values are the free ones
+    assert binary["a"][-1] == 1 and binary["a"][0] == 0
+
+
+# ---- the guided update --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,weight_decay", [("adam", 0.01), ("sgd", 0.01)])
+def test_guide_zero_leaves_a_weight_bit_identical_even_with_momentum_and_weight_decay(optimizer, weight_decay):
+    model = gtl.make_net("mlp", 3, 1)
+    guide = {n: torch.ones_like(p) for n, p in model.named_parameters()}
+    guide["body.fc1.weight"] = torch.zeros_like(guide["body.fc1.weight"])
+    mask = torch.rand(guide["body.fc2.weight"].shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    guide["body.fc2.weight"] = (~mask).float()                           # half of fc2 frozen, half free
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    fit(model, _blobs(), None, FitConfig(epochs=5, lr=0.05, optimizer=optimizer, weight_decay=weight_decay,
+                                         batch_size=16), after_step=gtl.guided_hook(model, guide))
+    after = dict(model.named_parameters())
+    assert torch.equal(after["body.fc1.weight"], before["body.fc1.weight"])
+    assert torch.equal(after["body.fc2.weight"][mask], before["body.fc2.weight"][mask])
+    assert (after["body.fc2.weight"][~mask] != before["body.fc2.weight"][~mask]).all()
+    assert not torch.equal(after["head.weight"], before["head.weight"])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_guide_one_matches_plain_training_bit_for_bit(arch):
+    plain, guided = gtl.make_net(arch, 3, 2), gtl.make_net(arch, 3, 2)
+    cfg = FitConfig(epochs=4, lr=0.01, weight_decay=0.001, batch_size=16, seed=5)
+    h_plain = fit(plain, _blobs(), _blobs(seed=1), cfg)
+    ones = {n: torch.ones_like(p) for n, p in guided.named_parameters()}
+    h_guided = fit(guided, _blobs(), _blobs(seed=1), cfg, after_step=gtl.guided_hook(guided, ones))
+    for (n, a), (_, b) in zip(plain.named_parameters(), guided.named_parameters()):
+        assert torch.equal(a, b), n
+    assert h_plain.train_loss == h_guided.train_loss and h_plain.val_acc == h_guided.val_acc
+
+
+def test_guide_scales_each_update():
+    """With plain SGD one step moves a weight by -lr * grad; a guide of 0.25 moves it a quarter of that."""
+    free, guided = gtl.make_net("mlp", 3, 3), gtl.make_net("mlp", 3, 3)
+    cfg = FitConfig(epochs=1, lr=0.1, optimizer="sgd")  # full batch: one step; momentum has no history yet
+    start = {n: p.detach().clone() for n, p in free.named_parameters()}
+    fit(free, _blobs(), None, cfg)
+    quarter = {n: torch.full_like(p, 0.25) for n, p in guided.named_parameters()}
+    fit(guided, _blobs(), None, cfg, after_step=gtl.guided_hook(guided, quarter))
+    for (n, f), (_, g) in zip(free.named_parameters(), guided.named_parameters()):
+        assert torch.allclose(g - start[n], 0.25 * (f - start[n]), atol=1e-7), n
+
+
+def test_guided_training_matches_a_hand_written_reference_loop_over_many_steps():
+    """Reference: snapshot, Adam step, then new = old + guide * (stepped - old), step after step."""
+    model, ref = gtl.make_net("mlp", 3, 4), gtl.make_net("mlp", 3, 4)
+    gen = torch.Generator().manual_seed(1)
+    guide = {n: torch.rand(p.shape, generator=gen) for n, p in model.named_parameters()}
+    x, y = _blobs()
+    fit(model, (x, y), None, FitConfig(epochs=6, lr=0.02), after_step=gtl.guided_hook(model, guide))
+    opt = torch.optim.Adam(ref.parameters(), lr=0.02)
+    for _ in range(6):
+        old = {n: p.detach().clone() for n, p in ref.named_parameters()}
+        opt.zero_grad()
+        nn.functional.cross_entropy(ref(x), y).backward()
+        opt.step()
+        with torch.no_grad():
+            for n, p in ref.named_parameters():
+                p.copy_(old[n] + guide[n] * (p - old[n]))
+    for (n, a), (_, b) in zip(model.named_parameters(), ref.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), n
+
+
+def test_a_guide_that_does_not_fit_the_model_is_refused():
+    model = gtl.make_net("mlp", 3, 0)
+    with pytest.raises(ValueError, match="does not have"):
+        gtl.guided_hook(model, {"body.nope.weight": torch.ones(2)})
+    with pytest.raises(ValueError, match="shape"):
+        gtl.guided_hook(model, {"head.weight": torch.ones(2, 2)})
+
+
+# ---- scouts ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch,optimizer", [("mlp", "adam"), ("cnn", "adam"), ("cnn", "sgd")])
+def test_scouts_batched_equal_scouts_one_after_another(arch, optimizer):
+    cfg = replace(SMALL, arch=arch, scouts=3, scout_images=12)
+    source = gtl.load_digits(cfg.source_classes())
+    base = gtl.make_net(arch, len(source.classes), 0)
+    tasks = gtl.scout_tasks(source, cfg)
+    assert all(len(set(t.y.tolist())) == cfg.scout_classes for t in tasks)   # each a 3-class sub-problem
+    assert len({tuple(t.classes) for t in tasks}) > 1                        # not all the same one
+    fit_cfg = FitConfig(epochs=3, lr=0.01, batch_size=8, seed=1, optimizer=optimizer)
+    batched = gtl.train_scouts(base, tasks, fit_cfg, batched=True)
+    one_by_one = gtl.train_scouts(base, tasks, fit_cfg, batched=False)
+    start = {n: p.detach() for n, p in base.named_parameters()}
+    for b, s in zip(batched, one_by_one):
+        for n in b:
+            moved = float((s[n] - start[n]).abs().max())
+            assert moved > 0, n
+            # vmap sums in another order (float rounding ~1e-8); Adam divides by sqrt(v), which blows
+            # that up for weights whose gradient is ~0 (dead ReLU inputs): allow 0.1% of the movement
+            tol = 1e-6 if optimizer == "sgd" else 1e-3 * moved
+            assert float((b[n] - s[n]).abs().max()) <= tol, n
+    # and the scouts differ from each other: they solved different sub-problems
+    assert not torch.allclose(batched[0]["head.weight"], batched[1]["head.weight"])
+
+
+@pytest.mark.parametrize("template", [gtl.make_net("cnn", 4, 0),                        # batched layer by layer
+                                      nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Tanh())])  # vmap path
+def test_stacked_forward_equals_each_member_on_its_own(template):
+    gen = torch.Generator().manual_seed(0)
+    states = [{n: torch.randn(p.shape, generator=gen) * 0.3 for n, p in template.named_parameters()}
+              for _ in range(3)]
+    stacked = gtl.Stacked(template, states)
+    own = torch.rand(3, 6, 1, 8, 8, generator=gen)
+    shared = own[0]
+    for k, state in enumerate(states):
+        member = copy.deepcopy(template)
+        member.load_state_dict(state, strict=False)
+        assert torch.allclose(stacked(own)[k], member(own[k]), atol=1e-5)
+        assert torch.allclose(stacked(shared)[k], member(shared), atol=1e-5)
+
+
+def test_changing_only_target_settings_reuses_base_and_scouts(monkeypatch):
+    calls = []
+    real = gtl.train_scouts
+    monkeypatch.setattr(gtl, "train_scouts", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    cfg = replace(SMALL, seed=11)
+    first = gtl.run(cfg, device="cpu")
+    again = gtl.run(replace(cfg, shots=2, focus="divide_max", seeds=3), device="cpu")
+    assert len(calls) == 1 and not first.scouts_cached and again.scouts_cached
+    assert again.to_json()["scouts"]["cached"] is True
+    assert len(again.by_condition("guided")) == 3
+    gtl.run(replace(cfg, scouts=5), device="cpu")   # a scout setting: trained again
+    assert len(calls) == 2
+
+
+def test_run_compares_four_conditions_over_seeds_and_heads_start_equal():
+    result = gtl.run(SMALL, device="cpu")
+    out = result.to_json()
+    for c in gtl.CONDITIONS:
+        assert len(out[c]["val_acc_seeds"]) == SMALL.seeds
+        assert 0 <= out[c]["val_acc_mean"] <= 1
+        assert all(len(curve) == SMALL.epochs for curve in out[c]["val_acc_curves"])
+    assert set(out["guide"]["per_layer"]) == {n for n, _ in gtl.make_net("mlp", 3, 0).body.named_parameters(prefix="body")}
+    assert 0 <= out["guide"]["mean"] <= 1 and out["base"]["source_val_acc"] > 0.5
+    assert out["status"] == "finished" and out["verdict"]
+    json.dumps(out)
+    # guide values in [0, 1] per tensor with the default focus, and reaching both ends
+    for g in result.guide.values():
+        assert g.min() == 0 and g.max() == 1
+
+
+def test_stop_ends_the_run_with_status_stopped():
+    result = gtl.run(SMALL, should_stop=lambda: True, device="cpu")
+    assert result.status == "stopped" and result.runs == []
+    assert "stopped" in gtl.verdict(result)[1]
+
+
+def _fake_result(guided, plain):
+    hist = History(task="classification", status="finished")
+    runs = [gtl.SeedRun(c, s, hist, acc) for s, (g, p) in enumerate(zip(guided, plain))
+            for c, acc in (("guided", g), ("plain", p), ("scratch", 0.5), ("freeze_head_only", 0.4))]
+    return gtl.GTLResult(config=SMALL, guide={}, raw={}, scouted=None, runs=runs, device="cpu")
+
+
+def test_verdict_says_plainly_whether_guidance_helped():
+    assert gtl.verdict(_fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72]))[0] == "helped"
+    kind, text = gtl.verdict(_fake_result([0.6, 0.62, 0.61], [0.7, 0.71, 0.72]))
+    assert kind == "hurt" and "guided ahead in 0 of 3" in text
+    kind, text = gtl.verdict(_fake_result([0.7, 0.6, 0.8], [0.6, 0.8, 0.7]))
+    assert kind == "neutral" and "no clear difference" in text
+
+
+# ---- CLI twin -------------------------------------------------------------------------------------
+
+def test_cli_prints_the_nested_json_keys_and_saves_the_guide(capsys, tmp_path):
+    path = tmp_path / "guide.pt"
+    code = cli.main(["gtl", "--scouts", "4", "--scout-classes", "3", "--target-classes", "7,8,9", "--shots", "1",
+                     "--seeds", "2", "--epochs", "6", "--pretrain-epochs", "2", "--scout-epochs", "2",
+                     "--val-per-class", "10", "--device", "cpu", "--json", "--guide-out", str(path)])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for c in ("plain", "guided", "scratch", "freeze_head_only"):
+        assert 0 <= out[c]["val_acc_mean"] <= 1 and len(out[c]["val_acc_seeds"]) == 2
+        assert out[c]["val_acc_std"] >= 0
+    assert isinstance(out["guide"]["mean"], float) and "body.fc1.weight" in out["guide"]["per_layer"]
+    assert out["seconds"] > 0 and out["config"]["scouts"] == 4 and out["config"]["target_classes"] == ["7", "8", "9"]
+    saved = torch.load(path, weights_only=True)
+    shapes = {n: p.shape for n, p in gtl.make_net("mlp", 3, 0).named_parameters()}
+    assert set(saved) == set(out["guide"]["per_layer"])
+    for n, g in saved.items():
+        assert g.shape == shapes[n]
+        assert abs(float(g.mean()) - out["guide"]["per_layer"][n]) < 1e-6
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--target-classes", "7,x"], "target classes must be digits"),
+    (["--scout-classes", "9"], "classes per scout"),
+    (["--shots", "0"], "shots must be"),
+    (["--target-classes", "1,2,3,4,5,6,7,8,9"], "choose 2 to 8 target classes"),
+    (["--temperature", "0"], "temperature"),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(capsys, args, message):
+    assert cli.main(["gtl", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_too_many_shots_for_the_target_digits_is_a_clear_error():
+    with pytest.raises(ValueError, match="shots=100 is more than"):
+        gtl.run(replace(SMALL, shots=100, val_per_class=100), device="cpu")
+
+
+# ---- the page -------------------------------------------------------------------------------------
+
+def _small_page(app):
+    app.switch_page("app_pages/gtl.py").run()
+    app.slider(key="gtl_scouts").set_value(4)
+    app.slider(key="gtl_scout_epochs").set_value(2)
+    app.slider(key="gtl_seeds").set_value(2)
+    app.slider(key="gtl_epochs").set_value(10)
+    app.run()
+
+
+def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch):
+    calls = []
+    real = gtl.run
+    monkeypatch.setattr(gtl, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    _small_page(app)
+    assert not app.exception and "Run GTL" in app.info[0].value
+    app.button(key="gtl_run").click().run()
+    assert not app.exception
+    sentence = [m.value for m in [*app.success, *app.info, *app.error]][0]
+    assert "guided" in sentence and "plain fine-tuning" in sentence
+    assert len(app.metric) == 4 and all(m.value.endswith("%") for m in app.metric)
+    charts = app.get("plotly_chart")
+    assert len(charts) == 5
+    specs = json.dumps([json.loads(c.proto.spec) for c in charts], ensure_ascii=False)
+    assert "body.fc1.weight (64×64)" in specs and "Mean guide per layer" in specs
+    assert len(app.get("download_button")) == 1
+    cfg = calls[0]
+    assert (cfg.scouts, cfg.seeds, cfg.epochs, cfg.target_classes) == (4, 2, 10, ("7", "8", "9"))
+    app.run()                                   # a rerun shows the same result without training again
+    assert len(calls) == 1 and app.button(key="gtl_run").disabled
+    app.select_slider(key="gtl_shots").set_value(5).run()
+    app.button(key="gtl_run").click().run()
+    assert not app.exception and len(calls) == 2 and calls[1].shots == 5
+    assert "reused from cache" in " ".join(c.value for c in app.caption)
+
+
+def test_page_warns_instead_of_crashing_on_bad_settings(app):
+    _small_page(app)
+    app.multiselect(key="gtl_target").set_value(["7"]).run()
+    assert not app.exception
+    assert "choose 2 to 8 target classes" in app.warning[0].value
+    app.multiselect(key="gtl_target").set_value(["1", "2", "3", "4", "5", "6", "7"]).run()
+    app.slider(key="gtl_scout_classes").set_value(5).run()
+    assert not app.exception and "classes per scout" in app.warning[0].value

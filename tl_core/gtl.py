@@ -1,0 +1,566 @@
+"""Guided Transfer Learning (Nikolić, Andrić, Nikolić 2023, arXiv 2303.16154), written from the paper's
+description: pretraining learns the weights *and* how far each weight should move on a new task.
+
+1. Pretrain a base network on the source task (here: the digits that are not target classes).
+2. Scouts: K copies of the base, each fine-tuned on an easier sub-problem (a few source classes).
+   They are independent, so all K train at once as one stacked model (`Stacked`).
+3. Raw guide per parameter: the mean over scouts of (w_scout - w_base)^2 (or |w_scout - w_base|).
+4. Focus per tensor (raw, subtract min, min-max to [0, 1], divide by max), then optional temperature
+   (compress toward the tensor's middle, or stretch away from it) or binary freezing (the top fraction
+   of all guide values -> 1, the rest -> 0); never below 0.
+5. Guided fine-tuning on the target task: after every optimizer step each parameter's update is scaled
+   by its guide, new = old + guide * (stepped - old), so guide 0 = frozen and 1 = free with any optimizer.
+
+The comparison trains, for several seeds of the few-shot target split: scratch, plain fine-tuning,
+guided fine-tuning, and "freeze all but the head". The target head is new (the target classes were never
+seen), so it has no guide and trains freely in every condition.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from tl_core import data, device as devices
+from tl_core.train import FitConfig, History, evaluate, fit
+
+Progress = Callable[[float, str], None]
+
+DIGITS = tuple(str(k) for k in range(10))
+ARCHS = {
+    "mlp": "MLP on 8×8 digits: 64 → 64 → 32 → classes (linear layers as heat-map matrices)",
+    "cnn": "Small CNN on 8×8 digits: two 3×3 conv layers (8, 16 filters), 32-unit dense layer, head",
+}
+CHANGES = {"squared": "mean over scouts of (w − w_base)²", "abs": "mean over scouts of |w − w_base|"}
+FOCUS = {
+    "minmax": "min-max to [0, 1] per tensor (default)",
+    "subtract_min": "subtract the tensor's minimum",
+    "divide_max": "divide by the tensor's maximum",
+    "raw": "raw values (tiny: nearly frozen)",
+}
+CONDITIONS = ("scratch", "plain", "guided", "freeze_head_only")
+
+
+@dataclass(frozen=True)
+class GTLConfig:
+    arch: str = "mlp"                                 # a key of ARCHS
+    target_classes: tuple[str, ...] = ("7", "8", "9")  # held out of pretraining and scouts
+    pretrain_epochs: int = 15                         # base model on the source classes
+    scouts: int = 16                                  # K scouts, trained at once
+    scout_classes: int = 3                            # classes in each scout's sub-problem
+    scout_images: int = 60                            # training images per class in a sub-problem
+    scout_epochs: int = 5
+    scout_lr: float = 1e-3
+    change: str = "squared"                           # raw guide: squared | abs change
+    focus: str = "minmax"                             # a key of FOCUS
+    temperature: float = 1.0                          # 1 = as is; > 1 warmer (toward the middle); < 1 colder
+    free_fraction: float = 0.0                        # > 0: binary, the top fraction -> 1, the rest -> 0
+    shots: int = 1                                    # target training images per class
+    seeds: int = 5                                    # few-shot splits (and head inits) per condition
+    epochs: int = 60                                  # target fine-tuning epochs (full batch: one step each)
+    lr: float = 3e-3                                  # Adam, every condition
+    seed: int = 0                                     # base, scouts, first split
+    val_per_class: int = 50                           # fixed target validation set per seed
+
+    def source_classes(self) -> tuple[str, ...]:
+        return tuple(c for c in DIGITS if c not in self.target_classes)
+
+    def scout_key(self) -> tuple:
+        """What the base model and the scouts depend on: change nothing else and they are reused."""
+        return (self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
+                self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"model must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        bad = [c for c in self.target_classes if c not in DIGITS]
+        if bad:
+            raise ValueError(f"target classes must be digits 0-9, got {', '.join(map(repr, bad))}")
+        if len(set(self.target_classes)) != len(self.target_classes):
+            raise ValueError("each target class may be chosen once")
+        n_source = 10 - len(self.target_classes)
+        checks = [
+            (2 <= len(self.target_classes) <= 8, f"choose 2 to 8 target classes, got {len(self.target_classes)}"),
+            (2 <= self.scout_classes <= n_source,
+             f"classes per scout must be between 2 and the {n_source} source classes, got {self.scout_classes}"),
+            (1 <= self.scouts <= 256, f"scouts must be between 1 and 256, got {self.scouts}"),
+            (1 <= self.scout_images <= 150, f"scout images per class must be between 1 and 150, got {self.scout_images}"),
+            (1 <= self.pretrain_epochs <= 500, f"pretrain epochs must be between 1 and 500, got {self.pretrain_epochs}"),
+            (1 <= self.scout_epochs <= 500, f"scout epochs must be between 1 and 500, got {self.scout_epochs}"),
+            (1 <= self.epochs <= 2000, f"epochs must be between 1 and 2000, got {self.epochs}"),
+            (self.change in CHANGES, f"change must be one of {', '.join(CHANGES)}, got {self.change!r}"),
+            (self.focus in FOCUS, f"focus must be one of {', '.join(FOCUS)}, got {self.focus!r}"),
+            (math.isfinite(self.temperature) and 0.01 <= self.temperature <= 100,
+             f"temperature must be between 0.01 and 100, got {self.temperature}"),
+            (math.isfinite(self.free_fraction) and 0 <= self.free_fraction <= 1,
+             f"free fraction must be between 0 (off) and 1, got {self.free_fraction}"),
+            (1 <= self.shots <= 100, f"shots must be between 1 and 100, got {self.shots}"),
+            (1 <= self.seeds <= 50, f"seeds must be between 1 and 50, got {self.seeds}"),
+            (all(math.isfinite(v) and 0 < v <= 1 for v in (self.lr, self.scout_lr)),
+             f"learning rates must be in (0, 1], got {self.lr} and {self.scout_lr}"),
+            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
+            (5 <= self.val_per_class <= 100, f"val per class must be between 5 and 100, got {self.val_per_class}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ---- data and the network ----------------------------------------------------------------------
+
+def load_digits(classes: tuple[str, ...]) -> data.ImageSet:
+    """Digits as (N, 1, 8, 8) grey images in [0, 1], only `classes` (relabelled 0..k-1).
+
+    data.load upsamples the 8×8 scans to at least 16 px; pooling back gives the scans' own grid, so
+    an MLP sees 64 inputs and a step costs microseconds."""
+    ds = data.load("digits", 16, classes)
+    return data.ImageSet(ds.name, F.avg_pool2d(ds.images[:, :1], 2), ds.labels, ds.classes)
+
+
+class GTLNet(nn.Module):
+    """A small body (named layers, so the guide's keys read well) and a linear head."""
+
+    def __init__(self, arch: str, n_classes: int):
+        super().__init__()
+        if arch == "mlp":
+            self.body = nn.Sequential(OrderedDict(
+                flatten=nn.Flatten(), fc1=nn.Linear(64, 64), relu1=nn.ReLU(), fc2=nn.Linear(64, 32), relu2=nn.ReLU()))
+        else:
+            self.body = nn.Sequential(OrderedDict(
+                conv1=nn.Conv2d(1, 8, 3, padding=1), relu1=nn.ReLU(), conv2=nn.Conv2d(8, 16, 3, padding=1),
+                relu2=nn.ReLU(), pool=nn.MaxPool2d(2), flatten=nn.Flatten(), fc=nn.Linear(16 * 4 * 4, 32),
+                relu3=nn.ReLU()))
+        self.head = nn.Linear(32, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def make_net(arch: str, n_classes: int, seed: int) -> GTLNet:
+    """A network whose initial weights depend on `seed` only (the global random stream is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GTLNet(arch, n_classes)
+
+
+_FAST_LAYERS = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.MaxPool2d)
+
+
+class Stacked(nn.Module):
+    """K copies of `template`'s architecture with their own weights, run as one batched model.
+
+    Weights are stacked along a leading member dimension, so one optimizer step updates all K at once;
+    `fit` sees `members` and reports every loss per member. Input: (N, ...) shared by all members, or
+    (K, N, ...) one batch each. A GTLNet runs layer by layer as batched ops (linear: one batched
+    matmul; conv: one grouped convolution), 2-3x faster than the general path, vmap over
+    functional_call, which any other module takes."""
+
+    def __init__(self, template: nn.Module, states: list[dict[str, torch.Tensor]], sample_dims: int = 3):
+        super().__init__()
+        self.members = len(states)
+        self._template = (template,)  # a tuple, so its own parameters are not ours and never train
+        self.names = [n for n, _ in template.named_parameters()]
+        self.stacked = nn.ParameterList(nn.Parameter(torch.stack([s[n].detach() for s in states]).clone())
+                                        for n in self.names)
+        self.sample_dims = sample_dims
+        self._plan = None
+        if isinstance(template, GTLNet):
+            plan = [(f"body.{n}", m) for n, m in template.body.named_children()] + [("head", template.head)]
+            if all(isinstance(m, _FAST_LAYERS) for _, m in plan) and all(
+                    m.bias is not None and m.groups == 1 and m.dilation == (1, 1)
+                    for _, m in plan if isinstance(m, nn.Conv2d)):
+                self._plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != self.sample_dims + 2:
+            x = x.expand(self.members, *x.shape)
+        params = dict(zip(self.names, self.stacked))
+        if self._plan is not None:
+            return self._layers(params, x)
+        return vmap(lambda p, xb: functional_call(self._template[0], p, (xb,)))(params, x)
+
+    @staticmethod
+    def _layer(module: nn.Module, params: dict, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        k, n = h.shape[:2]
+        if isinstance(module, nn.Linear):  # (K, N, in) @ (K, in, out) + (K, 1, out)
+            return torch.baddbmm(params[f"{prefix}.bias"].unsqueeze(1), h, params[f"{prefix}.weight"].transpose(1, 2))
+        if isinstance(module, nn.Conv2d):  # K convolutions as one with groups=K: members side by side in channels
+            w, b = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
+            out = F.conv2d(h.transpose(0, 1).reshape(n, -1, *h.shape[3:]), w.flatten(0, 1), b.flatten(),
+                           module.stride, module.padding, groups=k)
+            return out.view(n, k, -1, *out.shape[2:]).transpose(0, 1)
+        if isinstance(module, nn.Flatten):
+            return h.flatten(2)
+        return module(h.flatten(0, 1)).unflatten(0, (k, n))  # ReLU, MaxPool2d: per image
+
+    def _layers(self, params: dict, h: torch.Tensor) -> torch.Tensor:
+        for prefix, module in self._plan:
+            h = self._layer(module, params, prefix, h)
+        return h
+
+    def member(self, k: int) -> dict[str, torch.Tensor]:
+        return {n: p[k].detach().clone() for n, p in zip(self.names, self.stacked)}
+
+
+def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+# ---- the guide ------------------------------------------------------------------------------------
+
+def raw_guide(base: dict[str, torch.Tensor], scouts: list[dict[str, torch.Tensor]],
+              change: str = "squared") -> dict[str, torch.Tensor]:
+    """Per parameter: the mean over scouts of (w_scout - w_base)^2, or of |w_scout - w_base|."""
+    if change not in CHANGES:
+        raise ValueError(f"change must be one of {', '.join(CHANGES)}, got {change!r}")
+    if not scouts:
+        raise ValueError("the guide needs at least one scout")
+    out = {}
+    for name, w in base.items():
+        diffs = torch.stack([s[name] - w for s in scouts])
+        out[name] = (diffs ** 2 if change == "squared" else diffs.abs()).mean(0)
+    return out
+
+
+def focus(g: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
+    """Normalise one tensor's raw guide. A constant tensor under min-max becomes 1 where it moved, else 0."""
+    if mode == "raw":
+        return g.clone()
+    lo, hi = g.min(), g.max()
+    if mode == "subtract_min":
+        return g - lo
+    if mode == "divide_max":
+        return g / hi if hi > 0 else torch.zeros_like(g)
+    if mode == "minmax":
+        return (g - lo) / (hi - lo) if hi > lo else (g > 0).to(g.dtype)
+    raise ValueError(f"focus must be one of {', '.join(FOCUS)}, got {mode!r}")
+
+
+def reshape(guide: dict[str, torch.Tensor], temperature: float = 1.0,
+            free_fraction: float = 0.0) -> dict[str, torch.Tensor]:
+    """Temperature: each tensor's values move toward (T > 1, warmer) or away from (T < 1, colder) the
+    middle of its range; free_fraction > 0 instead makes the guide binary: the top fraction of all
+    values -> 1 (free), the rest -> 0 (frozen). Always clamped at 0."""
+    if free_fraction > 0:
+        values = torch.cat([g.flatten() for g in guide.values()])
+        k = max(1, round(free_fraction * values.numel()))
+        threshold = values.topk(k).values.min()
+        return {n: (g >= threshold).to(g.dtype) for n, g in guide.items()}
+    out = {}
+    for n, g in guide.items():
+        mid = (g.min() + g.max()) / 2
+        out[n] = (mid + (g - mid) / temperature if temperature != 1 else g.clone()).clamp(min=0)
+    return out
+
+
+def make_guide(raw: dict[str, torch.Tensor], cfg: GTLConfig) -> dict[str, torch.Tensor]:
+    return reshape({n: focus(g, cfg.focus) for n, g in raw.items()}, cfg.temperature, cfg.free_fraction)
+
+
+class GuidedUpdate:
+    """fit's after_step hook: new = old + guide * (stepped - old) for every guided parameter.
+
+    torch.lerp computes exactly `old` at guide 0 and exactly `stepped` at guide 1 (it switches formula
+    at 0.5), so a frozen weight stays bit-identical whatever Adam's momentum or weight decay did, and
+    a guide of ones reproduces plain training bit for bit."""
+
+    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.pairs = [(p, g.to(p.device, p.dtype)) for p, g in pairs]
+        self.old = [p.detach().clone() for p, _ in self.pairs]
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        for (p, g), old in zip(self.pairs, self.old):
+            p.copy_(torch.lerp(old, p, g))
+            old.copy_(p)
+
+
+def guided_hook(model: nn.Module, guide: dict[str, torch.Tensor]) -> GuidedUpdate:
+    """The hook for `model`, guiding the parameters named in `guide` (others, e.g. a new head, are free)."""
+    named = dict(model.named_parameters())
+    missing = [n for n in guide if n not in named]
+    if missing:
+        raise ValueError(f"the guide names parameters the model does not have: {', '.join(missing)}")
+    for n, g in guide.items():
+        if g.shape != named[n].shape:
+            raise ValueError(f"guide {n!r} has shape {tuple(g.shape)}, the parameter {tuple(named[n].shape)}")
+    return GuidedUpdate([(named[n], g) for n, g in guide.items()])
+
+
+# ---- base model and scouts -------------------------------------------------------------------------
+
+@dataclass
+class ScoutTask:
+    classes: list[str]       # the source classes of this sub-problem
+    x: torch.Tensor          # (n, 1, 8, 8)
+    y: torch.Tensor          # (n,) labels in the base model's source numbering
+
+
+def scout_tasks(source_train: data.ImageSet, cfg: GTLConfig) -> list[ScoutTask]:
+    """K sub-problems: each a random `scout_classes` of the source classes, `scout_images` images per class
+    (the same count for every scout, so that their batches stack)."""
+    rng = np.random.default_rng(cfg.seed + 7919)
+    labels = source_train.labels.numpy()
+    per_class = min(cfg.scout_images, int(np.bincount(labels).min()))
+    tasks = []
+    for _ in range(cfg.scouts):
+        chosen = np.sort(rng.choice(len(source_train.classes), cfg.scout_classes, replace=False))
+        idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in chosen])
+        tasks.append(ScoutTask([source_train.classes[c] for c in chosen], source_train.images[idx],
+                               source_train.labels[idx]))
+    return tasks
+
+
+def _scout_fit(cfg: GTLConfig) -> FitConfig:
+    return FitConfig(epochs=cfg.scout_epochs, lr=cfg.scout_lr, batch_size=32, seed=cfg.seed)
+
+
+def train_scouts(base: nn.Module, tasks: list[ScoutTask], fit_cfg: FitConfig, batched: bool = True,
+                 dev: torch.device | None = None) -> list[dict[str, torch.Tensor]]:
+    """Fine-tune one copy of `base` per task; return each scout's final parameters (on the CPU).
+    batched: all at once as a `Stacked` model (same batches, same result as one after another)."""
+    dev = dev or torch.device("cpu")
+    start = params_of(base)
+    if batched:
+        model = Stacked(copy.deepcopy(base).to(dev), [start] * len(tasks)).to(dev)
+        x = torch.stack([t.x for t in tasks]).to(dev)
+        y = torch.stack([t.y for t in tasks]).to(dev)
+        fit(model, (x, y), None, fit_cfg)
+        return [{n: p.cpu() for n, p in model.member(k).items()} for k in range(len(tasks))]
+    finals = []
+    for t in tasks:
+        scout = copy.deepcopy(base).to(dev)
+        fit(scout, (t.x.to(dev), t.y.to(dev)), None, fit_cfg)
+        finals.append({n: p.cpu() for n, p in params_of(scout).items()})
+    return finals
+
+
+@dataclass
+class Scouted:
+    """The pretrained base and its scouts: everything the guide needs, cached per `cfg.scout_key()`."""
+    base: GTLNet                                    # on the CPU
+    scouts: list[dict[str, torch.Tensor]]           # final parameters of each scout
+    tasks: list[list[str]]                          # each scout's classes
+    source_classes: list[str]
+    source_val_acc: float                           # the base on held-out source images
+    pretrain_seconds: float
+    scout_seconds: float
+
+    def raw(self, change: str) -> dict[str, torch.Tensor]:
+        """The raw guide of the body: the head is replaced for the target classes, so it has none."""
+        base = {n: p for n, p in params_of(self.base).items() if not n.startswith("head.")}
+        return raw_guide(base, self.scouts, change)
+
+
+_SCOUTED: OrderedDict[tuple, Scouted] = OrderedDict()
+_CACHE_SIZE = 6
+
+
+def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | None = None) -> tuple[Scouted, bool]:
+    """(Scouted, cached?): the base pretrained on the source classes and its K scouts, from the cache
+    when only target-side settings (shots, focus, seeds, ...) changed."""
+    key = cfg.scout_key() + (str(dev),)
+    if key in _SCOUTED:
+        _SCOUTED.move_to_end(key)
+        return _SCOUTED[key], True
+    source = load_digits(cfg.source_classes())
+    train, val = data.few_shot_split(source, None, cfg.seed, val_per_class=20)
+    t0 = time.perf_counter()
+    base = make_net(cfg.arch, len(source.classes), cfg.seed).to(dev)
+    if progress:
+        progress(0.02, f"pretraining the base on digits {', '.join(source.classes)}")
+    fit(base, (train.images.to(dev), train.labels.to(dev)), None,
+        FitConfig(epochs=cfg.pretrain_epochs, lr=3e-3, batch_size=64, seed=cfg.seed))
+    _, acc = evaluate(base, (val.images.to(dev), val.labels.to(dev)), "classification")
+    t1 = time.perf_counter()
+    if progress:
+        progress(0.1, f"training {cfg.scouts} scouts at once")
+    tasks = scout_tasks(train, cfg)
+    finals = train_scouts(base, tasks, _scout_fit(cfg), batched=True, dev=dev)
+    scouted = Scouted(base=base.cpu(), scouts=finals, tasks=[t.classes for t in tasks],
+                      source_classes=list(source.classes), source_val_acc=float(acc),
+                      pretrain_seconds=t1 - t0, scout_seconds=time.perf_counter() - t1)
+    _SCOUTED[key] = scouted
+    while len(_SCOUTED) > _CACHE_SIZE:
+        _SCOUTED.popitem(last=False)
+    return scouted, False
+
+
+# ---- the comparison ---------------------------------------------------------------------------------
+
+@dataclass
+class SeedRun:
+    condition: str
+    seed: int
+    history: History
+    val_acc: float
+
+
+@dataclass
+class GTLResult:
+    config: GTLConfig
+    guide: dict[str, torch.Tensor]       # the focused guide applied to the body (CPU tensors)
+    raw: dict[str, torch.Tensor]         # the raw guide before focus
+    scouted: Scouted
+    runs: list[SeedRun]
+    device: str
+    scouts_cached: bool = False
+    seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+
+    def by_condition(self, condition: str) -> list[SeedRun]:
+        return [r for r in self.runs if r.condition == condition]
+
+    def summary(self, condition: str) -> dict:
+        runs = self.by_condition(condition)
+        accs = [r.val_acc for r in runs]
+        return {
+            "val_acc_mean": float(np.mean(accs)) if accs else float("nan"),
+            "val_acc_std": float(np.std(accs)) if accs else float("nan"),
+            "val_acc_seeds": accs,
+            "seeds": [r.seed for r in runs],
+            "val_acc_curves": [r.history.val_acc for r in runs],
+            "status": runs[0].history.status if runs else "not run",
+        }
+
+    def guide_summary(self) -> dict:
+        values = torch.cat([g.flatten() for g in self.guide.values()])
+        return {
+            "mean": float(values.mean()),
+            "per_layer": {n: float(g.mean()) for n, g in self.guide.items()},
+            "fraction_frozen": float((values == 0).float().mean()),
+            "fraction_free": float((values >= 1).float().mean()),
+            "parameters": int(values.numel()),
+        }
+
+    def to_json(self) -> dict:
+        kind, sentence = verdict(self)
+        s = self.scouted
+        return {
+            "experiment": "gtl",
+            "config": asdict(self.config),
+            **{c: self.summary(c) for c in CONDITIONS},
+            "guide": self.guide_summary(),
+            "base": {"source_classes": s.source_classes, "source_val_acc": s.source_val_acc,
+                     "pretrain_seconds": round(s.pretrain_seconds, 3)},
+            "scouts": {"count": len(s.scouts), "classes": s.tasks, "seconds": round(s.scout_seconds, 3),
+                       "cached": self.scouts_cached},
+            "verdict": sentence, "verdict_kind": kind,
+            "status": self.status, "message": self.message, "device": self.device,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _target_model(cfg: GTLConfig, condition: str, scouted: Scouted, n_classes: int, seed: int) -> nn.Module:
+    """Scratch: a fresh network from `seed`. Otherwise the base body with a new head from `seed` (the
+    same head for plain, guided and head-only, so they differ only in how the body may move)."""
+    fresh = make_net(cfg.arch, n_classes, seed)
+    if condition == "scratch":
+        return fresh
+    model = copy.deepcopy(scouted.base)
+    model.head = fresh.head
+    if condition == "freeze_head_only":
+        for p in model.body.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+@contextlib.contextmanager
+def one_thread(dev: torch.device):
+    """These networks are tiny: on a CPU a second thread only adds synchronisation, and on a busy
+    2-core laptop it made each step 20x slower (measured). The caller's setting is restored."""
+    before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None, device: str = "auto") -> GTLResult:
+    """Pretrain (or reuse) base and scouts, build the guide, and train every condition for every seed."""
+    cfg.validate()
+    dev = devices.pick(device)
+    with one_thread(dev):
+        result = _run(cfg, dev, progress, should_stop)
+    result.device = devices.describe(dev)  # outside: inside, the CPU would read "1 thread"
+    return result
+
+
+def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None,
+         should_stop: Callable[[], bool] | None) -> GTLResult:
+    start = time.perf_counter()
+    target = load_digits(tuple(cfg.target_classes))
+    data.few_shot_split(target, cfg.shots, cfg.seed, cfg.val_per_class)  # a clear error if shots is too big
+    scouted, cached = pretrain_and_scout(cfg, dev, progress)
+    raw = scouted.raw(cfg.change)
+    guide = make_guide(raw, cfg)
+    result = GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=[], device=str(dev),
+                       scouts_cached=cached)
+    plan = [(s, c) for s in range(cfg.seed, cfg.seed + cfg.seeds) for c in CONDITIONS]
+    split = {}
+    for i, (seed, condition) in enumerate(plan):
+        if should_stop is not None and should_stop():
+            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} runs"
+            break
+        if seed not in split:
+            split[seed] = data.few_shot_split(target, cfg.shots, seed, cfg.val_per_class)
+        train, val = split[seed]
+        model = _target_model(cfg, condition, scouted, len(target.classes), seed).to(dev)
+        hook = guided_hook(model, guide) if condition == "guided" else None
+        hist = fit(model, (train.images.to(dev), train.labels.to(dev)), (val.images.to(dev), val.labels.to(dev)),
+                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, seed=seed), after_step=hook)
+        result.runs.append(SeedRun(condition, seed, hist, hist.val_acc[-1] if hist.val_acc else float("nan")))
+        if progress:
+            progress(0.15 + 0.85 * (i + 1) / len(plan), f"{condition.replace('_', ' ')}, seed {seed}")
+        if hist.status == "diverged":
+            result.status, result.message = "diverged", f"{condition}, seed {seed}: {hist.message}"
+            break
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def guide_file(guide: dict[str, torch.Tensor], path) -> None:
+    """Save the guide as a .pt state dict: parameter name -> guide tensor (same shape as the parameter)."""
+    torch.save({n: g.detach().cpu().clone() for n, g in guide.items()}, path)
+
+
+def verdict(result: GTLResult) -> tuple[str, str]:
+    """(kind, sentence): guided vs plain fine-tuning over paired seeds, said plainly either way.
+    'Clear' means the mean paired gap is at least 1 point and twice its standard error."""
+    if result.status != "finished":
+        return result.status, result.message or f"The run ended early ({result.status})."
+    g, p = result.summary("guided"), result.summary("plain")
+    diffs = np.array(g["val_acc_seeds"]) - np.array(p["val_acc_seeds"])
+    n = len(diffs)
+    gap = float(diffs.mean())
+    se = float(diffs.std(ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
+    wins = int((diffs > 0).sum())
+    means = {c: result.summary(c)["val_acc_mean"] for c in CONDITIONS}
+    best = max(means, key=means.get)
+    numbers = (f"validation accuracy {g['val_acc_mean']:.1%} guided vs {p['val_acc_mean']:.1%} plain fine-tuning "
+               f"(scratch {means['scratch']:.1%}, head only {means['freeze_head_only']:.1%}; mean of {n} seed"
+               f"{'s' * (n > 1)}, guided ahead in {wins} of {n}). Best here: {best.replace('_', ' ')}")
+    if means["freeze_head_only"] < means["scratch"] - 0.05:
+        numbers += (". The frozen source features alone (head only) trail scratch, so these source digits transfer "
+                    "poorly to the target; keeping weights near them, which is what guidance does, has little to offer")
+    if n < 2:
+        return "neutral", f"One seed says little; raise seeds for a band. {numbers}."
+    if gap >= 0.01 and gap > 2 * se:
+        return "helped", f"Guidance helped by {gap * 100:.1f} points: {numbers}."
+    if gap <= -0.01 and -gap > 2 * se:
+        return "hurt", f"Guidance hurt by {-gap * 100:.1f} points: {numbers}."
+    return "neutral", f"Guidance made no clear difference on this setup: {numbers}."
