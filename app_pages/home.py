@@ -29,6 +29,8 @@ st.page_link("app_pages/ssl.py", label="Self-supervised pretraining: hide inputs
              icon=":material/visibility_off:")
 st.page_link("app_pages/state.py", label="State-dict workshop: inspect, save and load weights; see why architectures must match",
              icon=":material/database:")
+st.page_link("app_pages/gtl.py", label="Guided Transfer Learning: scouts say how far each weight should move",
+             icon=":material/explore:")
 st.page_link("app_pages/runs.py", label="Runs: every experiment kept, compared side by side, exported",
              icon=":material/history:")
 st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "

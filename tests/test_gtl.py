@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tl_core import cli, data, gtl
+from tl_core import cli, data, device as devices, gtl
 from tl_core.train import FitConfig, History, fit
 
 # a small, fast setup: every test that runs GTL uses it (a few seconds on 2 busy cores)
@@ -18,7 +18,7 @@ SMALL = gtl.GTLConfig(pretrain_epochs=3, scouts=4, scout_epochs=2, seeds=2, epoc
 @pytest.fixture(autouse=True)
 def _one_thread():
     """As gtl.run does: these tiny networks are far faster on one CPU thread than on two busy ones."""
-    with gtl.one_thread(torch.device("cpu")):
+    with devices.one_cpu_thread(torch.device("cpu")):
         yield
 
 

@@ -4,8 +4,10 @@ Transfer Lab trains on the best device present: CUDA, then Apple's MPS, then the
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
 
 import numpy as np
 import torch
@@ -56,3 +58,30 @@ def seed_everything(seed: int) -> None:
 def generator(seed: int) -> torch.Generator:
     """A private CPU random stream, so one part of a run does not shift the draws of another."""
     return torch.Generator().manual_seed(int(seed))
+
+
+_THREADS = {"active": 0, "before": 0}
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_cpu_thread(dev: torch.device):
+    """One CPU thread while training tiny models (the SSL MLPs, GTL's scouts): splitting each small
+    product over threads costs more than it saves, and on a busy 2-core laptop it made runs 5-20x
+    slower (measured on both pages). The setting is process-wide and a server runs several sessions at
+    once, so the last such run to end restores what the first one found. No-op off the CPU."""
+    if dev.type != "cpu":
+        yield
+        return
+    with _THREADS_LOCK:
+        if _THREADS["active"] == 0:
+            _THREADS["before"] = torch.get_num_threads()
+        _THREADS["active"] += 1
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS["active"] -= 1
+            if _THREADS["active"] == 0:
+                torch.set_num_threads(_THREADS["before"])

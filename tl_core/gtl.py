@@ -17,7 +17,6 @@ seen), so it has no guide and trains freely in every condition.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -476,25 +475,12 @@ def _target_model(cfg: GTLConfig, condition: str, scouted: Scouted, n_classes: i
     return model
 
 
-@contextlib.contextmanager
-def one_thread(dev: torch.device):
-    """These networks are tiny: on a CPU a second thread only adds synchronisation, and on a busy
-    2-core laptop it made each step 20x slower (measured). The caller's setting is restored."""
-    before = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None, device: str = "auto") -> GTLResult:
     """Pretrain (or reuse) base and scouts, build the guide, and train every condition for every seed."""
     cfg.validate()
     dev = devices.pick(device)
-    with one_thread(dev):
+    with devices.one_cpu_thread(dev):
         result = _run(cfg, dev, progress, should_stop)
     result.device = devices.describe(dev)  # outside: inside, the CPU would read "1 thread"
     return result

@@ -22,12 +22,10 @@ head trains) and `ssl_finetuned` (pretrained encoder trained too). Two modalitie
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import math
 import pickle
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -293,33 +291,6 @@ def load(name: str, seed: int = 0) -> SSLData:
 
 # ---------------------------------------------------------------- pretraining (cached by config)
 
-_THREADS = {"active": 0, "before": 0}
-_THREADS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(dev: torch.device):
-    """These models are tiny (a few 500 × 128 matrices): on a CPU, splitting each product over threads
-    costs more than it saves, and on a busy 2-core laptop it made runs 5-7x slower. One thread while
-    we train, then the process's setting back. The setting is process-wide and a server runs several
-    sessions at once, so the last SSL run to end restores what the first one found."""
-    if dev.type != "cpu":
-        yield
-        return
-    with _THREADS_LOCK:
-        if _THREADS["active"] == 0:
-            _THREADS["before"] = torch.get_num_threads()
-        _THREADS["active"] += 1
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS["active"] -= 1
-            if _THREADS["active"] == 0:
-                torch.set_num_threads(_THREADS["before"])
-
-
 @dataclass
 class Pretrained:
     key: tuple
@@ -349,7 +320,7 @@ def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Call
         return _PRETRAINED[key]
     start = time.perf_counter()
     dev = devices.pick(device)
-    with _one_cpu_thread(dev):
+    with devices.one_cpu_thread(dev):
         out = _pretrain(cfg, key, dev, progress, should_stop)
     out.seconds, out.device = time.perf_counter() - start, devices.describe(dev)  # threads restored
     if out.history.status == "finished":  # a stopped or diverged pretraining is shown, not reused
@@ -405,7 +376,7 @@ def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | No
         enc.requires_grad_(False)
     model = DownstreamModel(enc, head).to(dev)
     idx = ds.labelled(labels, seed)
-    with _one_cpu_thread(dev):
+    with devices.one_cpu_thread(dev):
         hist = fit(model, (ds.x[idx], ds.y[idx]), None, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
                    task="classification")
         _, val_acc = evaluate(model, (ds.x[ds.val], ds.y[ds.val]), "classification")

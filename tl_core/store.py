@@ -101,8 +101,8 @@ def _finite(x) -> bool:
 
 def split_result(result: dict) -> tuple[dict, dict]:
     """(metrics, curves) of an experiment's to_json(): numbers anywhere outside `config` are metrics;
-    lists of numbers under a `history` or `curves` key are per-epoch curves (a list of such lists, one
-    per seed, is kept as their mean). Names are dotted paths."""
+    lists of numbers under a `history`, `curves`, `recon_loss` or `*_curves` key are per-epoch curves
+    (a list of such lists, one per seed, is kept as their mean). Names are dotted paths."""
     metrics, curves = {}, {}
 
     def walk(node, path: tuple[str, ...], in_curves: bool) -> None:
@@ -110,7 +110,7 @@ def split_result(result: dict) -> tuple[dict, dict]:
             for key, value in node.items():
                 if not path and key == "config":
                     continue
-                walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS)
+                walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS or str(key).endswith("_curves"))
         elif isinstance(node, list) and in_curves and node:
             if all(_finite(v) or v is None for v in node):
                 curves[".".join(path)] = [float(v) if v is not None else None for v in node]
