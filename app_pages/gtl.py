@@ -24,8 +24,8 @@ with st.sidebar:
     scouts = st.slider("Scouts", 2, 64, 16, key="gtl_scouts", bind=ui.URL)
     scout_classes = st.slider("Digits per scout sub-problem", 2, 8, 3, key="gtl_scout_classes", bind=ui.URL)
     scout_epochs = st.slider("Scout epochs", 1, 30, 5, key="gtl_scout_epochs", bind=ui.URL)
-    focus = st.selectbox("Focus (per-layer normalisation)", list(gtl.FOCUS), key="gtl_focus", bind=ui.URL,
-                         format_func=lambda k: gtl.FOCUS[k])
+    focus = st.radio("Focus (per-layer normalisation)", list(gtl.FOCUS), key="gtl_focus", bind=ui.URL,
+                     captions=list(gtl.FOCUS.values()))
     temperature = st.select_slider("Temperature (1 = as is, higher = warmer)", [0.25, 0.5, 1.0, 2.0, 4.0],
                                    value=1.0, key="gtl_temperature", bind=ui.URL)
     free = st.select_slider("Binary: free top fraction (0 = off)", [0.0, 0.05, 0.1, 0.25, 0.5], value=0.0,

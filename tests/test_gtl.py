@@ -314,7 +314,8 @@ def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch
     assert len(charts) == 5
     specs = json.dumps([json.loads(c.proto.spec) for c in charts], ensure_ascii=False)
     assert "body.fc1.weight (64×64)" in specs and "Mean guide per layer" in specs
-    assert len(app.get("download_button")) == 1
+    downloads = [b.label for b in app.get("download_button")]
+    assert "Download the guide (.pt)" in downloads and downloads.count("Download chart as HTML") == 5
     cfg = calls[0]
     assert (cfg.scouts, cfg.seeds, cfg.epochs, cfg.target_classes) == (4, 2, 10, ("7", "8", "9"))
     app.run()                                   # a rerun shows the same result without training again

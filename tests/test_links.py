@@ -13,6 +13,9 @@ LINKS = {
     "app_pages/state.py": {"sd_arch": "efficientnet_lite0", "sd_weights": "scratch", "sd_part": "head",
                            "sd_format": "safetensors", "sd_into": "efficientnet_lite0", "sd_classes": "3",
                            "sd_strip": "module.", "sd_add": "encoder.", "sd_strict": "false"},
+    "app_pages/gtl.py": {"gtl_arch": "cnn", "gtl_scouts": "8", "gtl_scout_classes": "4", "gtl_scout_epochs": "3",
+                         "gtl_focus": "raw", "gtl_temperature": "2.0", "gtl_free": "0.25", "gtl_shots": "5",
+                         "gtl_seeds": "3", "gtl_epochs": "30"},
     "app_pages/runs.py": {"runs_kind": "toy"},
 }
 OWN = {"own_backbone": "shapes_cnn", "own_weights": "both", "own_freeze": "2", "own_strategy": "gradual",

@@ -42,6 +42,16 @@ def test_cli_experiments_are_recorded_with_config_metrics_and_curves(tmp_path, c
     assert _cli(capsys, "runs", "list", "--dataset", "textures", "--data-dir", str(tmp_path))["runs"][0]["kind"] == "finetune"
 
 
+@pytest.mark.parametrize("argv,curve", [
+    (["ssl", "--pretrain-epochs", "2", "--epochs", "10", "--seeds", "1"], "recon_loss.train"),
+    (["gtl", "--scouts", "4", "--scout-epochs", "1", "--seeds", "2", "--epochs", "10"], "guided.val_acc_curves"),
+])
+def test_ssl_and_gtl_runs_are_recorded_with_their_curves(tmp_path, capsys, argv, curve):
+    out = _cli(capsys, *argv, "--data-dir", str(tmp_path))
+    (run,) = store.Store(tmp_path).runs(kind=argv[0])
+    assert run.config == out["config"] and run.status == "finished" and len(run.curves[curve]) >= 2
+
+
 def test_no_record_and_bad_ids_give_one_line(tmp_path, capsys):
     _cli(capsys, *TINY_TOY, "--no-record", "--data-dir", str(tmp_path))
     assert _cli(capsys, "runs", "list", "--data-dir", str(tmp_path))["runs"] == []
