@@ -304,7 +304,7 @@ def test_cli_finetune_zip_export_then_predict(tmp_path, capsys):
                    "--export", str(tmp_path / "model"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["counts"] == {"astronaut": 8, "cat": 8, "coffee": 8}
-    assert out["config"]["dataset"] == "zip:photos.zip" and out["config"]["shots"] is None
+    assert out["config"]["dataset"] == "own: photos.zip" and out["config"]["shots"] is None
     assert len(out["val_acc_seeds"]) == 2 and out["val_acc"] >= 0.6     # chance is 1/3: ImageNet features transfer
     assert set(out["export"]) == {"model.pt", "model.json", "predict.py"}
     rc = cli.main(["predict", "--model", out["export"]["model.pt"], str(tmp_path / "mug.jpg"), "--top-k", "2",
@@ -382,3 +382,34 @@ def test_page_webcam_rename_drop_and_import(app):
     app.file_uploader(key="own_predict_file").set_value(("x.png", encode(crops("cat", 1, 5)[0], "PNG"), "image/png"))
     app.run()
     assert not app.exception and "Prediction: " in str(app.get("plotly_chart")[-1].proto.spec)
+
+
+@pytest.mark.parametrize("meta,message", [
+    ({"backbone": ["shapes_cnn"], "classes": ["a", "b"], "image_size": 32}, "backbone must be one of"),
+    ({"backbone": "shapes_cnn", "classes": ["a", "b"], "image_size": None}, "image_size must be a whole number"),
+])
+def test_an_export_with_malformed_model_json_is_refused_in_one_line(meta, message):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("model.json", json.dumps({"format": export.FORMAT, **meta}))
+        zf.writestr("model.pt", b"not read")
+    with pytest.raises(ValueError, match=message):
+        export.from_zip(buf.getvalue())
+
+
+def test_an_export_zip_bomb_or_corrupt_member_is_refused_before_reading():
+    meta = json.dumps({"format": export.FORMAT, "backbone": "shapes_cnn", "classes": ["a", "b"], "image_size": 32})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.json", meta)
+        zf.writestr("model.pt", b"\0" * 20_000_000)       # 20 MB of zeros in a few KB
+    with pytest.raises(ValueError, match="zip bomb"):
+        export.from_zip(buf.getvalue())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("model.json", meta)
+        zf.writestr("model.pt", b"weights" * 100)
+    raw = bytearray(buf.getvalue())
+    raw[raw.index(b"weights") + 3] ^= 0xFF                # flip a byte: bad CRC
+    with pytest.raises(ValueError, match="corrupt"):
+        export.from_zip(bytes(raw))

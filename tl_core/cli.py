@@ -352,7 +352,7 @@ def _run_finetune_own(args) -> int:
         if unknown:
             raise ValueError(f"class {unknown[0]!r} is not in {args.data_zip}: it has {', '.join(images.classes)}")
         images = images.edited(drop=[c for c in images.classes if c not in args.classes])
-    args.dataset, args.classes = f"zip:{images.source}", None
+    args.dataset, args.classes = f"own: {images.source}", None  # as the page names it
     cfg = _config_from_args(finetune.FinetuneConfig, args)
     cfg.validate(own_data=True)
     dataset = images.to_imageset(cfg.image_size)  # raises, saying what is needed, before any warning prints

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tl_core import backbones, userdata
 FORMAT = "transfer-lab-classifier"
 VERSION = 1
 MAX_MODEL_BYTES = 1_000 * 2 ** 20   # the largest registry model (VGG-11) is about 510 MB
+MAX_META_BYTES = 2 ** 20           # model.json is a few hundred bytes
 PREPROCESS = (f"RGB; centre-cropped to a square and resized to {userdata.STORE_SIZE} px (bilinear), then to "
               f"image_size (antialiased bilinear); float in [0, 1], shape (N, 3, image_size, image_size). "
               f"The model subtracts `mean` and divides by `std` itself, in its first stage.")
@@ -132,7 +134,11 @@ def from_bytes(weights: bytes, meta_text: bytes | str, label: str = "model.pt") 
     classes = meta["classes"]
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise ValueError("model.json: classes must be a list of at least 2 names")
-    backbones.check_size(meta["backbone"], int(meta["image_size"]))  # also an unknown backbone → ValueError
+    if not isinstance(meta["backbone"], str) or meta["backbone"] not in backbones.REGISTRY:
+        raise ValueError(f"model.json: backbone must be one of {', '.join(backbones.REGISTRY)}")
+    if not isinstance(meta["image_size"], int) or isinstance(meta["image_size"], bool):
+        raise ValueError("model.json: image_size must be a whole number of pixels")
+    backbones.check_size(meta["backbone"], meta["image_size"])
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle errors, refused globals, truncated files
@@ -158,13 +164,18 @@ def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
     if not hits:
         raise ValueError(f"{label} has no {name}: expected the zip Transfer Lab exports (model.pt, model.json, "
                          f"predict.py)")
-    if hits[0].file_size > MAX_MODEL_BYTES:
-        raise ValueError(f"{label}: {name} is larger than {MAX_MODEL_BYTES // 2 ** 20} MB")
-    return zf.read(hits[0])
+    limit = MAX_MODEL_BYTES if name == "model.pt" else MAX_META_BYTES
+    if hits[0].file_size > limit:
+        raise ValueError(f"{label}: {name} is larger than {limit / 2 ** 20:g} MB")
+    try:
+        return zf.read(hits[0])
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:  # a corrupt member: bad CRC, truncated
+        raise ValueError(f"{label}: {name} is corrupt ({err})") from None
 
 
 def from_zip(raw: bytes, label: str = "the export zip") -> Classifier:
     with userdata.open_zip(raw, label) as zf:
+        userdata.check_entries(zf.infolist(), label)  # entry count, paths, unpacked size, ratio: before reading
         return from_bytes(_read_member(zf, "model.pt", label), _read_member(zf, "model.json", label), label)
 
 
