@@ -22,6 +22,11 @@ def _interest(curve: str) -> int:
             - 3 * ("_p10" in curve or "_p90" in curve))
 
 
+def column(run: store.Run) -> str:
+    """A table column per run: the id keeps two runs with the same label apart."""
+    return f"#{run.id} {run.label}" if run.label else f"#{run.id} {run.kind}"
+
+
 def describe(run: store.Run) -> str:
     parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), headline(run), run.status]
     return " · ".join(str(p) for p in parts if p)
@@ -78,21 +83,22 @@ if curve_names:
                                help="runs that share this setting share a colour")
     ui.chart(plots.compare_runs(chosen, curve, color_by), "runs_compare")
 else:
-    st.info("These runs recorded no per-epoch curves (stopped before the first epoch, or interrupted).")
+    st.info("These runs have no per-epoch curves: a sweep keeps a grid of final accuracies (see the metrics "
+            "below), and a run stopped before its first epoch or interrupted has none.")
 
 st.subheader("What changed")
 changed = store.what_changed(chosen)
 if len(chosen) < 2:
     st.caption("Pick two or more runs to see the settings that differ.")
 elif changed:
-    st.dataframe([{"setting": k, **{by_id[r.id].name: str(v) for r, v in zip(chosen, vals)}}
+    st.dataframe([{"setting": k, **{column(r): str(v) for r, v in zip(chosen, vals)}}
                   for k, vals in changed.items()], hide_index=True, key="runs_changed")
 else:
     st.info("These runs have identical settings: any difference in their curves is seed noise or the device.")
 
 common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen) and not m.startswith("conditions.")]
 if common:
-    st.dataframe([{"metric": m, **{r.name: r.metrics[m] for r in chosen}} for m in common], hide_index=True,
+    st.dataframe([{"metric": m, **{column(r): r.metrics[m] for r in chosen}} for m in common], hide_index=True,
                  key="runs_metrics")
 for r in chosen:
     if r.status in ("interrupted", "failed", "stopped", "diverged"):

@@ -171,3 +171,21 @@ def test_an_unwritable_data_dir_is_one_line(tmp_path, capsys):
     blocker.write_text("not a directory")
     assert cli.main(["runs", "list", "--data-dir", str(blocker / "sub")]) == 2
     assert "cannot create the data directory" in capsys.readouterr().err
+
+
+def test_a_restarted_server_with_the_same_pid_still_marks_the_old_run_interrupted(tmp_path):
+    db = store.Store(tmp_path)
+    live = db.begin("toy", {"who": "this process, still training"})
+    old = db.begin("toy", {"who": "an earlier server that had this same pid"})
+    with sqlite3.connect(tmp_path / "runs.sqlite") as con:   # as if written by a process that started earlier
+        con.execute("UPDATE runs SET started='1' WHERE id=?", (old,))
+    store.Store(tmp_path)
+    assert db.get(old).status == "interrupted" and db.get(live).status == "running"
+
+
+def test_sweeps_and_per_seed_values_leave_metrics_and_mean_curves():
+    metrics, curves = store.split_result({
+        "config": {"x": 1}, "grid": {"pretrained": [[0.5, 0.75]]}, "val_acc_seeds": [0.5, 1.0],
+        "histories": [{"val_acc": [0.0, 0.5]}, {"val_acc": [1.0, 0.5]}]})
+    assert metrics == {"grid.pretrained.0.0": 0.5, "grid.pretrained.0.1": 0.75, "val_acc_seeds.mean": 0.75}
+    assert curves == {"histories.val_acc": [0.5, 0.5]}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
-CURVE_KEYS = ("history", "curves", "recon_loss")  # per-epoch series live under one of these keys
+CURVE_KEYS = ("history", "histories", "curves", "recon_loss")  # per-epoch series live under these keys
 FILTER_FIELDS = ("dataset", "backbone")
 
 _SCHEMA = """
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     model_path TEXT,
     session  TEXT NOT NULL DEFAULT '',
     host     TEXT NOT NULL,
-    pid      INTEGER NOT NULL
+    pid      INTEGER NOT NULL,
+    started  TEXT NOT NULL DEFAULT ''  -- the process's start time: with pid, one process
 );
 CREATE INDEX IF NOT EXISTS runs_kind ON runs(kind);
 """
@@ -100,25 +101,45 @@ def _finite(x) -> bool:
 
 
 def split_result(result: dict) -> tuple[dict, dict]:
-    """(metrics, curves) of an experiment's to_json(): numbers anywhere outside `config` are metrics;
-    lists of numbers under a `history`, `curves`, `recon_loss` or `*_curves` key are per-epoch curves
-    (a list of such lists, one per seed, is kept as their mean). Names are dotted paths."""
+    """(metrics, curves) of an experiment's to_json(). Names are dotted paths.
+    - Curves: lists of numbers under a `history`, `histories`, `curves`, `recon_loss` or `*_curves` key.
+      One curve per seed (a list of lists, or a list of history dicts) is kept as the seeds' mean.
+    - Metrics: numbers anywhere outside `config`; a list of numbers elsewhere (per-seed values) gives
+      its mean as `<name>.mean`; a table of numbers (a sweep's grid) gives one metric per cell."""
     metrics, curves = {}, {}
 
+    def numbers(v) -> bool:
+        return isinstance(v, list) and bool(v) and all(_finite(x) for x in v)
+
+    def mean_curve(lists: list[list]) -> list[float]:
+        n = min(len(v) for v in lists)
+        return [sum(v[i] for v in lists) / len(lists) for i in range(n)]
+
     def walk(node, path: tuple[str, ...], in_curves: bool) -> None:
+        name = ".".join(path)
         if isinstance(node, dict):
             for key, value in node.items():
                 if not path and key == "config":
                     continue
                 walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS or str(key).endswith("_curves"))
-        elif isinstance(node, list) and in_curves and node:
-            if all(_finite(v) or v is None for v in node):
-                curves[".".join(path)] = [float(v) if v is not None else None for v in node]
-            elif all(isinstance(v, list) and v and all(_finite(x) for x in v) for v in node):
-                n = min(len(v) for v in node)  # one curve per seed: keep their mean
-                curves[".".join(path)] = [sum(v[i] for v in node) / len(node) for i in range(n)]
+        elif isinstance(node, list) and node:
+            if in_curves and all(_finite(v) or v is None for v in node):
+                curves[name] = [float(v) if v is not None else None for v in node]
+            elif in_curves and all(numbers(v) for v in node):
+                curves[name] = mean_curve(node)
+            elif in_curves and all(isinstance(v, dict) for v in node):  # one history per seed
+                for key in dict.fromkeys(k for v in node for k in v):
+                    series = [v[key] for v in node if numbers(v.get(key))]
+                    if len(series) == len(node):
+                        curves[f"{name}.{key}"] = mean_curve(series)
+            elif numbers(node):
+                metrics[f"{name}.mean"] = sum(node) / len(node)
+            elif all(numbers(v) for v in node):
+                for i, row in enumerate(node):
+                    for j, v in enumerate(row):
+                        metrics[f"{name}.{i}.{j}"] = float(v)
         elif _finite(node):
-            metrics[".".join(path)] = float(node)
+            metrics[name] = float(node)
 
     walk(result, (), False)
     return metrics, curves
@@ -147,14 +168,24 @@ def what_changed(runs: list[Run]) -> dict[str, list]:
     return {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
 
 
-def _pid_alive(pid: int) -> bool:
+def _started(pid: int) -> str:
+    """When process `pid` started (Linux: clock ticks since boot, from /proc), or "" where unknown.
+    With the pid it names one process: a restarted server often gets the same small pid again."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(pid: int, started: str) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not started or _started(pid) in ("", started)
 
 
 class Store:
@@ -169,6 +200,8 @@ class Store:
         self.path = self.root / "runs.sqlite"
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            if "started" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:  # an older history
+                db.execute("ALTER TABLE runs ADD COLUMN started TEXT NOT NULL DEFAULT ''")
         self.recover()
 
     @property
@@ -211,9 +244,10 @@ class Store:
         """A run about to train: recorded as "running" so that a crash leaves it "interrupted"."""
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO runs (kind, label, status, config, created, session, host, pid) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (kind, label, json.dumps(config, default=str), time.time(), session, socket.gethostname(), os.getpid()))
+                "INSERT INTO runs (kind, label, status, config, created, session, host, pid, started) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (kind, label, json.dumps(config, default=str), time.time(), session, socket.gethostname(), os.getpid(),
+                 _started(os.getpid())))
             return int(cur.lastrowid)
 
     def finish(self, run_id: int, result: dict, status: str | None = None, model_path: str | None = None,
@@ -229,7 +263,7 @@ class Store:
                 "finished=?, model_path=COALESCE(?, model_path) WHERE id=?",
                 (status, json.dumps(metrics), json.dumps(curves), json.dumps(result, default=str),
                  message if message is not None else str(result.get("message", "")), str(result.get("device", "")),
-                 result.get("seconds"), time.time(), model_path, run_id))
+                 result.get("seconds"), time.time(), str(Path(model_path).resolve()) if model_path else None, run_id))
 
     def record(self, kind: str, result: dict, session: str = "", model_path: str | None = None, label: str = "") -> int:
         """Record a finished experiment in one go (the CLI's path)."""
@@ -246,20 +280,29 @@ class Store:
         try:
             yield rec
         except Exception as err:
-            self.finish(run_id, {"config": config, **rec.get("result", {})}, status="failed", message=str(err))
+            self._finish_quietly(run_id, {"config": config, **rec.get("result", {})}, "failed", str(err))
             raise
         except BaseException:
-            self.finish(run_id, {"config": config, **rec.get("result", {})}, status="stopped",
-                        message=rec.get("where", "stopped by the user"))
+            self._finish_quietly(run_id, {"config": config, **rec.get("result", {})}, "stopped",
+                                 rec.get("where", "stopped by the user"))
             raise
         self.finish(run_id, rec.get("result", {"config": config}), model_path=rec.get("model_path"))
+
+    def _finish_quietly(self, run_id: int, result: dict, status: str, message: str) -> None:
+        """Mark a run stopped or failed while its own exception propagates: if the history can't be
+        written now, the run stays "running" and shows as interrupted later, and the user sees the Stop
+        or the error rather than a database message."""
+        try:
+            self.finish(run_id, result, status=status, message=message)
+        except OSError:
+            pass
 
     def recover(self) -> int:
         """Mark as "interrupted" the runs left "running" by a process on this host that no longer exists."""
         host = socket.gethostname()
         with self._connect() as db:
-            rows = db.execute("SELECT id, pid FROM runs WHERE status='running' AND host=?", (host,)).fetchall()
-        dead = [r["id"] for r in rows if not _pid_alive(r["pid"])]
+            rows = db.execute("SELECT id, pid, started FROM runs WHERE status='running' AND host=?", (host,)).fetchall()
+        dead = [r["id"] for r in rows if not _alive(r["pid"], r["started"])]
         if dead:
             with self._write() as db:
                 db.executemany("UPDATE runs SET status='interrupted', message='the process running it ended "
