@@ -13,7 +13,7 @@ def remembered(key: str) -> dict:
 
 
 st.title("Fine-tuning lab")
-link = ui.LinkSettings()
+link = ui.LinkSettings("ft_")
 st.markdown("Take a pretrained backbone (ImageNet, or Transfer Lab's own shapes CNN), freeze its first stages, train on a *few* images "
             "per class, and compare with the same network from scratch. Frozen stages run once: their "
             "features are cached, so only the trainable rest costs time per epoch.")

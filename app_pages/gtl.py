@@ -7,7 +7,7 @@ from app_pages import ui
 from tl_core import gtl, plots
 
 st.title("Guided Transfer Learning")
-link = ui.LinkSettings()
+link = ui.LinkSettings("gtl_")
 st.markdown(
     "Pretraining can learn the weights *and* how far each weight should move later (Nikolić et al., 2023). "
     "**1** Pretrain a base network on the source digits. **2** *Scouts*: copies of the base, each fine-tuned "

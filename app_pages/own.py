@@ -7,34 +7,29 @@ from tl_core import backbones, export, finetune, freeze, plots, userdata
 
 S = st.session_state
 IMAGE_TYPES = sorted(s.lstrip(".") for s in userdata.IMAGE_SUFFIXES)
-DEFAULTS = {"own_backbone": "efficientnet_lite0", "own_weights": "pretrained", "own_strategy": "fixed",
-            "own_freeze": len(backbones.stage_names("efficientnet_lite0")) - 1,
-            "own_epochs": 15, "own_lr": 3e-3, "own_size": 64, "own_seeds": 3, "own_val": 0.15,
-            "own_model_source": "trained here"}
-SETTINGS = ["own_backbone", "own_weights", "own_freeze", "own_strategy", "own_epochs", "own_lr", "own_size",
-            "own_seeds", "own_val"]  # bound to the URL: a link reproduces the training settings
-# Streamlit drops a widget's value once its page is left. `keep` holds every setting (class renames and
-# drops too), updated by each widget's on_change, and is handed back to the widgets at every run.
-keep = S.setdefault("own_keep", dict(DEFAULTS))
+# The training settings are bound to the URL (a link reproduces them) and kept for the session by
+# Streamlit itself (persist_state), each widget with its real default so that a link leaves out only
+# what equals the default.
+SETTING = {"bind": ui.URL, "persist_state": "session"}
+# Streamlit drops a widget's value once its page is left. `keep` holds the class renames and drops,
+# updated by each widget's on_change, and hands them back to the widgets at every run.
+keep = S.setdefault("own_keep", {"own_model_source": "trained here"})
 for k, v in keep.items():
     S[k] = v
 
 
-def kept(key: str, default=None, after=None) -> dict:
-    """Widget arguments that keep `key`'s value across page switches (`after` runs on a change); the
-    training settings are also bound to the URL."""
+def kept(key: str, default=None) -> dict:
+    """Widget arguments that keep `key`'s value across page switches."""
     if key not in keep:
         keep[key] = S[key] = default
 
     def changed():
         keep[key] = S[key]
-        if after:
-            after()
-    return {"key": key, "on_change": changed, **({"bind": ui.URL} if key in SETTINGS else {})}
+    return {"key": key, "on_change": changed}
 
 
 def new_backbone():  # a new backbone starts at feature extraction: all of its own stages but the head frozen
-    keep["own_freeze"] = len(backbones.stage_names(S["own_backbone"])) - 1
+    S["own_freeze"] = len(backbones.stage_names(S["own_backbone"])) - 1
 
 
 def add_files(imgs, class_name, files):
@@ -53,7 +48,7 @@ def add_files(imgs, class_name, files):
 
 
 st.title("Your own images")
-link = ui.LinkSettings()
+link = ui.LinkSettings("own_")
 st.markdown("Collect a few images per class (a zip of class folders, your webcam, or single uploads), fine-tune a "
             "pretrained backbone on them, try it on new images, and export it. Images stay in this browser "
             "session only; nothing is written to disk.")
@@ -116,25 +111,24 @@ if imgs.skipped:
 
 with st.sidebar:
     st.header("Training settings")
-    name = st.selectbox("Backbone", list(backbones.REGISTRY), **kept("own_backbone", after=new_backbone))
+    name = st.selectbox("Backbone", list(backbones.REGISTRY), key="own_backbone", on_change=new_backbone, **SETTING)
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(f"**{backbones.REGISTRY[name].title}**. " +
                                               ("Weights: " if available else "No pretrained weights: ") + note)
-    if not available:
-        keep["own_weights"] = S["own_weights"] = "scratch"
-    weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], **kept("own_weights"),
-                       horizontal=True)
+    weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], key="own_weights",
+                       horizontal=True, **SETTING)
     n_stages = len(backbones.stage_names(name))
-    k = st.slider("Frozen stages", 0, n_stages - 1, **kept("own_freeze"),
+    if S.get("own_freeze", 0) > n_stages - 1:  # kept from a deeper backbone (a link, the back button)
+        S["own_freeze"] = n_stages - 1
+    k = st.slider("Frozen stages", 0, n_stages - 1, n_stages - 1, key="own_freeze", **SETTING,
                   help=f"{n_stages - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
-    strategy = st.radio("Strategy", list(freeze.STRATEGIES), **kept("own_strategy"))
-    epochs = st.slider("Epochs", 1, 100, **kept("own_epochs"))
-    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], **kept("own_lr"))
-    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], **kept("own_size"))
-    seeds = st.slider("Seeds (each a different validation split)", 1, 5, **kept("own_seeds"))
-    val_fraction = st.slider("Validation share per class", 0.05, 0.5, step=0.05, **kept("own_val"), format="%.2f")
-for setting in SETTINGS:  # a value that came from the link is the one to keep
-    keep[setting] = S[setting]
+    strategy = st.radio("Strategy", list(freeze.STRATEGIES), key="own_strategy", **SETTING)
+    epochs = st.slider("Epochs", 1, 100, 15, key="own_epochs", **SETTING)
+    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 3e-3, key="own_lr", **SETTING)
+    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], 64, key="own_size", **SETTING)
+    seeds = st.slider("Seeds (each a different validation split)", 1, 5, 3, key="own_seeds", **SETTING)
+    val_fraction = st.slider("Validation share per class", 0.05, 0.5, 0.15, step=0.05, key="own_val", format="%.2f",
+                             **SETTING)
 link.report()
 
 problems, warnings = ready.problems(), ready.warnings(val_fraction)

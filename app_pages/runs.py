@@ -33,7 +33,7 @@ def describe(run: store.Run) -> str:
 
 
 st.title("Runs")
-link = ui.LinkSettings()
+link = ui.LinkSettings("runs_")
 st.markdown("Every run trained on any page (and on the command line) is kept here, also after a restart. "
             "Pick several to see their curves on the same axes and exactly which settings differ.")
 db = ui.history()

@@ -17,7 +17,7 @@ model.encoder.load_state_dict(torch.load("encoder.pt", weights_only=True))
 fit(model, (x_labelled, y_labelled))                  # frozen (head only) or fine-tuned (all)"""
 
 st.title("Self-supervised pretraining")
-link = ui.LinkSettings()
+link = ui.LinkSettings("ssl_")
 st.markdown("No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
             "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
             "head on a *small* labelled set, and compared with the same network trained from scratch.")

@@ -20,7 +20,7 @@ def keep(store: dict, key, value, most: int = 4):
 
 
 st.title("State-dict workshop")
-link = ui.LinkSettings()
+link = ui.LinkSettings("sd_")
 st.markdown("How weights travel in PyTorch: `model.state_dict()` is a dict **name → tensor**; `torch.save` writes "
             "it, `model.load_state_dict(sd)` copies it into a model *of the same architecture*. Inspect a lab model "
             "or your own file, download it whole, encoder only or head only, and load it into another architecture "

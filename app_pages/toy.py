@@ -1,7 +1,5 @@
 import streamlit as st
 
-from dataclasses import asdict
-
 from app_pages import ui
 from tl_core import plots, toy
 
@@ -15,15 +13,12 @@ LEARNING_RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_toy(cfg: toy.ToyConfig) -> toy.ToyResult:
-    """Cached by config: a rerun with the same settings retrains nothing (and records nothing new)."""
-    with ui.recording("toy", asdict(cfg)) as rec:
-        result = toy.run(cfg)
-        rec["result"] = result.to_json()
-    return result
+    """Cached by config, across sessions: a rerun with the same settings retrains nothing."""
+    return toy.run(cfg)
 
 
 st.title("Pretraining acts as a regulariser")
-link = ui.LinkSettings()
+link = ui.LinkSettings("toy_")
 st.markdown(
     "Task **B** has only a few training points. We train many small networks on it **from scratch**, "
     "and the same networks **pretrained on a related task A** (many points) and then fine-tuned on B. "
@@ -50,6 +45,11 @@ cfg = toy.ToyConfig(relation=relation, b_points=b_points, noise=noise, width=wid
                     seeds=seeds, epochs=epochs, lr=lr)
 with st.spinner(f"Training {2 * seeds} networks…"):
     result = run_toy(cfg)
+recorded = st.session_state.setdefault("toy_recorded", set())
+if cfg not in recorded:  # once per session and setting, also when another session's run is reused
+    recorded.add(cfg)
+    if db := ui.history():
+        db.record("toy", result.to_json(), session=ui.session_id())
 
 verdict = toy.verdict(result)
 show = {"helped": st.success, "hurt": st.error, "neutral": st.info}.get(verdict.kind, st.warning)

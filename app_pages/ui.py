@@ -83,9 +83,15 @@ def train(prefix: str, kind: str, config: dict, start: str, fn):
     return result
 
 
-def _same(value, text: str) -> bool:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value] == text.split(",")
+def _same(value, given: list[str]) -> bool:
+    """Whether a widget's value is what the link said (a bound value equal to the widget's default
+    leaves the URL too: that one was used, not dropped)."""
+    if isinstance(value, (list, tuple)):  # multiselects travel as repeated keys, or comma-separated
+        texts = given if len(given) > 1 else given[0].split(",") if given and given[0] else []
+        return [str(v) for v in value] == texts
+    text = given[-1] if given else ""
+    if isinstance(value, bool):
+        return str(value).lower() == text.lower()
     try:
         return float(value) == float(text)
     except (TypeError, ValueError):
@@ -93,22 +99,24 @@ def _same(value, text: str) -> bool:
 
 
 class LinkSettings:
-    """Notes the query string a page was opened with; `report()`, called after the page's widgets, says
-    which values were not valid (Streamlit drops them and uses the default) or are unknown to the page."""
+    """Notes the query string a page was opened with; `report()`, called after the page's settings
+    widgets, says which values were not valid (Streamlit drops them and uses the default) or are not
+    settings of this page at all. Keys with the page's prefix whose widgets are drawn further down (or
+    only after a Train) are left alone."""
 
-    def __init__(self):
-        self.given = st.query_params.to_dict()
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.given = {k: st.query_params.get_all(k) for k in st.query_params}
         self.slot = st.empty()
 
     def report(self) -> list[str]:
-        now = st.query_params.to_dict()
-        known = set(st.session_state.keys())
-        # a bound value equal to the widget's default also leaves the URL: that one was used, not dropped
-        dropped = [k for k in self.given if k in known and k not in now and not _same(st.session_state[k], self.given[k])]
-        unknown = [k for k in self.given if k not in known]
+        now = set(st.query_params)
+        drawn = set(st.session_state.keys())
+        dropped = [k for k in self.given if k in drawn and k not in now and not _same(st.session_state[k], self.given[k])]
+        unknown = [k for k in self.given if k not in drawn and not k.startswith(self.prefix)]
         for k in unknown:
             del st.query_params[k]
-        problems = [f"`{k}={self.given[k]}` (not a valid value: using the default)" for k in dropped]
+        problems = [f"`{k}={','.join(self.given[k])}` (not a valid value: using the default)" for k in dropped]
         problems += [f"`{k}` (not a setting of this page)" for k in unknown]
         if problems:
             self.slot.warning("This link had settings the page could not use: " + "; ".join(problems) + ".")

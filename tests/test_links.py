@@ -62,10 +62,29 @@ def test_a_link_sets_the_own_images_training_settings_once_images_are_there(app)
 
 @pytest.mark.parametrize("page,params,named", [
     ("app_pages/ssl.py", {"ssl_mask": "2.5", "ssl_data": "words"}, ["ssl_mask=2.5", "ssl_data=words"]),
-    ("app_pages/state.py", {"sd_part": "legs", "sd_nothing": "1"}, ["sd_part=legs", "`sd_nothing`"]),
+    ("app_pages/state.py", {"sd_part": "legs", "colour": "1"}, ["sd_part=legs", "`colour`"]),
 ])
 def test_bad_link_values_fall_back_to_defaults_with_a_notice(app, page, params, named):
     at = _open(page, params)
     assert not at.exception
     notice = " ".join(w.value for w in at.warning)
     assert all(n in notice for n in named), notice
+
+
+@pytest.mark.parametrize("page,params,later", [
+    ("app_pages/gtl.py", {"gtl_target": ["7", "8", "9"]}, []),        # a multiselect as repeated keys, at its default
+    ("app_pages/state.py", {"sd_strict": "true", "sd_ft_epochs": "8"}, ["sd_ft_epochs"]),  # drawn after a Load
+    ("app_pages/finetune.py", {"ft_sweep_shots": ["1", "20"]}, ["ft_sweep_shots"]),        # drawn after a Train
+])
+def test_link_values_that_are_used_raise_no_notice_and_stay_in_the_link(app, page, params, later):
+    at = _open(page, params)
+    assert not at.exception and not [w.value for w in at.warning if "link" in w.value]
+    assert all(key in at.query_params for key in later)  # kept for the widget that will read it
+
+
+def test_a_link_naming_only_a_smaller_backbone_starts_it_at_feature_extraction(app):
+    at = _open("app_pages/own.py", {"own_backbone": "shapes_cnn", "own_epochs": "1"})
+    at.file_uploader(key="own_zip").set_value(("photos.zip", photos_zip(4), "application/zip")).run()
+    assert not at.exception
+    assert (at.slider(key="own_freeze").value, at.slider(key="own_freeze").max) == (4, 4)
+    assert at.slider(key="own_epochs").value == 1                 # a value at the slider's minimum travels too
