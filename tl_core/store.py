@@ -198,11 +198,26 @@ class Store:
         except OSError as err:
             raise OSError(f"cannot create the data directory {self.root}: {err.strerror or err}") from None
         self.path = self.root / "runs.sqlite"
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-            if "started" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:  # an older history
-                db.execute("ALTER TABLE runs ADD COLUMN started TEXT NOT NULL DEFAULT ''")
+        self._create()
         self.recover()
+
+    def _create(self) -> None:
+        """WAL mode (kept in the file) and the table. Several sessions may open a new history at the same
+        moment, and switching to WAL does not wait for a lock: try again for a while."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with self._connect() as db:
+                    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)
+                    if "started" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:
+                        db.execute("ALTER TABLE runs ADD COLUMN started TEXT NOT NULL DEFAULT ''")  # an older history
+                return
+            except OSError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @property
     def models_dir(self) -> Path:
@@ -217,11 +232,14 @@ class Store:
         except sqlite3.Error as err:
             raise OSError(f"cannot open the run history {self.path}: {err}") from None
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             db.row_factory = sqlite3.Row
             yield db
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise OSError(f"the run history {self.path} is busy: {err}") from None
+            raise OSError(f"the run history {self.path} is unreadable: {err}") from None
         except sqlite3.DatabaseError as err:
             raise OSError(f"the run history {self.path} is unreadable: {err}") from None
         finally:
