@@ -50,6 +50,15 @@ def app():
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT).run()
 
 
+def open_page(page: str, params: dict) -> AppTest:
+    """A fresh browser session opening `page` with `params` in its URL, as a shared link would."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
+    at.run()
+    at.switch_page(page)
+    at.query_params.update(params)
+    return at.run()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,7 +3,7 @@ those settings (toy and lab: tests/test_runs_page.py), and values a page can't u
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP_TIMEOUT, ROOT
+from conftest import open_page as _open
 from test_own import photos_zip
 from tl_core import store
 
@@ -20,14 +20,6 @@ LINKS = {
 }
 OWN = {"own_backbone": "shapes_cnn", "own_weights": "both", "own_freeze": "2", "own_strategy": "gradual",
        "own_epochs": "7", "own_lr": "0.01", "own_size": "48", "own_seeds": "2", "own_val": "0.25"}
-
-
-def _open(page: str, params: dict) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
-    at.run()
-    at.switch_page(page)
-    at.query_params.update(params)
-    return at.run()
 
 
 def _as_text(value) -> str:

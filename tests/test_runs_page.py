@@ -1,8 +1,7 @@
 """Pages record their runs, keep their settings in the link, and the Runs page compares and manages them."""
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from conftest import APP_TIMEOUT, ROOT
+from conftest import open_page as _open
 from tl_core import store, toy
 
 FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
@@ -12,15 +11,6 @@ FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
 def history(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
     return store.Store(tmp_path)
-
-
-def _open(page: str, params: dict) -> AppTest:
-    """A fresh browser session opening `page` with `params` in its URL, as a shared link would."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
-    at.run()
-    at.switch_page(page)
-    at.query_params.update(params)
-    return at.run()
 
 
 def test_a_link_sets_the_toy_and_its_run_is_recorded(app, history):
