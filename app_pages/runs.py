@@ -44,7 +44,7 @@ with st.sidebar:
     st.header("Filter runs")
     everything = db.runs()
     kind = st.selectbox("Experiment", ["any", *sorted({r.kind for r in everything})], key="runs_kind", bind=ui.URL)
-    filters = {f: st.selectbox(f.capitalize(), ["any", *db.values(f)], key=f"runs_{f}", bind=ui.URL)
+    filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}", bind=ui.URL)
                for f in store.FILTER_FIELDS}
     mine = st.toggle("Only runs of this browser session", key="runs_mine")
 runs = db.runs(kind=None if kind == "any" else kind, session=ui.session_id() if mine else None,

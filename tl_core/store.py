@@ -373,9 +373,10 @@ class Store:
     def many(self, run_ids: Iterable[int]) -> list[Run]:
         return [self.get(i) for i in run_ids]
 
-    def values(self, field_name: str) -> list[str]:
-        """The distinct values of a config field over all runs (for filters)."""
-        return sorted({str(r.config[field_name]) for r in self.runs() if r.config.get(field_name) is not None})
+
+def config_values(runs: list[Run], field_name: str) -> list[str]:
+    """The distinct values of a config field over these runs (for filters)."""
+    return sorted({str(r.config[field_name]) for r in runs if r.config.get(field_name) is not None})
 
 
 CSV_BASE = ["run_id", "label", "kind", "status", "device", "seconds", "created", "epoch"]
