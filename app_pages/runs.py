@@ -106,9 +106,9 @@ for r in chosen:
 
 st.subheader("Export and manage")
 cols = st.columns(3)
-cols[0].download_button("CSV: metrics and curves", store.to_csv(chosen), file_name="transfer-lab-runs.csv",
+cols[0].download_button("CSV: metrics and curves", lambda: store.to_csv(chosen), file_name="transfer-lab-runs.csv",
                         mime="text/csv", key="runs_csv", on_click="ignore", icon=":material/table:")
-cols[1].download_button("JSON: everything", store.to_json(chosen), file_name="transfer-lab-runs.json",
+cols[1].download_button("JSON: everything", lambda: store.to_json(chosen), file_name="transfer-lab-runs.json",
                         mime="application/json", key="runs_json", on_click="ignore", icon=":material/data_object:")
 with cols[2].popover("Label or delete"):
     target = st.selectbox("Run", picked, format_func=lambda i: by_id[i].name, key="runs_target")
