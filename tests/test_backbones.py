@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tl_core import backbones
 
 
-@pytest.mark.parametrize("name", list(backbones.REGISTRY))
+@pytest.mark.parametrize("name", backbones.IMAGE)
 def test_every_entry_builds_from_scratch_with_stages_and_a_new_head(name):
     entry = backbones.entry(name)
     model = backbones.create(name, "scratch", num_classes=3)

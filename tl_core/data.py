@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -268,13 +269,27 @@ def max_shots(ds: ImageSet, val_per_class: int = 20) -> int:
     return min(_left_per_class(ds, val_per_class).values())
 
 
-def few_shot_split(ds: ImageSet, shots: int | None, seed: int = 0, val_per_class: int = 20) -> tuple[ImageSet, ImageSet]:
-    """(train, val): `shots` training images per class (None = all left) and `val_per_class` validation images.
+def class_split(labels: torch.Tensor, n_classes: int, seed: int, val: Callable[[int], int],
+                shots: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """THE class-balanced splitter: (train, val) row indices, sorted. For each class one permutation, drawn
+    from `seed` alone, is cut into [validation | training pool]: `val(n)` rows of a class of n validate,
+    and the first `shots` of the rest train (None = all of them). So for one seed the validation set is
+    the same whatever `shots`, and training sets are nested (1 ⊂ 5 ⊂ 20)."""
+    rng = np.random.default_rng(seed)
+    labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    train, held = [], []
+    for k in range(n_classes):
+        perm = rng.permutation(np.flatnonzero(labels == k))
+        v = val(len(perm))
+        held.append(perm[:v])
+        train.append(perm[v:] if shots is None else perm[v:v + shots])
+    # sorted: the dataset's own order, independent of how the permutation happened to fall
+    return np.sort(np.concatenate(train)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
 
-    For each class one permutation, drawn from `seed` alone, is cut into [validation | training
-    pool]. So the validation set is the same for every `shots`, and the training sets are nested
-    (shots=1 is inside shots=5 is inside shots=20) for one seed.
-    """
+
+def few_shot_split(ds: ImageSet, shots: int | None, seed: int = 0, val_per_class: int = 20) -> tuple[ImageSet, ImageSet]:
+    """(train, val): `shots` training images per class (None = all left) and `val_per_class` validation
+    images per class (see `class_split`)."""
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1):
         raise ValueError(f"shots must be a whole number of at least 1 (or None for all), got {shots!r}")
     left = _left_per_class(ds, val_per_class)
@@ -283,13 +298,23 @@ def few_shot_split(ds: ImageSet, shots: int | None, seed: int = 0, val_per_class
         if shots > left[smallest]:
             raise ValueError(f"shots={shots} is more than class {smallest!r} has left after the "
                              f"{val_per_class} validation images ({left[smallest]}): choose at most {left[smallest]}")
+    train, val = class_split(ds.labels, len(ds.classes), seed, lambda n: val_per_class, shots)
+    return ds.subset(train.tolist()), ds.subset(val.tolist())
 
-    rng = np.random.default_rng(seed)
-    labels = ds.labels.cpu().numpy()
-    train, val = [], []
-    for k in range(len(ds.classes)):
-        perm = rng.permutation(np.flatnonzero(labels == k))
-        val.append(perm[:val_per_class])
-        train.append(perm[val_per_class:] if shots is None else perm[val_per_class:val_per_class + shots])
-    # sorted: the dataset's own order, independent of how the permutation happened to fall
-    return ds.subset(np.sort(np.concatenate(train)).tolist()), ds.subset(np.sort(np.concatenate(val)).tolist())
+
+def val_count(n: int, fraction: float) -> int:
+    """Validation images for a class of n: about `fraction` of it, at least 1 and leaving at least 1 to
+    train (a class of 1 gets none)."""
+    return 0 if n < 2 else min(n - 1, max(1, round(n * fraction)))
+
+
+def fraction_split(ds: ImageSet, val_fraction: float, seed: int = 0,
+                   shots: int | None = None) -> tuple[ImageSet, ImageSet]:
+    """(train, val): a class-balanced validation share per class (see val_count), drawn from `seed`;
+    `shots` caps the training images per class (None = all the rest). For the user's own images."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    train, val = class_split(ds.labels, len(ds.classes), seed, lambda n: val_count(n, val_fraction), shots)
+    if len(val) == 0:
+        raise ValueError("no class has 2 or more images, so there is nothing to validate on: add images")
+    return ds.subset(train.tolist()), ds.subset(val.tolist())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from tl_core import backbones, userdata
+from tl_core import backbones, train, userdata
 
 FORMAT = "transfer-lab-classifier"
 VERSION = 1
@@ -66,8 +66,7 @@ class Classifier:
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """(N, len(classes)) for float images (N, 3, image_size, image_size) in [0, 1]."""
-        self.model.eval()
-        return self.model(images).softmax(1)
+        return train.predict(self.model, images)
 
     def topk(self, raw: bytes, k: int = 3) -> list[tuple[str, float]]:
         """The k most likely classes of one image's bytes; raises userdata.BadImage for a bad image."""
@@ -134,8 +133,8 @@ def from_bytes(weights: bytes, meta_text: bytes | str, label: str = "model.pt") 
     classes = meta["classes"]
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise ValueError("model.json: classes must be a list of at least 2 names")
-    if not isinstance(meta["backbone"], str) or meta["backbone"] not in backbones.REGISTRY:
-        raise ValueError(f"model.json: backbone must be one of {', '.join(backbones.REGISTRY)}")
+    if not isinstance(meta["backbone"], str) or meta["backbone"] not in backbones.IMAGE:
+        raise ValueError(f"model.json: backbone must be one of {', '.join(backbones.IMAGE)}")
     if not isinstance(meta["image_size"], int) or isinstance(meta["image_size"], bool):
         raise ValueError("model.json: image_size must be a whole number of pixels")
     backbones.check_size(meta["backbone"], meta["image_size"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
-CURVE_KEYS = ("history", "histories", "curves", "recon_loss")  # per-epoch series live under these keys
 FILTER_FIELDS = ("dataset", "backbone")
 
 _SCHEMA = """
@@ -48,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
     session  TEXT NOT NULL DEFAULT '',
     host     TEXT NOT NULL,
     pid      INTEGER NOT NULL,
-    started  TEXT NOT NULL DEFAULT ''  -- the process's start time: with pid, one process
+    started  TEXT NOT NULL DEFAULT '', -- the process's start time: with pid, one process
+    headline TEXT NOT NULL DEFAULT ''  -- the metric a list of runs shows (the result names it)
 );
 CREATE INDEX IF NOT EXISTS runs_kind ON runs(kind);
 """
@@ -80,6 +79,7 @@ class Run:
     finished: float | None
     model_path: str | None
     session: str
+    headline: str = ""
     result: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -90,59 +90,18 @@ class Run:
     def to_json(self, with_result: bool = False) -> dict:
         out = {k: getattr(self, k) for k in ("id", "kind", "label", "status", "config", "metrics", "curves",
                                              "message", "device", "seconds", "created", "finished",
-                                             "model_path", "session")}
+                                             "model_path", "session", "headline")}
         if with_result:
             out["result"] = self.result
         return out
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def split_result(result: dict) -> tuple[dict, dict]:
-    """(metrics, curves) of an experiment's to_json(). Names are dotted paths.
-    - Curves: lists of numbers under a `history`, `histories`, `curves`, `recon_loss` or `*_curves` key.
-      One curve per seed (a list of lists, or a list of history dicts) is kept as the seeds' mean.
-    - Metrics: numbers anywhere outside `config`; a list of numbers elsewhere (per-seed values) gives
-      its mean as `<name>.mean`; a table of numbers (a sweep's grid) gives one metric per cell."""
-    metrics, curves = {}, {}
-
-    def numbers(v) -> bool:
-        return isinstance(v, list) and bool(v) and all(_finite(x) for x in v)
-
-    def mean_curve(lists: list[list]) -> list[float]:
-        n = min(len(v) for v in lists)
-        return [sum(v[i] for v in lists) / len(lists) for i in range(n)]
-
-    def walk(node, path: tuple[str, ...], in_curves: bool) -> None:
-        name = ".".join(path)
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not path and key == "config":
-                    continue
-                walk(value, (*path, str(key)), in_curves or key in CURVE_KEYS or str(key).endswith("_curves"))
-        elif isinstance(node, list) and node:
-            if in_curves and all(_finite(v) or v is None for v in node):
-                curves[name] = [float(v) if v is not None else None for v in node]
-            elif in_curves and all(numbers(v) for v in node):
-                curves[name] = mean_curve(node)
-            elif in_curves and all(isinstance(v, dict) for v in node):  # one history per seed
-                for key in dict.fromkeys(k for v in node for k in v):
-                    series = [v[key] for v in node if numbers(v.get(key))]
-                    if len(series) == len(node):
-                        curves[f"{name}.{key}"] = mean_curve(series)
-            elif numbers(node):
-                metrics[f"{name}.mean"] = sum(node) / len(node)
-            elif all(numbers(v) for v in node):
-                for i, row in enumerate(node):
-                    for j, v in enumerate(row):
-                        metrics[f"{name}.{i}.{j}"] = float(v)
-        elif _finite(node):
-            metrics[name] = float(node)
-
-    walk(result, (), False)
-    return metrics, curves
+def headline(run: Run) -> str:
+    """The run's headline metric as text, e.g. "val_acc 64.0%"; the result named which metric it is."""
+    if run.headline not in run.metrics:
+        return ""
+    value = run.metrics[run.headline]
+    return f"{run.headline} {value:.1%}" if "acc" in run.headline else f"{run.headline} {value:.3g}"
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
@@ -211,8 +170,10 @@ class Store:
                     if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(_SCHEMA)
-                    if "started" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:
-                        db.execute("ALTER TABLE runs ADD COLUMN started TEXT NOT NULL DEFAULT ''")  # an older history
+                    columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                    for column in ("started", "headline"):  # an older history
+                        if column not in columns:
+                            db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
                 return
             except OSError as err:
                 if "locked" not in str(err) or time.monotonic() > deadline:
@@ -268,45 +229,54 @@ class Store:
                  _started(os.getpid())))
             return int(cur.lastrowid)
 
-    def finish(self, run_id: int, result: dict, status: str | None = None, model_path: str | None = None,
+    def finish(self, run_id: int, result, status: str | None = None, model_path: str | None = None,
                message: str | None = None) -> None:
-        """Store a run's outcome: its to_json() (metrics and curves are taken from it)."""
-        status = status or result.get("status", "finished")
+        """Store a run's outcome: a contract.Result, which names its metrics, curves and headline (or, for a
+        run that ended before it had one, a plain dict such as its config)."""
+        rec = result.record() if hasattr(result, "record") else {"json": dict(result), "metrics": {}, "curves": {}}
+        out = rec["json"]
+        status = status or rec.get("status") or out.get("status", "finished")
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        metrics, curves = split_result(result)
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET status=?, metrics=?, curves=?, result=?, message=?, device=?, seconds=?, "
-                "finished=?, model_path=COALESCE(?, model_path) WHERE id=?",
-                (status, json.dumps(metrics), json.dumps(curves), json.dumps(result, default=str),
-                 message if message is not None else str(result.get("message", "")), str(result.get("device", "")),
-                 result.get("seconds"), time.time(), str(Path(model_path).resolve()) if model_path else None, run_id))
+                "finished=?, model_path=COALESCE(?, model_path), headline=? WHERE id=?",
+                (status, json.dumps(rec["metrics"]), json.dumps(rec["curves"]), json.dumps(out, default=str),
+                 message if message is not None else str(rec.get("message", out.get("message", ""))),
+                 str(rec.get("device", out.get("device", ""))), rec.get("seconds", out.get("seconds")), time.time(),
+                 str(Path(model_path).resolve()) if model_path else None, rec.get("headline", ""), run_id))
 
-    def record(self, kind: str, result: dict, session: str = "", model_path: str | None = None, label: str = "") -> int:
-        """Record a finished experiment in one go (the CLI's path)."""
-        run_id = self.begin(kind, result.get("config", {}), session=session, label=label)
+    def record(self, kind: str, result, config: dict | None = None, session: str = "",
+               model_path: str | None = None, label: str = "") -> int:
+        """Record a finished experiment in one go. `config`: what to record as its settings (default: the
+        config in the result's JSON)."""
+        if config is None:
+            config = result.to_json().get("config", {}) if hasattr(result, "to_json") else result.get("config", {})
+        run_id = self.begin(kind, config, session=session, label=label)
         self.finish(run_id, result, model_path=model_path)
         return run_id
 
     @contextmanager
     def track(self, kind: str, config: dict, session: str = "") -> Iterator[dict]:
-        """Record a run around its training: `with store.track(kind, cfg) as rec: rec["result"] = r.to_json()`.
-        A Stop (Streamlit ends the script with a BaseException) is kept as "stopped", an error as "failed"."""
+        """Record a run around its training: `with store.track(kind, config) as rec: rec["result"] = result`.
+        It is written as "running" before the block trains. A Stop (Streamlit ends the script with a
+        BaseException) is kept as "stopped", an error as "failed"; either keeps what the block put in
+        rec["result"] by then."""
         run_id = self.begin(kind, config, session=session)
         rec: dict = {"id": run_id}
         try:
             yield rec
         except Exception as err:
-            self._finish_quietly(run_id, {"config": config, **rec.get("result", {})}, "failed", str(err))
+            self._finish_quietly(run_id, rec.get("result", {"config": config}), "failed", str(err))
             raise
         except BaseException:
-            self._finish_quietly(run_id, {"config": config, **rec.get("result", {})}, "stopped",
+            self._finish_quietly(run_id, rec.get("result", {"config": config}), "stopped",
                                  rec.get("where", "stopped by the user"))
             raise
         self.finish(run_id, rec.get("result", {"config": config}), model_path=rec.get("model_path"))
 
-    def _finish_quietly(self, run_id: int, result: dict, status: str, message: str) -> None:
+    def _finish_quietly(self, run_id: int, result, status: str, message: str) -> None:
         """Mark a run stopped or failed while its own exception propagates: if the history can't be
         written now, the run stays "running" and shows as interrupted later, and the user sees the Stop
         or the error rather than a database message."""
@@ -345,7 +315,7 @@ class Store:
                    config=json.loads(row["config"]), metrics=json.loads(row["metrics"]),
                    curves=json.loads(row["curves"]), message=row["message"], device=row["device"],
                    seconds=row["seconds"], created=row["created"], finished=row["finished"],
-                   model_path=row["model_path"], session=row["session"],
+                   model_path=row["model_path"], session=row["session"], headline=row["headline"],
                    result=json.loads(row["result"]) if with_result else {})
 
     def runs(self, kind: str | None = None, session: str | None = None, **config_filters) -> list[Run]:

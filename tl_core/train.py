@@ -171,6 +171,15 @@ def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0,
     return loss, acc
 
 
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Class probabilities for x, in eval mode, batch by batch, on the CPU: what a confusion matrix, a
+    top-k prediction or an exported model reads."""
+    model.eval()
+    dev = _device_of(model)
+    return torch.cat([model(x[i:i + batch_size].to(dev)).softmax(-1).cpu() for i in range(0, len(x), batch_size)])
+
+
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")

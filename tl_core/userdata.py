@@ -18,7 +18,7 @@ import io
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from hashlib import sha1
 from pathlib import Path, PurePosixPath
@@ -246,7 +246,7 @@ class UserImages:
                 out.append(f"Class {c!r} has only 1 image: it is used for training and the class gets no "
                            f"validation image, so its accuracy cannot be measured. Add at least one more.")
             else:
-                v = val_count(n, val_fraction)
+                v = data.val_count(n, val_fraction)
                 if n < 5:
                     out.append(f"Class {c!r} has only {n} images ({n - v} to train, {v} to validate): "
                                f"5 or more per class give a steadier result.")
@@ -274,32 +274,6 @@ class UserImages:
                 stem = re.sub(r"[^\w.-]+", "_", stem)[:40] or "image"
                 zf.writestr(f"{self.classes[label]}/{i:04d}_{stem}.png", png.getvalue())
         return buf.getvalue()
-
-
-def val_count(n: int, fraction: float) -> int:
-    """Validation images for a class of n: about `fraction` of it, at least 1 and leaving at least 1 to
-    train (a class of 1 gets none)."""
-    return 0 if n < 2 else min(n - 1, max(1, round(n * fraction)))
-
-
-def fraction_split(ds: data.ImageSet, val_fraction: float, seed: int = 0,
-                   shots: int | None = None) -> tuple[data.ImageSet, data.ImageSet]:
-    """(train, val): a class-balanced validation share per class (see val_count), drawn from `seed`;
-    `shots` caps the training images per class (None = all the rest)."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"validation fraction must be between 0 and 1, got {val_fraction}")
-    rng = np.random.default_rng(seed)
-    labels = ds.labels.cpu().numpy()
-    train, val = [], []
-    for k in range(len(ds.classes)):
-        perm = rng.permutation(np.flatnonzero(labels == k))
-        v = val_count(len(perm), val_fraction)
-        val.append(perm[:v])
-        train.append(perm[v:] if shots is None else perm[v:v + shots])
-    val_idx = np.sort(np.concatenate(val))
-    if len(val_idx) == 0:
-        raise ValueError("no class has 2 or more images, so there is nothing to validate on: add images")
-    return ds.subset(np.sort(np.concatenate(train)).tolist()), ds.subset(val_idx.tolist())
 
 
 # ---- zips -----------------------------------------------------------------------------------------------
