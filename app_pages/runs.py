@@ -5,17 +5,6 @@ import streamlit as st
 from app_pages import ui
 from tl_core import plots, store
 
-HEADLINE = ("val_acc", "guided.val_acc_mean", "ssl_finetuned.val_acc", "test_mse_ratio")  # first found is shown
-
-
-def headline(run: store.Run) -> str:
-    for name in HEADLINE:
-        if name in run.metrics:
-            value = run.metrics[name]
-            return f"{name} {value:.1%}" if "acc" in name else f"{name} {value:.3g}"
-    return ""
-
-
 def _interest(curve: str) -> int:
     """How telling a curve is by default: validation/test before train, pretrained before scratch, means."""
     return (4 * ("val_acc" in curve) + 3 * ("test" in curve) + 2 * ("val" in curve) + ("pretrained" in curve)
@@ -28,20 +17,18 @@ def column(run: store.Run) -> str:
 
 
 def describe(run: store.Run) -> str:
-    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), headline(run), run.status]
+    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), store.headline(run), run.status]
     return " · ".join(str(p) for p in parts if p)
 
 
-st.title("Runs")
-link = ui.LinkSettings("runs_")
-st.markdown("Every run trained on any page (and on the command line) is kept here, also after a restart. "
-            "Pick several to see their curves on the same axes and exactly which settings differ.")
+link = ui.page("Runs", "runs_",
+               "Every run trained on any page (and on the command line) is kept here, also after a restart. "
+               "Pick several to see their curves on the same axes and exactly which settings differ.", settings="Filter runs")
 db = ui.history()
 if db is None:
     st.stop()
 
 with st.sidebar:
-    st.header("Filter runs")
     everything = db.runs()
     kind = st.selectbox("Experiment", ["any", *sorted({r.kind for r in everything})], key="runs_kind", bind=ui.URL)
     filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}", bind=ui.URL)
@@ -57,7 +44,7 @@ if not runs:
 
 st.dataframe(
     [{"id": r.id, "label": r.label, "experiment": r.kind, "status": r.status,
-      "backbone": r.config.get("backbone", ""), "dataset": r.config.get("dataset", ""), "result": headline(r),
+      "backbone": r.config.get("backbone", ""), "dataset": r.config.get("dataset", ""), "result": store.headline(r),
       "seconds": round(r.seconds, 1) if r.seconds is not None else None, "device": r.device,
       "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))} for r in runs],
     hide_index=True, key="runs_table")

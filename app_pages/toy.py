@@ -1,13 +1,10 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import plots, toy
+from tl_core import contract, plots
+from tl_core.experiments import toy
 
-RELATION_HELP = {
-    "identical": "A is exactly B's line: the ideal source task.",
-    "shifted": "A is a line with another slope and intercept (y = x): related, not equal.",
-    "unrelated": "A is a sine wave while B stays a line: A's prior misleads.",
-}
+D = toy.ToyConfig()
 LEARNING_RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 
 
@@ -17,19 +14,16 @@ def run_toy(cfg: toy.ToyConfig) -> toy.ToyResult:
     return toy.run(cfg)
 
 
-st.title("Pretraining acts as a regulariser")
-link = ui.LinkSettings("toy_")
-st.markdown(
-    "Task **B** has only a few training points. We train many small networks on it **from scratch**, "
-    "and the same networks **pretrained on a related task A** (many points) and then fine-tuned on B. "
-    "Both fit B's points; which ones also get the *rest* of B right?"
-)
+link = ui.page("Pretraining acts as a regulariser", "toy_",
+               "Task **B** has only a few training points. We train many small networks on it **from scratch**, "
+               "and the same networks **pretrained on a related task A** (many points) and then fine-tuned on B. "
+               "Both fit B's points; which ones also get the *rest* of B right?", settings="Toy settings")
 
 with st.sidebar:
-    st.header("Toy settings")
-    relation = st.radio("How task A relates to B", toy.RELATIONS, index=1, key="toy_relation", bind=ui.URL,
-                        captions=[RELATION_HELP[r] for r in toy.RELATIONS])
-    b_points = st.slider("Task B training points", 1, 20, 2, key="toy_b_points", bind=ui.URL)
+    relation = st.radio("How task A relates to B", toy.RELATIONS, index=toy.RELATIONS.index(D.relation),
+                        key="toy_relation", bind=ui.URL, captions=list(toy.RELATION_HELP.values()))
+    b_points = st.slider("Task B training points", 1, 20, D.b_points, key="toy_b_points", bind=ui.URL,
+                         help=contract.spec(D, "b_points").help)
     noise = st.slider("Noise on training targets (std)", 0.0, 0.5, 0.05, step=0.01, key="toy_noise", bind=ui.URL)
     preset = st.selectbox("Network", [*toy.PRESETS, "custom"], key="toy_preset", bind=ui.URL)
     width, depth = toy.PRESETS.get(preset, (16, 2))
@@ -49,11 +43,9 @@ recorded = st.session_state.setdefault("toy_recorded", set())
 if cfg not in recorded:  # once per session and setting, also when another session's run is reused
     recorded.add(cfg)
     if db := ui.history():
-        db.record("toy", result.to_json(), session=ui.session_id())
+        db.record(result.kind, result, config=contract.record(cfg), session=ui.session_id())
 
-verdict = toy.verdict(result)
-show = {"helped": st.success, "hurt": st.error, "neutral": st.info}.get(verdict.kind, st.warning)
-show(verdict.text)
+ui.verdict(result.verdict())
 
 s, p = result.scratch, result.pretrained
 cols = st.columns(4)

@@ -10,12 +10,24 @@ from contextlib import contextmanager, nullcontext
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
-from tl_core import store
+from tl_core import contract, store
 
 URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
 
 PNG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def page(title: str, prefix: str, intro: str, settings: str = "") -> "LinkSettings":
+    """A page's title, introduction and the heading of its settings in the sidebar; returns the page's link
+    checker (call `.report()` after its settings widgets)."""
+    st.title(title)
+    link = LinkSettings(prefix)
+    st.markdown(intro)
+    if settings:
+        st.sidebar.header(settings)
+    return link
 
 
 def chart(fig, key: str, where=st) -> None:
@@ -42,45 +54,60 @@ def history() -> store.Store | None:
 
 @contextmanager
 def recording(kind: str, config: dict):
-    """Record the run trained inside the block: `with recording("toy", asdict(cfg)) as rec: rec["result"] = ...`."""
+    """Record the run trained inside the block: `with recording("toy", config) as rec: rec["result"] = result`."""
     db = history()
     with (db.track(kind, config, session=session_id()) if db else nullcontext({})) as rec:
         yield rec
 
 
-def stop_button(prefix: str, label: str, button_key: str, disabled: bool) -> bool:
-    """The run button and a Stop button; after a Stop, says where the run was stopped. True: run now."""
+def stop_requested() -> bool:
+    """True once the user pressed Stop (or anything else: Streamlit then wants to rerun the page). Training
+    checks it every epoch, so a Stop ends a run within one epoch and keeps the epochs done so far."""
+    ctx = get_script_run_ctx()
+    requests = getattr(ctx, "script_requests", None)
+    return requests is not None and requests._state != ScriptRequestType.CONTINUE
+
+
+def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, key=None, button_key: str = "",
+               start: str = "Preparing…", disabled: bool = False):
+    """The page's run button with a Stop beside it, and what a click does: `run(progress, should_stop)`
+    under a progress bar, recorded in the history (as running before it trains, then finished, stopped
+    or failed) with the config as `contract.record` writes it, the same as the CLI's. A finished result
+    is kept in `results[key]` (key: cfg unless given) and a rerun with the same settings shows it at once.
+    A bad setting (ValueError) is shown, not raised. Returns the result kept for `key`, or None."""
+    key = cfg if key is None else key
     cols = st.columns([2, 1, 4])
-    clicked = cols[0].button(label, type="primary", key=button_key, disabled=disabled)
+    clicked = cols[0].button(label, type="primary", key=button_key or f"{prefix}_run", disabled=disabled or key in results)
     if cols[1].button("Stop", key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
         if st.session_state.pop(f"{prefix}_running", None):
-            st.warning(f"Stopped by the user at {st.session_state.pop(f'{prefix}_where', 'the start')}.")
-    return clicked
+            st.warning(f"Stopped by the user at {st.session_state.pop(f'{prefix}_where', 'the start')}; the run is "
+                       f"kept in Runs with the epochs it finished.")
+    if clicked:
+        bar = st.progress(0.0, text=start)
+        st.session_state[f"{prefix}_running"] = True
+        try:
+            with recording(kind, contract.record(cfg)) as rec:
+                def progress(fraction, message):
+                    st.session_state[f"{prefix}_where"] = rec["where"] = message
+                    bar.progress(min(fraction, 1.0), text=message)
+                result = rec["result"] = run(progress, stop_requested)
+            if result.status == "finished":
+                results[key] = result
+                st.session_state.pop(f"{prefix}_running", None)
+        except ValueError as err:
+            st.session_state.pop(f"{prefix}_running", None)
+            st.error(str(err))
+        except Exception:  # a failure is not a Stop
+            st.session_state.pop(f"{prefix}_running", None)
+            raise
+        bar.empty()
+    return results.get(key)
 
 
-def train(prefix: str, kind: str, config: dict, start: str, fn):
-    """Run `fn(progress)` under a progress bar, recorded in the history, and return its result. A bad
-    setting (ValueError) is shown and gives None. A Stop ends the script here (Streamlit raises a
-    BaseException at the next progress update): the run is kept as "stopped" and the next run of the
-    page says where (see `stop_button`)."""
-    bar = st.progress(0.0, text=start)
-    st.session_state[f"{prefix}_running"] = True
-    result = None
-    try:
-        with recording(kind, config) as rec:
-            def progress(fraction, message):
-                st.session_state[f"{prefix}_where"] = rec["where"] = message
-                bar.progress(min(fraction, 1.0), text=message)
-            result = fn(progress)
-            rec["result"] = result.to_json()
-    except ValueError as err:
-        st.error(str(err))
-    except Exception:  # a failure is not a Stop
-        st.session_state.pop(f"{prefix}_running", None)
-        raise
-    st.session_state.pop(f"{prefix}_running", None)
-    bar.empty()
-    return result
+def verdict(v) -> None:
+    """A result's verdict, coloured by what it says."""
+    {"helped": st.success, "hurt": st.error, "unfit": st.warning, "diverged": st.warning,
+     "stopped": st.warning}.get(v.kind, st.info)(v.text)
 
 
 def _same(value, given: list[str]) -> bool:

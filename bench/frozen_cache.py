@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
-from tl_core import backbones, data, finetune  # noqa: E402
+from tl_core import backbones, data  # noqa: E402
+from tl_core.experiments import finetune  # noqa: E402
 
 
 def train_once(cfg: finetune.FinetuneConfig, train, val) -> tuple[float, list]:

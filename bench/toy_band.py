@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tl_core import toy  # noqa: E402
+from tl_core.experiments import toy  # noqa: E402
 
 
 CPU = torch.device("cpu")

@@ -33,7 +33,7 @@ def test_toy_options_reach_the_config():
 @pytest.mark.parametrize("args,words", [
     (["toy", "--b-points", "0"], "b-points must be between 1 and 20"),
     (["toy", "--relation", "sideways"], "invalid choice"),
-    (["toy", "--lr", "fast"], "invalid float value"),
+    (["toy", "--lr", "fast"], "lr must be a number, got 'fast'"),
     (["toy", "--noise", "-1"], "noise must be between"),
     (["toy", "--device", "quantum"], "device must be one of"),
     (["nosuchexperiment"], "invalid choice"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import finetune
+from tl_core.experiments import finetune
 
 
 def test_pretrained_lite0_feature_extraction_beats_scratch_on_digits_at_5_shots():
@@ -32,13 +32,23 @@ def test_run_records_curves_per_epoch_and_a_fixed_val_set():
 
 
 def test_sweep_grid_covers_shots_and_freeze_depths_with_scratch_trained_fully():
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=2,
-                                  weights="both")
-    sw = finetune.sweep(cfg, [1, 5], ["all", "2"], device="cpu")
+    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=2,
+                               weights="both", shots=(1, 5), freezes=("all", "2"))
+    sw = finetune.sweep(cfg, device="cpu")
     assert sw.grid("pretrained").shape == (2, 2) and not np.isnan(sw.grid("pretrained")).any()
     assert sw.grid("scratch").shape == (1, 2)
-    assert {r["freeze"] for r in sw.records if r["weights"] == "scratch"} == {"none"}
+    assert {r["freeze"] for r in sw.records if r["weights"] == "scratch"} == {"0"}   # every stage trained
     assert len(sw.records) == 2 * 2 * 2 + 2 * 2
+
+
+def test_a_freeze_depth_is_one_row_however_it_is_spelt():
+    """'all' (the CLI's word) and 4 (the page's slider, shapes_cnn has 5 stages) are the same depth."""
+    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=1,
+                               weights="pretrained", shots=(1,), freezes=("all", "4", "none", "0"))
+    sw = finetune.sweep(cfg, device="cpu")
+    assert sw.freezes == ["4", "0"] and sw.grid("pretrained").shape == (2, 1)
+    assert finetune.FinetuneConfig(backbone="shapes_cnn", freeze="all").resolve() == \
+        finetune.FinetuneConfig(backbone="shapes_cnn", freeze="4").resolve()
 
 
 def _cli(*args):
@@ -53,7 +63,7 @@ def test_cli_finetune_json_keys():
     for key in ("val_acc", "train_acc", "history", "seconds", "device", "config"):
         assert key in out
     assert len(out["history"]["val_acc"]) == 3 and len(out["history"]["train_loss"]) == 3
-    assert out["config"]["shots"] == 5 and out["config"]["freeze"] == "all"
+    assert out["config"]["shots"] == 5 and out["config"]["freeze"] == "9" and out["frozen_stages"] == 9  # all = 9 of 10
 
 
 def test_cli_sweep_returns_the_grid():
@@ -65,7 +75,7 @@ def test_cli_sweep_returns_the_grid():
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--backbone", "nope"], "unknown backbone"),
+    (["--backbone", "nope"], "invalid choice: 'nope'"),
     (["--dataset", "nope"], "unknown dataset"),
     (["--shots", "500"], "choose at most"),
     (["--freeze", "99"], "freeze must be between"),
@@ -89,8 +99,9 @@ def test_missing_hub_weights_offline_exit_with_what_to_do():
 
 def test_sweep_in_any_shots_order_trains_on_the_right_images():
     """Features are cached per images tensor; a later shots value must never get another's features."""
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, batch_size=8)
-    sw = finetune.sweep(cfg, [1, 5, 20, 2, 10], ["all"], device="cpu")
+    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, batch_size=8,
+                               shots=(1, 5, 20, 2, 10), freezes=("all",))
+    sw = finetune.sweep(cfg, device="cpu")
     assert len(sw.records) == 5 and all(r["status"] == "finished" for r in sw.records)
 
 

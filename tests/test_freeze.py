@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import backbones, finetune, freeze
+from tl_core import backbones, freeze
+from tl_core.experiments import finetune
 
 SMALL = dict(backbone="shapes_cnn", dataset="textures", image_size=32, shots=5, epochs=4, batch_size=8)
 

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from tl_core import cli, export, finetune, userdata
+from tl_core import cli, data, export, userdata
+from tl_core.experiments import finetune
 from tl_core.userdata import UserImages
 
 PHOTOS = {"cat": skdata.chelsea, "coffee": skdata.coffee, "astronaut": skdata.astronaut}
@@ -168,7 +169,7 @@ def test_class_counts_give_clear_messages():
     assert "'empty' has no images" in text and "'cat' has only 1 image" in text
     ds = imgs.to_imageset(32)
     assert ds.classes == ["cat", "coffee"]            # the empty class is left out
-    train, val = userdata.fraction_split(ds, 0.15, seed=0)
+    train, val = data.fraction_split(ds, 0.15, seed=0)
     assert train.counts() == {"cat": 1, "coffee": 5} and val.counts() == {"cat": 0, "coffee": 1}
     singles = userdata.read_zip(make_zip({"a/1.jpg": entries["cat/1.jpg"], "b/1.jpg": entries["coffee/0.jpg"]}))
     assert "only 1 image, so none is left for validation" in singles.problems()[0]
@@ -216,13 +217,13 @@ def test_fraction_split_is_class_balanced_disjoint_and_seeded():
     from tl_core.data import ImageSet
     ds = ImageSet("t", torch.arange(len(labels)).float().view(-1, 1, 1, 1).expand(-1, 3, 2, 2).clone(), labels,
                   ["a", "b", "c"])
-    train, val = userdata.fraction_split(ds, 0.15, seed=0)
+    train, val = data.fraction_split(ds, 0.15, seed=0)
     assert val.counts() == {"a": 3, "b": 1, "c": 1} and train.counts() == {"a": 17, "b": 6, "c": 1}
     ids = lambda s: set(s.images[:, 0, 0, 0].long().tolist())  # noqa: E731
     assert not ids(train) & ids(val) and len(ids(train) | ids(val)) == 29
-    assert ids(userdata.fraction_split(ds, 0.15, seed=0)[1]) == ids(val)
-    assert ids(userdata.fraction_split(ds, 0.15, seed=1)[1]) != ids(val)
-    assert userdata.fraction_split(ds, 0.3, seed=0)[1].counts() == {"a": 6, "b": 2, "c": 1}
+    assert ids(data.fraction_split(ds, 0.15, seed=0)[1]) == ids(val)
+    assert ids(data.fraction_split(ds, 0.15, seed=1)[1]) != ids(val)
+    assert data.fraction_split(ds, 0.3, seed=0)[1].counts() == {"a": 6, "b": 2, "c": 1}
 
 
 def test_webcam_set_edits_and_zip_round_trip():
@@ -247,7 +248,7 @@ def test_webcam_set_edits_and_zip_round_trip():
 
 def test_train_predict_export_reimport_same_predictions(tmp_path):
     imgs = userdata.read_zip(photos_zip(6), "photos.zip")
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="own", shots=None,
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="own: mine.zip", shots=None,
                                   epochs=4, image_size=32, lr=3e-3)
     result = finetune.run(cfg, dataset=imgs.to_imageset(32))
     assert result.status == "finished" and result.classes == ["astronaut", "cat", "coffee"]
@@ -278,7 +279,7 @@ def _model(result):
 
 def test_export_refuses_bad_files(tmp_path):
     imgs = userdata.read_zip(photos_zip(3), "photos.zip")
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="own", shots=None,
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="own: mine.zip", shots=None,
                                   epochs=1, image_size=32)
     clf = export.from_result(finetune.run(cfg, dataset=imgs.to_imageset(32)))
     paths = export.save(clf, tmp_path)

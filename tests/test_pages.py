@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from tl_core import toy
+from tl_core.experiments import toy
 
 
 def test_home_renders_with_device_and_links(app):
@@ -49,7 +49,7 @@ def test_rerun_with_same_settings_retrains_nothing(app, monkeypatch):
 
 
 def test_tl_core_never_imports_streamlit():
-    code = "import sys, tl_core.cli, tl_core.plots, tl_core.toy; print('streamlit' in sys.modules)"
+    code = "import sys, tl_core.cli, tl_core.plots, tl_core.experiments; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -67,7 +67,7 @@ def _train_small_lab(app, dataset: str, epochs: int, seeds: int) -> None:
 
 
 def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch):
-    from tl_core import finetune
+    from tl_core.experiments import finetune
 
     calls = []
     real = finetune.run

@@ -2,7 +2,8 @@
 import pytest
 
 from conftest import open_page as _open
-from tl_core import store, toy
+from tl_core import store
+from tl_core.experiments import toy
 
 FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
 
@@ -48,7 +49,7 @@ def test_a_link_sets_every_lab_control(app, history):
 
 def _toy_run(history, b_points: int) -> int:
     result = toy.run(toy.ToyConfig(b_points=b_points, seeds=4, epochs=30, pretrain_epochs=30))
-    return history.record("toy", result.to_json())
+    return history.record("toy", result)
 
 
 def test_runs_page_compares_picked_runs_and_shows_what_changed(app, history):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import toy
+from tl_core.experiments import toy
 from tl_core.train import FitConfig, fit
 
 
@@ -41,10 +41,10 @@ def test_stacked_seeds_train_exactly_like_a_loop_over_single_networks():
     x = torch.linspace(-2, 2, 16)[:, None]
     data, fc = (x, torch.sin(x)), FitConfig(epochs=cfg.epochs, lr=cfg.lr)
     seeds = toy.member_seeds(cfg)
-    stacked = toy.StackedMLP(seeds, cfg.width, cfg.depth)
+    stacked = toy.networks(seeds, cfg.width, cfg.depth)
     hist = fit(stacked, data, data, fc, task="regression")
     for k, seed in enumerate(seeds):
-        single = toy.StackedMLP([seed], cfg.width, cfg.depth)
+        single = toy.networks([seed], cfg.width, cfg.depth)
         single_hist = fit(single, data, data, fc, task="regression")
         np.testing.assert_allclose(np.asarray(hist.val_loss)[:, k], np.asarray(single_hist.val_loss)[:, 0],
                                    rtol=1e-4, atol=1e-6)

@@ -150,7 +150,7 @@ def shots_sweep(sweep, freeze: str) -> go.Figure:
     numeric = [s for s in sweep.shots if s is not None]
     for weights in sweep.config.conditions():
         seeds = sorted({r["seed"] for r in sweep.records if r["weights"] == weights})
-        fr = freeze if weights == "pretrained" else "none"
+        fr = freeze if weights == "pretrained" else sweep.rows(weights)[0]
         rows = [[next((r["val_acc"] for r in sweep.records if r["weights"] == weights and r["seed"] == s
                        and r["freeze"] == fr and r["shots"] == sh), np.nan) for s in seeds] for sh in numeric]
         if seeds and rows:
@@ -165,7 +165,7 @@ def shots_sweep(sweep, freeze: str) -> go.Figure:
 
 def freeze_shots_heatmap(sweep, weights: str, stage_names: list[str]) -> go.Figure:
     grid = sweep.grid(weights)
-    labels = [f"{fr} frozen" for fr in (sweep.freezes if weights == "pretrained" else ["none"])]
+    labels = [f"{fr} frozen" for fr in sweep.rows(weights)]
     fig = go.Figure(go.Heatmap(z=grid, x=[_shots_label(s) for s in sweep.shots], y=labels, zmin=0, zmax=1,
                                colorscale="Viridis", colorbar=dict(title="val acc", tickformat=".0%"),
                                text=[[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in grid],
@@ -181,6 +181,16 @@ def confusion(matrix: np.ndarray, classes: list[str], title: str) -> go.Figure:
     fig.update_xaxes(title_text="predicted class", type="category")
     fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
     return _style(fig, title, height=420)
+
+
+def misclassified(result, most: int = 8) -> go.Figure | None:
+    """The first run's misclassified validation images (true → predicted), or None when it got all right."""
+    first, val = result.runs[0], result.val
+    wrong = [i for i, (t, p) in enumerate(zip(val.labels.tolist(), first.val_pred)) if t != p][:most]
+    if not wrong:
+        return None
+    return image_grid(val.images[wrong], [f"{result.classes[val.labels[i]]} → {result.classes[first.val_pred[i]]}"
+                                          for i in wrong], "Misclassified (true → predicted)", columns=4)
 
 
 def image_grid(images, titles: list[str], title: str, columns: int = 8) -> go.Figure:
@@ -246,27 +256,6 @@ def state_groups(inspection) -> go.Figure:
                        f"({inspection.total_bytes / 2**20:.2f} MB)", height=420)
 
 
-def continue_curves(result) -> go.Figure:
-    """Continue fine-tuning from loaded weights: train (solid) and validation (dashed) loss and accuracy
-    per epoch, mean over seeds with a band."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
-    runs = [h for h in result.histories if h.epochs_run]
-    if runs:
-        length = min(h.epochs_run for h in runs)
-        epochs = np.arange(1, length + 1)
-        for col, key in ((1, "loss"), (2, "acc")):
-            for split, dash in (("train", None), ("val", "dash")):
-                values = np.array([getattr(h, f"{split}_{key}")[:length] for h in runs]).T
-                label = f"loaded weights, {'train' if split == 'train' else 'validation'}"
-                for trace in band_traces(epochs, values, label, COLORS["pretrained"], dash=dash, showlegend=col == 1):
-                    fig.add_trace(trace, row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    n = len(runs)
-    return _style(fig, f"Continue fine-tuning on {result.config.dataset} (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
-
-
 # ---- your own images ---------------------------------------------------------------------------------
 
 def per_class_accuracy(result) -> go.Figure:
@@ -283,7 +272,7 @@ def per_class_accuracy(result) -> go.Figure:
 
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: a class with no val image
-            acc = np.array([np.diag(r.confusion) / r.confusion.sum(1) for r in runs])  # (seeds, classes)
+            acc = np.array([r.per_class_recall for r in runs])  # (seeds, classes)
             mean, low, high = np.nanmean(acc, 0), np.nanmin(acc, 0), np.nanmax(acc, 0)
         fig.add_trace(go.Bar(x=labels, y=mean, name=f"{weights} ({len(runs)} seed{'s' * (len(runs) > 1)})",
                              marker_color=COLORS[weights], text=[f"{v:.0%}" if np.isfinite(v) else "no val image"

@@ -8,12 +8,13 @@ source domain is near to digits and far from microscopy.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import torch
 
-from tl_core import backbones, data, device as devices
+from tl_core import backbones, contract, data, device as devices
 from tl_core.train import FitConfig, fit
 
 
@@ -40,3 +41,16 @@ def pretrain_shapes(epochs: int = 8, seed: int = 0, out: Path = backbones.SHAPES
     return {"experiment": "pretrain", "out": str(out), "classes": ds.classes, "epochs": epochs,
             "val_acc": hist.val_acc[-1] if hist.val_acc else None, "history": hist.as_dict(),
             "status": hist.status, "device": devices.describe(dev), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _main(args) -> int:
+    out = pretrain_shapes(epochs=args.epochs, seed=args.seed, out=args.out, device=args.device)
+    print(json.dumps(out) if args.json else f"saved {out['out']}: val acc {out['val_acc']:.3f} in {out['seconds']} s")
+    return 0
+
+
+EXPERIMENTS = (contract.Experiment(
+    "pretrain", "pretrain Transfer Lab's small CNN on generated shapes (assets/)", main=_main, recorded=False,
+    options=(contract.Option("--epochs", "epochs on the shapes (1-200)", default=8, type=int),
+             contract.Option("--seed", "split and initialisation seed", default=0, type=int),
+             contract.Option("--out", "where to write the checkpoint", default=str(backbones.SHAPES_CNN)))),)

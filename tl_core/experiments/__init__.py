@@ -1,0 +1,7 @@
+"""Transfer Lab's experiments, one module each, every one declared through `tl_core.contract`.
+
+EXPERIMENTS (name → Experiment) is what the command line loops over; the pages call the same modules.
+"""
+from tl_core.experiments import finetune, gtl, pretrain, selfsup, toy, workshop
+
+EXPERIMENTS = {e.name: e for module in (toy, finetune, selfsup, workshop, gtl, pretrain) for e in module.EXPERIMENTS}

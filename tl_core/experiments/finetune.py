@@ -1,0 +1,567 @@
+"""The fine-tuning lab: a pretrained backbone (or the same one from scratch), a freeze depth, a
+strategy, a small few-shot dataset → per-epoch curves, accuracy, confusion matrix; over several seeds.
+
+`run` trains one config (both weights side by side if asked), on a built-in dataset, on the user's own
+images (`dataset=`), or from weights loaded in the workshop (`init=`: "continue fine-tuning" is this
+same run). `sweep` trains a shots × freeze-depth grid. Both cache the frozen prefix: its features are
+computed once per model and reused by every epoch, every shots value of a sweep, and every phase of
+gradual unfreezing at that depth.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, recall_score
+from torch import nn
+
+from tl_core import backbones, contract, data, device as devices, freeze
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
+
+WEIGHT_CHOICES = {"pretrained": "the registry's pretrained weights", "scratch": "random weights, every stage trained",
+                  "both": "pretrained and scratch side by side"}
+STRATEGIES = freeze.STRATEGIES  # (the config's field `freeze` shadows the module inside its class body)
+OWN = "own: "   # the dataset name of the user's own images: "own: NAME.zip"
+
+
+def _dataset_problem(name: str) -> str:
+    if name in data.DATASETS or name.startswith(OWN):
+        return ""
+    return f"unknown dataset {name!r}: choose one of {', '.join(data.DATASETS)}"
+
+
+def _freeze_problem(value: str) -> str:
+    if value in ("all", "none") or value.isdigit():
+        return ""
+    return f"freeze must be 'all', 'none' or a stage count, got {value!r}"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE)
+    weights: str = setting("pretrained", "which weights to start from", choices=WEIGHT_CHOICES)
+    dataset: str = setting("digits", f"a built-in dataset: {', '.join(data.DATASETS)}", check=_dataset_problem)
+    classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)")
+    shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000)
+    freeze: str = setting("all", "frozen stages: all (all but the head), none, or a count", check=_freeze_problem)
+    strategy: str = setting("fixed", "how the frozen depth is used", choices=STRATEGIES)
+    epochs: int = setting(10, "passes over the training images", lo=1, hi=1000)
+    lr: float = setting(1e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10)
+    batch_size: int = setting(32, "images per step", lo=1, hi=4096, label="batch size")
+    image_size: int = setting(64, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE)
+    seeds: int = setting(1, "runs per weights condition, for bands", lo=1, hi=20)
+    seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
+    val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500)
+    unfreeze_every: int = setting(2, "gradual unfreezing: epochs per phase", lo=1, hi=1000)
+    cache: bool = setting(True, "cache the frozen prefix's features (--no-cache: re-run them every epoch)")
+    val_fraction: float = setting(0.15, "own images: class-balanced validation share", lo=0.05, hi=0.5,
+                                  label="validation fraction")
+
+    def check(self) -> None:
+        backbones.check_size(self.backbone, self.image_size)
+        freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))
+
+    def resolve(self) -> "FinetuneConfig":
+        """Freeze depth as a stage count, however it was spelt: 'all' on the CLI and 9 on the page are one."""
+        return replace(self, freeze=str(freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))))
+
+    def for_weights(self, weights: str) -> "FinetuneConfig":
+        """Scratch means from random weights with every stage trained (freezing random features would
+        be a different experiment); the freeze depth and strategy apply to the pretrained model."""
+        return replace(self, freeze="0", strategy="fixed") if weights == "scratch" else self
+
+    def conditions(self) -> list[str]:
+        return ["pretrained", "scratch"] if self.weights == "both" else [self.weights]
+
+
+@dataclass
+class Run:
+    """One weights condition, one seed."""
+    weights: str
+    seed: int
+    history: History
+    val_acc: float
+    train_acc: float
+    confusion: np.ndarray        # (classes, classes): rows true, columns predicted, on the val set
+    val_pred: np.ndarray         # predicted class of every val image
+    val_true: np.ndarray | None = None   # its true class
+
+    @property
+    def per_class_recall(self) -> np.ndarray:
+        """Validation accuracy of each class (NaN for a class with no validation image)."""
+        return recall_score(self.val_true, self.val_pred, labels=range(len(self.confusion)), average=None,
+                            zero_division=np.nan)
+
+
+CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
+
+
+@dataclass
+class FinetuneResult(contract.Result):
+    config: FinetuneConfig
+    classes: list[str]
+    stage_names: list[str]
+    frozen: int                   # frozen stages at the start
+    runs: list[Run]
+    val: data.ImageSet            # the first run's validation set (its confusion matrix, misclassified images)
+    device: str
+    weights_note: str
+    seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+    # the first run's trained weights (pretrained when it ran), on the CPU: for predict and export
+    model_state: dict | None = field(default=None, repr=False)
+    kind = "finetune"
+    headline = "val_acc"
+
+    def by_weights(self, weights: str) -> list[Run]:
+        return [r for r in self.runs if r.weights == weights]
+
+    def ran(self) -> list[str]:
+        return [w for w in self.config.conditions() if self.by_weights(w)]
+
+    def summary(self, weights: str) -> dict:
+        runs = self.by_weights(weights)
+        first = runs[0].history
+        acc = contract.seed_stats([r.val_acc for r in runs])
+        return {
+            "val_acc": acc["mean"], "val_acc_std": acc["std"], "val_acc_seeds": acc["seeds"],
+            "train_acc": float(np.mean([r.train_acc for r in runs])),
+            "history": {k: getattr(first, k) for k in CURVES},
+            "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
+            "status": first.status,
+        }
+
+    def to_json(self) -> dict:
+        conditions = self.ran()
+        kind, sentence = self.verdict()
+        out = {"experiment": self.kind, "config": contract.record(self.config)}
+        if conditions:
+            out.update(self.summary(conditions[0]))  # the first condition's numbers at the top level
+        out.update({
+            "conditions": {w: self.summary(w) for w in conditions},
+            "classes": self.classes, "stages": self.stage_names, "frozen_stages": self.frozen,
+            "verdict": sentence, "verdict_kind": kind,
+            "status": self.status, "message": self.message, "device": self.device,
+            "weights_note": self.weights_note, "seconds": round(self.seconds, 3),
+        })
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for i, w in enumerate(self.ran()):
+            s = self.summary(w)
+            if i == 0:
+                out.update(val_acc=s["val_acc"], val_acc_std=s["val_acc_std"], train_acc=s["train_acc"])
+            out.update({f"conditions.{w}.val_acc": s["val_acc"], f"conditions.{w}.val_acc_std": s["val_acc_std"],
+                        f"conditions.{w}.train_acc": s["train_acc"]})
+        return out
+
+    def curves(self) -> dict[str, list]:
+        return {f"conditions.{w}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_weights(w)])
+                for w in self.ran() for k in CURVES}
+
+    def verdict(self) -> Verdict:
+        return verdict(self)
+
+
+class _Trainer:
+    """Trains one model under a strategy; reuses the frozen prefix's features across calls."""
+
+    def __init__(self, model: backbones.StagedModel, cfg: FinetuneConfig, dev: torch.device):
+        self.model, self.cfg, self.dev = model, cfg, dev
+        self.n = len(model.stages)
+        self.k = freeze.parse_freeze(cfg.freeze, self.n)
+        # gradual unfreezing and discriminative LRs reach down to stage `floor`: to the stem when the
+        # freeze depth is the deepest (all but the head), else to the chosen depth
+        self.floor = 0 if self.k == self.n - 1 else self.k
+        # (depth, id(images)) → (images, features): holding the images keeps their id from being reused
+        self._features: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _cached(self, k: int, images: torch.Tensor) -> torch.Tensor | None:
+        hit = self._features.get((k, id(images)))
+        return hit[1] if hit is not None and hit[0] is images else None
+
+    def features(self, k: int, images: torch.Tensor) -> torch.Tensor:
+        feats = self._cached(k, images)
+        if feats is None:
+            feats = frozen_features(self.model.prefix(k), images, self.cfg.batch_size)
+            self._features[(k, id(images))] = (images, feats)
+        return feats
+
+    def _fit_at(self, k: int, epochs: int, train, val, params=None, **hooks) -> History:
+        """Train with the first k stages frozen; on cached features when allowed."""
+        freeze.freeze_to(self.model, k)
+        fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+        if self.cfg.cache and k > 0 and params is None:
+            xs, xv = self.features(k, train.images), self.features(k, val.images)
+            return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
+        return fit(self.model, (train.images, train.labels), (val.images, val.labels), fit_cfg, params=params,
+                   **hooks)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities; from the cached features of the frozen prefix when it has them."""
+        k = freeze.frozen_stages(self.model)
+        feats = self._cached(k, images) if self.cfg.cache else None
+        if feats is not None:
+            return predict(self.model.suffix(k), feats, self.cfg.batch_size)
+        return predict(self.model, images, self.cfg.batch_size)
+
+    def train(self, train, val, **hooks) -> History:
+        cfg = self.cfg
+        if cfg.strategy == "fixed":
+            return self._fit_at(self.k, cfg.epochs, train, val, **hooks)
+        if cfg.strategy == "discriminative":
+            freeze.freeze_to(self.model, self.floor)
+            return self._fit_at(self.floor, cfg.epochs, train, val,
+                                params=freeze.discriminative_groups(self.model, cfg.lr, first=self.floor), **hooks)
+        # gradual unfreezing: phases of decreasing frozen depth, optimizer rebuilt in each
+        phases, done = [], 0
+        on_epoch = hooks.pop("on_epoch", None)
+        for k, span in freeze.gradual_schedule(self.n, cfg.epochs, cfg.unfreeze_every, floor=self.floor):
+            shifted = (lambda e, h, base=done: on_epoch(base + e, h)) if on_epoch else None
+            phases.append(self._fit_at(k, span, train, val, on_epoch=shifted, **hooks))
+            done += span
+            if phases[-1].status != "finished":
+                break
+        return concat_histories(phases)
+
+
+def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((probs.argmax(1).cpu() == labels).float().mean())
+
+
+def _run_one(trainer: _Trainer, weights: str, seed: int, train, val, hooks) -> Run:
+    hist = trainer.train(train, val, **hooks)
+    probs_val, probs_train = trainer.predict(val.images), trainer.predict(train.images)
+    pred = probs_val.argmax(1).numpy()
+    confusion = confusion_matrix(val.labels.numpy(), pred, labels=range(len(val.classes)))
+    return Run(weights=weights, seed=seed, history=hist, val_acc=_accuracy(probs_val, val.labels),
+               train_acc=_accuracy(probs_train, train.labels), confusion=confusion, val_pred=pred,
+               val_true=val.labels.numpy())
+
+
+def _weights_note(cfg: FinetuneConfig) -> str:
+    if "pretrained" not in cfg.conditions():
+        return "scratch: random initial weights"
+    ok, message = backbones.weights_status(cfg.backbone)
+    if not ok:
+        raise backbones.WeightsUnavailable(f"{cfg.backbone}: {message}")
+    return message
+
+
+def _splitter(cfg: FinetuneConfig, dataset: data.ImageSet | None):
+    """(images, seed → (train, val)): a built-in dataset with a fixed validation count per class, or the
+    user's own images with a class-balanced validation share."""
+    if dataset is None:
+        ds = data.load(cfg.dataset, cfg.image_size, cfg.classes or None)
+        return ds, lambda seed: data.few_shot_split(ds, cfg.shots, seed, cfg.val_per_class)
+    if tuple(dataset.images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+        raise ValueError(f"images are {tuple(dataset.images.shape[-2:])} px, the config says {cfg.image_size}")
+    return dataset, lambda seed: data.fraction_split(dataset, cfg.val_fraction, seed, cfg.shots)
+
+
+def model_for(cfg: FinetuneConfig, weights: str, num_classes: int, seed: int,
+              init: nn.Module | None = None) -> backbones.StagedModel:
+    """The model one run starts from: the registry's weights, or `init` (weights loaded elsewhere, e.g. in
+    the workshop) in place of the pretrained ones; a new head when the class count differs."""
+    if init is not None and weights == "pretrained":
+        return backbones.create(cfg.backbone, num_classes=num_classes, seed=seed, module=copy.deepcopy(init))
+    return backbones.create(cfg.backbone, weights, num_classes, seed)
+
+
+def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto", dataset: data.ImageSet | None = None, init: nn.Module | None = None,
+        init_note: str = "") -> FinetuneResult:
+    """Train every (weights, seed) of cfg and return curves, accuracies and confusion matrices.
+
+    `dataset` (the user's own images, at cfg.image_size) replaces the named dataset; its validation set
+    is then a class-balanced `cfg.val_fraction` of each class, not a count. `init` (a registry
+    backbone's module with loaded weights; `init_note` says where they came from) replaces the
+    pretrained weights: continuing to fine-tune loaded weights is this same run."""
+    contract.validate(cfg)
+    cfg = cfg.resolve()
+    start = time.perf_counter()
+    note = init_note if init is not None else _weights_note(cfg)
+    dev = devices.pick(device)
+    ds, split = _splitter(cfg, dataset)
+    first: dict = {}
+
+    def train_one(cell, on_epoch, should_stop) -> Run:
+        train, val = split(cell.seed)
+        model = model_for(cfg, cell.condition, len(ds.classes), cell.seed, init).to(dev)
+        trainer = _Trainer(model, cfg.for_weights(cell.condition), dev)
+        r = _run_one(trainer, cell.condition, cell.seed, train, val, {"on_epoch": on_epoch, "should_stop": should_stop})
+        if not first:
+            first.update(val=val, names=model.names,
+                         state={key: t.detach().cpu().clone() for key, t in model.state_dict().items()})
+        return r
+
+    out = contract.run_cells(contract.plan(cfg.conditions(), cfg.seeds, cfg.seed), train_one, progress, should_stop,
+                             epochs=cfg.epochs)
+    frozen = freeze.parse_freeze(cfg.freeze, len(backbones.stage_names(cfg.backbone))) \
+        if "pretrained" in cfg.conditions() else 0
+    result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=first.get("names", []), frozen=frozen,
+                            runs=out.results, val=first.get("val"), device=devices.describe(dev), weights_note=note,
+                            status=out.status, message=out.message, model_state=first.get("state"),
+                            seconds=time.perf_counter() - start)
+    result.kind = "own" if dataset is not None else "continue" if init is not None else "finetune"
+    return result
+
+
+# ---- the shots × freeze-depth sweep --------------------------------------------------------------------
+
+def _freezes_problem(values: tuple) -> str:
+    return next((p for p in map(_freeze_problem, values) if p), "" if values else "give at least one freeze depth")
+
+
+@dataclass(frozen=True)
+class SweepConfig(FinetuneConfig):
+    """The lab's settings, with a list of shots and a list of freeze depths in place of one of each."""
+    shots: tuple[int | None, ...] = setting((1, 5, 20), "training images per class, comma-separated (all = every "
+                                                        "image left)", lo=1, hi=100_000,
+                                            check=lambda v: "" if v else "give at least one shots value")
+    freezes: tuple[str, ...] = setting(("all", "none"), "freeze depths, comma-separated: all, none or a count",
+                                       check=_freezes_problem)
+
+    def check(self) -> None:
+        super().check()
+        n = len(backbones.stage_names(self.backbone))
+        for fr in self.freezes:
+            freeze.parse_freeze(fr, n)
+
+    def resolve(self) -> "SweepConfig":
+        """Depths as stage counts, each once, deepest first; shots each once, in the order given."""
+        n = len(backbones.stage_names(self.backbone))
+        depths = sorted({freeze.parse_freeze(fr, n) for fr in self.freezes}, reverse=True)
+        return replace(super().resolve(), freezes=tuple(map(str, depths)), shots=tuple(dict.fromkeys(self.shots)))
+
+    def lab(self, shots: int | None = None, freeze_depth: str = "0") -> FinetuneConfig:
+        base = {f.name: getattr(self, f.name) for f in fields(FinetuneConfig)}
+        return FinetuneConfig(**{**base, "shots": shots, "freeze": freeze_depth})
+
+
+@dataclass
+class SweepResult(contract.Result):
+    config: SweepConfig
+    records: list[dict] = field(default_factory=list)   # weights, seed, shots, freeze, val_acc, train_acc
+    seconds: float = 0.0
+    device: str = ""
+    status: str = "finished"
+    message: str = ""
+    kind = "sweep"
+    headline = ""
+
+    @property
+    def shots(self) -> list:
+        return list(self.config.shots)
+
+    @property
+    def freezes(self) -> list[str]:
+        return list(self.config.freezes)
+
+    def rows(self, weights: str) -> list[str]:
+        """The grid's rows: the freeze depths (scratch: its one row, every stage trained)."""
+        return self.freezes if weights == "pretrained" else ["0"]
+
+    def grid(self, weights: str) -> np.ndarray:
+        """Mean val accuracy, rows = freeze depths, columns = shots."""
+        rows = self.rows(weights)
+        g = np.full((len(rows), len(self.shots)), np.nan)
+        for i, fr in enumerate(rows):
+            for j, sh in enumerate(self.shots):
+                accs = [r["val_acc"] for r in self.records
+                        if r["weights"] == weights and r["freeze"] == fr and r["shots"] == sh]
+                if accs:
+                    g[i, j] = float(np.mean(accs))
+        return g
+
+    def to_json(self) -> dict:
+        return {"experiment": self.kind, "config": contract.record(self.config), "shots": self.shots,
+                "freezes": self.freezes, "grid": {w: self.grid(w).tolist() for w in self.config.conditions()},
+                "records": self.records, "status": self.status, "message": self.message, "device": self.device,
+                "seconds": round(self.seconds, 3)}
+
+    def metrics(self) -> dict[str, float]:
+        """One metric per grid cell: grid.<weights>.freeze <depth>.shots <n>."""
+        return {f"grid.{w}.freeze {fr}.shots {contract.ALL if sh is None else sh}": self.grid(w)[i, j]
+                for w in self.config.conditions() for i, fr in enumerate(self.rows(w))
+                for j, sh in enumerate(self.shots)}
+
+
+def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+          device: str = "auto") -> SweepResult:
+    """Val accuracy over a shots × freeze-depth grid, for every weights condition and seed. The frozen
+    prefix's features are computed once per (weights, seed, depth) and reused for every shots value."""
+    contract.validate(cfg)
+    cfg = cfg.resolve()
+    _weights_note(cfg)
+    start = time.perf_counter()
+    dev = devices.pick(device)
+    ds = data.load(cfg.dataset, cfg.image_size, cfg.classes or None)
+    most = None if None in cfg.shots else max(cfg.shots)
+    data.few_shot_split(ds, most, cfg.seed, cfg.val_per_class)  # fails early if a shots value is too large
+    out = SweepResult(config=cfg, device=devices.describe(dev))
+    # one cell per (weights, seed, depth); scratch trains every stage, so it has one depth
+    cells = [contract.Cell(w, cfg.seed + s, (("freeze", fr),)) for w in cfg.conditions() for s in range(cfg.seeds)
+             for fr in (cfg.freezes if w == "pretrained" else ("0",))]
+
+    def train_one(cell, on_epoch, should_stop):
+        model = backbones.create(cfg.backbone, cell.condition, len(ds.classes), cell.seed).to(dev)
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        trainer = _Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev)
+        # the same validation set for every shots value, and the same object, so its features are computed once
+        _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)
+        status = "finished"
+        for sh in cfg.shots:
+            if should_stop is not None and should_stop():
+                status = "stopped"
+                break
+            train, _ = data.few_shot_split(ds, sh, cell.seed, cfg.val_per_class)
+            model.load_state_dict(initial)       # every shots value starts from the same weights
+            r = _run_one(trainer, cell.condition, cell.seed, train, val, {"should_stop": should_stop})
+            out.records.append({"weights": cell.condition, "seed": cell.seed, "freeze": cell["freeze"], "shots": sh,
+                                "val_acc": r.val_acc, "train_acc": r.train_acc, "status": r.history.status})
+            status = r.history.status
+            if status != "finished":
+                break
+        return contract.Outcome(status=status)
+
+    done = contract.run_cells(cells, train_one, progress, should_stop)
+    out.status, out.message = done.status, done.message
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def verdict(result: FinetuneResult) -> Verdict:
+    """Pretrained vs scratch over seeds: "helped", "hurt", "neutral", or "single" when only one condition
+    ran. 'Clear' means the gap exceeds the seeds' spread."""
+    if result.status != "finished":
+        return Verdict("stopped", result.message or f"The run ended early ({result.status}).")
+    if len(result.config.conditions()) < 2:
+        s = result.summary(result.config.conditions()[0])
+        return Verdict("single", f"{result.config.weights}: validation accuracy {s['val_acc']:.1%} ± "
+                                 f"{s['val_acc_std']:.1%} over {result.config.seeds} seed(s). Choose weights "
+                                 f"'both' to compare with scratch.")
+    p, s = result.summary("pretrained"), result.summary("scratch")
+    gap = p["val_acc"] - s["val_acc"]
+    spread = max(p["val_acc_std"], s["val_acc_std"], 0.01)
+    wins = sum(a > b for a, b in zip(p["val_acc_seeds"], s["val_acc_seeds"]))
+    n = len(p["val_acc_seeds"])
+    numbers = (f"validation accuracy {p['val_acc']:.1%} pretrained vs {s['val_acc']:.1%} from scratch "
+               f"(mean of {n} seed{'s' * (n > 1)}; pretrained ahead in {wins} of {n})")
+    if n < 2:
+        numbers += ". One seed says little: raise 'seeds' for a band"
+    if gap > 2 * spread and wins == n:
+        return Verdict("helped", f"Pretraining helped by {gap * 100:.0f} points: {numbers}.")
+    if gap < -2 * spread and wins == 0:
+        return Verdict("hurt", f"Negative transfer: pretraining hurt by {-gap * 100:.0f} points: {numbers}.")
+    return Verdict("neutral", f"No clear difference between pretrained and scratch here: {numbers}.")
+
+
+# ---- the command line: finetune (built-in data or --data-zip), sweep, predict ---------------------------
+
+def _prepare(args, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict]:
+    """`--data-zip`: the user's own images in place of a built-in dataset (all images unless --shots)."""
+    if args.data_zip is None:
+        if args.export:
+            raise ValueError("--export saves a model trained on your own images: add --data-zip")
+        return cfg, {}
+    from tl_core import userdata
+
+    images = userdata.read_zip(args.data_zip)
+    if cfg.classes:
+        unknown = [c for c in cfg.classes if c not in images.classes]
+        if unknown:
+            raise ValueError(f"class {unknown[0]!r} is not in {args.data_zip}: it has {', '.join(images.classes)}")
+        images = images.edited(drop=[c for c in images.classes if c not in cfg.classes])
+    shots = cfg.shots if "shots" in contract.given(args, FinetuneConfig) else None
+    cfg = replace(cfg, dataset=f"{OWN}{images.source}", classes=(), shots=shots)   # as the page names it
+    contract.validate(cfg)
+    dataset = images.to_imageset(cfg.image_size)  # raises, saying what is needed, before any warning prints
+    for line in [*(f"skipped {s.name}: {s.reason}" for s in images.skipped), *images.warnings(cfg.val_fraction)]:
+        sys.stderr.write(f"warning: {line}\n")
+    args.images = images
+    return cfg, {"dataset": dataset}
+
+
+def _after(args, result: FinetuneResult) -> dict:
+    if args.data_zip is None:
+        return {}
+    from tl_core import export
+
+    extras = {"skipped": [{"file": s.name, "reason": s.reason} for s in args.images.skipped],
+              "counts": args.images.counts()}
+    if args.export and result.runs:
+        extras["export"] = export.save(export.from_result(result), args.export)
+        extras["model_path"] = extras["export"]["model.pt"]
+    return extras
+
+
+def _text(result: FinetuneResult, out: dict) -> str:
+    cfg = result.config
+    data_text = cfg.dataset + (f" ({', '.join(f'{c}: {n}' for c, n in out['counts'].items())})" if "counts" in out else "")
+    lines = [f"{cfg.backbone}, {data_text}, {cfg.shots or 'all'} shots/class, {result.frozen} of "
+             f"{len(result.stage_names)} stages frozen, {cfg.strategy}, on {result.device} in {result.seconds:.1f} s"]
+    lines += [f"  {w:<10} val acc {s['val_acc']:.3f} ± {s['val_acc_std']:.3f}   train acc {s['train_acc']:.3f}"
+              for w, s in out["conditions"].items()]
+    if "export" in out:
+        lines.append(f"  saved {', '.join(out['export'].values())}")
+    return "\n".join(lines + [result.verdict().text])
+
+
+def _sweep_text(result: SweepResult, out: dict) -> str:
+    lines = []
+    for weights, grid in out["grid"].items():
+        lines.append(f"{weights}: val accuracy, rows: frozen stages {result.rows(weights)}, columns: shots "
+                     f"{[contract.ALL if s is None else s for s in result.shots]}")
+        lines += [f"  {fr:>5}  " + "  ".join(f"{v:.3f}" for v in row) for fr, row in zip(result.rows(weights), grid)]
+    return "\n".join(lines)
+
+
+def _predict(args) -> int:
+    from pathlib import Path
+
+    from tl_core import export, userdata
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    clf = export.load(args.model)
+    predictions = []
+    for path in args.images:
+        try:
+            top = clf.topk(Path(path).read_bytes(), args.top_k)
+        except userdata.BadImage as err:
+            raise ValueError(f"{path}: {err}") from None
+        predictions.append({"image": path, "top": [{"class": c, "probability": p} for c, p in top]})
+    if args.json:
+        print(json.dumps({"model": str(args.model), "backbone": clf.meta["backbone"], "classes": clf.classes,
+                          "image_size": clf.image_size, "predictions": predictions}))
+    else:
+        for pred in predictions:
+            print(pred["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in pred["top"]))
+    return 0
+
+
+EXPERIMENTS = (
+    contract.Experiment(
+        "finetune", "fine-tune a backbone on a few-shot dataset, or on your own images (--data-zip)",
+        FinetuneConfig, run, prepare=_prepare, after=_after, text=_text, options=(
+            contract.Option("--data-zip", "a zip of class folders of your own images (instead of --dataset)"),
+            contract.Option("--export", "with --data-zip: save the trained model there: model.pt (state_dict), "
+                                        "model.json, predict.py"))),
+    contract.Experiment("sweep", "val accuracy over a shots x freeze-depth grid", SweepConfig, sweep,
+                        text=_sweep_text),
+    contract.Experiment(
+        "predict", "top-k classes of images with a model exported by finetune --export", main=_predict,
+        recorded=False, device=False, options=(
+            contract.Option("images", "image files (jpg, png, webp, bmp, gif, tiff)", nargs="+"),
+            contract.Option("--model", "the exported model.pt (model.json beside it), its folder or zip", required=True),
+            contract.Option("--top-k", "classes to list per image", default=3, type=int))),
+)
