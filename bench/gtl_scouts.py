@@ -1,8 +1,9 @@
 """Scouts batched vs one after another: K=8 scouts of the GTL lab's base model, in one process.
 
 Both paths train the same copies on the same sub-problems with the same batches (tests check they
-end equal); batched runs all K as one `Stacked` model (vmap over stacked weights), so each step
-is one optimizer step for all scouts. Prints both times and the ratio (target >= 4x).
+end equal); batched runs all K as one `tl_core.stacked.Stacked` model (a GTLNet is an nn.Sequential,
+so it takes the batched layer-by-layer path: one batched matmul or grouped convolution per layer), so
+each step is one optimizer step for all scouts. Prints both times and the ratio (target >= 4x).
 
     .venv/bin/python bench/gtl_scouts.py [--arch mlp|cnn] [--scouts 8] [--repeats 3] [--threads 1]
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tl_core import data, device as devices, gtl  # noqa: E402
+from tl_core import data, device as devices, stacked  # noqa: E402
+from tl_core.experiments import gtl  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +38,7 @@ def main() -> None:
     base = gtl.make_net(cfg.arch, len(source.classes), cfg.seed)
     tasks = gtl.scout_tasks(train, cfg)
     fit_cfg = gtl._scout_fit(cfg)
+    assert stacked.Stacked(base, [dict(base.named_parameters())])._plan is not None, "not the fast path"
     gtl.train_scouts(base, tasks[:2], fit_cfg, batched=True, dev=dev)   # warm up: lazy imports, first calls
     gtl.train_scouts(base, tasks[:2], fit_cfg, batched=False, dev=dev)
 

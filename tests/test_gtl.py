@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from tl_core import cli, data, device as devices, gtl
+from tl_core import cli, contract, device as devices, stacked
+from tl_core.experiments import gtl
 from tl_core.train import FitConfig, History, fit
 
 # a small, fast setup: every test that runs GTL uses it (a few seconds on 2 busy cores)
@@ -182,20 +183,50 @@ def test_scouts_batched_equal_scouts_one_after_another(arch, optimizer):
     assert not torch.allclose(batched[0]["head.weight"], batched[1]["head.weight"])
 
 
-@pytest.mark.parametrize("template", [gtl.make_net("cnn", 4, 0),                        # batched layer by layer
-                                      nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Tanh())])  # vmap path
-def test_stacked_forward_equals_each_member_on_its_own(template):
+@pytest.mark.parametrize("template,fast", [(gtl.make_net("cnn", 4, 0), True),     # batched layer by layer
+                                           (gtl.make_net("mlp", 4, 0), True),
+                                           (nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.GELU()), False)])  # vmap
+def test_stacked_forward_equals_each_member_on_its_own(template, fast):
     gen = torch.Generator().manual_seed(0)
     states = [{n: torch.randn(p.shape, generator=gen) * 0.3 for n, p in template.named_parameters()}
               for _ in range(3)]
-    stacked = gtl.Stacked(template, states)
+    stack = stacked.Stacked(template, states)
+    assert (stack._plan is not None) == fast
     own = torch.rand(3, 6, 1, 8, 8, generator=gen)
     shared = own[0]
     for k, state in enumerate(states):
         member = copy.deepcopy(template)
         member.load_state_dict(state, strict=False)
-        assert torch.allclose(stacked(own)[k], member(own[k]), atol=1e-5)
-        assert torch.allclose(stacked(shared)[k], member(shared), atol=1e-5)
+        assert torch.allclose(stack(own)[k], member(own[k]), atol=1e-5)
+        assert torch.allclose(stack(shared)[k], member(shared), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_the_network_is_a_sequential_body_and_head_with_readable_names_and_seeded_weights(arch):
+    net = gtl.make_net(arch, 3, 7)
+    assert isinstance(net, nn.Sequential) and list(dict(net.named_children())) == ["body", "head"]
+    names = [n for n, _ in net.named_parameters()]
+    assert names[-2:] == ["head.weight", "head.bias"] and all(n.startswith("body.") for n in names[:-2])
+    assert ("body.fc1.weight" if arch == "mlp" else "body.conv1.weight") in names
+    again = gtl.make_net(arch, 3, 7)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), again.parameters()))
+    assert net(torch.rand(5, 1, 8, 8)).shape == (5, 3)
+
+
+def test_every_setting_is_declared_and_becomes_a_cli_flag_and_the_recorded_config():
+    names = [s.name for s in contract.settings(gtl.GTLConfig)]
+    assert names[:3] == ["arch", "target_classes", "pretrain_epochs"] and "free_fraction" in names
+    assert contract.spec(gtl.GTLConfig, "focus").choice_help == gtl.FOCUS
+    assert contract.spec(gtl.GTLConfig, "free_fraction").flag == "--free-fraction"
+    recorded = contract.record(replace(SMALL, target_classes=("1", "2")))
+    assert recorded["target_classes"] == ["1", "2"] and recorded["scouts"] == SMALL.scouts
+    contract.validate(gtl.GTLConfig())
+    with pytest.raises(ValueError, match="learning rate must be more than 0"):
+        contract.validate(replace(SMALL, lr=0.0))
+    with pytest.raises(ValueError, match="each target class may be chosen once"):
+        contract.validate(replace(SMALL, target_classes=("7", "7", "8")))
+    with pytest.raises(ValueError, match="model must be one of mlp, cnn"):
+        gtl.run(replace(SMALL, arch="vit"), device="cpu")
 
 
 def test_changing_only_target_settings_reuses_base_and_scouts(monkeypatch):
@@ -226,12 +257,37 @@ def test_run_compares_four_conditions_over_seeds_and_heads_start_equal():
     # guide values in [0, 1] per tensor with the default focus, and reaching both ends
     for g in result.guide.values():
         assert g.min() == 0 and g.max() == 1
+    # the contract: named metrics, the seeds' mean curves, the verdict
+    assert result.kind == "gtl" and result.headline == "guided.val_acc_mean"
+    metrics = result.metrics()
+    for c in gtl.CONDITIONS:
+        assert metrics[f"{c}.val_acc_mean"] == out[c]["val_acc_mean"]
+        assert metrics[f"{c}.val_acc_std"] == out[c]["val_acc_std"]
+        curve = result.curves()[f"{c}.val_acc"]
+        assert len(curve) == SMALL.epochs
+        assert curve[-1] == pytest.approx(sum(r[-1] for r in out[c]["val_acc_curves"]) / SMALL.seeds)
+    assert metrics["guide.mean"] == out["guide"]["mean"]
+    v = result.verdict()
+    assert isinstance(v, contract.Verdict) and (v.kind, v.text) == (out["verdict_kind"], out["verdict"])
+    record = result.record()
+    assert record["headline"] in record["metrics"] and record["json"]["config"] == contract.record(SMALL)
 
 
 def test_stop_ends_the_run_with_status_stopped():
     result = gtl.run(SMALL, should_stop=lambda: True, device="cpu")
     assert result.status == "stopped" and result.runs == []
     assert "stopped" in gtl.verdict(result)[1]
+
+
+def test_stop_during_a_run_ends_its_training_within_an_epoch_and_keeps_the_epochs_done():
+    asked = []
+    result = gtl.run(SMALL, should_stop=lambda: asked.append(1) or len(asked) > 4, device="cpu")
+    assert result.status == "stopped" and "stopped by the user" in result.message
+    (first,) = result.runs                                  # the first run (scratch, first seed), cut short
+    assert (first.condition, first.seed) == ("scratch", SMALL.seed)
+    assert 0 < first.history.epochs_run < SMALL.epochs and first.history.status == "stopped"
+    assert result.verdict().kind == "stopped"
+    json.dumps(result.to_json())
 
 
 def _fake_result(guided, plain):
@@ -243,6 +299,8 @@ def _fake_result(guided, plain):
 
 def test_verdict_says_plainly_whether_guidance_helped():
     assert gtl.verdict(_fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72]))[0] == "helped"
+    assert _fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72]).verdict() == ("helped", gtl.verdict(
+        _fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72])).text)
     kind, text = gtl.verdict(_fake_result([0.6, 0.62, 0.61], [0.7, 0.71, 0.72]))
     assert kind == "hurt" and "guided ahead in 0 of 3" in text
     kind, text = gtl.verdict(_fake_result([0.7, 0.6, 0.8], [0.6, 0.8, 0.7]))
@@ -263,6 +321,7 @@ def test_cli_prints_the_nested_json_keys_and_saves_the_guide(capsys, tmp_path):
         assert out[c]["val_acc_std"] >= 0
     assert isinstance(out["guide"]["mean"], float) and "body.fc1.weight" in out["guide"]["per_layer"]
     assert out["seconds"] > 0 and out["config"]["scouts"] == 4 and out["config"]["target_classes"] == ["7", "8", "9"]
+    assert out["model_path"] == str(path)                 # the history keeps the guide as the run's model
     saved = torch.load(path, weights_only=True)
     shapes = {n: p.shape for n, p in gtl.make_net("mlp", 3, 0).named_parameters()}
     assert set(saved) == set(out["guide"]["per_layer"])
@@ -282,6 +341,28 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(capsys, args, message):
     assert cli.main(["gtl", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--scouts", "x"], "scouts must be a whole number, got 'x'"),
+    (["--focus", "loud"], "invalid choice: 'loud'"),
+])
+def test_cli_unparsable_input_is_one_line_and_exit_code_2(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["gtl", *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_text_summary_names_every_condition_and_the_verdict(capsys):
+    code = cli.main(["gtl", "--scouts", "4", "--seeds", "2", "--epochs", "6", "--pretrain-epochs", "2",
+                     "--scout-epochs", "2", "--val-per-class", "10", "--device", "cpu", "--no-record"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("GTL: mlp, target digits 7,8,9, 1 shot(s), 4 scouts on 3 classes")
+    assert all(f"  {c:<17} val acc" in text for c in gtl.CONDITIONS) and "mean guide" in text
+    assert text.strip().splitlines()[-1].startswith(("Guidance", "One seed"))
 
 
 def test_too_many_shots_for_the_target_digits_is_a_clear_error():

@@ -3,7 +3,7 @@ description: pretraining learns the weights *and* how far each weight should mov
 
 1. Pretrain a base network on the source task (here: the digits that are not target classes).
 2. Scouts: K copies of the base, each fine-tuned on an easier sub-problem (a few source classes).
-   They are independent, so all K train at once as one stacked model (`Stacked`).
+   They are independent, so all K train at once as one stacked model (`tl_core.stacked.Stacked`).
 3. Raw guide per parameter: the mean over scouts of (w_scout - w_base)^2 (or |w_scout - w_base|).
 4. Focus per tensor (raw, subtract min, min-max to [0, 1], divide by max), then optional temperature
    (compress toward the tensor's middle, or stretch away from it) or binary freezing (the top fraction
@@ -21,19 +21,17 @@ import copy
 import math
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
-from tl_core import data, device as devices
+from tl_core import contract, data, device as devices, stacked
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
-
-Progress = Callable[[float, str], None]
 
 DIGITS = tuple(str(k) for k in range(10))
 ARCHS = {
@@ -50,26 +48,40 @@ FOCUS = {
 CONDITIONS = ("scratch", "plain", "guided", "freeze_head_only")
 
 
+def _positive(label: str):
+    """A setting's check: more than 0 (its range, lo=0, allows 0)."""
+    return lambda value: "" if value > 0 else f"{label} must be more than 0, got {value:g}"
+
+
 @dataclass(frozen=True)
 class GTLConfig:
-    arch: str = "mlp"                                 # a key of ARCHS
-    target_classes: tuple[str, ...] = ("7", "8", "9")  # held out of pretraining and scouts
-    pretrain_epochs: int = 15                         # base model on the source classes
-    scouts: int = 16                                  # K scouts, trained at once
-    scout_classes: int = 3                            # classes in each scout's sub-problem
-    scout_images: int = 60                            # training images per class in a sub-problem
-    scout_epochs: int = 5
-    scout_lr: float = 1e-3
-    change: str = "squared"                           # raw guide: squared | abs change
-    focus: str = "minmax"                             # a key of FOCUS
-    temperature: float = 1.0                          # 1 = as is; > 1 warmer (toward the middle); < 1 colder
-    free_fraction: float = 0.0                        # > 0: binary, the top fraction -> 1, the rest -> 0
-    shots: int = 1                                    # target training images per class
-    seeds: int = 5                                    # few-shot splits (and head inits) per condition
-    epochs: int = 60                                  # target fine-tuning epochs (full batch: one step each)
-    lr: float = 3e-3                                  # Adam, every condition
-    seed: int = 0                                     # base, scouts, first split
-    val_per_class: int = 50                           # fixed target validation set per seed
+    arch: str = setting("mlp", "base network", choices=ARCHS, label="model")
+    target_classes: tuple[str, ...] = setting(("7", "8", "9"), "digits held out of pretraining and scouts: the "
+                                              "few-shot target task, comma-separated", label="target classes")
+    pretrain_epochs: int = setting(15, "epochs of the base model on the source classes", lo=1, hi=500,
+                                   label="pretrain epochs")
+    scouts: int = setting(16, "K scouts, trained at once", lo=1, hi=256)
+    scout_classes: int = setting(3, "source classes in each scout's sub-problem", lo=2, hi=8,
+                                 label="classes per scout")
+    scout_images: int = setting(60, "training images per class in a scout's sub-problem", lo=1, hi=150,
+                                label="scout images per class")
+    scout_epochs: int = setting(5, "epochs of every scout", lo=1, hi=500, label="scout epochs")
+    scout_lr: float = setting(1e-3, "the scouts' Adam learning rate", lo=0, hi=1,
+                              check=_positive("scout learning rate"), label="scout learning rate")
+    change: str = setting("squared", "raw guide: squared or absolute change", choices=CHANGES)
+    focus: str = setting("minmax", "per-tensor normalisation of the raw guide", choices=FOCUS)
+    temperature: float = setting(1.0, "1 = as is; > 1 warmer (toward the middle); < 1 colder", lo=0.01, hi=100,
+                                 label="temperature")
+    free_fraction: float = setting(0.0, "0 = off; else a binary guide: this top fraction free, the rest frozen",
+                                   lo=0, hi=1, label="free fraction")
+    shots: int = setting(1, "target training images per class", lo=1, hi=100)
+    seeds: int = setting(5, "few-shot splits (and head inits) per condition, for bands", lo=1, hi=50)
+    epochs: int = setting(60, "target fine-tuning epochs (full batch: one step each)", lo=1, hi=2000)
+    lr: float = setting(3e-3, "target Adam learning rate, every condition", lo=0, hi=1,
+                        check=_positive("learning rate"), label="learning rate")
+    seed: int = setting(0, "base, scouts and the first split", lo=0)
+    val_per_class: int = setting(50, "fixed target validation images per class, per seed", lo=5, hi=100,
+                                 label="val per class")
 
     def source_classes(self) -> tuple[str, ...]:
         return tuple(c for c in DIGITS if c not in self.target_classes)
@@ -79,40 +91,19 @@ class GTLConfig:
         return (self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
                 self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
 
-    def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"model must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+    def check(self) -> None:
+        """The rules across settings (each setting's own range is checked by `contract.validate`)."""
         bad = [c for c in self.target_classes if c not in DIGITS]
         if bad:
             raise ValueError(f"target classes must be digits 0-9, got {', '.join(map(repr, bad))}")
         if len(set(self.target_classes)) != len(self.target_classes):
             raise ValueError("each target class may be chosen once")
+        if not 2 <= len(self.target_classes) <= 8:
+            raise ValueError(f"choose 2 to 8 target classes, got {len(self.target_classes)}")
         n_source = 10 - len(self.target_classes)
-        checks = [
-            (2 <= len(self.target_classes) <= 8, f"choose 2 to 8 target classes, got {len(self.target_classes)}"),
-            (2 <= self.scout_classes <= n_source,
-             f"classes per scout must be between 2 and the {n_source} source classes, got {self.scout_classes}"),
-            (1 <= self.scouts <= 256, f"scouts must be between 1 and 256, got {self.scouts}"),
-            (1 <= self.scout_images <= 150, f"scout images per class must be between 1 and 150, got {self.scout_images}"),
-            (1 <= self.pretrain_epochs <= 500, f"pretrain epochs must be between 1 and 500, got {self.pretrain_epochs}"),
-            (1 <= self.scout_epochs <= 500, f"scout epochs must be between 1 and 500, got {self.scout_epochs}"),
-            (1 <= self.epochs <= 2000, f"epochs must be between 1 and 2000, got {self.epochs}"),
-            (self.change in CHANGES, f"change must be one of {', '.join(CHANGES)}, got {self.change!r}"),
-            (self.focus in FOCUS, f"focus must be one of {', '.join(FOCUS)}, got {self.focus!r}"),
-            (math.isfinite(self.temperature) and 0.01 <= self.temperature <= 100,
-             f"temperature must be between 0.01 and 100, got {self.temperature}"),
-            (math.isfinite(self.free_fraction) and 0 <= self.free_fraction <= 1,
-             f"free fraction must be between 0 (off) and 1, got {self.free_fraction}"),
-            (1 <= self.shots <= 100, f"shots must be between 1 and 100, got {self.shots}"),
-            (1 <= self.seeds <= 50, f"seeds must be between 1 and 50, got {self.seeds}"),
-            (all(math.isfinite(v) and 0 < v <= 1 for v in (self.lr, self.scout_lr)),
-             f"learning rates must be in (0, 1], got {self.lr} and {self.scout_lr}"),
-            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
-            (5 <= self.val_per_class <= 100, f"val per class must be between 5 and 100, got {self.val_per_class}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        if not 2 <= self.scout_classes <= n_source:
+            raise ValueError(f"classes per scout must be between 2 and the {n_source} source classes, "
+                             f"got {self.scout_classes}")
 
 
 # ---- data and the network ----------------------------------------------------------------------
@@ -126,89 +117,26 @@ def load_digits(classes: tuple[str, ...]) -> data.ImageSet:
     return data.ImageSet(ds.name, F.avg_pool2d(ds.images[:, :1], 2), ds.labels, ds.classes)
 
 
-class GTLNet(nn.Module):
-    """A small body (named layers, so the guide's keys read well) and a linear head."""
+class GTLNet(nn.Sequential):
+    """A small body (named layers, so the guide's keys read well) and a linear head: `body.fc1.weight`,
+    `head.weight`, ... A Sequential of Linear/Conv2d/ReLU/Flatten/MaxPool2d, so a `Stacked` of GTLNets
+    (the scouts) takes the batched layer-by-layer path."""
 
     def __init__(self, arch: str, n_classes: int):
-        super().__init__()
         if arch == "mlp":
-            self.body = nn.Sequential(OrderedDict(
+            body = nn.Sequential(OrderedDict(
                 flatten=nn.Flatten(), fc1=nn.Linear(64, 64), relu1=nn.ReLU(), fc2=nn.Linear(64, 32), relu2=nn.ReLU()))
         else:
-            self.body = nn.Sequential(OrderedDict(
+            body = nn.Sequential(OrderedDict(
                 conv1=nn.Conv2d(1, 8, 3, padding=1), relu1=nn.ReLU(), conv2=nn.Conv2d(8, 16, 3, padding=1),
                 relu2=nn.ReLU(), pool=nn.MaxPool2d(2), flatten=nn.Flatten(), fc=nn.Linear(16 * 4 * 4, 32),
                 relu3=nn.ReLU()))
-        self.head = nn.Linear(32, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        super().__init__(OrderedDict(body=body, head=nn.Linear(32, n_classes)))
 
 
 def make_net(arch: str, n_classes: int, seed: int) -> GTLNet:
     """A network whose initial weights depend on `seed` only (the global random stream is left alone)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return GTLNet(arch, n_classes)
-
-
-_FAST_LAYERS = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.MaxPool2d)
-
-
-class Stacked(nn.Module):
-    """K copies of `template`'s architecture with their own weights, run as one batched model.
-
-    Weights are stacked along a leading member dimension, so one optimizer step updates all K at once;
-    `fit` sees `members` and reports every loss per member. Input: (N, ...) shared by all members, or
-    (K, N, ...) one batch each. A GTLNet runs layer by layer as batched ops (linear: one batched
-    matmul; conv: one grouped convolution), 2-3x faster than the general path, vmap over
-    functional_call, which any other module takes."""
-
-    def __init__(self, template: nn.Module, states: list[dict[str, torch.Tensor]], sample_dims: int = 3):
-        super().__init__()
-        self.members = len(states)
-        self._template = (template,)  # a tuple, so its own parameters are not ours and never train
-        self.names = [n for n, _ in template.named_parameters()]
-        self.stacked = nn.ParameterList(nn.Parameter(torch.stack([s[n].detach() for s in states]).clone())
-                                        for n in self.names)
-        self.sample_dims = sample_dims
-        self._plan = None
-        if isinstance(template, GTLNet):
-            plan = [(f"body.{n}", m) for n, m in template.body.named_children()] + [("head", template.head)]
-            if all(isinstance(m, _FAST_LAYERS) for _, m in plan) and all(
-                    m.bias is not None and m.groups == 1 and m.dilation == (1, 1)
-                    for _, m in plan if isinstance(m, nn.Conv2d)):
-                self._plan = plan
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != self.sample_dims + 2:
-            x = x.expand(self.members, *x.shape)
-        params = dict(zip(self.names, self.stacked))
-        if self._plan is not None:
-            return self._layers(params, x)
-        return vmap(lambda p, xb: functional_call(self._template[0], p, (xb,)))(params, x)
-
-    @staticmethod
-    def _layer(module: nn.Module, params: dict, prefix: str, h: torch.Tensor) -> torch.Tensor:
-        k, n = h.shape[:2]
-        if isinstance(module, nn.Linear):  # (K, N, in) @ (K, in, out) + (K, 1, out)
-            return torch.baddbmm(params[f"{prefix}.bias"].unsqueeze(1), h, params[f"{prefix}.weight"].transpose(1, 2))
-        if isinstance(module, nn.Conv2d):  # K convolutions as one with groups=K: members side by side in channels
-            w, b = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
-            out = F.conv2d(h.transpose(0, 1).reshape(n, -1, *h.shape[3:]), w.flatten(0, 1), b.flatten(),
-                           module.stride, module.padding, groups=k)
-            return out.view(n, k, -1, *out.shape[2:]).transpose(0, 1)
-        if isinstance(module, nn.Flatten):
-            return h.flatten(2)
-        return module(h.flatten(0, 1)).unflatten(0, (k, n))  # ReLU, MaxPool2d: per image
-
-    def _layers(self, params: dict, h: torch.Tensor) -> torch.Tensor:
-        for prefix, module in self._plan:
-            h = self._layer(module, params, prefix, h)
-        return h
-
-    def member(self, k: int) -> dict[str, torch.Tensor]:
-        return {n: p[k].detach().clone() for n, p in zip(self.names, self.stacked)}
+    return stacked.seeded(lambda: GTLNet(arch, n_classes), seed)
 
 
 def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -406,7 +334,7 @@ class SeedRun:
 
 
 @dataclass
-class GTLResult:
+class GTLResult(contract.Result):
     config: GTLConfig
     guide: dict[str, torch.Tensor]       # the focused guide applied to the body (CPU tensors)
     raw: dict[str, torch.Tensor]         # the raw guide before focus
@@ -417,17 +345,19 @@ class GTLResult:
     seconds: float = 0.0
     status: str = "finished"
     message: str = ""
+    kind = "gtl"
+    headline = "guided.val_acc_mean"
 
     def by_condition(self, condition: str) -> list[SeedRun]:
         return [r for r in self.runs if r.condition == condition]
 
     def summary(self, condition: str) -> dict:
         runs = self.by_condition(condition)
-        accs = [r.val_acc for r in runs]
+        acc = contract.seed_stats([r.val_acc for r in runs])
         return {
-            "val_acc_mean": float(np.mean(accs)) if accs else float("nan"),
-            "val_acc_std": float(np.std(accs)) if accs else float("nan"),
-            "val_acc_seeds": accs,
+            "val_acc_mean": acc["mean"],
+            "val_acc_std": acc["std"],
+            "val_acc_seeds": acc["seeds"],
             "seeds": [r.seed for r in runs],
             "val_acc_curves": [r.history.val_acc for r in runs],
             "status": runs[0].history.status if runs else "not run",
@@ -444,11 +374,11 @@ class GTLResult:
         }
 
     def to_json(self) -> dict:
-        kind, sentence = verdict(self)
+        kind, sentence = self.verdict()
         s = self.scouted
         return {
-            "experiment": "gtl",
-            "config": asdict(self.config),
+            "experiment": self.kind,
+            "config": contract.record(self.config),
             **{c: self.summary(c) for c in CONDITIONS},
             "guide": self.guide_summary(),
             "base": {"source_classes": s.source_classes, "source_val_acc": s.source_val_acc,
@@ -459,6 +389,29 @@ class GTLResult:
             "status": self.status, "message": self.message, "device": self.device,
             "seconds": round(self.seconds, 3),
         }
+
+    def metrics(self) -> dict[str, float]:
+        """<condition>.val_acc_mean / .val_acc_std over seeds, the guide's mean and frozen/free shares, and the
+        base's accuracy on held-out source images."""
+        out = {}
+        for c in CONDITIONS:
+            s = self.summary(c)
+            out.update({f"{c}.val_acc_mean": s["val_acc_mean"], f"{c}.val_acc_std": s["val_acc_std"]})
+        if self.guide:
+            g = self.guide_summary()
+            out.update({"guide.mean": g["mean"], "guide.fraction_frozen": g["fraction_frozen"],
+                        "guide.fraction_free": g["fraction_free"]})
+        if self.scouted is not None:
+            out["base.source_val_acc"] = self.scouted.source_val_acc
+        return out
+
+    def curves(self) -> dict[str, list]:
+        """<condition>.val_acc: the seeds' mean validation accuracy per fine-tuning epoch."""
+        return {f"{c}.val_acc": contract.mean_curve([r.history.val_acc for r in self.by_condition(c)])
+                for c in CONDITIONS if self.by_condition(c)}
+
+    def verdict(self) -> Verdict:
+        return verdict(self)
 
 
 def _target_model(cfg: GTLConfig, condition: str, scouted: Scouted, n_classes: int, seed: int) -> nn.Module:
@@ -475,10 +428,10 @@ def _target_model(cfg: GTLConfig, condition: str, scouted: Scouted, n_classes: i
     return model
 
 
-def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None,
-        should_stop: Callable[[], bool] | None = None, device: str = "auto") -> GTLResult:
+def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto") -> GTLResult:
     """Pretrain (or reuse) base and scouts, build the guide, and train every condition for every seed."""
-    cfg.validate()
+    contract.validate(cfg)
     dev = devices.pick(device)
     with devices.one_cpu_thread(dev):
         result = _run(cfg, dev, progress, should_stop)
@@ -486,37 +439,32 @@ def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None,
     return result
 
 
-def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None,
-         should_stop: Callable[[], bool] | None) -> GTLResult:
+def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> GTLResult:
     start = time.perf_counter()
     target = load_digits(tuple(cfg.target_classes))
     data.few_shot_split(target, cfg.shots, cfg.seed, cfg.val_per_class)  # a clear error if shots is too big
     scouted, cached = pretrain_and_scout(cfg, dev, progress)
     raw = scouted.raw(cfg.change)
     guide = make_guide(raw, cfg)
-    result = GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=[], device=str(dev),
-                       scouts_cached=cached)
-    plan = [(s, c) for s in range(cfg.seed, cfg.seed + cfg.seeds) for c in CONDITIONS]
-    split = {}
-    for i, (seed, condition) in enumerate(plan):
-        if should_stop is not None and should_stop():
-            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} runs"
-            break
-        if seed not in split:
-            split[seed] = data.few_shot_split(target, cfg.shots, seed, cfg.val_per_class)
-        train, val = split[seed]
-        model = _target_model(cfg, condition, scouted, len(target.classes), seed).to(dev)
-        hook = guided_hook(model, guide) if condition == "guided" else None
+    split: dict[int, tuple] = {}   # seed → (train, val): the same split for every condition of a seed
+
+    def train_one(cell: contract.Cell, on_epoch, should_stop) -> SeedRun:
+        if cell.seed not in split:
+            split[cell.seed] = data.few_shot_split(target, cfg.shots, cell.seed, cfg.val_per_class)
+        train, val = split[cell.seed]
+        model = _target_model(cfg, cell.condition, scouted, len(target.classes), cell.seed).to(dev)
+        hook = guided_hook(model, guide) if cell.condition == "guided" else None
         hist = fit(model, (train.images.to(dev), train.labels.to(dev)), (val.images.to(dev), val.labels.to(dev)),
-                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, seed=seed), after_step=hook)
-        result.runs.append(SeedRun(condition, seed, hist, hist.val_acc[-1] if hist.val_acc else float("nan")))
-        if progress:
-            progress(0.15 + 0.85 * (i + 1) / len(plan), f"{condition.replace('_', ' ')}, seed {seed}")
-        if hist.status == "diverged":
-            result.status, result.message = "diverged", f"{condition}, seed {seed}: {hist.message}"
-            break
-    result.seconds = time.perf_counter() - start
-    return result
+                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, seed=cell.seed), after_step=hook, on_epoch=on_epoch,
+                   should_stop=should_stop)
+        return SeedRun(cell.condition, cell.seed, hist, hist.val_acc[-1] if hist.val_acc else float("nan"))
+
+    # seeds outermost: a run stopped early still has every condition of the seeds it finished, paired
+    cells = [contract.Cell(c, s) for s in range(cfg.seed, cfg.seed + cfg.seeds) for c in CONDITIONS]
+    out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(0.15, 1.0))
+    return GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=out.results, device=str(dev),
+                     scouts_cached=cached, status=out.status, message=out.message,
+                     seconds=time.perf_counter() - start)
 
 
 def guide_file(guide: dict[str, torch.Tensor], path) -> None:
@@ -524,11 +472,11 @@ def guide_file(guide: dict[str, torch.Tensor], path) -> None:
     torch.save({n: g.detach().cpu().clone() for n, g in guide.items()}, path)
 
 
-def verdict(result: GTLResult) -> tuple[str, str]:
+def verdict(result: GTLResult) -> Verdict:
     """(kind, sentence): guided vs plain fine-tuning over paired seeds, said plainly either way.
     'Clear' means the mean paired gap is at least 1 point and twice its standard error."""
     if result.status != "finished":
-        return result.status, result.message or f"The run ended early ({result.status})."
+        return Verdict(result.status, result.message or f"The run ended early ({result.status}).")
     g, p = result.summary("guided"), result.summary("plain")
     diffs = np.array(g["val_acc_seeds"]) - np.array(p["val_acc_seeds"])
     n = len(diffs)
@@ -544,9 +492,37 @@ def verdict(result: GTLResult) -> tuple[str, str]:
         numbers += (". The frozen source features alone (head only) trail scratch, so these source digits transfer "
                     "poorly to the target; keeping weights near them, which is what guidance does, has little to offer")
     if n < 2:
-        return "neutral", f"One seed says little; raise seeds for a band. {numbers}."
+        return Verdict("neutral", f"One seed says little; raise seeds for a band. {numbers}.")
     if gap >= 0.01 and gap > 2 * se:
-        return "helped", f"Guidance helped by {gap * 100:.1f} points: {numbers}."
+        return Verdict("helped", f"Guidance helped by {gap * 100:.1f} points: {numbers}.")
     if gap <= -0.01 and -gap > 2 * se:
-        return "hurt", f"Guidance hurt by {-gap * 100:.1f} points: {numbers}."
-    return "neutral", f"Guidance made no clear difference on this setup: {numbers}."
+        return Verdict("hurt", f"Guidance hurt by {-gap * 100:.1f} points: {numbers}.")
+    return Verdict("neutral", f"Guidance made no clear difference on this setup: {numbers}.")
+
+
+# ---- the command line: python -m tl_core gtl ... --------------------------------------------------------
+
+def _after(args, result: GTLResult) -> dict:
+    """--guide-out: save the guide there (the history keeps the path as the run's model)."""
+    if not args.guide_out:
+        return {}
+    guide_file(result.guide, args.guide_out)
+    return {"model_path": str(args.guide_out)}
+
+
+def _text(result: GTLResult, out: dict) -> str:
+    cfg = result.config
+    lines = [f"GTL: {cfg.arch}, target digits {','.join(cfg.target_classes)}, {cfg.shots} shot(s), {cfg.scouts} "
+             f"scouts on {cfg.scout_classes} classes, on {out['device']} in {out['seconds']:.1f} s"]
+    lines += [f"  {c:<17} val acc {out[c]['val_acc_mean']:.3f} ± {out[c]['val_acc_std']:.3f}" for c in CONDITIONS]
+    lines.append(f"  mean guide {out['guide']['mean']:.3f}: " +
+                 ", ".join(f"{n} {v:.2f}" for n, v in out["guide"]["per_layer"].items()))
+    return "\n".join(lines + [out["verdict"]])
+
+
+EXPERIMENTS = (
+    contract.Experiment(
+        "gtl", "Guided Transfer Learning: scouts, guide values, guided fine-tuning", GTLConfig, run,
+        options=(contract.Option("--guide-out", "save the guide here as a .pt (parameter name -> tensor)"),),
+        after=_after, text=_text),
+)
