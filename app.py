@@ -10,7 +10,7 @@ pages = [
     st.Page("app_pages/toy.py", title="Regularisation toy", icon=":material/show_chart:", url_path="toy"),
     st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune"),
     st.Page("app_pages/own.py", title="Your own images", icon=":material/photo_camera:", url_path="own"),
-    st.Page("app_pages/ssl.py", title="Self-supervised pretraining", icon=":material/visibility_off:", url_path="ssl"),
+    st.Page("app_pages/selfsup.py", title="Self-supervised pretraining", icon=":material/visibility_off:", url_path="ssl"),
     st.Page("app_pages/state.py", title="State-dict workshop", icon=":material/database:", url_path="state"),
     st.Page("app_pages/gtl.py", title="Guided Transfer Learning", icon=":material/explore:", url_path="gtl"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),

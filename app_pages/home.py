@@ -20,19 +20,16 @@ are unrelated the same pull misleads: **negative transfer**.
 st.info(f"Training runs on **{device.describe()}** (CUDA first, then Apple MPS, then the CPU).")
 
 st.subheader("Pages")
-st.page_link("app_pages/toy.py", label="Regularisation toy: task A → task B with two points", icon=":material/show_chart:")
-st.page_link("app_pages/finetune.py", label="Fine-tuning lab: real pretrained backbones, freeze depth, few shots",
-             icon=":material/tune:")
-st.page_link("app_pages/own.py", label="Your own images: a zip of class folders or webcam shots → fine-tune, predict, export",
-             icon=":material/photo_camera:")
-st.page_link("app_pages/ssl.py", label="Self-supervised pretraining: hide inputs, reconstruct them, reuse the encoder",
-             icon=":material/visibility_off:")
-st.page_link("app_pages/state.py", label="State-dict workshop: inspect, save and load weights; see why architectures must match",
-             icon=":material/database:")
-st.page_link("app_pages/gtl.py", label="Guided Transfer Learning: scouts say how far each weight should move",
-             icon=":material/explore:")
-st.page_link("app_pages/runs.py", label="Runs: every experiment kept, compared side by side, exported",
-             icon=":material/history:")
+for path, label, icon in [
+    ("toy", "Regularisation toy: task A → task B with two points", "show_chart"),
+    ("finetune", "Fine-tuning lab: real pretrained backbones, freeze depth, few shots", "tune"),
+    ("own", "Your own images: a zip of class folders or webcam shots → fine-tune, predict, export", "photo_camera"),
+    ("selfsup", "Self-supervised pretraining: hide inputs, reconstruct them, reuse the encoder", "visibility_off"),
+    ("state", "State-dict workshop: inspect, save and load weights; see why architectures must match", "database"),
+    ("gtl", "Guided Transfer Learning: scouts say how far each weight should move", "explore"),
+    ("runs", "Runs: every experiment kept, compared side by side, exported", "history"),
+]:
+    st.page_link(f"app_pages/{path}.py", label=label, icon=f":material/{icon}:")
 st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
            "when the seeds disagree with it.")
 

@@ -8,8 +8,8 @@ from test_own import photos_zip
 from tl_core import store
 
 LINKS = {
-    "app_pages/ssl.py": {"ssl_data": "digits", "ssl_mask": "0.7", "ssl_labels": "5", "ssl_seeds": "2",
-                         "ssl_pretrain_epochs": "9", "ssl_epochs": "40"},
+    "app_pages/selfsup.py": {"ssl_data": "digits", "ssl_mask": "0.7", "ssl_labels": "5", "ssl_seeds": "2",
+                             "ssl_pretrain_epochs": "9", "ssl_epochs": "40"},
     "app_pages/state.py": {"sd_arch": "efficientnet_lite0", "sd_weights": "scratch", "sd_part": "head",
                            "sd_format": "safetensors", "sd_into": "efficientnet_lite0", "sd_classes": "3",
                            "sd_strip": "module.", "sd_add": "encoder.", "sd_strict": "false"},
@@ -53,7 +53,7 @@ def test_a_link_sets_the_own_images_training_settings_once_images_are_there(app)
 
 
 @pytest.mark.parametrize("page,params,named", [
-    ("app_pages/ssl.py", {"ssl_mask": "2.5", "ssl_data": "words"}, ["ssl_mask=2.5", "ssl_data=words"]),
+    ("app_pages/selfsup.py", {"ssl_mask": "2.5", "ssl_data": "words"}, ["ssl_mask=2.5", "ssl_data=words"]),
     ("app_pages/state.py", {"sd_part": "legs", "colour": "1"}, ["sd_part=legs", "`colour`"]),
 ])
 def test_bad_link_values_fall_back_to_defaults_with_a_notice(app, page, params, named):

@@ -27,17 +27,17 @@ import io
 import math
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from tl_core import data as datasets, device as devices
+from tl_core import contract, data as datasets, device as devices
+from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, evaluate, fit
 
-Progress = Callable[[float, str], None]
 DATA = {
     "expression": "Gene-expression-like: 500 genes, 8 cell types, each a mix of latent gene programmes "
                   "(synthetic, standing in for RNA-seq)",
@@ -57,65 +57,66 @@ PATCH = 4                              # digits: masking unit is a PATCH × PATC
 DIGIT_SIDE = 16
 
 
+def _lr_problem(lr) -> str:
+    return "" if 0 < lr <= 1 else f"lr must be a number in (0, 1], got {lr}"
+
+
 @dataclass(frozen=True)
 class SSLConfig:
-    data: str = "expression"        # expression | digits
-    labels: int = 5                 # labelled samples per class for the downstream task
-    mask_ratio: float = 0.5         # fraction of features (expression) or patches (digits) hidden per sample
-    seeds: int = 3                  # downstream runs per condition (labelled draw, head/scratch init)
-    seed: int = 0                   # data split, pretraining, and the first downstream seed
-    pretrain_epochs: int = 30       # passes over the unlabelled pool
-    epochs: int = 100               # downstream epochs (full batch: the labelled set is small)
-    lr: float = 3e-3                # Adam, pretraining and downstream
-    hidden: int = 128               # encoder: features → hidden → latent
-    latent: int = 32
+    data: str = setting("expression", "the data to pretrain and compare on", choices=DATA)
+    labels: int = setting(5, "labelled samples per class for the downstream task", lo=1, hi=200)
+    mask_ratio: float = setting(0.5, "fraction of features (expression) or patches (digits) hidden per sample",
+                                lo=0.05, hi=0.95, label="mask ratio")
+    seeds: int = setting(3, "downstream runs per condition (labelled draw, head/scratch init), for bands",
+                         lo=1, hi=20)
+    seed: int = setting(0, "data split, pretraining, and the first downstream seed", lo=0)
+    pretrain_epochs: int = setting(30, "passes over the unlabelled pool", lo=1, hi=500, label="pretrain epochs")
+    epochs: int = setting(100, "downstream epochs (full batch: the labelled set is small)", lo=1, hi=2000)
+    lr: float = setting(3e-3, "Adam learning rate, pretraining and downstream, in (0, 1]", check=_lr_problem)
+    hidden: int = setting(128, "encoder: features → hidden → latent; hidden units", lo=4, hi=4096)
+    latent: int = setting(32, "encoder output size", lo=2, hi=1024)
+    label_counts: tuple[int, ...] = setting((), "more label counts per class for accuracy vs labels, "
+                                                "comma-separated, e.g. 1,2,5,20", lo=1, hi=200,
+                                            label="label counts", flag="--sweep")
 
     def pretrain_key(self) -> tuple:
         """Everything pretraining depends on: a new label count or downstream setting reuses it."""
         return (self.data, self.mask_ratio, self.seed, self.pretrain_epochs, self.lr, self.hidden, self.latent)
 
-    def validate(self) -> None:
-        checks = [
-            (self.data in DATA, f"data must be one of {', '.join(DATA)}, got {self.data!r}"),
-            (isinstance(self.labels, int) and 1 <= self.labels <= 200,
-             f"labels must be a whole number of labelled samples per class between 1 and 200, got {self.labels!r}"),
-            (isinstance(self.mask_ratio, (int, float)) and 0.05 <= self.mask_ratio <= 0.95,
-             f"mask ratio must be between 0.05 and 0.95, got {self.mask_ratio!r}"),
-            (1 <= self.seeds <= 20, f"seeds must be between 1 and 20, got {self.seeds}"),
-            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
-            (1 <= self.pretrain_epochs <= 500, f"pretrain epochs must be between 1 and 500, got {self.pretrain_epochs}"),
-            (1 <= self.epochs <= 2000, f"epochs must be between 1 and 2000, got {self.epochs}"),
-            (math.isfinite(self.lr) and 0 < self.lr <= 1, f"lr must be a number in (0, 1], got {self.lr}"),
-            (4 <= self.hidden <= 4096 and 2 <= self.latent <= 1024,
-             f"hidden must be 4-4096 and latent 2-1024, got {self.hidden} and {self.latent}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+    def resolve(self) -> "SSLConfig":
+        """The extra label counts each once, in order: '20,1' on the CLI and [1, 20] on the page are one."""
+        return replace(self, label_counts=tuple(sorted(set(self.label_counts))))
+
+    def counts(self) -> list[int]:
+        """Every label count the run trains: cfg.labels and the extra ones, ascending."""
+        return sorted({self.labels, *self.label_counts})
 
 
 # ---------------------------------------------------------------- the deck's modules
 
-class Encoder(nn.Module):
-    """features → hidden → latent code. The part that travels from pretraining to the downstream task."""
+class _TwoLayers(nn.Module):
+    """a → hidden → b with a ReLU between: the shape of both halves of the autoencoder."""
 
-    def __init__(self, in_features: int, hidden: int = 128, latent: int = 32):
+    def __init__(self, a: int, hidden: int, b: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, latent))
+        self.net = nn.Sequential(nn.Linear(a, hidden), nn.ReLU(), nn.Linear(hidden, b))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-class Decoder(nn.Module):
+class Encoder(_TwoLayers):
+    """features → hidden → latent code. The part that travels from pretraining to the downstream task."""
+
+    def __init__(self, in_features: int, hidden: int = 128, latent: int = 32):
+        super().__init__(in_features, hidden, latent)
+
+
+class Decoder(_TwoLayers):
     """latent code → hidden → features: needed only to pretrain, thrown away afterwards."""
 
     def __init__(self, out_features: int, hidden: int = 128, latent: int = 32):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, out_features))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        super().__init__(latent, hidden, out_features)
 
 
 class Autoencoder(nn.Module):
@@ -136,6 +137,18 @@ class DownstreamModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
+
+
+def architecture(data: str, downstream: bool) -> nn.Module:
+    """The page's Encoder for `data` at SSLConfig's default sizes, or (downstream) the DownstreamModel that
+    reuses it with a new Linear head, one output per class: what an encoder file from the page loads into
+    (the registry's ssl_encoder_* and ssl_downstream_* entries)."""
+    if data not in DATA:
+        raise ValueError(f"data must be one of {', '.join(DATA)}, got {data!r}")
+    cfg = SSLConfig(data=data)
+    features, classes = (GENES, CELL_TYPES) if data == "expression" else (DIGIT_SIDE ** 2, 10)
+    encoder = Encoder(features, cfg.hidden, cfg.latent)
+    return DownstreamModel(encoder, nn.Linear(cfg.latent, classes)) if downstream else encoder
 
 
 def encoder_bytes(encoder: Encoder) -> bytes:
@@ -224,16 +237,15 @@ class SSLData:
 
     def labelled(self, per_class: int, seed: int) -> torch.Tensor:
         """`per_class` pool indices per class, nested in per_class for one seed (1 ⊂ 5 ⊂ 20)."""
-        rng = np.random.default_rng(seed + 1000)
         pool, y = self.pool.numpy(), self.y.numpy()
-        picks = []
-        for k in range(len(self.classes)):
-            members = pool[y[pool] == k]
-            if per_class > len(members):
-                raise ValueError(f"labels={per_class} per class is more than class {self.classes[k]!r} has "
-                                 f"in the pool ({len(members)})")
-            picks.append(rng.permutation(members)[:per_class])
-        return torch.from_numpy(np.sort(np.concatenate(picks)))
+        have = np.bincount(y[pool], minlength=len(self.classes))
+        if (have < per_class).any():
+            k = int(np.flatnonzero(have < per_class)[0])
+            raise ValueError(f"labels={per_class} per class is more than class {self.classes[k]!r} has "
+                             f"in the pool ({have[k]})")
+        # no validation rows (the fixed ones are outside the pool), the first per_class of each class train
+        picks, _ = datasets.class_split(y[pool], len(self.classes), seed + 1000, val=lambda n: 0, shots=per_class)
+        return torch.from_numpy(pool[picks])
 
 
 def _expression(seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
@@ -260,13 +272,6 @@ def _expression(seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list[int]
     return np.log1p(counts).astype(np.float32), y.astype(np.int64), [f"type {k + 1}" for k in range(CELL_TYPES)], order
 
 
-def _split(y: np.ndarray, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    val = np.concatenate([rng.permutation(np.flatnonzero(y == k))[:VAL_PER_CLASS] for k in range(classes)])
-    pool = np.setdiff1d(np.arange(len(y)), val)
-    return pool, np.sort(val)
-
-
 @functools.lru_cache(maxsize=8)
 def load(name: str, seed: int = 0) -> SSLData:
     """The unlabelled pool, its labels (for drawing the small labelled set) and a fixed validation set."""
@@ -281,7 +286,8 @@ def load(name: str, seed: int = 0) -> SSLData:
         rows, cols = np.divmod(np.arange(DIGIT_SIDE * DIGIT_SIDE), DIGIT_SIDE)
         units, side = torch.from_numpy((rows // PATCH) * (DIGIT_SIDE // PATCH) + cols // PATCH), DIGIT_SIDE
         order = list(range(raw.shape[1]))
-    pool, val = _split(y, len(classes), seed)
+    # VAL_PER_CLASS fixed validation samples per class; every other sample is the unlabelled pool
+    pool, val = datasets.class_split(y, len(classes), seed, val=lambda n: VAL_PER_CLASS)
     raw_t = torch.from_numpy(raw)
     mean, std = raw_t[pool].mean(0), raw_t[pool].std(0).clamp_min(0.05)
     return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, mean=mean, std=std, y=torch.from_numpy(y), classes=classes,
@@ -311,10 +317,10 @@ class Pretrained:
 _PRETRAINED: dict[tuple, Pretrained] = {}
 
 
-def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+def pretrain(cfg: SSLConfig, progress: Progress | None = None, should_stop: Stop | None = None,
              device: str = "auto") -> Pretrained:
     """Masked-reconstruction pretraining on the unlabelled pool; cached by cfg.pretrain_key()."""
-    cfg.validate()
+    contract.validate(cfg)
     key = cfg.pretrain_key()
     if key in _PRETRAINED:
         return _PRETRAINED[key]
@@ -363,7 +369,8 @@ def _examples(model: MaskedReconstruction, ds: SSLData, n: int = 6) -> dict:
 # ---------------------------------------------------------------- downstream comparison
 
 def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | None, labels: int, seed: int,
-                     dev: torch.device) -> tuple[DownstreamModel, History, float]:
+                     dev: torch.device, on_epoch=None, should_stop: Stop | None = None
+                     ) -> tuple[DownstreamModel, History, float]:
     """One downstream run: the deck's flow for the SSL modes, the same architecture from random weights
     for scratch. Same labelled draw and head initialisation for every mode of one seed. Returns the
     model, its training history and its final validation accuracy (measured once, at the end)."""
@@ -378,22 +385,43 @@ def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | No
     idx = ds.labelled(labels, seed)
     with devices.one_cpu_thread(dev):
         hist = fit(model, (ds.x[idx], ds.y[idx]), None, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
-                   task="classification")
+                   task="classification", on_epoch=on_epoch, should_stop=should_stop)
         _, val_acc = evaluate(model, (ds.x[ds.val], ds.y[ds.val]), "classification")
     return model, hist, val_acc
 
 
 @dataclass
-class SSLResult:
+class DownstreamRun:
+    """One cell of the downstream plan: a mode, a label count, a seed."""
+    mode: str
+    labels: int
+    seed: int
+    history: History
+    val_acc: float
+
+    def record(self) -> dict:
+        h = self.history
+        return {"mode": self.mode, "labels": self.labels, "seed": self.seed, "val_acc": self.val_acc,
+                "train_acc": h.train_acc[-1] if h.train_acc else None, "status": h.status}
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass
+class SSLResult(contract.Result):
     config: SSLConfig
     pretrained: Pretrained
-    label_counts: list[int]
+    label_counts: list[int]                              # every count trained: cfg.labels and cfg.label_counts
     records: list[dict] = field(default_factory=list)   # mode, labels, seed, val_acc, train_acc, status
     classes: list[str] = field(default_factory=list)
     device: str = ""
     seconds: float = 0.0
     status: str = "finished"
     message: str = ""
+    kind = "ssl"
+    headline = "ssl_finetuned.val_acc"
 
     def accs(self, mode: str, labels: int | None = None) -> list[float]:
         labels = self.config.labels if labels is None else labels
@@ -405,7 +433,7 @@ class SSLResult:
                 "val_acc_seeds": accs, "description": MODES[mode]}
 
     def to_json(self) -> dict:
-        out = {"experiment": "ssl", "config": asdict(self.config), "classes": self.classes,
+        out = {"experiment": self.kind, "config": contract.record(self.config), "classes": self.classes,
                "label_counts": self.label_counts}
         out.update({mode: self.summary(mode) for mode in MODES})
         out["by_labels"] = {str(n): {mode: self.summary(mode, n) for mode in MODES} for n in self.label_counts}
@@ -414,17 +442,34 @@ class SSLResult:
                     "device": self.device, "seconds": round(self.seconds, 3)})
         return out
 
+    def metrics(self) -> dict[str, float]:
+        """<mode>.val_acc(_std) at cfg.labels, by_labels.<n>.<mode>.val_acc, recon_loss.first/last/val_last."""
+        out = {}
+        for mode in MODES:
+            s = self.summary(mode)
+            out.update({f"{mode}.val_acc": s["val_acc"], f"{mode}.val_acc_std": s["val_acc_std"]})
+        out.update({f"by_labels.{n}.{mode}.val_acc": self.summary(mode, n)["val_acc"]
+                    for n in self.label_counts for mode in MODES})
+        rl = self.pretrained.recon_loss()
+        out.update({f"recon_loss.{k}": rl[k] for k in ("first", "last", "val_last")})
+        return {k: float(v) for k, v in out.items() if _finite(v)}
 
-def run(cfg: SSLConfig = SSLConfig(), label_counts: list[int] | None = None, progress: Progress | None = None,
-        should_stop: Callable[[], bool] | None = None, device: str = "auto") -> SSLResult:
+    def curves(self) -> dict[str, list]:
+        h = self.pretrained.history
+        return {"recon_loss.train": list(h.train_loss), "recon_loss.val": list(h.val_loss)}
+
+    def verdict(self) -> Verdict:
+        return verdict(self)
+
+
+def run(cfg: SSLConfig = SSLConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto") -> SSLResult:
     """Pretrain (or reuse the cached pretraining), then train scratch / SSL frozen / SSL fine-tuned on
-    cfg.labels (and every count in label_counts) labelled samples per class, cfg.seeds seeds each."""
-    cfg.validate()
+    cfg.labels (and every count in cfg.label_counts) labelled samples per class, cfg.seeds seeds each."""
+    contract.validate(cfg)
+    cfg = contract.resolved(cfg)
     start = time.perf_counter()
-    counts = sorted({cfg.labels, *(label_counts or [])})
-    for n in counts:
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 200:
-            raise ValueError(f"label counts must be whole numbers between 1 and 200, got {n!r}")
+    counts = cfg.counts()
     ds = load(cfg.data, cfg.seed)
     ds.labelled(max(counts), cfg.seed)  # fails now, not after pretraining, if a count is too large
     dev = devices.pick(device)
@@ -434,29 +479,28 @@ def run(cfg: SSLConfig = SSLConfig(), label_counts: list[int] | None = None, pro
                        device=devices.describe(dev))
     if pre.history.status != "finished":
         result.status, result.message = pre.history.status, pre.history.message
-    plan = [(n, seed, mode) for n in counts for seed in range(cfg.seed, cfg.seed + cfg.seeds) for mode in MODES]
-    for i, (n, seed, mode) in enumerate(plan):
-        if result.status != "finished":
-            break
-        if should_stop is not None and should_stop():
-            result.status, result.message = "stopped", f"stopped by the user after {i} of {len(plan)} downstream runs"
-            break
-        _, hist, val_acc = train_downstream(ds, cfg, mode, pre.encoder, n, seed, dev)
-        result.records.append({"mode": mode, "labels": n, "seed": seed, "val_acc": val_acc,
-                               "train_acc": hist.train_acc[-1] if hist.train_acc else None, "status": hist.status})
-        if hist.status != "finished":
-            result.status, result.message = hist.status, hist.message
-        if progress:
-            progress(share + (1 - share) * (i + 1) / len(plan), f"{MODES[mode]}: {n} labels/class, seed {seed}")
+        result.seconds = time.perf_counter() - start
+        return result
+    # every mode of one (label count, seed) in a row: a Stop keeps whole comparisons
+    cells = sorted(contract.plan(MODES, cfg.seeds, cfg.seed, labels=counts), key=lambda c: (c["labels"], c.seed))
+
+    def train_one(cell, on_epoch, should_stop) -> DownstreamRun:
+        _, hist, val_acc = train_downstream(ds, cfg, cell.condition, pre.encoder, cell["labels"], cell.seed, dev,
+                                            on_epoch=on_epoch, should_stop=should_stop)
+        return DownstreamRun(cell.condition, cell["labels"], cell.seed, hist, val_acc)
+
+    out = contract.run_cells(cells, train_one, progress, should_stop, span=(share, 1.0))
+    result.records = [r.record() for r in out.results]
+    result.status, result.message = out.status, out.message
     result.seconds = time.perf_counter() - start
     return result
 
 
-def verdict(result: SSLResult) -> tuple[str, str]:
-    """(kind, sentence): did the SSL encoder beat scratch at cfg.labels over seeds? Clear = every seed
-    ahead and the mean gap larger than twice the seeds' spread."""
+def verdict(result: SSLResult) -> Verdict:
+    """Did the SSL encoder beat scratch at cfg.labels over seeds? Clear = every seed ahead and the mean gap
+    larger than twice the seeds' spread. A Verdict (kind, text): `kind, text = verdict(result)` works."""
     if result.status != "finished":
-        return "stopped", result.message or f"The run ended early ({result.status})."
+        return Verdict("stopped", result.message or f"The run ended early ({result.status}).")
     cfg, s = result.config, result.summary("scratch")
     best = max(("ssl_frozen", "ssl_finetuned"), key=lambda m: result.summary(m)["val_acc"])
     b = result.summary(best)
@@ -468,10 +512,10 @@ def verdict(result: SSLResult) -> tuple[str, str]:
                f"{b['val_acc']:.1%} ± {b['val_acc_std']:.1%} vs {s['val_acc']:.1%} ± {s['val_acc_std']:.1%} from "
                f"scratch (mean ± std of {n} seed{'s' * (n > 1)}; SSL ahead in {wins} of {n})")
     if gap > 2 * spread and wins == n:
-        return "helped", f"Self-supervised pretraining helped by {gap * 100:.0f} points: {numbers}."
+        return Verdict("helped", f"Self-supervised pretraining helped by {gap * 100:.0f} points: {numbers}.")
     if gap < -2 * spread and wins == 0:
-        return "hurt", f"Self-supervised pretraining hurt: {numbers}."
-    return "neutral", f"No clear difference between SSL and scratch here: {numbers}."
+        return Verdict("hurt", f"Self-supervised pretraining hurt: {numbers}.")
+    return Verdict("neutral", f"No clear difference between SSL and scratch here: {numbers}.")
 
 
 def finetune_note(result: SSLResult) -> str:
@@ -487,3 +531,37 @@ def finetune_note(result: SSLResult) -> str:
                 f"there are enough labels to adapt its features.")
     return (f"Frozen ({f['val_acc']:.1%}) and fine-tuned ({t['val_acc']:.1%}) are within the seeds' spread "
             f"of each other here.")
+
+
+# ---------------------------------------------------------------- the command line: ssl
+
+def _after(args, result: SSLResult) -> dict:
+    """--save-encoder: the encoder-only state_dict (.pt), as the page's download button gives it."""
+    if not args.save_encoder:
+        return {}
+    Path(args.save_encoder).write_bytes(result.pretrained.encoder)
+    return {"encoder_file": args.save_encoder, "model_path": args.save_encoder}
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _text(result: SSLResult, out: dict) -> str:
+    cfg, rl = result.config, out["recon_loss"]
+    lines = [f"ssl on {cfg.data}, mask ratio {cfg.mask_ratio}, on {out['device']} in {out['seconds']:.1f} s; "
+             f"masked reconstruction MSE {_num(rl['first'])} → {_num(rl['last'])} (1.0 = predict the mean)"]
+    lines += [f"  {n} labels/class: " + "   ".join(f"{mode} {_num(s['val_acc'])} ± {_num(s['val_acc_std'])}"
+                                                   for mode, s in out["by_labels"][str(n)].items())
+              for n in result.label_counts]
+    if "encoder_file" in out:
+        lines.append(f"  saved the encoder to {out['encoder_file']}")
+    return "\n".join(lines + [result.verdict().text])
+
+
+EXPERIMENTS = (
+    contract.Experiment(
+        "ssl", "masked-reconstruction pretraining, then scratch vs SSL encoder on few labels", SSLConfig, run,
+        options=(contract.Option("--save-encoder", "write the encoder-only state_dict (.pt) here"),),
+        after=_after, text=_text),
+)

@@ -17,6 +17,7 @@ def test_ssl_page_pretrains_and_draws_reconstructions_loss_and_comparison(server
     assert page.get_by_text("Masked genes and their reconstruction").count() >= 1
     assert page.get_by_text("Reconstruction loss while pretraining").count() >= 1
     assert page.get_by_role("button", name="Download the encoder only (.pt)").count() == 1
+    assert page.get_by_role("button", name="Stop").count() == 1  # ui.run_button
     assert page.get_by_text("Traceback").count() == 0
     shot = ARTIFACTS / "ssl.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -1,9 +1,8 @@
-from dataclasses import asdict
-
 import streamlit as st
 
 from app_pages import ui
-from tl_core import plots, ssl
+from tl_core import plots
+from tl_core.experiments import selfsup
 
 CURVE = [1, 2, 5, 10, 20, 50]
 FLOW = """encoder, decoder = Encoder(features), Decoder(features)
@@ -16,15 +15,13 @@ model = DownstreamModel(Encoder(features), nn.Linear(latent, classes))  # same e
 model.encoder.load_state_dict(torch.load("encoder.pt", weights_only=True))
 fit(model, (x_labelled, y_labelled))                  # frozen (head only) or fine-tuned (all)"""
 
-st.title("Self-supervised pretraining")
-link = ui.LinkSettings("ssl_")
-st.markdown("No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
-            "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
-            "head on a *small* labelled set, and compared with the same network trained from scratch.")
+link = ui.page("Self-supervised pretraining", "ssl_",
+               "No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
+               "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
+               "head on a *small* labelled set, and compared with the same network trained from scratch.", settings="SSL settings")
 
 with st.sidebar:
-    st.header("SSL settings")
-    data = st.radio("Data", list(ssl.DATA), key="ssl_data", bind=ui.URL, captions=list(ssl.DATA.values()))
+    data = st.radio("Data", list(selfsup.DATA), key="ssl_data", bind=ui.URL, captions=list(selfsup.DATA.values()))
     mask_ratio = st.slider("Mask ratio (fraction hidden)", 0.1, 0.9, 0.5, step=0.05, key="ssl_mask", bind=ui.URL,
                            help="genes for expression data, 4×4 patches for digits")
     labels = st.select_slider("Labelled samples per class", CURVE, value=2, key="ssl_labels", bind=ui.URL)
@@ -36,27 +33,20 @@ with st.sidebar:
                "epochs reuses it.")
 
 link.report()
-cfg = ssl.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds,
-                    pretrain_epochs=pretrain_epochs, epochs=epochs)
-results = st.session_state.setdefault("ssl_results", {})
-key = (cfg, tuple(sorted(curve)))
-if ui.stop_button("ssl", "Pretrain and compare", "ssl_run", disabled=key in results):
-    result = ui.train("ssl", "ssl", {**asdict(cfg), "label_counts": sorted(curve)},
-                      "Masking and pretraining on the unlabelled pool…",
-                      lambda progress: ssl.run(cfg, label_counts=curve, progress=progress))
-    if result is not None:
-        results[key] = result
-
-result = results.get(key)
+cfg = selfsup.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds, pretrain_epochs=pretrain_epochs,
+                        epochs=epochs, label_counts=tuple(sorted(curve)))
+result = ui.run_button("ssl", "Pretrain and compare", "ssl", cfg,
+                       lambda progress, should_stop: selfsup.run(cfg, progress=progress, should_stop=should_stop),
+                       results=st.session_state.setdefault("ssl_results", {}), button_key="ssl_run",
+                       start="Masking and pretraining on the unlabelled pool…")
 if result is None:
     st.info("Choose the data and mask ratio in the sidebar and press **Pretrain and compare**.")
     st.code(FLOW, language="python")
     st.stop()
 
-kind, sentence = ssl.verdict(result)
-{"helped": st.success, "hurt": st.error}.get(kind, st.info)(sentence)
+ui.verdict(result.verdict())
 metrics = st.columns(4)
-for col, mode in zip(metrics, ssl.MODES):
+for col, mode in zip(metrics, selfsup.MODES):
     s = result.summary(mode)
     col.metric(plots.SSL_LABELS[mode], f"{s['val_acc']:.1%}", help=f"± {s['val_acc_std']:.1%} std over "
                f"{cfg.seeds} seeds, {cfg.labels} labelled samples per class")
@@ -64,7 +54,7 @@ rl = result.pretrained.recon_loss()
 metrics[3].metric("Masked MSE, first → last epoch", f"{rl['last']:.3f}", f"{rl['last'] - rl['first']:+.3f}",
                   delta_color="inverse", help="1.0 = predicting each hidden feature's mean")
 
-pre, ds = result.pretrained, ssl.load(cfg.data, cfg.seed)
+pre, ds = result.pretrained, selfsup.load(cfg.data, cfg.seed)
 st.subheader("1 · Pretraining: hide, then reconstruct (no labels)")
 if ds.image_side:
     ui.chart(plots.ssl_image_reconstructions(pre.examples, ds.image_side), "ssl_examples")
@@ -76,7 +66,7 @@ st.caption(f"One pretraining run on {len(ds.pool):,} unlabelled samples ({pre.se
 
 st.subheader("2 · Downstream: a new head on a few labels")
 ui.chart(plots.ssl_label_curve(result), "ssl_curve_plot")
-st.markdown(ssl.finetune_note(result))
+st.markdown(selfsup.finetune_note(result))
 st.caption(f"Each seed draws its own labelled samples from the pool and its own head (and scratch) weights; all "
            f"conditions share the draws and a fixed validation set of {len(ds.val)} samples. "
            f"{len(result.records)} downstream runs in {result.seconds:.1f} s on {result.device}.")
