@@ -41,7 +41,7 @@ def test_upload_inspect_load_report_and_continue(server, page, tmp_path):
     page.get_by_text("strict off: loaded 24 matching tensors").wait_for(timeout=60_000)
     page.get_by_role("button", name="Continue fine-tuning").click()
     page.get_by_text("Validation accuracy after 4 epochs").wait_for(timeout=240_000)
-    page.get_by_text("Continue fine-tuning on textures").wait_for(timeout=60_000)   # the curves' title
+    page.get_by_text("Overfitting curves: train vs validation").first.wait_for(timeout=60_000)   # the lab's curves
     page.wait_for_timeout(1000)
     assert page.locator("[data-testid='stException']").count() == 0   # (the intro itself says "traceback")
     shot = ARTIFACTS / "state.png"

@@ -5,7 +5,8 @@ import os
 
 import torch
 
-from tl_core import state
+from tl_core import state, store
+from tl_core.experiments import finetune
 
 PAGE = "app_pages/state.py"
 
@@ -49,8 +50,8 @@ def test_inspect_and_load_flow_reports_the_right_counts(app, monkeypatch):
     _load(app, "shapes_cnn", classes=3, strict=False)   # strict off: the rest loads, reported, no traceback
     assert "loaded 24 matching tensors" in app.warning[0].value
     calls = []
-    real = state.continue_finetune
-    monkeypatch.setattr(state, "continue_finetune", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = finetune.run
+    monkeypatch.setattr(finetune, "run", lambda *a, **k: calls.append(k) or real(*a, **k))
     app.slider(key="sd_ft_epochs").set_value(2).run()
     app.button(key="sd_ft_run").click().run()
     assert not app.exception
@@ -58,6 +59,10 @@ def test_inspect_and_load_flow_reports_the_right_counts(app, monkeypatch):
     assert len(app.get("plotly_chart")) == 2
     app.run()
     assert len(calls) == 1 and app.button(key="sd_ft_run").disabled   # kept in session_state, not retrained
+    assert calls[0]["init"] is not None and calls[0]["init_note"] == "weights loaded from shapes_cnn_pretrained_full"
+    run = store.Store().runs(kind="continue")[0]                       # recorded as the lab's config, kind continue
+    assert run.status == "finished" and run.config["backbone"] == "shapes_cnn" and run.config["epochs"] == 2
+    assert run.config["freeze"] == "0" and run.config["dataset"] == "textures"
 
 
 def test_uploads_module_prefix_then_strip_and_code_is_refused(app, tmp_path):

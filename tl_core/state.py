@@ -1,22 +1,23 @@
-"""The state_dict workshop: how weights travel in PyTorch.
+"""The state_dict workshop's machinery: how weights travel in PyTorch.
 
 A state_dict is an ordered dict of named tensors. This module reads one safely from a file, inspects
 it (keys, shapes, dtypes, elements per module, total size), exports a lab model's weights whole,
-encoder only (every stage but the head) or head only, and loads a state_dict into a chosen
-architecture with a report of **missing**, **unexpected** and **shape-mismatched** keys instead of
-PyTorch's traceback. Then the loaded model can go on fine-tuning through `train.fit`.
+encoder only (every stage but the head) or head only, and loads a state_dict into an architecture of
+the registry with a report of **missing**, **unexpected** and **shape-mismatched** keys instead of
+PyTorch's traceback. Continuing to fine-tune the loaded model is the fine-tuning lab's own run from
+those weights (`experiments.finetune.run(..., init=report.model)`); the CLI twins `inspect` and `load`
+live in `experiments.workshop`.
 
 Safety: `.pt`/`.pth` files are read with `torch.load(weights_only=True)`, which refuses any pickled
 code (a `__reduce__` that calls os.system) and any pickled class (a whole saved nn.Module); the
 refusal becomes one clear message. `.safetensors` files hold raw tensors only.
 
-Architectures are a dict name → factory: every backbone of the registry is one, built as the
-original model (torchvision / timm / ShapesCNN key names, so real-world checkpoints line up).
-Register another with one line, e.g. `ARCHITECTURES["ssl_encoder"] = lambda weights, num_classes: Encoder()`.
+Architectures are `backbones.REGISTRY`'s entries (the lab's image backbones and the SSL encoder and
+downstream models), built as their original modules (torchvision / timm / Transfer Lab key names, so
+real-world checkpoints line up); their stages (`entry(name).split`) group the keys.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import io
 import pickle
@@ -25,15 +26,14 @@ import re
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from tl_core import backbones, data, device as devices
-from tl_core.train import FitConfig, History, fit
+from tl_core import backbones, contract
+from tl_core.contract import setting
 
 MAX_MB = 200            # the upload limit (Streamlit's server.maxUploadSize says the same)
 PARTS = ("full", "encoder", "head")
@@ -41,75 +41,23 @@ FORMATS = ("pt", "safetensors")
 # checkpoints often wrap the state_dict: {"state_dict": ..., "epoch": 3, "optimizer": ...}
 WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params", "module")
 
-Factory = Callable[[str, "int | None"], nn.Module]   # (weights "pretrained"/"scratch", num_classes) → model
 
-
-# ---- architectures ---------------------------------------------------------------------------------
-
-def _replace_module(root: nn.Module, target: nn.Module, new: nn.Module) -> None:
-    """Put `new` where `target` sits inside `root` (found by identity)."""
-    for name, module in root.named_modules():
-        if module is target:
-            parent_name, _, attr = name.rpartition(".")
-            setattr(root.get_submodule(parent_name) if parent_name else root, attr, new)
-            return
-    raise ValueError("the head layer is not inside the model")
-
-
-def _backbone(name: str, weights: str = "scratch", num_classes: int | None = None) -> nn.Module:
-    """A registry backbone as its original module (key names as torchvision / timm write them)."""
-    e = backbones.entry(name)
-    if weights not in backbones.WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(backbones.WEIGHTS)}, got {weights!r}")
-    torch.manual_seed(0)
-    model = e.build(weights == "pretrained")
-    if num_classes is not None:
-        head = e.split(model)[-1][1]
-        linear = head if isinstance(head, nn.Linear) else [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
-        _replace_module(model, linear, nn.Linear(linear.in_features, num_classes))
-    return model
-
-
-ARCHITECTURES: dict[str, Factory] = {name: functools.partial(_backbone, name) for name in backbones.REGISTRY}
-
-
-def _ssl(data_name: str, downstream: bool, weights: str, num_classes: int | None) -> nn.Module:
-    """The self-supervised page's Encoder (as saved by its download button), or the DownstreamModel
-    that reuses it: load an encoder file into the latter to see why the prefix `encoder.` matters."""
-    from tl_core import ssl
-
-    cfg = ssl.SSLConfig(data=data_name)
-    features, classes = (ssl.GENES, ssl.CELL_TYPES) if data_name == "expression" else (ssl.DIGIT_SIDE ** 2, 10)
-    encoder = ssl.Encoder(features, cfg.hidden, cfg.latent)
-    return ssl.DownstreamModel(encoder, nn.Linear(cfg.latent, num_classes or classes)) if downstream else encoder
-
-
-for _data in ("expression", "digits"):
-    ARCHITECTURES[f"ssl_encoder_{_data}"] = functools.partial(_ssl, _data, False)
-    ARCHITECTURES[f"ssl_downstream_{_data}"] = functools.partial(_ssl, _data, True)
-
+# ---- architectures: the registry's, as their original modules ------------------------------------
 
 def build(arch: str, weights: str = "scratch", num_classes: int | None = None) -> nn.Module:
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
-    if num_classes is not None and not 1 <= num_classes <= 100_000:
-        raise ValueError(f"num-classes must be between 1 and 100000, got {num_classes}")
-    return ARCHITECTURES[arch](weights, num_classes)
+    """A registry entry (image backbone or SSL model) as its original module, the key names torchvision /
+    timm / Transfer Lab write, with a new head for num_classes when given: what files are loaded into."""
+    return backbones.original(arch, weights, num_classes)
 
 
 def key_groups(arch: str, model: nn.Module) -> dict[str, str]:
-    """state_dict key → the module it belongs to, in order, the head last. Registry backbones use their
-    freezable stages (the lab's vocabulary); other architectures their top-level children."""
+    """state_dict key → the stage it belongs to (the registry entry's split: the lab's vocabulary), in
+    order, the head last."""
     tensors = model.state_dict(keep_vars=True)
     owner: dict[int, str] = {}
-    if arch in backbones.REGISTRY:
-        for stage_name, stage in backbones.entry(arch).split(model):
-            for t in stage.state_dict(keep_vars=True).values():
-                owner.setdefault(id(t), stage_name)
-    else:
-        for child_name, child in model.named_children():
-            for t in child.state_dict(keep_vars=True).values():
-                owner.setdefault(id(t), child_name)
+    for stage_name, stage in backbones.entry(arch).split(model):
+        for t in stage.state_dict(keep_vars=True).values():
+            owner.setdefault(id(t), stage_name)
     return {k: owner.get(id(t), "other") for k, t in tensors.items()}
 
 
@@ -289,6 +237,11 @@ class Inspection:
     def total_elements(self) -> int:
         return sum(r["elements"] for r in self.rows)
 
+    def table(self) -> list[dict]:
+        """One row per tensor: key, shape (as "3 × 4"), dtype, elements, module."""
+        return [{"key": r["key"], "shape": " × ".join(map(str, r["shape"])) or "scalar", "dtype": r["dtype"],
+                 "elements": r["elements"], "module": r["module"]} for r in self.rows]
+
     @property
     def total_bytes(self) -> int:
         return sum(r["bytes"] for r in self.rows)
@@ -344,12 +297,17 @@ def rename(state: dict[str, torch.Tensor], strip: str = "", add: str = "") -> tu
 
 @dataclass(frozen=True)
 class LoadConfig:
-    arch: str = "shapes_cnn"          # an ARCHITECTURES name
-    num_classes: int | None = None    # replace the head for this many classes; None = the architecture's own
-    strict: bool = True               # strict: every key must match in name and shape, or nothing loads
-    strip_prefix: str = ""            # e.g. "module." (DataParallel) or "encoder."
-    add_prefix: str = ""
-    init: str = "scratch"             # the weights the model starts from, before the file's are loaded
+    """How a state_dict is loaded: the same settings on the page and on the command line (`load`)."""
+    arch: str = setting("shapes_cnn", "the architecture to load into (required on the command line)", flag="--into",
+                        label="architecture", choices={name: e.title for name, e in backbones.REGISTRY.items()})
+    num_classes: int | None = setting(None, "give the architecture a head for this many classes (all: its own head)",
+                                      lo=1, hi=100_000)
+    strict: bool = setting(True, "strict: every key must match in name and shape, or nothing loads; --no-strict: "
+                                 "load what matches, report the rest")
+    strip_prefix: str = setting("", "remove this prefix from the keys that have it, e.g. module. (DataParallel)")
+    add_prefix: str = setting("", "add this prefix to every key, e.g. encoder.")
+    init: str = setting("scratch", "the weights the model starts from, before the file's (what missing keys keep)",
+                        choices={"pretrained": "the registry's pretrained weights", "scratch": "random initial weights"})
 
 
 @dataclass
@@ -370,6 +328,13 @@ class LoadReport:
     def ok(self) -> bool:
         return self.outcome != "refused"
 
+    def lists(self) -> list[tuple[str, str, list[dict]]]:
+        """(title, what it means, rows) of the three ways a key can fail to load, for a table each."""
+        return [("Missing", "in the model, not in the file", [{"key": k} for k in self.missing]),
+                ("Unexpected", "in the file, not in the model", [{"key": k} for k in self.unexpected]),
+                ("Shape-mismatched", "same name, another shape",
+                 [{k: str(v) for k, v in m.items()} for m in self.mismatched])]
+
     def message(self) -> str:
         counts = (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                   f"{len(self.mismatched)} shape-mismatched")
@@ -382,7 +347,7 @@ class LoadReport:
                 f"must be the same.")
 
     def to_json(self) -> dict:
-        return {"experiment": "load", "config": asdict(self.config), "file": self.file, "status": "finished",
+        return {"experiment": "load", "config": contract.record(self.config), "file": self.file, "status": "finished",
                 "outcome": self.outcome, "ok": self.ok, "message": self.message(), "device": "cpu",
                 "seconds": round(self.seconds, 3), "n_loaded": len(self.loaded), "n_missing": len(self.missing),
                 "n_unexpected": len(self.unexpected), "n_mismatched": len(self.mismatched),
@@ -406,7 +371,7 @@ def _hints(state: dict, target: dict, mismatched: list[dict], arch: str, model: 
             if sum(prefix + k in model_keys for k in file_keys) >= len(file_keys) // 2:
                 hints.append(f"add the prefix {prefix!r}: then {sum(prefix + k in model_keys for k in file_keys)} keys match")
                 break
-    head = set(head_keys(arch, model)) if arch in ARCHITECTURES else set()
+    head = set(head_keys(arch, model))
     if mismatched and all(m["key"] in head for m in mismatched):
         classes = {m["file_shape"][0] for m in mismatched if m["file_shape"]}
         if len(classes) == 1:
@@ -421,8 +386,7 @@ def load_into(state: dict[str, torch.Tensor], cfg: LoadConfig, name: str = "file
     refuses and reports; strict off loads what matches (name and shape) and reports the rest. (PyTorch's
     own strict=False still raises on a shape mismatch: that is the traceback this report replaces.)"""
     start = time.perf_counter()
-    if cfg.init not in backbones.WEIGHTS:
-        raise ValueError(f"init must be one of {', '.join(backbones.WEIGHTS)}, got {cfg.init!r}")
+    contract.validate(cfg)
     state, renamed = rename(state, cfg.strip_prefix, cfg.add_prefix)
     model = build(cfg.arch, cfg.init, cfg.num_classes)
     target = model.state_dict()
@@ -441,74 +405,3 @@ def load_into(state: dict[str, torch.Tensor], cfg: LoadConfig, name: str = "file
                         model if outcome != "refused" else None)
     report.seconds = time.perf_counter() - start
     return report
-
-
-# ---- continue fine-tuning ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ContinueConfig:
-    dataset: str = "textures"    # a data.DATASETS name
-    image_size: int = 32
-    shots: int = 10              # training images per class
-    epochs: int = 4
-    lr: float = 1e-3             # Adam, every stage trains (the loaded weights are the starting point)
-    batch_size: int = 32
-    seeds: int = 2               # data splits and head inits, for a band
-    val_per_class: int = 20
-
-
-@dataclass
-class ContinueResult:
-    config: ContinueConfig
-    arch: str
-    classes: list[str]
-    histories: list[History]
-    new_head: bool               # the head was replaced because the class count differs
-    device: str
-    seconds: float = 0.0
-    status: str = "finished"
-
-    @property
-    def val_acc(self) -> list[float]:
-        return [h.val_acc[-1] for h in self.histories if h.val_acc]
-
-    def to_json(self) -> dict:
-        curves = {k: [getattr(h, k) for h in self.histories] for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
-        return {"experiment": "continue", "config": dict(asdict(self.config), arch=self.arch), "classes": self.classes,
-                "new_head": self.new_head, "val_acc_seeds": self.val_acc, "curves": curves, "status": self.status,
-                "device": self.device, "seconds": round(self.seconds, 3)}
-
-
-def continue_finetune(model: nn.Module, arch: str, cfg: ContinueConfig = ContinueConfig(),
-                      progress: Callable[[float, str], None] | None = None, device: str = "auto") -> ContinueResult:
-    """Go on training a loaded backbone on a small built-in dataset, every stage trainable, one run per
-    seed from the same loaded weights (the model passed in is not changed)."""
-    if arch not in backbones.REGISTRY:
-        raise ValueError(f"continue fine-tuning needs an image backbone of the registry, not {arch!r}")
-    backbones.check_size(arch, cfg.image_size)
-    start = time.perf_counter()
-    dev = devices.pick(device)
-    ds = data.load(cfg.dataset, cfg.image_size)
-    e = backbones.entry(arch)
-    head = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    new_head = not head or head[-1].out_features != len(ds.classes)
-    result = ContinueResult(cfg, arch, list(ds.classes), [], new_head, devices.describe(dev))
-    for s in range(cfg.seeds):
-        train, val = data.few_shot_split(ds, cfg.shots, s, cfg.val_per_class)
-        net = copy.deepcopy(model)
-        if new_head:
-            torch.manual_seed(s)
-            last = backbones.entry(arch).split(net)[-1][1]
-            linear = last if isinstance(last, nn.Linear) else [m for m in last.modules() if isinstance(m, nn.Linear)][-1]
-            _replace_module(net, linear, nn.Linear(linear.in_features, len(ds.classes)))
-        net = nn.Sequential(backbones.Normalize(e.mean, e.std), net).to(dev)  # the lab feeds images in [0, 1]
-        on_epoch = (lambda ep, h, s=s: progress((s + (ep + 1) / cfg.epochs) / cfg.seeds,
-                                                f"seed {s}: epoch {ep + 1} of {cfg.epochs}")) if progress else None
-        hist = fit(net, (train.images, train.labels), (val.images, val.labels),
-                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=s), on_epoch=on_epoch)
-        result.histories.append(hist)
-        if hist.status != "finished":
-            result.status = hist.status
-            break
-    result.seconds = time.perf_counter() - start
-    return result
