@@ -5,13 +5,6 @@ from tl_core import backbones, contract, data, plots, state
 from tl_core.experiments import finetune
 
 
-def keep(store: dict, key=None, value=None, most: int = 4):
-    """Remember value (when given); drop the oldest beyond `most` (models can weigh hundreds of MB each)."""
-    store.update({} if key is None else {key: value})
-    while len(store) > most:
-        store.pop(next(iter(store)))
-
-
 link = ui.page("State-dict workshop", "sd_",
                "How weights travel in PyTorch: `model.state_dict()` is a dict **name → tensor**; `torch.save` writes "
                "it, `model.load_state_dict(sd)` copies it into a model *of the same architecture*. Inspect a lab model "
@@ -47,7 +40,7 @@ if source == "lab model":
     if (arch, weights) not in labs:
         try:
             with st.spinner(f"Building {arch}…"):
-                keep(labs, (arch, weights), state.parts(arch, weights), most=2)
+                ui.keep(labs, (arch, weights), state.parts(arch, weights), most=2)
         except ValueError as err:  # e.g. its weights went missing from this machine
             st.error(str(err))
             st.stop()
@@ -87,7 +80,7 @@ link.report()
 cfg = state.LoadConfig(into, int(classes) or None, strict, strip.strip(), add.strip())
 if st.button("Load", type="primary", key="sd_load", disabled=(source_id, cfg) in reports):
     try:
-        keep(reports, (source_id, cfg), state.load_into(sd, cfg, name, notes))
+        ui.keep(reports, (source_id, cfg), state.load_into(sd, cfg, name, notes))
     except ValueError as err:
         st.error(str(err))
 report = reports.get((source_id, cfg))
@@ -119,8 +112,9 @@ st.caption(f"The fine-tuning lab's run from the weights of {name} instead of the
            f"at {ft.image_size} px, Adam lr {ft.lr}, a new head when the class count differs, frozen stages cached.")
 result = ui.run_button("sd_ft", "Continue fine-tuning", "continue", ft, lambda progress, stop: finetune.run(
     ft, progress=progress, should_stop=stop, init=report.model, init_note=f"weights loaded from {name}"),
-    results=runs, key=(source_id, cfg, ft), button_key="sd_ft_run", start="Preparing data and the loaded model…")
-keep(runs)   # each result carries its trained weights
+    results=runs, key=(source_id, cfg, ft), button_key="sd_ft_run", start="Preparing data and the loaded model…",
+    extra={"init": name, "load": contract.record(cfg)})
+ui.keep(runs)   # each result carries its trained weights
 if result is not None:
     st.success(f"Validation accuracy after {ft.epochs} epochs: {', '.join(f'{r.val_acc:.0%}' for r in result.runs)} "
                f"(one per seed; {result.seconds:.1f} s on {result.device}; {result.weights_note}).")

@@ -38,6 +38,14 @@ def chart(fig, key: str, where=st) -> None:
                        on_click="ignore", type="tertiary")
 
 
+def keep(store: dict, key=None, value=None, most: int = 4) -> None:
+    """Remember value in a session's store (when given); drop the oldest beyond `most` (built models and
+    trained results can weigh hundreds of MB each)."""
+    store.update({} if key is None else {key: value})
+    while len(store) > most:
+        store.pop(next(iter(store)))
+
+
 def session_id() -> str:
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx else ""
@@ -69,29 +77,34 @@ def stop_requested() -> bool:
 
 
 def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, key=None, button_key: str = "",
-               start: str = "Preparing…", disabled: bool = False):
+               start: str = "Preparing…", disabled: bool = False, extra: dict | None = None):
     """The page's run button with a Stop beside it, and what a click does: `run(progress, should_stop)`
     under a progress bar, recorded in the history (as running before it trains, then finished, stopped
-    or failed) with the config as `contract.record` writes it, the same as the CLI's. A finished result
-    is kept in `results[key]` (key: cfg unless given) and a rerun with the same settings shows it at once.
+    or failed) with the config as `contract.record` writes it, the same as the CLI's (plus `extra`, for
+    what the config cannot say, e.g. where loaded weights came from). A result that was not stopped is
+    kept in `results[key]` (key: cfg unless given) and a rerun with the same settings shows it at once.
+    A Stop ends the run at the next epoch; the history keeps it as stopped with the epochs it finished.
     A bad setting (ValueError) is shown, not raised. Returns the result kept for `key`, or None."""
     key = cfg if key is None else key
     cols = st.columns([2, 1, 4])
     clicked = cols[0].button(label, type="primary", key=button_key or f"{prefix}_run", disabled=disabled or key in results)
     if cols[1].button("Stop", key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
         if st.session_state.pop(f"{prefix}_running", None):
-            st.warning(f"Stopped by the user at {st.session_state.pop(f'{prefix}_where', 'the start')}; the run is "
-                       f"kept in Runs with the epochs it finished.")
+            st.warning(f"Stopped by the user (last shown: {st.session_state.pop(f'{prefix}_where', 'the start')}); "
+                       f"the run is kept in Runs with every epoch it finished.")
     if clicked:
         bar = st.progress(0.0, text=start)
         st.session_state[f"{prefix}_running"] = True
         try:
-            with recording(kind, contract.record(cfg)) as rec:
+            with recording(kind, {**contract.record(cfg), **(extra or {})}) as rec:
                 def progress(fraction, message):
-                    st.session_state[f"{prefix}_where"] = rec["where"] = message
+                    rec["where"] = message
+                    if stop_requested():  # touching Streamlit now would end the script before the run keeps its epochs
+                        return
+                    st.session_state[f"{prefix}_where"] = message
                     bar.progress(min(fraction, 1.0), text=message)
                 result = rec["result"] = run(progress, stop_requested)
-            if result.status == "finished":
+            if result.status != "stopped":  # finished, or diverged: shown with its verdict
                 results[key] = result
                 st.session_state.pop(f"{prefix}_running", None)
         except ValueError as err:
