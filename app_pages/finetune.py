@@ -6,6 +6,7 @@ from tl_core.experiments import finetune
 
 SHOTS = {"1": 1, "2": 2, "5": 5, "10": 10, "20": 20, "all": None}
 F = finetune.FinetuneConfig
+D = F()  # the page starts from the config's defaults: a link names only what differs, as CLI flags do
 
 link = ui.page("Fine-tuning lab", "ft_",
                "Take a pretrained backbone (ImageNet, or Transfer Lab's own shapes CNN), freeze its first stages, train on a *few* images "
@@ -17,21 +18,21 @@ with st.sidebar:
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(f"**{backbones.REGISTRY[name].title}**. " +
                                               ("Weights: " if available else "No pretrained weights: ") + note)
-    weights = st.radio("Weights", ["both", "pretrained", "scratch"] if available else ["scratch"], key="ft_weights", bind=ui.URL,
+    weights = st.radio("Weights", list(finetune.WEIGHT_CHOICES) if available else ["scratch"], key="ft_weights", bind=ui.URL,
                        horizontal=True, help=contract.spec(F, "weights").help)
     dataset = st.selectbox("Dataset", list(data.DATASETS), key="ft_dataset", bind=ui.URL, help="\n".join(
         f"- **{k}**: {v}" for k, v in data.DATASETS.items()))
-    shots = SHOTS[st.select_slider("Training images per class", list(SHOTS), value="5", key="ft_shots", bind=ui.URL)]
+    shots = SHOTS[st.select_slider("Training images per class", list(SHOTS), value=contract.ALL if D.shots is None else str(D.shots), key="ft_shots", bind=ui.URL)]
     n = len(backbones.stage_names(name))
     k = st.slider("Frozen stages", 0, n - 1, n - 1, key="ft_freeze", bind=ui.URL,
                   help=f"{n - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
     strategy = st.radio("Strategy", list(finetune.STRATEGIES), key="ft_strategy", bind=ui.URL,
                         captions=list(finetune.STRATEGIES.values()))
-    epochs = st.slider("Epochs", 1, 100, 15, key="ft_epochs", bind=ui.URL, help=contract.spec(F, "epochs").help)
-    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], value=3e-3, key="ft_lr", bind=ui.URL)
-    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128, 224], value=64, key="ft_size", bind=ui.URL,
+    epochs = st.slider("Epochs", 1, 100, D.epochs, key="ft_epochs", bind=ui.URL, help=contract.spec(F, "epochs").help)
+    lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], value=D.lr, key="ft_lr", bind=ui.URL)
+    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128, 224], value=D.image_size, key="ft_size", bind=ui.URL,
                             help=contract.spec(F, "image_size").help)
-    seeds = st.slider("Seeds (for the band)", 1, 5, 3, key="ft_seeds", bind=ui.URL, help=contract.spec(F, "seeds").help)
+    seeds = st.slider("Seeds (for the band)", 1, 5, D.seeds, key="ft_seeds", bind=ui.URL, help=contract.spec(F, "seeds").help)
     st.caption("Scratch = the same network from random weights, every stage trained: the slow part on a CPU.")
 
 link.report()
@@ -65,6 +66,7 @@ sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, lambda progress,
     sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_sweeps", {}),
     button_key="ft_sweep", start="Sweeping…", disabled=not sweep_shots or not sweep_freezes)
 if sw is not None:
+    ui.verdict(sw.verdict())
     ui.chart(plots.shots_sweep(sw, sw.freezes[0]), "ft_shots_plot")
     if "pretrained" in cfg.conditions():
         ui.chart(plots.freeze_shots_heatmap(sw, "pretrained", result.stage_names), "ft_heat")

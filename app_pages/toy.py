@@ -24,15 +24,15 @@ with st.sidebar:
                         key="toy_relation", bind=ui.URL, captions=list(toy.RELATION_HELP.values()))
     b_points = st.slider("Task B training points", 1, 20, D.b_points, key="toy_b_points", bind=ui.URL,
                          help=contract.spec(D, "b_points").help)
-    noise = st.slider("Noise on training targets (std)", 0.0, 0.5, 0.05, step=0.01, key="toy_noise", bind=ui.URL)
+    noise = st.slider("Noise on training targets (std)", 0.0, 0.5, D.noise, step=0.01, key="toy_noise", bind=ui.URL)
     preset = st.selectbox("Network", [*toy.PRESETS, "custom"], key="toy_preset", bind=ui.URL)
     width, depth = toy.PRESETS.get(preset, (16, 2))
     if preset == "custom":
-        width = st.slider("Hidden units per layer", 1, 128, 16, key="toy_width", bind=ui.URL)
-        depth = st.slider("Hidden layers", 1, 4, 2, key="toy_depth", bind=ui.URL)
-    seeds = st.slider("Seeds per condition", 5, 100, 30, step=5, key="toy_seeds", bind=ui.URL)
-    epochs = st.slider("Fine-tuning epochs", 50, 2000, 300, step=50, key="toy_epochs", bind=ui.URL)
-    lr = st.select_slider("Learning rate (Adam)", LEARNING_RATES, value=0.01, key="toy_lr", bind=ui.URL)
+        width = st.slider("Hidden units per layer", 1, 128, D.width, key="toy_width", bind=ui.URL)
+        depth = st.slider("Hidden layers", 1, 4, D.depth, key="toy_depth", bind=ui.URL)
+    seeds = st.slider("Seeds per condition", 5, 100, D.seeds, step=5, key="toy_seeds", bind=ui.URL)
+    epochs = st.slider("Fine-tuning epochs", 50, 2000, D.epochs, step=50, key="toy_epochs", bind=ui.URL)
+    lr = st.select_slider("Learning rate (Adam)", LEARNING_RATES, value=D.lr, key="toy_lr", bind=ui.URL)
 
 link.report()
 cfg = toy.ToyConfig(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth,

@@ -22,7 +22,8 @@ def test_pretrained_lite0_feature_extraction_beats_scratch_on_digits_at_5_shots(
 
 
 def test_run_records_curves_per_epoch_and_a_fixed_val_set():
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="faces", image_size=32, shots=2, epochs=3, seeds=2)
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="faces", image_size=32,
+                                  shots=2, epochs=3, seeds=2)
     result = finetune.run(cfg, device="cpu")
     assert [r.seed for r in result.runs] == [0, 1]
     for r in result.runs:
@@ -99,8 +100,8 @@ def test_missing_hub_weights_offline_exit_with_what_to_do():
 
 def test_sweep_in_any_shots_order_trains_on_the_right_images():
     """Features are cached per images tensor; a later shots value must never get another's features."""
-    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, batch_size=8,
-                               shots=(1, 5, 20, 2, 10), freezes=("all",))
+    cfg = finetune.SweepConfig(backbone="shapes_cnn", weights="pretrained", dataset="textures", image_size=32,
+                               epochs=2, batch_size=8, seeds=1, shots=(1, 5, 20, 2, 10), freezes=("all",))
     sw = finetune.sweep(cfg, device="cpu")
     assert len(sw.records) == 5 and all(r["status"] == "finished" for r in sw.records)
 

@@ -24,8 +24,8 @@ from tl_core import backbones, contract, data, device as devices, freeze
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
 
-WEIGHT_CHOICES = {"pretrained": "the registry's pretrained weights", "scratch": "random weights, every stage trained",
-                  "both": "pretrained and scratch side by side"}
+WEIGHT_CHOICES = {"both": "pretrained and scratch side by side", "pretrained": "the registry's pretrained weights",
+                  "scratch": "random weights, every stage trained"}
 STRATEGIES = freeze.STRATEGIES  # (the config's field `freeze` shadows the module inside its class body)
 OWN = "own: "   # the dataset name of the user's own images: "own: NAME.zip"
 
@@ -45,17 +45,17 @@ def _freeze_problem(value: str) -> str:
 @dataclass(frozen=True)
 class FinetuneConfig:
     backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE)
-    weights: str = setting("pretrained", "which weights to start from", choices=WEIGHT_CHOICES)
+    weights: str = setting("both", "which weights to start from", choices=WEIGHT_CHOICES)
     dataset: str = setting("digits", f"a built-in dataset: {', '.join(data.DATASETS)}", check=_dataset_problem)
     classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)")
     shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000)
     freeze: str = setting("all", "frozen stages: all (all but the head), none, or a count", check=_freeze_problem)
     strategy: str = setting("fixed", "how the frozen depth is used", choices=STRATEGIES)
-    epochs: int = setting(10, "passes over the training images", lo=1, hi=1000)
-    lr: float = setting(1e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10)
+    epochs: int = setting(15, "passes over the training images", lo=1, hi=1000)
+    lr: float = setting(3e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10)
     batch_size: int = setting(32, "images per step", lo=1, hi=4096, label="batch size")
     image_size: int = setting(64, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE)
-    seeds: int = setting(1, "runs per weights condition, for bands", lo=1, hi=20)
+    seeds: int = setting(3, "runs per weights condition, for bands", lo=1, hi=20)
     seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
     val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500)
     unfreeze_every: int = setting(2, "gradual unfreezing: epochs per phase", lo=1, hi=1000)
@@ -100,6 +100,7 @@ class Run:
 
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
+TELLING = ("val_acc", "val_loss", "train_acc", "train_loss")   # the curves in the order a comparison reads them
 
 
 @dataclass
@@ -129,10 +130,11 @@ class FinetuneResult(contract.Result):
     def summary(self, weights: str) -> dict:
         runs = self.by_weights(weights)
         first = runs[0].history
-        acc = contract.seed_stats([r.val_acc for r in runs])
+        done = [r for r in runs if r.history.status == "finished"]   # a run cut short says nothing of its accuracy
+        acc = contract.seed_stats([r.val_acc for r in done])
         return {
             "val_acc": acc["mean"], "val_acc_std": acc["std"], "val_acc_seeds": acc["seeds"],
-            "train_acc": float(np.mean([r.train_acc for r in runs])),
+            "train_acc": contract.seed_stats([r.train_acc for r in done])["mean"],
             "history": {k: getattr(first, k) for k in CURVES},
             "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
             "status": first.status,
@@ -165,7 +167,7 @@ class FinetuneResult(contract.Result):
 
     def curves(self) -> dict[str, list]:
         return {f"conditions.{w}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_weights(w)])
-                for w in self.ran() for k in CURVES}
+                for k in TELLING for w in self.ran()}
 
     def verdict(self) -> Verdict:
         return verdict(self)
@@ -324,6 +326,8 @@ def _freezes_problem(values: tuple) -> str:
 @dataclass(frozen=True)
 class SweepConfig(FinetuneConfig):
     """The lab's settings, with a list of shots and a list of freeze depths in place of one of each."""
+    freeze: str = setting("all", "(the sweep's depths are `freezes`)", record=False, cli=False)
+    val_fraction: float = setting(0.15, "(own images only)", lo=0.05, hi=0.5, record=False, cli=False)
     shots: tuple[int | None, ...] = setting((1, 5, 20), "training images per class, comma-separated (all = every "
                                                         "image left)", lo=1, hi=100_000,
                                             check=lambda v: "" if v else "give at least one shots value")
@@ -383,10 +387,30 @@ class SweepResult(contract.Result):
         return g
 
     def to_json(self) -> dict:
+        kind, sentence = self.verdict()
         return {"experiment": self.kind, "config": contract.record(self.config), "shots": self.shots,
                 "freezes": self.freezes, "grid": {w: self.grid(w).tolist() for w in self.config.conditions()},
-                "records": self.records, "status": self.status, "message": self.message, "device": self.device,
-                "seconds": round(self.seconds, 3)}
+                "records": self.records, "verdict": sentence, "verdict_kind": kind, "status": self.status,
+                "message": self.message, "device": self.device, "seconds": round(self.seconds, 3)}
+
+    def verdict(self) -> Verdict:
+        """The best freeze depth against scratch at every shots value (means over seeds)."""
+        if self.status != "finished":
+            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
+        shots = [contract.ALL if s is None else str(s) for s in self.shots]
+        n = self.config.seeds
+        if len(self.config.conditions()) < 2:
+            g = self.grid(self.config.weights)
+            best = [self.rows(self.config.weights)[i] for i in np.nanargmax(g, 0)]
+            return Verdict("single", "Best freeze depth per shots value: " + ", ".join(
+                f"{sh} shots: {b} frozen ({v:.0%})" for sh, b, v in zip(shots, best, np.nanmax(g, 0))) +
+                f" (mean of {n} seed{'s' * (n > 1)}). Choose weights 'both' to compare with scratch.")
+        best, scratch = np.nanmax(self.grid("pretrained"), 0), self.grid("scratch")[0]
+        ahead = int((best > scratch).sum())
+        numbers = "; ".join(f"{sh} shots: {b:.0%} vs {s_:.0%}" for sh, b, s_ in zip(shots, best, scratch))
+        text = (f"The best freeze depth beats scratch at {ahead} of {len(shots)} shots values ({numbers}; validation "
+                f"accuracy, mean of {n} seed{'s' * (n > 1)}).")
+        return Verdict("helped" if ahead == len(shots) else "hurt" if ahead == 0 else "neutral", text)
 
     def metrics(self) -> dict[str, float]:
         """One metric per grid cell: grid.<weights>.freeze <depth>.shots <n>."""
@@ -443,7 +467,7 @@ def verdict(result: FinetuneResult) -> Verdict:
     """Pretrained vs scratch over seeds: "helped", "hurt", "neutral", or "single" when only one condition
     ran. 'Clear' means the gap exceeds the seeds' spread."""
     if result.status != "finished":
-        return Verdict("stopped", result.message or f"The run ended early ({result.status}).")
+        return Verdict(result.status, result.message or f"The run ended early ({result.status}).")
     if len(result.config.conditions()) < 2:
         s = result.summary(result.config.conditions()[0])
         return Verdict("single", f"{result.config.weights}: validation accuracy {s['val_acc']:.1%} ± "
@@ -522,7 +546,7 @@ def _sweep_text(result: SweepResult, out: dict) -> str:
         lines.append(f"{weights}: val accuracy, rows: frozen stages {result.rows(weights)}, columns: shots "
                      f"{[contract.ALL if s is None else s for s in result.shots]}")
         lines += [f"  {fr:>5}  " + "  ".join(f"{v:.3f}" for v in row) for fr, row in zip(result.rows(weights), grid)]
-    return "\n".join(lines)
+    return "\n".join(lines + [result.verdict().text])
 
 
 def _predict(args) -> int:

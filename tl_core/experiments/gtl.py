@@ -21,7 +21,7 @@ import copy
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -90,6 +90,10 @@ class GTLConfig:
         """What the base model and the scouts depend on: change nothing else and they are reused."""
         return (self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
                 self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
+
+    def resolve(self) -> "GTLConfig":
+        """Target digits in order: '9,8,7' on the CLI and the page's 7, 8, 9 are one config."""
+        return replace(self, target_classes=tuple(sorted(self.target_classes)))
 
     def check(self) -> None:
         """The rules across settings (each setting's own range is checked by `contract.validate`)."""
@@ -253,7 +257,7 @@ def _scout_fit(cfg: GTLConfig) -> FitConfig:
 
 
 def train_scouts(base: nn.Module, tasks: list[ScoutTask], fit_cfg: FitConfig, batched: bool = True,
-                 dev: torch.device | None = None) -> list[dict[str, torch.Tensor]]:
+                 dev: torch.device | None = None, should_stop: Stop | None = None) -> list[dict[str, torch.Tensor]]:
     """Fine-tune one copy of `base` per task; return each scout's final parameters (on the CPU).
     batched: all at once as a `Stacked` model (same batches, same result as one after another)."""
     dev = dev or torch.device("cpu")
@@ -262,12 +266,12 @@ def train_scouts(base: nn.Module, tasks: list[ScoutTask], fit_cfg: FitConfig, ba
         model = Stacked(copy.deepcopy(base).to(dev), [start] * len(tasks)).to(dev)
         x = torch.stack([t.x for t in tasks]).to(dev)
         y = torch.stack([t.y for t in tasks]).to(dev)
-        fit(model, (x, y), None, fit_cfg)
+        fit(model, (x, y), None, fit_cfg, should_stop=should_stop)
         return [{n: p.cpu() for n, p in model.member(k).items()} for k in range(len(tasks))]
     finals = []
     for t in tasks:
         scout = copy.deepcopy(base).to(dev)
-        fit(scout, (t.x.to(dev), t.y.to(dev)), None, fit_cfg)
+        fit(scout, (t.x.to(dev), t.y.to(dev)), None, fit_cfg, should_stop=should_stop)
         finals.append({n: p.cpu() for n, p in params_of(scout).items()})
     return finals
 
@@ -293,9 +297,11 @@ _SCOUTED: OrderedDict[tuple, Scouted] = OrderedDict()
 _CACHE_SIZE = 6
 
 
-def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | None = None) -> tuple[Scouted, bool]:
+def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | None = None,
+                       should_stop: Stop | None = None) -> tuple[Scouted, bool]:
     """(Scouted, cached?): the base pretrained on the source classes and its K scouts, from the cache
-    when only target-side settings (shots, focus, seeds, ...) changed."""
+    when only target-side settings (shots, focus, seeds, ...) changed. A Stop ends either training at
+    its next epoch; what was stopped is not cached."""
     key = cfg.scout_key() + (str(dev),)
     if key in _SCOUTED:
         _SCOUTED.move_to_end(key)
@@ -307,16 +313,18 @@ def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | N
     if progress:
         progress(0.02, f"pretraining the base on digits {', '.join(source.classes)}")
     fit(base, (train.images.to(dev), train.labels.to(dev)), None,
-        FitConfig(epochs=cfg.pretrain_epochs, lr=3e-3, batch_size=64, seed=cfg.seed))
+        FitConfig(epochs=cfg.pretrain_epochs, lr=3e-3, batch_size=64, seed=cfg.seed), should_stop=should_stop)
     _, acc = evaluate(base, (val.images.to(dev), val.labels.to(dev)), "classification")
     t1 = time.perf_counter()
     if progress:
         progress(0.1, f"training {cfg.scouts} scouts at once")
     tasks = scout_tasks(train, cfg)
-    finals = train_scouts(base, tasks, _scout_fit(cfg), batched=True, dev=dev)
+    finals = train_scouts(base, tasks, _scout_fit(cfg), batched=True, dev=dev, should_stop=should_stop)
     scouted = Scouted(base=base.cpu(), scouts=finals, tasks=[t.classes for t in tasks],
                       source_classes=list(source.classes), source_val_acc=float(acc),
                       pretrain_seconds=t1 - t0, scout_seconds=time.perf_counter() - t1)
+    if should_stop is not None and should_stop():
+        return scouted, False
     _SCOUTED[key] = scouted
     while len(_SCOUTED) > _CACHE_SIZE:
         _SCOUTED.popitem(last=False)
@@ -353,7 +361,7 @@ class GTLResult(contract.Result):
 
     def summary(self, condition: str) -> dict:
         runs = self.by_condition(condition)
-        acc = contract.seed_stats([r.val_acc for r in runs])
+        acc = contract.seed_stats([r.val_acc for r in runs if r.history.status == "finished"])  # not a stopped one
         return {
             "val_acc_mean": acc["mean"],
             "val_acc_std": acc["std"],
@@ -432,6 +440,7 @@ def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None, should_s
         device: str = "auto") -> GTLResult:
     """Pretrain (or reuse) base and scouts, build the guide, and train every condition for every seed."""
     contract.validate(cfg)
+    cfg = cfg.resolve()
     dev = devices.pick(device)
     with devices.one_cpu_thread(dev):
         result = _run(cfg, dev, progress, should_stop)
@@ -443,9 +452,13 @@ def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_st
     start = time.perf_counter()
     target = load_digits(tuple(cfg.target_classes))
     data.few_shot_split(target, cfg.shots, cfg.seed, cfg.val_per_class)  # a clear error if shots is too big
-    scouted, cached = pretrain_and_scout(cfg, dev, progress)
+    scouted, cached = pretrain_and_scout(cfg, dev, progress, should_stop)
     raw = scouted.raw(cfg.change)
     guide = make_guide(raw, cfg)
+    if should_stop is not None and should_stop():
+        return GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=[], device=str(dev),
+                         status="stopped", message="stopped by the user while pretraining the base and its scouts",
+                         seconds=time.perf_counter() - start)
     split: dict[int, tuple] = {}   # seed → (train, val): the same split for every condition of a seed
 
     def train_one(cell: contract.Cell, on_epoch, should_stop) -> SeedRun:

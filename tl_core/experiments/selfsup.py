@@ -64,13 +64,13 @@ def _lr_problem(lr) -> str:
 @dataclass(frozen=True)
 class SSLConfig:
     data: str = setting("expression", "the data to pretrain and compare on", choices=DATA)
-    labels: int = setting(5, "labelled samples per class for the downstream task", lo=1, hi=200)
+    labels: int = setting(2, "labelled samples per class for the downstream task", lo=1, hi=200)
     mask_ratio: float = setting(0.5, "fraction of features (expression) or patches (digits) hidden per sample",
                                 lo=0.05, hi=0.95, label="mask ratio")
     seeds: int = setting(3, "downstream runs per condition (labelled draw, head/scratch init), for bands",
                          lo=1, hi=20)
     seed: int = setting(0, "data split, pretraining, and the first downstream seed", lo=0)
-    pretrain_epochs: int = setting(30, "passes over the unlabelled pool", lo=1, hi=500, label="pretrain epochs")
+    pretrain_epochs: int = setting(20, "passes over the unlabelled pool", lo=1, hi=500, label="pretrain epochs")
     epochs: int = setting(100, "downstream epochs (full batch: the labelled set is small)", lo=1, hi=2000)
     lr: float = setting(3e-3, "Adam learning rate, pretraining and downstream, in (0, 1]", check=_lr_problem)
     hidden: int = setting(128, "encoder: features → hidden → latent; hidden units", lo=4, hi=4096)
@@ -84,8 +84,9 @@ class SSLConfig:
         return (self.data, self.mask_ratio, self.seed, self.pretrain_epochs, self.lr, self.hidden, self.latent)
 
     def resolve(self) -> "SSLConfig":
-        """The extra label counts each once, in order: '20,1' on the CLI and [1, 20] on the page are one."""
-        return replace(self, label_counts=tuple(sorted(set(self.label_counts))))
+        """The extra label counts each once, in order, without cfg.labels (always trained): '--labels 2 --sweep
+        20,1' on the CLI and the page's [1, 2, 20] with 2 labels are one config."""
+        return replace(self, label_counts=tuple(sorted(set(self.label_counts) - {self.labels})))
 
     def counts(self) -> list[int]:
         """Every label count the run trains: cfg.labels and the extra ones, ascending."""
@@ -425,7 +426,8 @@ class SSLResult(contract.Result):
 
     def accs(self, mode: str, labels: int | None = None) -> list[float]:
         labels = self.config.labels if labels is None else labels
-        return [r["val_acc"] for r in self.records if r["mode"] == mode and r["labels"] == labels]
+        return [r["val_acc"] for r in self.records if r["mode"] == mode and r["labels"] == labels
+                and r["status"] == "finished"]   # a run cut short by a Stop says nothing of its accuracy
 
     def summary(self, mode: str, labels: int | None = None) -> dict:
         accs = self.accs(mode, labels)
@@ -500,7 +502,7 @@ def verdict(result: SSLResult) -> Verdict:
     """Did the SSL encoder beat scratch at cfg.labels over seeds? Clear = every seed ahead and the mean gap
     larger than twice the seeds' spread. A Verdict (kind, text): `kind, text = verdict(result)` works."""
     if result.status != "finished":
-        return Verdict("stopped", result.message or f"The run ended early ({result.status}).")
+        return Verdict(result.status, result.message or f"The run ended early ({result.status}).")
     cfg, s = result.config, result.summary("scratch")
     best = max(("ssl_frozen", "ssl_finetuned"), key=lambda m: result.summary(m)["val_acc"])
     b = result.summary(best)

@@ -112,7 +112,7 @@ class Condition:
     def summary(self) -> dict:
         curves = {}
         for name, values in (("train_mse", self.history.train_loss), ("test_mse", self.history.val_loss)):
-            arr = np.asarray(values, dtype=float)          # (epochs, S)
+            arr = np.asarray(values, dtype=float).reshape(len(values), len(self.train_mse))   # (epochs, S)
             curves[name + "_mean"] = arr.mean(1).tolist()
             curves[name + "_p10"] = np.percentile(arr, 10, axis=1).tolist()
             curves[name + "_p90"] = np.percentile(arr, 90, axis=1).tolist()
@@ -171,12 +171,12 @@ class ToyResult(contract.Result):
         return out
 
     def curves(self) -> dict[str, list]:
-        out = {}
-        for name in ("scratch", "pretrained"):
-            cond = getattr(self, name)
-            if cond is not None:
-                out.update({f"{name}.curves.{k}": v for k, v in cond.summary()["curves"].items()})
-        return out
+        """Test error first (what the toy is about), then train error, pretrained before scratch."""
+        summaries = {name: getattr(self, name).summary()["curves"] for name in ("pretrained", "scratch")
+                     if getattr(self, name) is not None}
+        return {f"{name}.curves.{k}": curves[k] for k in sorted(next(iter(summaries.values()), {}),
+                                                                key=lambda k: (not k.startswith("test"), k))
+                for name, curves in summaries.items()}
 
     def verdict(self) -> Verdict:
         return verdict(self)
@@ -224,9 +224,10 @@ def train_condition(cfg: ToyConfig, data: ToyData, seeds: list[int], dev: torch.
     if condition == "pretrained":
         pre_hist = fit(model, a_train, None, FitConfig(epochs=cfg.pretrain_epochs, lr=cfg.lr), task="regression",
                        should_stop=should_stop)
-        if pre_hist.status != "finished":
-            return Condition(np.empty((len(seeds), 0)), np.full(len(seeds), np.nan), np.full(len(seeds), np.nan),
-                             pre_hist, pre_hist)
+        if pre_hist.status != "finished":  # stopped or diverged on A: nothing was fine-tuned on B
+            nan = np.full(len(seeds), np.nan)
+            return Condition(np.full((len(seeds), len(data.x_test)), np.nan), nan, nan,
+                             History(task="regression", status=pre_hist.status, message=pre_hist.message), pre_hist)
     hist = fit(model, b_train, test, FitConfig(epochs=cfg.epochs, lr=cfg.lr), task="regression", on_epoch=on_epoch,
                should_stop=should_stop)
     cond = _finish(model, hist, b_train, test, test[0])
