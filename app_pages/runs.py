@@ -5,12 +5,6 @@ import streamlit as st
 from app_pages import ui
 from tl_core import plots, store
 
-def _interest(curve: str) -> int:
-    """How telling a curve is by default: validation/test before train, pretrained before scratch, means."""
-    return (4 * ("val_acc" in curve) + 3 * ("test" in curve) + 2 * ("val" in curve) + ("pretrained" in curve)
-            - 3 * ("_p10" in curve or "_p90" in curve))
-
-
 def column(run: store.Run) -> str:
     """A table column per run: the id keeps two runs with the same label apart."""
     return f"#{run.id} {run.label}" if run.label else f"#{run.id} {run.kind}"
@@ -61,7 +55,8 @@ chosen = db.many(picked)
 
 curve_names = list(dict.fromkeys(c for r in chosen for c in r.curves))
 if curve_names:
-    shared = sorted(curve_names, key=lambda c: (-sum(c in r.curves for r in chosen), -_interest(c)))
+    # curves every picked run has come first, each run's in the order its result named them (the telling ones first)
+    shared = sorted(curve_names, key=lambda c: -sum(c in r.curves for r in chosen))
     left, right = st.columns(2)
     curve = left.selectbox("Curve", shared, key="runs_curve")
     changed = store.what_changed(chosen)
@@ -83,7 +78,7 @@ elif changed:
 else:
     st.info("These runs have identical settings: any difference in their curves is seed noise or the device.")
 
-common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen) and not m.startswith("conditions.")]
+common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen)]
 if common:
     st.dataframe([{"metric": m, **{column(r): r.metrics[m] for r in chosen}} for m in common], hide_index=True,
                  key="runs_metrics")

@@ -16,7 +16,12 @@ from tl_core.experiments import EXPERIMENTS
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is one line on stderr and exit code 2, and a flag is never guessed from
+    its first letters (`sweep --freeze 3` is not taken as `--freezes 3`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse's hook
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -50,12 +55,14 @@ def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
     cfg, inputs = exp.prepare(args, cfg) if exp.prepare else (cfg, {})
     contract.validate(cfg)
     result = exp.run(cfg, progress=_progress(args), device=args.device, **inputs)
-    result.extras = exp.after(args, result) if exp.after else {}
-    out = {**result.to_json(), **result.extras}
+    extras = exp.after(args, result) if exp.after else {}
+    model_path = extras.pop("model_path", None)   # for the history: where the run's model file is
+    result.extras = extras                        # kept in the history's copy of the JSON too
+    out = {**result.to_json(), **extras}
     if exp.recorded and not args.no_record:
         try:
             store.Store(args.data_dir).record(result.kind, result, config=contract.record(cfg), session="cli",
-                                              model_path=result.extras.get("model_path"))
+                                              model_path=model_path)
         except OSError as err:
             sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {err}\n")
     if not args.json:

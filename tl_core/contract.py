@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import time
 import types
 import typing
 from dataclasses import dataclass, field
@@ -205,7 +204,8 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
             helps.append("; ".join(f"{k}: {v}" for k, v in s.choice_help.items()))
         if s.lo is not None and s.hi is not None:
             helps.append(f"{s.lo:g}-{s.hi:g}")
-        helps.append(f"default {s.text(s.default) if s.default is not None or s.optional else 'none'}")
+        if s.default not in ((), ""):
+            helps.append(f"default {s.text(s.default) if s.default is not None or s.optional else 'none'}")
         text = " · ".join(h for h in helps if h).replace("%", "%%")
         if s.kind is bool and not s.many:
             on = s.flag
@@ -258,8 +258,9 @@ class Result:
         return Verdict("single", "")
 
     def record(self) -> dict:
-        """What the run history stores: the whole JSON, plus the named metrics and curves."""
-        out = self.to_json()
+        """What the run history stores: the whole JSON (with what the CLI added, e.g. exported files), plus
+        the named metrics and curves."""
+        out = {**self.to_json(), **getattr(self, "extras", {})}
         metrics = {k: float(v) for k, v in self.metrics().items() if _finite(v)}
         return {"json": out, "metrics": metrics, "curves": self.curves(), "headline": self.headline,
                 "status": getattr(self, "status", out.get("status", "finished")),
@@ -297,9 +298,6 @@ class Outcome:
     cells: list = field(default_factory=list)
     status: str = "finished"   # finished | stopped | diverged
     message: str = ""
-
-    def of(self, condition: str) -> list:
-        return [r for c, r in zip(self.cells, self.results) if c.condition == condition]
 
 
 def plan(conditions, seeds: int, first_seed: int = 0, **varying) -> list[Cell]:
@@ -367,19 +365,6 @@ def mean_curve(curves: list[list]) -> list[float]:
         return []
     n = min(len(c) for c in curves)
     return [float(np.mean([c[i] for c in curves])) for i in range(n)]
-
-
-class Timer:
-    """`with Timer() as t: ...; t.seconds`."""
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        return False
 
 
 # ---- an experiment -----------------------------------------------------------------------------------

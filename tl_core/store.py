@@ -96,12 +96,18 @@ class Run:
         return out
 
 
+# runs recorded before results named their headline: the metric each kind showed then
+EARLIER_HEADLINES = {"toy": "test_mse_ratio", "finetune": "val_acc", "own": "val_acc", "gtl": "guided.val_acc_mean",
+                     "ssl": "ssl_finetuned.val_acc"}
+
+
 def headline(run: Run) -> str:
     """The run's headline metric as text, e.g. "val_acc 64.0%"; the result named which metric it is."""
-    if run.headline not in run.metrics:
+    name = run.headline or EARLIER_HEADLINES.get(run.kind, "")
+    if name not in run.metrics:
         return ""
-    value = run.metrics[run.headline]
-    return f"{run.headline} {value:.1%}" if "acc" in run.headline else f"{run.headline} {value:.3g}"
+    value = run.metrics[name]
+    return f"{name} {value:.1%}" if "acc" in name else f"{name} {value:.3g}"
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
