@@ -130,7 +130,8 @@ def finetune_curves(result) -> go.Figure:
         for col, key in ((1, "loss"), (2, "acc")):
             for split, dash in (("train", None), ("val", "dash")):
                 values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
-                label = f"{weights}, {'train' if split == 'train' else 'validation'}"
+                name = "loaded weights" if weights == "pretrained" and result.kind == "continue" else weights
+                label = f"{name}, {'train' if split == 'train' else 'validation'}"
                 for trace in band_traces(epochs, values, label, COLORS[weights], dash=dash, showlegend=col == 1):
                     fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title_text="epoch")
