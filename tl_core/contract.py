@@ -193,6 +193,13 @@ def record(cfg) -> dict:
             for s in settings(cfg) if s.record}
 
 
+def from_record(cls, recorded: dict):
+    """The config a recorded dict describes (its lists as tuples again); what it lacks keeps the default."""
+    values = {s.name: tuple(recorded[s.name]) if s.many and isinstance(recorded[s.name], list) else recorded[s.name]
+              for s in settings(cls) if s.name in recorded}
+    return cls(**values)
+
+
 def add_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One CLI flag per setting. Flags left out keep the dataclass default (argparse.SUPPRESS), so
     `from_args` knows which were given."""
@@ -275,6 +282,10 @@ def _finite(v) -> bool:
 
 # ---- the one runner for seeds × conditions ---------------------------------------------------------
 
+class Stopped(Exception):
+    """Stop was asked while a run was preparing (e.g. caching frozen features), before its first epoch."""
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of a plan: a condition and a seed (plus whatever else varies, e.g. shots)."""
@@ -333,7 +344,11 @@ def run_cells(cells: list[Cell], train_one: Callable, progress: Progress | None 
             if epochs:
                 report(i, min((epoch + 1) / epochs, 1.0), f"{cell.label}: epoch {epoch + 1}/{epochs}")
 
-        result = train_one(cell, on_epoch, should_stop)
+        try:
+            result = train_one(cell, on_epoch, should_stop)
+        except Stopped as stop:
+            out.status, out.message = "stopped", f"{stop} (run {i + 1} of {len(cells)}, {cell.label})"
+            break
         out.results.append(result)
         out.cells.append(cell)
         report(i, 1.0, f"{cell.label}: done")

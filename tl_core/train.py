@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tl_core.contract import Stopped
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -207,7 +209,8 @@ def fit(
 
     params: parameter groups (e.g. discriminative learning rates); default: the model's
     trainable parameters. on_epoch(epoch, history) runs after every epoch; should_stop() is
-    checked before every epoch and a True ends the run with status "stopped". loss_fn(out, target,
+    checked before every optimizer step and a True ends the run with status "stopped", keeping the
+    epochs finished before it (an epoch cut short is not counted). loss_fn(out, target,
     per_member) replaces the task's loss (MSE / cross-entropy) in training and validation, e.g. the
     self-supervised masked reconstruction loss; accuracy is still reported for classification.
     after_step() runs right after every optimizer step (Guided Transfer Learning rescales each
@@ -226,14 +229,16 @@ def fit(
     hist = History(task=task)
     start = time.perf_counter()
 
+    stopped = (lambda: False) if should_stop is None else should_stop
     for epoch in range(cfg.epochs):
-        if should_stop is not None and should_stop():
-            hist.status, hist.message = "stopped", f"stopped by the user after {epoch} epochs"
-            break
         set_train_mode(model)
         loss_sum = acc_sum = 0
         n_seen = 0
+        cut = False
         for xb, yb in _batches(train, cfg.batch_size, gen, dim):
+            if stopped():
+                cut = True
+                break
             xb, yb = xb.to(dev), yb.to(dev)
             # forward
             out = model(xb)
@@ -248,6 +253,9 @@ def fit(
             if task == "classification":
                 acc_sum = acc_sum + _accuracy(out.detach(), yb, per_member) * yb.shape[dim]
             n_seen += yb.shape[dim]
+        if cut:  # before this epoch's first step or between two: the epochs before it are kept
+            hist.status, hist.message = "stopped", f"stopped by the user after {epoch} epochs"
+            break
         train_loss = (loss_sum / n_seen).tolist()
         if not _finite(train_loss):
             hist.status = "diverged"
@@ -280,14 +288,21 @@ def fit(
 
 
 @torch.no_grad()
-def frozen_features(prefix: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def frozen_features(prefix: nn.Module, x: torch.Tensor, batch_size: int = 64,
+                    should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Run the frozen prefix once over x, in eval mode, batch by batch. Training then costs only the
-    trainable rest: the main speed lever on a laptop. (No augmentation: the cache would freeze it too.)"""
+    trainable rest: the main speed lever on a laptop. (No augmentation: the cache would freeze it too.)
+    should_stop() is checked before every batch; a True raises Stopped."""
     prefix.eval()
     dev = _device_of(prefix)
     if len(prefix) == 0:
         return x.to(dev)
-    return torch.cat([prefix(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+    out = []
+    for i in range(0, len(x), batch_size):
+        if should_stop is not None and should_stop():
+            raise Stopped("stopped by the user while computing the frozen stages' features")
+        out.append(prefix(x[i:i + batch_size].to(dev)))
+    return torch.cat(out)
 
 
 def concat_histories(histories: list[History]) -> History:

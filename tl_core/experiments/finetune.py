@@ -190,10 +190,10 @@ class _Trainer:
         hit = self._features.get((k, id(images)))
         return hit[1] if hit is not None and hit[0] is images else None
 
-    def features(self, k: int, images: torch.Tensor) -> torch.Tensor:
+    def features(self, k: int, images: torch.Tensor, should_stop=None) -> torch.Tensor:
         feats = self._cached(k, images)
         if feats is None:
-            feats = frozen_features(self.model.prefix(k), images, self.cfg.batch_size)
+            feats = frozen_features(self.model.prefix(k), images, self.cfg.batch_size, should_stop)
             self._features[(k, id(images))] = (images, feats)
         return feats
 
@@ -202,7 +202,8 @@ class _Trainer:
         freeze.freeze_to(self.model, k)
         fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
         if self.cfg.cache and k > 0 and params is None:
-            xs, xv = self.features(k, train.images), self.features(k, val.images)
+            stop = hooks.get("should_stop")
+            xs, xv = self.features(k, train.images, stop), self.features(k, val.images, stop)
             return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
         return fit(self.model, (train.images, train.labels), (val.images, val.labels), fit_cfg, params=params,
                    **hooks)
