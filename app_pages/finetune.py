@@ -60,6 +60,7 @@ st.subheader("Shots sweep and freeze-depth × shots")
 sweep_shots = st.multiselect("Shots per class", list(SHOTS), default=["1", "5", "20"], key="ft_sweep_shots", bind=ui.URL)
 sweep_freezes = st.multiselect("Frozen stages", [str(i) for i in range(n - 1, -1, -1)],
                                default=[str(n - 1), str(max(0, n - 3))], key="ft_sweep_freezes", bind=ui.URL)
+link.report()  # again: the sweep's settings are drawn only once the lab has a result
 sweep_cfg = finetune.SweepConfig(**{**contract.record(cfg), "classes": (), "shots": tuple(SHOTS[s] for s in sweep_shots),
                                     "freezes": tuple(sweep_freezes)})
 sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, lambda progress, stop: finetune.sweep(

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, plots
+from tl_core import contract, device as devices, plots
 from tl_core.experiments import toy
 
 D = toy.ToyConfig()
@@ -11,7 +11,8 @@ LEARNING_RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_toy(cfg: toy.ToyConfig) -> toy.ToyResult:
     """Cached by config, across sessions: a rerun with the same settings retrains nothing."""
-    return toy.run(cfg)
+    with devices.one_run_at_a_time():
+        return toy.run(cfg)
 
 
 link = ui.page("Pretraining acts as a regulariser", "toy_",
@@ -37,13 +38,14 @@ with st.sidebar:
 link.report()
 cfg = toy.ToyConfig(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth,
                     seeds=seeds, epochs=epochs, lr=lr)
-with st.spinner(f"Training {2 * seeds} networks…"):
-    result = run_toy(cfg)
 recorded = st.session_state.setdefault("toy_recorded", set())
-if cfg not in recorded:  # once per session and setting, also when another session's run is reused
-    recorded.add(cfg)
-    if db := ui.history():
-        db.record(result.kind, result, config=contract.record(cfg), session=ui.session_id())
+with st.spinner(f"Training {2 * seeds} networks…"):
+    if cfg in recorded:
+        result = run_toy(cfg)
+    else:  # once per session and setting (also when another session's run is reused), as running before it trains
+        with ui.recording("toy", contract.record(cfg)) as rec:
+            result = rec["result"] = run_toy(cfg)
+        recorded.add(cfg)
 
 ui.verdict(result.verdict())
 

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
-from tl_core import contract, store
+from tl_core import contract, device as devices, store
 
 URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
 
@@ -103,7 +103,9 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
                         return
                     st.session_state[f"{prefix}_where"] = message
                     bar.progress(min(fraction, 1.0), text=message)
-                result = rec["result"] = run(progress, stop_requested)
+                with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another "
+                                                                             "session to finish…")):
+                    result = rec["result"] = run(progress, stop_requested)
             if result.status != "stopped":  # finished, or diverged: shown with its verdict
                 results[key] = result
                 st.session_state.pop(f"{prefix}_running", None)
@@ -138,10 +140,15 @@ def _same(value, given: list[str]) -> bool:
         return str(value) == text
 
 
+def _cut(text: str, most: int = 60) -> str:
+    """A link value as a notice shows it: a long one cut, so a pasted essay does not fill the page."""
+    return text if len(text) <= most else f"{text[:most]}… ({len(text):,} characters)"
+
+
 class LinkSettings:
     """Notes the query string a page was opened with; `report()`, called after the page's settings
-    widgets, says which values were not valid (Streamlit drops them and uses the default) or are not
-    settings of this page at all. Keys with the page's prefix whose widgets are drawn further down (or
+    widgets (and again after widgets drawn further down), says which values were not valid (Streamlit
+    drops them and uses the default) or are not settings of this page at all. Keys with the page's prefix whose widgets are drawn further down (or
     only after a Train) are left alone."""
 
     def __init__(self, prefix: str):
@@ -156,7 +163,7 @@ class LinkSettings:
         unknown = [k for k in self.given if k not in drawn and not k.startswith(self.prefix)]
         for k in unknown:
             del st.query_params[k]
-        problems = [f"`{k}={','.join(self.given[k])}` (not a valid value: using the default)" for k in dropped]
+        problems = [f"`{k}={_cut(','.join(self.given[k]))}` (not a valid value: using the default)" for k in dropped]
         problems += [f"`{k}` (not a setting of this page)" for k in unknown]
         if problems:
             self.slot.warning("This link had settings the page could not use: " + "; ".join(problems) + ".")

@@ -80,3 +80,22 @@ def test_a_link_naming_only_a_smaller_backbone_starts_it_at_feature_extraction(a
     assert not at.exception
     assert (at.slider(key="own_freeze").value, at.slider(key="own_freeze").max) == (4, 4)
     assert at.slider(key="own_epochs").value == 1                 # a value at the slider's minimum travels too
+
+
+def test_bad_list_values_of_settings_drawn_after_a_train_get_the_notice_too(app):
+    """The sweep's multiselects appear only once the lab has a result: their bad link values used to fall
+    back silently."""
+    at = _open("app_pages/finetune.py", {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_size": "32",
+                                         "ft_epochs": "1", "ft_seeds": "1", "ft_weights": "pretrained",
+                                         "ft_sweep_shots": "abc,999", "ft_sweep_freezes": "-1"})
+    at.button(key="ft_train").click().run()
+    assert not at.exception
+    notice = " ".join(w.value for w in at.warning)
+    assert "ft_sweep_shots=abc,999" in notice and "ft_sweep_freezes=-1" in notice
+    assert at.multiselect(key="ft_sweep_shots").value == ["1", "5", "20"]      # the defaults
+
+
+def test_a_very_long_bad_value_is_cut_in_the_notice(app):
+    at = _open("app_pages/selfsup.py", {"ssl_data": "x" * 10_000})
+    notice = " ".join(w.value for w in at.warning)
+    assert "ssl_data=xxxx" in notice and "10,000 characters" in notice and len(notice) < 400

@@ -8,6 +8,7 @@ traceback. `runs` reads and edits the history.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -50,25 +51,31 @@ def _add(sub, exp: contract.Experiment) -> None:
 
 
 def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
-    """Config from the flags → the experiment's run → history → JSON (or a summary) on stdout."""
+    """Config from the flags → the experiment's run (recorded as running before it trains, as a page's
+    run is) → JSON (or a summary) on stdout."""
     cfg = contract.from_args(exp.config, args)
     cfg, inputs = exp.prepare(args, cfg) if exp.prepare else (cfg, {})
     contract.validate(cfg)
-    result = exp.run(cfg, progress=_progress(args), device=args.device, **inputs)
-    extras = exp.after(args, result) if exp.after else {}
-    model_path = extras.pop("model_path", None)   # for the history: where the run's model file is
-    result.extras = extras                        # kept in the history's copy of the JSON too
-    out = {**result.to_json(), **extras}
-    if exp.recorded and not args.no_record:
-        try:
-            store.Store(args.data_dir).record(result.kind, result, config=contract.record(cfg), session="cli",
-                                              model_path=model_path)
-        except OSError as err:
-            sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {err}\n")
+    with _history(exp, args, contract.record(cfg)) as rec:
+        result = rec["result"] = exp.run(cfg, progress=_progress(args), device=args.device, **inputs)
+        extras = exp.after(args, result) if exp.after else {}
+        rec["model_path"] = extras.pop("model_path", None)   # for the history: where the run's model file is
+        result.extras = extras                               # kept in the history's copy of the JSON too
     if not args.json:
         sys.stderr.write("\n")
+    out = {**result.to_json(), **extras}
     print(json.dumps(out) if args.json else exp.text(result, out) if exp.text else result.verdict().text)
     return 0 if result.status == "finished" else 1
+
+
+def _history(exp: contract.Experiment, args: argparse.Namespace, config: dict):
+    """The run's record in the history (a history that cannot be written only warns), or nothing."""
+    if exp.recorded and not args.no_record:
+        try:
+            return store.Store(args.data_dir).track(exp.name, config, session="cli")
+        except OSError as err:
+            sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {err}\n")
+    return contextlib.nullcontext({})
 
 
 # ---- the run history ------------------------------------------------------------------------------------

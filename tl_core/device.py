@@ -8,6 +8,7 @@ import contextlib
 import os
 import random
 import threading
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,9 @@ def describe(dev: torch.device | None = None) -> str:
         return f"cuda ({torch.cuda.get_device_name(dev)})"
     if dev.type == "mps":
         return "mps (Apple GPU)"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    with _THREADS_LOCK:  # while a tiny-model run holds one thread, the process's own count is the one it restores
+        threads = _THREADS["before"] if _THREADS["active"] else torch.get_num_threads()
+    return f"cpu ({threads} threads)"
 
 
 def seed_everything(seed: int) -> None:
@@ -62,6 +65,23 @@ def generator(seed: int) -> torch.Generator:
 
 _THREADS = {"active": 0, "before": 0}
 _THREADS_LOCK = threading.Lock()
+_RUN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(waiting: Callable[[], None] | None = None):
+    """Train one run at a time in this process. Sessions of one server share torch's global random stream
+    (dropout draws from it) and its CPU thread count; run side by side, they changed each other's numbers.
+    One after another, a run's numbers depend on its settings alone, the same as its CLI twin's. On 2
+    cores two runs at once are no faster than one after the other. `waiting()` is called every half second
+    while another run holds the turn (a page shows that; a Stop raised there leaves the queue)."""
+    while not _RUN_LOCK.acquire(timeout=0.5):
+        if waiting is not None:
+            waiting()
+    try:
+        yield
+    finally:
+        _RUN_LOCK.release()
 
 
 @contextlib.contextmanager

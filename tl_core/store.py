@@ -236,7 +236,7 @@ class Store:
             return int(cur.lastrowid)
 
     def finish(self, run_id: int, result, status: str | None = None, model_path: str | None = None,
-               message: str | None = None) -> None:
+               message: str | None = None, kind: str | None = None) -> None:
         """Store a run's outcome: a contract.Result, which names its metrics, curves and headline (or, for a
         run that ended before it had one, a plain dict such as its config)."""
         rec = result.record() if hasattr(result, "record") else {"json": dict(result), "metrics": {}, "curves": {}}
@@ -247,11 +247,12 @@ class Store:
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET status=?, metrics=?, curves=?, result=?, message=?, device=?, seconds=?, "
-                "finished=?, model_path=COALESCE(?, model_path), headline=? WHERE id=?",
+                "finished=?, model_path=COALESCE(?, model_path), headline=?, kind=COALESCE(?, kind) WHERE id=?",
                 (status, json.dumps(rec["metrics"]), json.dumps(rec["curves"]), json.dumps(out, default=str),
                  message if message is not None else str(rec.get("message", out.get("message", ""))),
                  str(rec.get("device", out.get("device", ""))), rec.get("seconds", out.get("seconds")), time.time(),
-                 str(Path(model_path).resolve()) if model_path else None, rec.get("headline", ""), run_id))
+                 str(Path(model_path).resolve()) if model_path else None, rec.get("headline", ""), kind or None,
+                 run_id))
 
     def record(self, kind: str, result, config: dict | None = None, session: str = "",
                model_path: str | None = None, label: str = "") -> int:
@@ -266,7 +267,8 @@ class Store:
     @contextmanager
     def track(self, kind: str, config: dict, session: str = "") -> Iterator[dict]:
         """Record a run around its training: `with store.track(kind, config) as rec: rec["result"] = result`.
-        It is written as "running" before the block trains. A Stop (Streamlit ends the script with a
+        It is written as "running" before the block trains; the result may name a more precise kind (the
+        lab's run on your own images is "own"). A Stop (Streamlit ends the script with a
         BaseException) is kept as "stopped", an error as "failed"; either keeps what the block put in
         rec["result"] by then."""
         run_id = self.begin(kind, config, session=session)
@@ -280,7 +282,8 @@ class Store:
             self._finish_quietly(run_id, rec.get("result", {"config": config}), "stopped",
                                  rec.get("where", "stopped by the user"))
             raise
-        self.finish(run_id, rec.get("result", {"config": config}), model_path=rec.get("model_path"))
+        result = rec.get("result", {"config": config})
+        self.finish(run_id, result, model_path=rec.get("model_path"), kind=getattr(result, "kind", None))
 
     def _finish_quietly(self, run_id: int, result, status: str, message: str) -> None:
         """Mark a run stopped or failed while its own exception propagates: if the history can't be
