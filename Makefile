@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench load clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# many browser sessions against one server, the server killed mid-run, Stop latency (needs Chromium)
+load: install
+	$(BIN)/python tests/load_fault.py --sessions 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts

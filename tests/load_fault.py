@@ -1,0 +1,205 @@
+"""The load-and-fault suite: many browser sessions against one server, the server killed mid-run, and Stop.
+
+    make load                                  # = python tests/load_fault.py --sessions 8
+    python tests/load_fault.py --sessions 12   # more sessions
+
+CI runs a short form of it (tests/test_browser_load.py). Each part starts its own `streamlit run app.py`
+with a throwaway history and drives the system Chromium:
+
+1. sessions: N Chromium sessions open different pages (lab, self-supervised, GTL, toy, each with its own
+   link) and press their run buttons at once. Every session's recorded numbers must equal the same config
+   run alone in this process, as the CLI twin runs it.
+2. kill: the toy, the lab, your own images, self-supervised pretraining and GTL each start a long run; the
+   server is killed with SIGKILL mid-run and started again. The history must pass SQLite's integrity check,
+   keep every run that was started, and show the killed ones as interrupted on the Runs page. (The sweep
+   and the workshop's continue-fine-tuning are the lab's run: the same code records them.)
+3. stop: a long lab run is stopped; the latency is from the click to the history saying "stopped", with
+   the epochs it finished.
+It prints the figures: sessions held, runs kept, Stop latency.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from tl_core import contract, store  # noqa: E402
+from tl_core.experiments import EXPERIMENTS  # noqa: E402
+
+# (path, link, run button or None when the page runs by itself, store kind): small runs of every kind
+SESSIONS = [
+    ("finetune", "ft_backbone=shapes_cnn&ft_dataset=textures&ft_size=32&ft_epochs=3&ft_seeds=1&ft_shots={k}",
+     "Train", "finetune"),
+    ("ssl", "ssl_pretrain_epochs=2&ssl_epochs=20&ssl_seeds=1&ssl_labels={k}", "Pretrain and compare", "ssl"),
+    ("gtl", "gtl_scouts=2&gtl_scout_epochs=1&gtl_seeds=2&gtl_epochs=10&gtl_shots={k}", "Run GTL", "gtl"),
+    ("toy", "toy_seeds=5&toy_epochs=100&toy_b_points={k}", None, "toy"),
+]
+SHOTS = {"finetune": (1, 2, 5, 10, 20), "ssl": (1, 2, 5, 10, 20), "gtl": (1, 2, 5, 10, 20), "toy": (2, 3, 4, 5, 6)}
+LONG = [  # runs that outlast the kill
+    ("toy", "toy_seeds=100&toy_epochs=2000&toy_b_points=7", None),
+    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_size=32&ft_epochs=100&ft_seeds=5",
+     "Train"),
+    ("ssl", "ssl_pretrain_epochs=100&ssl_seeds=5", "Pretrain and compare"),
+    ("gtl", "gtl_scouts=64&gtl_scout_epochs=30&gtl_seeds=10", "Run GTL"),
+]
+
+
+@contextmanager
+def server(data_dir: Path):
+    """`streamlit run app.py` on a free port with its history in data_dir; yields (url, process)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
+                            env={**os.environ, "TL_DATA_DIR": str(data_dir)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("streamlit did not start within 90 s") from None
+            time.sleep(0.3)
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@contextmanager
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _open(browser, url: str, path: str, link: str, button: str | None):
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    page.goto(f"{url}/{path}?{link}")
+    if button:
+        page.get_by_role("button", name=button, exact=True).first.click(timeout=120_000)
+    return page
+
+
+def _wait(db: store.Store, count: int, timeout: float, done=("finished",)) -> list[store.Run]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = db.runs()
+        if len(runs) >= count and all(r.status in done for r in runs):
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"after {timeout:.0f} s: {[(r.kind, r.status) for r in db.runs()]}")
+
+
+def _solo(run: store.Run) -> dict:
+    """The run's config run alone here, as the CLI twin runs it: its named metrics."""
+    exp = EXPERIMENTS[run.kind]
+    cfg = contract.from_record(exp.config, run.config)
+    return exp.run(cfg, device="cpu").metrics()
+
+
+def sessions(n: int) -> dict:
+    """N sessions at once, each on its own page and link; each must equal its solo run."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as (url, _), chromium() as browser:
+        pages = []
+        for i in range(n):
+            path, link, button, kind = SESSIONS[i % len(SESSIONS)]
+            k = SHOTS[kind][(i // len(SESSIONS)) % len(SHOTS[kind])]
+            pages.append(_open(browser, url, path, link.format(k=k), button))
+        runs = _wait(store.Store(tmp), n, timeout=120 + 60 * n)
+        mismatches = []
+        for run in runs:
+            mine, solo = run.metrics, _solo(run)
+            if set(mine) != set(solo) or any(abs(mine[m] - solo[m]) > 1e-6 for m in mine):
+                mismatches.append((run.id, run.kind, {m: (mine.get(m), solo.get(m)) for m in solo
+                                                      if abs(mine.get(m, float("nan")) - solo[m]) > 1e-6}))
+        sessions_ = len({r.session for r in runs})
+        return {"sessions": n, "runs": len(runs), "sessions_recorded": sessions_, "mismatches": mismatches}
+
+
+def kill(own_zip: Path | None = None) -> dict:
+    """Long runs of every experiment, then SIGKILL of the server mid-run, then a restart."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        with server(data) as (url, proc), chromium() as browser:
+            for path, link, button in LONG:
+                _open(browser, url, path, link, button)
+            if own_zip is not None:
+                page = _open(browser, url, "own", "own_backbone=shapes_cnn&own_epochs=100&own_seeds=5", None)
+                page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(own_zip))
+                page.get_by_role("button", name="Train", exact=True).click(timeout=120_000)
+            started = len(LONG) + (own_zip is not None)
+            _wait(store.Store(data), started, timeout=120, done=("running", "finished"))
+            time.sleep(2)   # well into training
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        integrity = sqlite3.connect(data / "runs.sqlite").execute("PRAGMA integrity_check").fetchone()[0]
+        with server(data) as (url, _), chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url}/runs")
+            page.get_by_text(f"{started} of {started} runs").first.wait_for(timeout=60_000)   # the page reads them all
+            runs = store.Store(data).runs()
+        return {"started": started, "kept": len(runs), "integrity": integrity,
+                "statuses": sorted((r.kind, r.status) for r in runs)}
+
+
+def stop() -> dict:
+    """Stop a long lab run: seconds from the click until the history says stopped, and the epochs kept."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as (url, _), chromium() as browser:
+        page = _open(browser, url, "finetune", LONG[1][1], "Train")
+        page.get_by_text(re.compile(r"epoch ([3-9]|[1-9][0-9])/100")).first.wait_for(timeout=120_000)
+        clicked = time.perf_counter()
+        page.get_by_role("button", name="Stop").first.click()
+        (run,) = _wait(store.Store(tmp), 1, timeout=60, done=("stopped",))
+        latency = time.perf_counter() - clicked
+        return {"latency": latency, "epochs_kept": len(run.curves.get("conditions.scratch.history.val_acc", []))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=8, help="browser sessions at once (default 8)")
+    args = parser.parse_args(argv)
+    from test_own import photos_zip
+
+    s = sessions(args.sessions)
+    print(f"sessions: {s['sessions_recorded']} of {s['sessions']} sessions held, {s['runs']} runs recorded, "
+          f"{len(s['mismatches'])} differ from their solo run {s['mismatches'] or ''}")
+    with tempfile.TemporaryDirectory() as tmp:
+        zip_path = Path(tmp) / "photos.zip"
+        zip_path.write_bytes(photos_zip(6))
+        k = kill(zip_path)
+    print(f"kill -9: {k['kept']} of {k['started']} started runs kept, integrity {k['integrity']}, {k['statuses']}")
+    t = stop()
+    print(f"stop: {t['latency']:.2f} s from the click to a stopped run, {t['epochs_kept']} epochs kept")
+    ok = (not s["mismatches"] and s["sessions_recorded"] == s["sessions"] and k["kept"] == k["started"]
+          and k["integrity"] == "ok" and all(status == "interrupted" for _, status in k["statuses"])
+          and t["latency"] < 10 and t["epochs_kept"] >= 3)
+    print("load-and-fault suite: " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+"""The load-and-fault suite (tests/load_fault.py, `make load`) in its short form: one session of each
+page at once, a server killed during runs of every experiment, and Stop."""
+import pytest
+
+import load_fault
+from test_own import photos_zip
+
+pytestmark = pytest.mark.browser
+
+
+def test_sessions_at_once_each_equal_their_solo_run():
+    s = load_fault.sessions(4)
+    assert s["sessions_recorded"] == 4 and s["runs"] == 4 and s["mismatches"] == [], s
+
+
+def test_a_server_killed_mid_run_keeps_every_run_as_interrupted(tmp_path):
+    (tmp_path / "photos.zip").write_bytes(photos_zip(6))
+    k = load_fault.kill(tmp_path / "photos.zip")
+    assert k["integrity"] == "ok" and k["kept"] == k["started"] == 5, k
+    assert {kind for kind, _ in k["statuses"]} == {"toy", "finetune", "own", "ssl", "gtl"}
+    assert {status for _, status in k["statuses"]} == {"interrupted"}, k
+
+
+def test_stop_is_quick_and_keeps_the_epochs_done():
+    t = load_fault.stop()
+    assert t["latency"] < 10 and t["epochs_kept"] >= 3, t
