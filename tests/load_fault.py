@@ -9,10 +9,10 @@ with a throwaway history and drives the system Chromium:
 1. sessions: N Chromium sessions open different pages (lab, self-supervised, GTL, toy, each with its own
    link) and press their run buttons at once. Every session's recorded numbers must equal the same config
    run alone in this process, as the CLI twin runs it.
-2. kill: the toy, the lab, your own images, self-supervised pretraining and GTL each start a long run; the
-   server is killed with SIGKILL mid-run and started again. The history must pass SQLite's integrity check,
-   keep every run that was started, and show the killed ones as interrupted on the Runs page. (The sweep
-   and the workshop's continue-fine-tuning are the lab's run: the same code records them.)
+2. kill: the toy, the lab, the sweep, your own images, continue-fine-tuning, self-supervised pretraining
+   and GTL each start a run (long, or waiting for its turn); the server is killed with SIGKILL mid-run and
+   started again. The history must pass SQLite's integrity check, keep every run that was started, and
+   show the killed ones as interrupted on the Runs page.
 3. stop: a long lab run is stopped; the latency is from the click to the history saying "stopped", with
    the epochs it finished.
 It prints the figures: sessions held, runs kept, Stop latency.
@@ -141,17 +141,27 @@ def sessions(n: int) -> dict:
 
 
 def kill(own_zip: Path | None = None) -> dict:
-    """Long runs of every experiment, then SIGKILL of the server mid-run, then a restart."""
+    """Long runs of every experiment, then SIGKILL of the server mid-run, then a restart. The sweep and
+    continue-fine-tuning need a lab result and a loaded file first (quick, finished before the kill);
+    they are pressed while the toy's long run holds the server's turn, so they are killed waiting."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         with server(data) as (url, proc), chromium() as browser:
+            lab = _open(browser, url, "finetune", "ft_backbone=shapes_cnn&ft_weights=pretrained&ft_dataset=textures"
+                                                  "&ft_size=32&ft_epochs=3&ft_seeds=1", "Train")
+            lab.get_by_role("button", name="Run sweep").wait_for(timeout=120_000)
+            workshop = _open(browser, url, "state", "", "Load")
+            workshop.get_by_role("button", name="Continue fine-tuning").wait_for(timeout=120_000)
+            prepared = len(store.Store(data).runs())   # the lab run the sweep starts from
             for path, link, button in LONG:
                 _open(browser, url, path, link, button)
+            lab.get_by_role("button", name="Run sweep").click()
+            workshop.get_by_role("button", name="Continue fine-tuning").click()
             if own_zip is not None:
                 page = _open(browser, url, "own", "own_backbone=shapes_cnn&own_epochs=100&own_seeds=5", None)
                 page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(own_zip))
                 page.get_by_role("button", name="Train", exact=True).click(timeout=120_000)
-            started = len(LONG) + (own_zip is not None)
+            started = prepared + len(LONG) + 2 + (own_zip is not None)
             _wait(store.Store(data), started, timeout=120, done=("running", "finished"))
             time.sleep(2)   # well into training
             proc.send_signal(signal.SIGKILL)
@@ -162,8 +172,9 @@ def kill(own_zip: Path | None = None) -> dict:
             page.goto(f"{url}/runs")
             page.get_by_text(f"{started} of {started} runs").first.wait_for(timeout=60_000)   # the page reads them all
             runs = store.Store(data).runs()
-        return {"started": started, "kept": len(runs), "integrity": integrity,
-                "statuses": sorted((r.kind, r.status) for r in runs)}
+        killed = runs[:len(runs) - prepared]   # newest first
+        return {"started": started, "kept": len(runs), "integrity": integrity, "prepared": prepared,
+                "statuses": sorted((r.kind, r.status) for r in killed)}
 
 
 def stop() -> dict:
@@ -191,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         zip_path = Path(tmp) / "photos.zip"
         zip_path.write_bytes(photos_zip(6))
         k = kill(zip_path)
-    print(f"kill -9: {k['kept']} of {k['started']} started runs kept, integrity {k['integrity']}, {k['statuses']}")
+    print(f"kill -9: {k['kept']} of {k['started']} started runs kept, integrity {k['integrity']}, killed mid-run: "
+          f"{k['statuses']}")
     t = stop()
     print(f"stop: {t['latency']:.2f} s from the click to a stopped run, {t['epochs_kept']} epochs kept")
     ok = (not s["mismatches"] and s["sessions_recorded"] == s["sessions"] and k["kept"] == k["started"]

@@ -16,8 +16,8 @@ def test_sessions_at_once_each_equal_their_solo_run():
 def test_a_server_killed_mid_run_keeps_every_run_as_interrupted(tmp_path):
     (tmp_path / "photos.zip").write_bytes(photos_zip(6))
     k = load_fault.kill(tmp_path / "photos.zip")
-    assert k["integrity"] == "ok" and k["kept"] == k["started"] == 5, k
-    assert {kind for kind, _ in k["statuses"]} == {"toy", "finetune", "own", "ssl", "gtl"}
+    assert k["integrity"] == "ok" and k["kept"] == k["started"] == k["prepared"] + 7, k
+    assert {kind for kind, _ in k["statuses"]} == {"toy", "finetune", "sweep", "own", "continue", "ssl", "gtl"}
     assert {status for _, status in k["statuses"]} == {"interrupted"}, k
 
 
