@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 
-from tl_core import contract, store
+from tl_core import contract, engine, store
 from tl_core.experiments import EXPERIMENTS
 
 
@@ -30,9 +30,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _progress(args):
+    if getattr(args, "progress", False):
+        return _bar
     if args.json:
         return None
     return lambda fraction, message: sys.stderr.write(f"\r{fraction:4.0%} {message:<60}")
+
+
+def _bar(fraction: float, message: str, width: int = 30) -> None:
+    """--progress: a bar on stderr (stdout stays one JSON object), e.g. `[#########.....]  62% message`."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {message[:60]:<60}")
+    sys.stderr.flush()
 
 
 def _add(sub, exp: contract.Experiment) -> None:
@@ -44,6 +54,7 @@ def _add(sub, exp: contract.Experiment) -> None:
     if exp.device:
         p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cuda, mps or cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true", help="a progress bar on stderr (also with --json)")
     if exp.recorded:
         p.add_argument("--no-record", action="store_true", help="don't keep this run in the history")
         p.add_argument("--data-dir", default=None, help="where the run history lives")
@@ -61,7 +72,7 @@ def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
         extras = exp.after(args, result) if exp.after else {}
         rec["model_path"] = extras.pop("model_path", None)   # for the history: where the run's model file is
         result.extras = extras                               # kept in the history's copy of the JSON too
-    if not args.json:
+    if not args.json or args.progress:
         sys.stderr.write("\n")
     out = {**result.to_json(), **extras}
     print(json.dumps(out) if args.json else exp.text(result, out) if exp.text else result.verdict().text)
@@ -163,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         _add(sub, exp)
     _add_runs(sub)
     args = parser.parse_args(argv)
+    ray_before = engine.running()
     try:
         if args.command is None:
             return args.runs(args)
@@ -176,3 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         sys.stderr.write(f"python -m tl_core {args.experiment}: error: {first_line}\n")
         return 2
+    finally:
+        if not ray_before:
+            engine.shutdown()  # a Ray this command started ends with it: no raylet is left behind

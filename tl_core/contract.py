@@ -307,8 +307,9 @@ class Outcome:
     """What `run_cells` gives back: one result per cell that ran, and how the plan ended."""
     results: list = field(default_factory=list)
     cells: list = field(default_factory=list)
-    status: str = "finished"   # finished | stopped | diverged
+    status: str = "finished"   # finished | stopped | diverged | failed (engine "ray": cells that raised twice)
     message: str = ""
+    failed: list = field(default_factory=list)   # (cell label, reason) of each cell that failed (engine "ray")
 
 
 def plan(conditions, seeds: int, first_seed: int = 0, **varying) -> list[Cell]:
@@ -321,15 +322,19 @@ def plan(conditions, seeds: int, first_seed: int = 0, **varying) -> list[Cell]:
 
 def run_cells(cells: list[Cell], train_one: Callable, progress: Progress | None = None,
               should_stop: Stop | None = None, epochs: int = 0, span: tuple[float, float] = (0.0, 1.0),
-              keep_going: bool = False, engine: str = "local", address: str = "") -> Outcome:
+              keep_going: bool = False, engine: str = "local", address: str = "",
+              on_cell: Callable | None = None) -> Outcome:
     """Train every cell in order (engine "ray": as Ray tasks, see `tl_core.engine`): `train_one(cell, on_epoch, should_stop)` returns the cell's result, which
     has a `history` (train.History) or a `status`. Progress goes from span[0] to span[1], per epoch when
     `epochs` is given; Stop is checked before every cell and passed to the training loop, which checks it
     every epoch. The plan ends at the first cell that did not finish (stopped or diverged), or, with
-    `keep_going`, goes on past a diverged cell (the outcome still says "diverged")."""
+    `keep_going`, goes on past a diverged cell (the outcome still says "diverged"). `on_cell(cell, result)`
+    sees each finished cell as it arrives. With engine "ray", `train_one` must be picklable and keep
+    what it makes in its result (it runs in another process)."""
     if engine == "ray":
         from tl_core import engine as engines
-        return engines.run_cells_ray(cells, train_one, progress, should_stop, epochs, span, keep_going, address)
+        return engines.run_cells_ray(cells, train_one, progress, should_stop, epochs, span, keep_going, address,
+                                     on_cell)
     out = Outcome()
     lo, hi = span
     n = max(len(cells), 1)
@@ -354,6 +359,8 @@ def run_cells(cells: list[Cell], train_one: Callable, progress: Progress | None 
             break
         out.results.append(result)
         out.cells.append(cell)
+        if on_cell is not None:  # e.g. the run history keeping each finished cell at once
+            on_cell(cell, result)
         report(i, 1.0, f"{cell.label}: done")
         history = getattr(result, "history", None)
         status = getattr(history, "status", None) or getattr(result, "status", "finished")

@@ -12,6 +12,7 @@ any number of threads (Streamlit sessions) can record at once.
 """
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import json
@@ -153,6 +154,22 @@ def _alive(pid: int, started: str) -> bool:
     return not started or _started(pid) in ("", started)
 
 
+_LIVE: contextvars.ContextVar = contextvars.ContextVar("tl_live_run", default=None)
+
+
+def checkpoint(partial) -> None:
+    """Keep what the run being recorded (`Store.track`, on a page or the CLI) has finished so far: a grid
+    calls this after each cell, so a crash, a kill or a Stop loses no finished cell. The run stays
+    "running" (a dead process's run then shows as interrupted, with these cells). No-op when no run is
+    being recorded; a history that cannot be written now is left for the run's final write."""
+    keep = _LIVE.get()
+    if keep is not None:
+        try:
+            keep(partial)
+        except OSError:
+            pass
+
+
 class Store:
     """The run history in `<data_dir>/runs.sqlite`."""
 
@@ -273,6 +290,12 @@ class Store:
         rec["result"] by then."""
         run_id = self.begin(kind, config, session=session)
         rec: dict = {"id": run_id}
+
+        def keep(partial) -> None:  # checkpoint(): what the run has finished so far, kept now
+            rec["result"] = partial
+            self.finish(run_id, partial, status="running", message="")
+
+        token = _LIVE.set(keep)
         try:
             yield rec
         except Exception as err:
@@ -282,6 +305,8 @@ class Store:
             self._finish_quietly(run_id, rec.get("result", {"config": config}), "stopped",
                                  rec.get("where", "stopped by the user"))
             raise
+        finally:
+            _LIVE.reset(token)
         result = rec.get("result", {"config": config})
         self.finish(run_id, result, model_path=rec.get("model_path"), kind=getattr(result, "kind", None))
 

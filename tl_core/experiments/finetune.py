@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import confusion_matrix, recall_score
 from torch import nn
 
-from tl_core import backbones, contract, data, device as devices, freeze
+from tl_core import backbones, contract, data, device as devices, engine as engines, freeze, store
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
 
@@ -334,6 +334,8 @@ class SweepConfig(FinetuneConfig):
                                             check=lambda v: "" if v else "give at least one shots value")
     freezes: tuple[str, ...] = setting(("all", "none"), "freeze depths, comma-separated: all, none or a count",
                                        check=_freezes_problem)
+    engine: str = engines.engine_setting()
+    address: str = engines.address_setting()
 
     def check(self) -> None:
         super().check()
@@ -437,13 +439,13 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
     cells = [contract.Cell(w, cfg.seed + s, (("freeze", fr),)) for w in cfg.conditions() for s in range(cfg.seeds)
              for fr in (cfg.freezes if w == "pretrained" else ("0",))]
 
-    def train_one(cell, on_epoch, should_stop):
+    def train_one(cell, on_epoch, should_stop):  # self-contained: on engine "ray" it runs in another process
         model = backbones.create(cfg.backbone, cell.condition, len(ds.classes), cell.seed).to(dev)
         initial = {k: v.clone() for k, v in model.state_dict().items()}
         trainer = _Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev)
         # the same validation set for every shots value, and the same object, so its features are computed once
         _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)
-        status = "finished"
+        status, records = "finished", []
         for sh in cfg.shots:
             if should_stop is not None and should_stop():
                 status = "stopped"
@@ -451,14 +453,21 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
             train, _ = data.few_shot_split(ds, sh, cell.seed, cfg.val_per_class)
             model.load_state_dict(initial)       # every shots value starts from the same weights
             r = _run_one(trainer, cell.condition, cell.seed, train, val, {"should_stop": should_stop})
-            out.records.append({"weights": cell.condition, "seed": cell.seed, "freeze": cell["freeze"], "shots": sh,
-                                "val_acc": r.val_acc, "train_acc": r.train_acc, "status": r.history.status})
+            records.append({"weights": cell.condition, "seed": cell.seed, "freeze": cell["freeze"], "shots": sh,
+                            "val_acc": r.val_acc, "train_acc": r.train_acc, "status": r.history.status})
             status = r.history.status
             if status != "finished":
                 break
-        return contract.Outcome(status=status)
+        return contract.Outcome(results=records, status=status)
 
-    done = contract.run_cells(cells, train_one, progress, should_stop)
+    def on_cell(cell, done):  # each finished cell goes into the run history as it arrives
+        out.records.extend(done.results)
+        out.seconds = time.perf_counter() - start
+        store.checkpoint(out)
+
+    done = contract.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address,
+                              on_cell=on_cell)
+    out.records = [rec for cell in done.results for rec in cell.results]   # in plan order, whichever engine
     out.status, out.message = done.status, done.message
     out.seconds = time.perf_counter() - start
     return out
