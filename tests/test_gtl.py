@@ -70,19 +70,68 @@ def test_focus_modes_map_to_their_stated_ranges():
         gtl.focus(g, "loud")
 
 
-def test_temperature_compresses_or_stretches_and_binary_freezing_keeps_the_top_fraction():
-    g = {"a": torch.linspace(0, 1, 101), "b": torch.linspace(0, 1, 101) ** 2}
-    warm = gtl.reshape(g, temperature=2.0)
-    assert warm["a"].min() == 0.25 and warm["a"].max() == 0.75          # toward the middle
-    cold = gtl.reshape(g, temperature=0.5)
-    assert cold["a"].min() == 0 and cold["a"].max() == 1.5              # stretched, clamped at 0
+@pytest.mark.parametrize("temperature", [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0])
+def test_every_guide_stays_between_frozen_and_free_whatever_the_temperature_and_focus(temperature):
+    gen = torch.Generator().manual_seed(0)
+    raw = {"a": torch.rand(50, generator=gen) * 3, "b": torch.rand(4, 4, generator=gen) * 1e-4}
+    for mode in gtl.FOCUS:
+        for free in (0.0, 0.2):
+            cfg = replace(SMALL, focus=mode, temperature=temperature, free_fraction=free)
+            guide = gtl.make_guide(raw, cfg)
+            for n, g in guide.items():
+                assert g.shape == raw[n].shape and g.min() >= 0 and g.max() <= 1, (mode, n)
+
+
+def test_warm_frees_every_weight_and_cold_freezes_the_low_ones_keeping_the_ends():
+    g = {"a": torch.linspace(0, 1, 101)}
+    warm, cold = gtl.reshape(g, temperature=2.0)["a"], gtl.reshape(g, temperature=0.5)["a"]
+    inside = slice(1, -1)
+    assert (warm[inside] > g["a"][inside]).all() and (cold[inside] < g["a"][inside]).all()
+    assert warm[0] == cold[0] == 0 and warm[-1] == cold[-1] == 1          # frozen stays frozen, free stays free
+    assert torch.allclose(warm, g["a"].sqrt()) and torch.allclose(cold, g["a"] ** 2)
+    assert warm.mean() > g["a"].mean() > cold.mean()
     assert torch.equal(gtl.reshape(g)["a"], g["a"])
+    # order is kept: the weights the scouts moved most stay the freest
+    assert torch.equal(warm.argsort(), g["a"].argsort()) and torch.equal(cold.argsort(), g["a"].argsort())
+
+
+def test_binary_freezing_frees_the_top_fraction_of_each_tensor():
+    g = {"a": torch.linspace(0, 1, 100), "b": torch.linspace(0, 1e-3, 100)}   # b: far smaller values
     binary = gtl.reshape(g, free_fraction=0.1)
-    values = torch.cat([v for v in binary.values()])
-    assert set(values.unique().tolist()) == {0.0, 1.0}
-    assert abs(values.mean().item() - 0.1) < 0.02
-    # the top values are the free ones
-    assert binary["a"][-1] == 1 and binary["a"][0] == 0
+    for n, v in binary.items():
+        assert set(v.unique().tolist()) == {0.0, 1.0}
+        assert int(v.sum()) == 10, n                                        # 10% of *each* tensor is free
+        assert v[-10:].sum() == 10 and v[:-10].sum() == 0                   # and it is its top values
+
+
+# ---- the data -----------------------------------------------------------------------------------------
+
+def test_expression_atlas_has_ten_cell_types_of_shared_programmes_and_an_unrelated_source_shuffles_genes():
+    target = gtl.load_classes("expression", ("7", "8", "9"))
+    assert target.images.shape == (3 * gtl.CELLS_PER_TYPE, gtl.GENES) and target.labels.unique().tolist() == [0, 1, 2]
+    assert target.classes == ["7", "8", "9"] and gtl.class_name("expression", "7") == "cell type 7 (programmes 5, 7)"
+    # a type's marker programmes are up in its cells: type 7 = programmes 5 and 7, not 0
+    genes = lambda p: slice(p * gtl.PROGRAMME_GENES, (p + 1) * gtl.PROGRAMME_GENES)  # noqa: E731
+    type7 = target.images[target.labels == 0]
+    assert type7[:, genes(5)].mean() > 0.5 > type7[:, genes(0)].mean()
+    # every target programme marks some source type too: that is what transfers
+    source_programmes = {p for k, pair in enumerate(gtl.TYPE_PROGRAMMES) if k < 7 for p in pair}
+    assert {p for k in (7, 8, 9) for p in gtl.TYPE_PROGRAMMES[k]} <= source_programmes
+    related = gtl.load_classes("expression", tuple("0123456"))
+    unrelated = gtl.load_classes("expression", tuple("0123456"), "unrelated")
+    assert torch.equal(related.labels, unrelated.labels)
+    assert torch.equal(related.images.sort(1).values, unrelated.images.sort(1).values)   # the same values ...
+    assert not torch.equal(related.images, unrelated.images)                           # ... on other genes
+    digits = gtl.load_classes("digits", ("1", "2"), "unrelated")
+    assert digits.images.shape[1:] == (1, 8, 8)
+
+
+def test_default_setup_transfers_pretrained_features_beat_scratch_at_one_shot():
+    """The lab's default is a setting where the source helps: over 3 seeds at 1 shot, the frozen pretrained
+    features (head only) and plain fine-tuning both beat a network trained from scratch."""
+    result = gtl.run(replace(gtl.GTLConfig(), scouts=4, seeds=3, seed=5), device="cpu")
+    acc = {c: result.summary(c)["val_acc_mean"] for c in gtl.CONDITIONS}
+    assert acc["freeze_head_only"] > acc["scratch"] + 0.05 and acc["plain"] > acc["scratch"], acc
 
 
 # ---- the guided update --------------------------------------------------------------------------
@@ -215,7 +264,7 @@ def test_the_network_is_a_sequential_body_and_head_with_readable_names_and_seede
 
 def test_every_setting_is_declared_and_becomes_a_cli_flag_and_the_recorded_config():
     names = [s.name for s in contract.settings(gtl.GTLConfig)]
-    assert names[:3] == ["arch", "target_classes", "pretrain_epochs"] and "free_fraction" in names
+    assert names[:4] == ["data", "source", "arch", "target_classes"] and "free_fraction" in names
     assert contract.spec(gtl.GTLConfig, "focus").choice_help == gtl.FOCUS
     assert contract.spec(gtl.GTLConfig, "free_fraction").flag == "--free-fraction"
     recorded = contract.record(replace(SMALL, target_classes=("1", "2")))
@@ -227,6 +276,8 @@ def test_every_setting_is_declared_and_becomes_a_cli_flag_and_the_recorded_confi
         contract.validate(replace(SMALL, target_classes=("7", "7", "8")))
     with pytest.raises(ValueError, match="model must be one of mlp, cnn"):
         gtl.run(replace(SMALL, arch="vit"), device="cpu")
+    with pytest.raises(ValueError, match="the CNN needs images"):
+        contract.validate(replace(SMALL, arch="cnn", data="expression"))
 
 
 def test_changing_only_target_settings_reuses_base_and_scouts(monkeypatch):
@@ -251,6 +302,7 @@ def test_run_compares_four_conditions_over_seeds_and_heads_start_equal():
         assert 0 <= out[c]["val_acc_mean"] <= 1
         assert all(len(curve) == SMALL.epochs for curve in out[c]["val_acc_curves"])
     assert set(out["guide"]["per_layer"]) == {n for n, _ in gtl.make_net("mlp", 3, 0).body.named_parameters(prefix="body")}
+    assert result.guide["body.fc1.weight"].shape == (64, gtl.GENES)         # the default data: expression
     assert 0 <= out["guide"]["mean"] <= 1 and out["base"]["source_val_acc"] > 0.5
     assert out["status"] == "finished" and out["verdict"]
     json.dumps(out)
@@ -324,7 +376,7 @@ def test_cli_prints_the_nested_json_keys_and_saves_the_guide(capsys, tmp_path):
     assert "model_path" not in out                         # the history keeps the guide as the run's model
     assert store.Store().runs(kind="gtl")[0].model_path == str(path.resolve())
     saved = torch.load(path, weights_only=True)
-    shapes = {n: p.shape for n, p in gtl.make_net("mlp", 3, 0).named_parameters()}
+    shapes = {n: p.shape for n, p in gtl.make_net("mlp", 3, 0, gtl.GENES).named_parameters()}
     assert set(saved) == set(out["guide"]["per_layer"])
     for n, g in saved.items():
         assert g.shape == shapes[n]
@@ -332,11 +384,13 @@ def test_cli_prints_the_nested_json_keys_and_saves_the_guide(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--target-classes", "7,x"], "target classes must be digits"),
+    (["--target-classes", "7,x"], "target classes must be class ids 0-9"),
     (["--scout-classes", "9"], "classes per scout"),
     (["--shots", "0"], "shots must be"),
     (["--target-classes", "1,2,3,4,5,6,7,8,9"], "choose 2 to 8 target classes"),
     (["--temperature", "0"], "temperature"),
+    (["--temperature", "0.01"], "temperature must be between 0.1 and 10"),
+    (["--data", "expression", "--arch", "cnn"], "the CNN needs images"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(capsys, args, message):
     assert cli.main(["gtl", *args]) == 2
@@ -361,7 +415,7 @@ def test_cli_text_summary_names_every_condition_and_the_verdict(capsys):
                      "--scout-epochs", "2", "--val-per-class", "10", "--device", "cpu", "--no-record"])
     assert code == 0
     text = capsys.readouterr().out
-    assert text.startswith("GTL: mlp, target digits 7,8,9, 1 shot(s), 4 scouts on 3 classes")
+    assert text.startswith("GTL: expression (related source), mlp, target classes 7,8,9, 1 shot(s), 4 scouts on 3 classes")
     assert all(f"  {c:<17} val acc" in text for c in gtl.CONDITIONS) and "mean guide" in text
     assert text.strip().splitlines()[-1].startswith(("Guidance", "One seed"))
 

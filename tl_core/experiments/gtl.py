@@ -1,13 +1,14 @@
 """Guided Transfer Learning (Nikolić, Andrić, Nikolić 2023, arXiv 2303.16154), written from the paper's
 description: pretraining learns the weights *and* how far each weight should move on a new task.
 
-1. Pretrain a base network on the source task (here: the digits that are not target classes).
+1. Pretrain a base network on the source task: the classes that are not target classes (cell types of a
+   synthetic RNA-seq-like expression atlas, or handwritten digits).
 2. Scouts: K copies of the base, each fine-tuned on an easier sub-problem (a few source classes).
    They are independent, so all K train at once as one stacked model (`tl_core.stacked.Stacked`).
 3. Raw guide per parameter: the mean over scouts of (w_scout - w_base)^2 (or |w_scout - w_base|).
-4. Focus per tensor (raw, subtract min, min-max to [0, 1], divide by max), then optional temperature
-   (compress toward the tensor's middle, or stretch away from it) or binary freezing (the top fraction
-   of all guide values -> 1, the rest -> 0); never below 0.
+4. Focus per tensor (raw, subtract min, min-max to [0, 1], divide by max), clipped to [0, 1], then an
+   optional temperature g ** (1 / T) (warm, T > 1: every guide rises toward free, 1 stays 1; cold, T < 1:
+   the low ones sink toward frozen) or binary freezing (per tensor, its top fraction -> 1, the rest -> 0).
 5. Guided fine-tuning on the target task: after every optimizer step each parameter's update is scaled
    by its guide, new = old + guide * (stepped - old), so guide 0 = frozen and 1 = free with any optimizer.
 
@@ -18,6 +19,7 @@ seen), so it has no guide and trains freely in every condition.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -33,9 +35,19 @@ from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
 
-DIGITS = tuple(str(k) for k in range(10))
+DIGITS = tuple(str(k) for k in range(10))   # class ids of both data sets: digits, or cell types 0-9
+DATA = {
+    "expression": "a synthetic RNA-seq-like atlas: 400 genes, 10 cell types, each marked by two of 8 shared gene "
+                  "programmes (few samples, many features)",
+    "digits": "scikit-learn's 8×8 handwritten digits",
+}
+SOURCES = {
+    "related": "the other classes of the same data",
+    "unrelated": "the same source data with its features (genes, pixels) shuffled by one fixed permutation: "
+                 "what the base learns does not line up with the target's features",
+}
 ARCHS = {
-    "mlp": "MLP on 8×8 digits: 64 → 64 → 32 → classes (linear layers as heat-map matrices)",
+    "mlp": "MLP: inputs → 64 → 32 → classes (linear layers as heat-map matrices)",
     "cnn": "Small CNN on 8×8 digits: two 3×3 conv layers (8, 16 filters), 32-unit dense layer, head",
 }
 CHANGES = {"squared": "mean over scouts of (w − w_base)²", "abs": "mean over scouts of |w − w_base|"}
@@ -55,9 +67,12 @@ def _positive(label: str):
 
 @dataclass(frozen=True)
 class GTLConfig:
+    data: str = setting("expression", "the data: source and target classes come from it", choices=DATA)
+    source: str = setting("related", "what the base and the scouts learn from", choices=SOURCES)
     arch: str = setting("mlp", "base network", choices=ARCHS, label="model")
-    target_classes: tuple[str, ...] = setting(("7", "8", "9"), "digits held out of pretraining and scouts: the "
-                                              "few-shot target task, comma-separated", label="target classes")
+    target_classes: tuple[str, ...] = setting(("7", "8", "9"), "classes (0-9: digits or cell types) held out of "
+                                              "pretraining and scouts: the few-shot target task, comma-separated",
+                                              label="target classes")
     pretrain_epochs: int = setting(15, "epochs of the base model on the source classes", lo=1, hi=500,
                                    label="pretrain epochs")
     scouts: int = setting(16, "K scouts, trained at once", lo=1, hi=256)
@@ -70,14 +85,14 @@ class GTLConfig:
                               check=_positive("scout learning rate"), label="scout learning rate")
     change: str = setting("squared", "raw guide: squared or absolute change", choices=CHANGES)
     focus: str = setting("minmax", "per-tensor normalisation of the raw guide", choices=FOCUS)
-    temperature: float = setting(1.0, "1 = as is; > 1 warmer (toward the middle); < 1 colder", lo=0.01, hi=100,
-                                 label="temperature")
-    free_fraction: float = setting(0.0, "0 = off; else a binary guide: this top fraction free, the rest frozen",
-                                   lo=0, hi=1, label="free fraction")
+    temperature: float = setting(0.25, "guide ** (1 / T): 1 = as is; > 1 warmer (every weight freer, 1 stays 1); "
+                                 "< 1 colder (the low ones toward frozen)", lo=0.1, hi=10, label="temperature")
+    free_fraction: float = setting(0.0, "0 = off; else a binary guide: in each tensor its top fraction free, the "
+                                   "rest frozen", lo=0, hi=1, label="free fraction")
     shots: int = setting(1, "target training images per class", lo=1, hi=100)
     seeds: int = setting(5, "few-shot splits (and head inits) per condition, for bands", lo=1, hi=50)
     epochs: int = setting(60, "target fine-tuning epochs (full batch: one step each)", lo=1, hi=2000)
-    lr: float = setting(3e-3, "target Adam learning rate, every condition", lo=0, hi=1,
+    lr: float = setting(1e-2, "target Adam learning rate, every condition", lo=0, hi=1,
                         check=_positive("learning rate"), label="learning rate")
     seed: int = setting(0, "base, scouts and the first split", lo=0)
     val_per_class: int = setting(50, "fixed target validation images per class, per seed", lo=5, hi=100,
@@ -88,7 +103,7 @@ class GTLConfig:
 
     def scout_key(self) -> tuple:
         """What the base model and the scouts depend on: change nothing else and they are reused."""
-        return (self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
+        return (self.data, self.source, self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
                 self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
 
     def resolve(self) -> "GTLConfig":
@@ -99,7 +114,9 @@ class GTLConfig:
         """The rules across settings (each setting's own range is checked by `contract.validate`)."""
         bad = [c for c in self.target_classes if c not in DIGITS]
         if bad:
-            raise ValueError(f"target classes must be digits 0-9, got {', '.join(map(repr, bad))}")
+            raise ValueError(f"target classes must be class ids 0-9, got {', '.join(map(repr, bad))}")
+        if self.arch == "cnn" and self.data != "digits":
+            raise ValueError("the CNN needs images: choose data digits, or the MLP")
         if len(set(self.target_classes)) != len(self.target_classes):
             raise ValueError("each target class may be chosen once")
         if not 2 <= len(self.target_classes) <= 8:
@@ -121,15 +138,79 @@ def load_digits(classes: tuple[str, ...]) -> data.ImageSet:
     return data.ImageSet(ds.name, F.avg_pool2d(ds.images[:, :1], 2), ds.labels, ds.classes)
 
 
+# The expression atlas: genes 0-127 are 8 programmes of 16 co-expressed genes (programme p = genes 16p to
+# 16p + 15, so a guide heat map's columns line up with them), 128-175 three nuisance programmes (cell
+# cycle, stress, batch: anyone may have them), 176-399 background. A cell type is marked by two programmes;
+# every programme marks two or three types, so the source types teach detectors the target types reuse.
+GENES, PROGRAMMES, PROGRAMME_GENES, NUISANCE = 400, 8, 16, 3
+TYPE_PROGRAMMES = ((0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (3, 6))
+CELLS_PER_TYPE = 300
+BACKGROUND, MARK, NOISE = 0.1, (0.5, 1.0), 0.6   # programme activity: background scale, a marker's range; gene noise
+
+
+@functools.lru_cache(maxsize=2)
+def _atlas(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): standardised log1p counts (N, GENES) and cell types (N,): Poisson counts of a log-normal mean
+    (gene baseline + programme activities + library size + biological noise)."""
+    rng = np.random.default_rng(seed)
+    n_prog = PROGRAMMES + NUISANCE
+    loadings = np.zeros((n_prog, GENES))
+    for p in range(n_prog):
+        loadings[p, p * PROGRAMME_GENES:(p + 1) * PROGRAMME_GENES] = rng.uniform(0.6, 1.4, PROGRAMME_GENES)
+    y = np.repeat(np.arange(len(TYPE_PROGRAMMES)), CELLS_PER_TYPE)
+    n = len(y)
+    activity = rng.gamma(0.5, BACKGROUND, (n, n_prog))                   # every programme: a little, at random
+    marks = np.array(TYPE_PROGRAMMES)[y]                                 # (n, 2): the type's own programmes
+    for k in range(2):
+        activity[np.arange(n), marks[:, k]] += rng.uniform(*MARK, n)
+    activity[:, PROGRAMMES:] = rng.gamma(1.0, 0.6, (n, NUISANCE))
+    log_mean = (rng.normal(1.0, 0.7, GENES) + activity @ loadings + rng.normal(0.0, 0.3, (n, 1))
+                + rng.normal(0.0, NOISE, (n, GENES)))
+    x = np.log1p(rng.poisson(np.exp(log_mean))).astype(np.float32)
+    x = (x - x.mean(0)) / x.std(0).clip(min=0.05)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _permuted(ds: data.ImageSet) -> data.ImageSet:
+    """The unrelated source: every sample's features shuffled by one fixed permutation (seed 0)."""
+    flat = ds.images.flatten(1)
+    order = torch.from_numpy(np.random.default_rng(0).permutation(flat.shape[1]))
+    return data.ImageSet(ds.name, flat[:, order].view_as(ds.images), ds.labels, ds.classes)
+
+
+def load_classes(name: str, classes: tuple[str, ...], source: str = "related") -> data.ImageSet:
+    """`classes` (ids 0-9) of data `name`, relabelled 0..k-1: digits (N, 1, 8, 8) or expression (N, GENES);
+    source "unrelated" shuffles the features (see SOURCES)."""
+    if name == "digits":
+        ds = load_digits(classes)
+    else:
+        x, y = _atlas()
+        keep = torch.tensor([DIGITS.index(c) for c in classes])
+        rows = torch.isin(y, keep)
+        relabel = torch.full((len(DIGITS),), -1, dtype=torch.long)
+        relabel[keep] = torch.arange(len(keep))
+        ds = data.ImageSet("expression", x[rows].clone(), relabel[y[rows]], list(classes))
+    return _permuted(ds) if source == "unrelated" else ds
+
+
+def class_name(data_name: str, c: str) -> str:
+    """How the page and the text name class id `c`: 'digit 7' or 'cell type 7 (programmes 5, 7)'."""
+    if data_name == "digits":
+        return f"digit {c}"
+    a, b = TYPE_PROGRAMMES[DIGITS.index(c)]
+    return f"cell type {c} (programmes {a}, {b})"
+
+
 class GTLNet(nn.Sequential):
     """A small body (named layers, so the guide's keys read well) and a linear head: `body.fc1.weight`,
     `head.weight`, ... A Sequential of Linear/Conv2d/ReLU/Flatten/MaxPool2d, so a `Stacked` of GTLNets
     (the scouts) takes the batched layer-by-layer path."""
 
-    def __init__(self, arch: str, n_classes: int):
+    def __init__(self, arch: str, n_classes: int, inputs: int = 64):
         if arch == "mlp":
             body = nn.Sequential(OrderedDict(
-                flatten=nn.Flatten(), fc1=nn.Linear(64, 64), relu1=nn.ReLU(), fc2=nn.Linear(64, 32), relu2=nn.ReLU()))
+                flatten=nn.Flatten(), fc1=nn.Linear(inputs, 64), relu1=nn.ReLU(), fc2=nn.Linear(64, 32),
+                relu2=nn.ReLU()))
         else:
             body = nn.Sequential(OrderedDict(
                 conv1=nn.Conv2d(1, 8, 3, padding=1), relu1=nn.ReLU(), conv2=nn.Conv2d(8, 16, 3, padding=1),
@@ -138,9 +219,13 @@ class GTLNet(nn.Sequential):
         super().__init__(OrderedDict(body=body, head=nn.Linear(32, n_classes)))
 
 
-def make_net(arch: str, n_classes: int, seed: int) -> GTLNet:
+def make_net(arch: str, n_classes: int, seed: int, inputs: int = 64) -> GTLNet:
     """A network whose initial weights depend on `seed` only (the global random stream is left alone)."""
-    return stacked.seeded(lambda: GTLNet(arch, n_classes), seed)
+    return stacked.seeded(lambda: GTLNet(arch, n_classes, inputs), seed)
+
+
+def inputs_of(data_name: str) -> int:
+    return GENES if data_name == "expression" else 64
 
 
 def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -179,18 +264,19 @@ def focus(g: torch.Tensor, mode: str = "minmax") -> torch.Tensor:
 
 def reshape(guide: dict[str, torch.Tensor], temperature: float = 1.0,
             free_fraction: float = 0.0) -> dict[str, torch.Tensor]:
-    """Temperature: each tensor's values move toward (T > 1, warmer) or away from (T < 1, colder) the
-    middle of its range; free_fraction > 0 instead makes the guide binary: the top fraction of all
-    values -> 1 (free), the rest -> 0 (frozen). Always clamped at 0."""
-    if free_fraction > 0:
-        values = torch.cat([g.flatten() for g in guide.values()])
-        k = max(1, round(free_fraction * values.numel()))
-        threshold = values.topk(k).values.min()
-        return {n: (g >= threshold).to(g.dtype) for n, g in guide.items()}
+    """Guides in [0, 1] whatever comes in (0 = frozen, 1 = free). Temperature: g ** (1 / T), so warm (T > 1)
+    lifts every guide toward free and cold (T < 1) pushes the low ones toward frozen, while 0 and 1 stay
+    put. free_fraction > 0 instead makes the guide binary per tensor: its top fraction -> 1, the rest -> 0."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be more than 0, got {temperature}")
     out = {}
     for n, g in guide.items():
-        mid = (g.min() + g.max()) / 2
-        out[n] = (mid + (g - mid) / temperature if temperature != 1 else g.clone()).clamp(min=0)
+        g = g.clamp(0, 1)
+        if free_fraction > 0:
+            k = max(1, round(free_fraction * g.numel()))
+            out[n] = (g >= g.flatten().topk(k).values.min()).to(g.dtype)
+        else:
+            out[n] = g ** (1 / temperature) if temperature != 1 else g.clone()
     return out
 
 
@@ -233,7 +319,7 @@ def guided_hook(model: nn.Module, guide: dict[str, torch.Tensor]) -> GuidedUpdat
 @dataclass
 class ScoutTask:
     classes: list[str]       # the source classes of this sub-problem
-    x: torch.Tensor          # (n, 1, 8, 8)
+    x: torch.Tensor          # (n, 1, 8, 8) digits or (n, GENES) expression
     y: torch.Tensor          # (n,) labels in the base model's source numbering
 
 
@@ -263,7 +349,7 @@ def train_scouts(base: nn.Module, tasks: list[ScoutTask], fit_cfg: FitConfig, ba
     dev = dev or torch.device("cpu")
     start = params_of(base)
     if batched:
-        model = Stacked(copy.deepcopy(base).to(dev), [start] * len(tasks)).to(dev)
+        model = Stacked(copy.deepcopy(base).to(dev), [start] * len(tasks), sample_dims=tasks[0].x.dim() - 1).to(dev)
         x = torch.stack([t.x for t in tasks]).to(dev)
         y = torch.stack([t.y for t in tasks]).to(dev)
         fit(model, (x, y), None, fit_cfg, should_stop=should_stop)
@@ -306,12 +392,12 @@ def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | N
     if key in _SCOUTED:
         _SCOUTED.move_to_end(key)
         return _SCOUTED[key], True
-    source = load_digits(cfg.source_classes())
+    source = load_classes(cfg.data, cfg.source_classes(), cfg.source)
     train, val = data.few_shot_split(source, None, cfg.seed, val_per_class=20)
     t0 = time.perf_counter()
-    base = make_net(cfg.arch, len(source.classes), cfg.seed).to(dev)
+    base = make_net(cfg.arch, len(source.classes), cfg.seed, inputs_of(cfg.data)).to(dev)
     if progress:
-        progress(0.02, f"pretraining the base on digits {', '.join(source.classes)}")
+        progress(0.02, f"pretraining the base on {cfg.data} classes {', '.join(source.classes)}")
     fit(base, (train.images.to(dev), train.labels.to(dev)), None,
         FitConfig(epochs=cfg.pretrain_epochs, lr=3e-3, batch_size=64, seed=cfg.seed), should_stop=should_stop)
     _, acc = evaluate(base, (val.images.to(dev), val.labels.to(dev)), "classification")
@@ -422,13 +508,13 @@ class GTLResult(contract.Result):
         return verdict(self)
 
 
-def _target_model(cfg: GTLConfig, condition: str, scouted: Scouted, n_classes: int, seed: int) -> nn.Module:
+def _target_model(cfg: GTLConfig, condition: str, base: GTLNet, n_classes: int, seed: int) -> nn.Module:
     """Scratch: a fresh network from `seed`. Otherwise the base body with a new head from `seed` (the
     same head for plain, guided and head-only, so they differ only in how the body may move)."""
-    fresh = make_net(cfg.arch, n_classes, seed)
+    fresh = make_net(cfg.arch, n_classes, seed, inputs_of(cfg.data))
     if condition == "scratch":
         return fresh
-    model = copy.deepcopy(scouted.base)
+    model = copy.deepcopy(base)
     model.head = fresh.head
     if condition == "freeze_head_only":
         for p in model.body.parameters():
@@ -450,7 +536,7 @@ def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None, should_s
 
 def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> GTLResult:
     start = time.perf_counter()
-    target = load_digits(tuple(cfg.target_classes))
+    target = load_classes(cfg.data, tuple(cfg.target_classes))
     data.few_shot_split(target, cfg.shots, cfg.seed, cfg.val_per_class)  # a clear error if shots is too big
     scouted, cached = pretrain_and_scout(cfg, dev, progress, should_stop)
     raw = scouted.raw(cfg.change)
@@ -459,18 +545,10 @@ def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_st
         return GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=[], device=str(dev),
                          status="stopped", message="stopped by the user while pretraining the base and its scouts",
                          seconds=time.perf_counter() - start)
-    split: dict[int, tuple] = {}   # seed → (train, val): the same split for every condition of a seed
+    base = scouted.base
 
     def train_one(cell: contract.Cell, on_epoch, should_stop) -> SeedRun:
-        if cell.seed not in split:
-            split[cell.seed] = data.few_shot_split(target, cfg.shots, cell.seed, cfg.val_per_class)
-        train, val = split[cell.seed]
-        model = _target_model(cfg, cell.condition, scouted, len(target.classes), cell.seed).to(dev)
-        hook = guided_hook(model, guide) if cell.condition == "guided" else None
-        hist = fit(model, (train.images.to(dev), train.labels.to(dev)), (val.images.to(dev), val.labels.to(dev)),
-                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, seed=cell.seed), after_step=hook, on_epoch=on_epoch,
-                   should_stop=should_stop)
-        return SeedRun(cell.condition, cell.seed, hist, hist.val_acc[-1] if hist.val_acc else float("nan"))
+        return train_target(cfg, cell.condition, cell.seed, target, base, guide, dev, on_epoch, should_stop)
 
     # seeds outermost: a run stopped early still has every condition of the seeds it finished, paired
     cells = [contract.Cell(c, s) for s in range(cfg.seed, cfg.seed + cfg.seeds) for c in CONDITIONS]
@@ -478,6 +556,21 @@ def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_st
     return GTLResult(config=cfg, guide=guide, raw=raw, scouted=scouted, runs=out.results, device=str(dev),
                      scouts_cached=cached, status=out.status, message=out.message,
                      seconds=time.perf_counter() - start)
+
+
+def train_target(cfg: GTLConfig, condition: str, seed: int, target: data.ImageSet, base: GTLNet,
+                 guide: dict[str, torch.Tensor], dev: torch.device, on_epoch=None, should_stop: Stop | None = None
+                 ) -> SeedRun:
+    """One condition on the few-shot split of `seed` (cfg.shots per class; the same split, validation set
+    and head for every condition of a seed). Everything it needs comes in as arguments, so a grid's cell
+    that calls it can run in another process."""
+    train, val = data.few_shot_split(target, cfg.shots, seed, cfg.val_per_class)
+    model = _target_model(cfg, condition, base, len(target.classes), seed).to(dev)
+    hook = guided_hook(model, guide) if condition == "guided" else None
+    hist = fit(model, (train.images.to(dev), train.labels.to(dev)), (val.images.to(dev), val.labels.to(dev)),
+               FitConfig(epochs=cfg.epochs, lr=cfg.lr, seed=seed), after_step=hook, on_epoch=on_epoch,
+               should_stop=should_stop)
+    return SeedRun(condition, seed, hist, hist.val_acc[-1] if hist.val_acc else float("nan"))
 
 
 def guide_file(guide: dict[str, torch.Tensor], path) -> None:
@@ -525,8 +618,9 @@ def _after(args, result: GTLResult) -> dict:
 
 def _text(result: GTLResult, out: dict) -> str:
     cfg = result.config
-    lines = [f"GTL: {cfg.arch}, target digits {','.join(cfg.target_classes)}, {cfg.shots} shot(s), {cfg.scouts} "
-             f"scouts on {cfg.scout_classes} classes, on {out['device']} in {out['seconds']:.1f} s"]
+    lines = [f"GTL: {cfg.data} ({cfg.source} source), {cfg.arch}, target classes {','.join(cfg.target_classes)}, "
+             f"{cfg.shots} shot(s), {cfg.scouts} scouts on {cfg.scout_classes} classes, on {out['device']} in "
+             f"{out['seconds']:.1f} s"]
     lines += [f"  {c:<17} val acc {out[c]['val_acc_mean']:.3f} ± {out[c]['val_acc_std']:.3f}" for c in CONDITIONS]
     lines.append(f"  mean guide {out['guide']['mean']:.3f}: " +
                  ", ".join(f"{n} {v:.2f}" for n, v in out["guide"]["per_layer"].items()))

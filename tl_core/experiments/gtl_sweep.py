@@ -1,0 +1,215 @@
+"""When does guidance help? Guided Transfer Learning over shots × how related the source is.
+
+For each source (related: the other classes of the same data; unrelated: the same source data with its
+features shuffled, see `gtl.SOURCES`) the base and its scouts are pretrained once (the GTL lab's cache),
+and the guide built with the lab's settings. Then every (shots, seed) trains guided and plain fine-tuning
+from that base, and scratch once (scratch never sees a source, so both sources show the same scratch).
+Each (shots, source, condition) is one grid cell over seeds; the cells run through `contract.run_cells`,
+locally or as Ray tasks (`tl_core.engine`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from tl_core import contract, device as devices, engine as engines
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.experiments import gtl
+
+CONDITIONS = ("scratch", "plain", "guided")
+_D = gtl.GTLConfig()
+
+
+@dataclass(frozen=True)
+class GTLSweepConfig:
+    data: str = setting(_D.data, "the data: source and target classes come from it", choices=gtl.DATA)
+    target_classes: tuple[str, ...] = setting(_D.target_classes, "classes (0-9) held out of pretraining and "
+                                              "scouts: the few-shot target task, comma-separated",
+                                              label="target classes")
+    shots: tuple[int, ...] = setting((1, 2, 5, 10), "target training images per class, comma-separated", lo=1, hi=100)
+    sources: tuple[str, ...] = setting(tuple(gtl.SOURCES), "sources to compare, comma-separated",
+                                       choices=gtl.SOURCES)
+    seeds: int = setting(5, "few-shot splits (and head inits) per cell, for bands", lo=2, hi=50)
+    seed: int = setting(0, "base, scouts and the first split", lo=0)
+    pretrain_epochs: int = setting(_D.pretrain_epochs, "epochs of the base model on the source classes", lo=1,
+                                   hi=500, label="pretrain epochs")
+    scouts: int = setting(_D.scouts, "K scouts per source, trained at once", lo=1, hi=256)
+    scout_epochs: int = setting(_D.scout_epochs, "epochs of every scout", lo=1, hi=500, label="scout epochs")
+    epochs: int = setting(_D.epochs, "target fine-tuning epochs (full batch: one step each)", lo=1, hi=2000)
+    val_per_class: int = setting(_D.val_per_class, "fixed target validation images per class, per seed", lo=5,
+                                 hi=100, label="val per class")
+    engine: str = engines.engine_setting()
+    address: str = engines.address_setting()
+
+    def resolve(self) -> "GTLSweepConfig":
+        """Shots ascending and each once, target classes and sources in order: one grid, one recorded config."""
+        return replace(self, shots=tuple(sorted(set(self.shots))), target_classes=tuple(sorted(self.target_classes)),
+                       sources=tuple(s for s in gtl.SOURCES if s in self.sources))
+
+    def lab(self, source: str, shots: int = 1) -> gtl.GTLConfig:
+        """The GTL lab's config for one source and shot count (every other setting: the lab's default)."""
+        return replace(_D, data=self.data, source=source, target_classes=tuple(sorted(self.target_classes)),
+                       shots=shots, seeds=self.seeds, seed=self.seed, pretrain_epochs=self.pretrain_epochs,
+                       scouts=self.scouts, scout_epochs=self.scout_epochs, epochs=self.epochs,
+                       val_per_class=self.val_per_class)
+
+    def check(self) -> None:
+        if not self.shots:
+            raise ValueError("give at least one shot count")
+        if not self.sources:
+            raise ValueError("give at least one source")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError("each source may be given once")
+        self.lab(self.sources[0]).check()
+
+
+@dataclass
+class SweepResult(contract.Result):
+    config: GTLSweepConfig
+    runs: list                     # gtl.SeedRun of every cell that ran
+    cells: list                    # the contract.Cell of each run (condition, seed, source, shots)
+    scouts: dict                   # source → classes of each scout
+    guide_mean: dict               # source → mean guide
+    base_acc: dict                 # source → the base's accuracy on held-out source samples
+    device: str
+    seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+    kind = "gtl-sweep"
+    headline = "related.guided.shots1.val_acc_mean"
+
+    def accs(self, source: str, condition: str, shots: int) -> list[float]:
+        """Final validation accuracy of every finished seed; scratch is shared by every source."""
+        want = "none" if condition == "scratch" else source
+        return [r.val_acc for r, c in zip(self.runs, self.cells)
+                if c.condition == condition and c["source"] == want and c["shots"] == shots
+                and r.history.status == "finished"]
+
+    def table(self) -> list[dict]:
+        out = []
+        for source in self.config.sources:
+            for shots in self.config.shots:
+                for condition in CONDITIONS:
+                    stats = contract.seed_stats(self.accs(source, condition, shots))
+                    out.append({"shots": shots, "source": source, "condition": condition,
+                                "val_acc_mean": stats["mean"], "val_acc_std": stats["std"],
+                                "val_acc_seeds": stats["seeds"], "uses_source": condition != "scratch"})
+        return out
+
+    def gap(self, source: str, shots: int, a: str = "guided", b: str = "plain") -> tuple[float, float]:
+        """Mean paired gap a - b over seeds (points of accuracy, as a fraction) and its standard error."""
+        d = np.array(self.accs(source, a, shots)) - np.array(self.accs(source, b, shots))
+        if len(d) == 0:
+            return float("nan"), float("nan")
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("inf")
+
+    def findings(self) -> list[str]:
+        """One plain sentence per source: where guidance beat plain fine-tuning, and whether either beat scratch."""
+        lines = []
+        for source in self.config.sources:
+            helped, hurt, even = [], [], []
+            for shots in self.config.shots:
+                gap, se = self.gap(source, shots)
+                if not math.isfinite(gap):
+                    continue
+                (helped if gap >= 0.01 and gap > 2 * se else hurt if gap <= -0.01 and -gap > 2 * se else even).append(
+                    f"{shots} ({gap * 100:+.1f})")
+            beat = [s for s in self.config.shots if self.accs(source, "scratch", s) and
+                    max(np.mean(self.accs(source, c, s) or [np.nan]) for c in ("plain", "guided"))
+                    > np.mean(self.accs(source, "scratch", s)) + 0.01]
+            parts = [f"{source.capitalize()} source: guided vs plain fine-tuning (points) "
+                     f"clearly ahead at shots {', '.join(helped) or 'none'}"]
+            if hurt:
+                parts.append(f"clearly behind at {', '.join(hurt)}")
+            if even:
+                parts.append(f"no clear difference at {', '.join(even)}")
+            parts.append(f"fine-tuning from this source beats scratch at shots {', '.join(map(str, beat)) or 'none'}")
+            lines.append("; ".join(parts) + ".")
+        return lines
+
+    def to_json(self) -> dict:
+        kind, sentence = self.verdict()
+        return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.table(),
+                "findings": self.findings(), "scouts": self.scouts, "guide_mean": self.guide_mean,
+                "base_source_val_acc": self.base_acc, "verdict": sentence, "verdict_kind": kind,
+                "status": self.status, "message": self.message, "device": self.device,
+                "seconds": round(self.seconds, 3)}
+
+    def metrics(self) -> dict[str, float]:
+        """<source>.<condition>.shots<k>.val_acc_mean / _std for every cell."""
+        out = {}
+        for row in self.table():
+            key = f"{row['source']}.{row['condition']}.shots{row['shots']}"
+            out[f"{key}.val_acc_mean"], out[f"{key}.val_acc_std"] = row["val_acc_mean"], row["val_acc_std"]
+        return out
+
+    def verdict(self) -> Verdict:
+        if self.status != "finished":
+            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
+        return Verdict("neutral", " ".join(self.findings()))
+
+
+def run(cfg: GTLSweepConfig = GTLSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto") -> SweepResult:
+    """Pretrain (or reuse) base and scouts per source, then every shots × source × condition × seed."""
+    contract.validate(cfg)
+    cfg = cfg.resolve()
+    dev = devices.pick(device)
+    with devices.one_cpu_thread(dev):
+        result = _run(cfg, dev, progress, should_stop)
+    result.device = devices.describe(dev)
+    return result
+
+
+def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> SweepResult:
+    start = time.perf_counter()
+    target = gtl.load_classes(cfg.data, cfg.target_classes)
+    gtl.data.few_shot_split(target, max(cfg.shots), cfg.seed, cfg.val_per_class)  # a clear error if too many shots
+    bases, guides, scouts, guide_mean, base_acc = {}, {}, {}, {}, {}
+    for i, source in enumerate(cfg.sources):
+        lab = cfg.lab(source)
+        step = (lambda f, text, i=i: progress(0.2 * (i + f) / len(cfg.sources), f"{source} source: {text}")) \
+            if progress else None
+        scouted, _ = gtl.pretrain_and_scout(lab, dev, step, should_stop)
+        if should_stop is not None and should_stop():
+            return SweepResult(cfg, [], [], {}, {}, {}, str(dev), time.perf_counter() - start, "stopped",
+                               "stopped by the user while pretraining a base and its scouts")
+        bases[source], guides[source] = scouted.base, gtl.make_guide(scouted.raw(lab.change), lab)
+        scouts[source], base_acc[source] = scouted.tasks, scouted.source_val_acc
+        guide_mean[source] = float(torch.cat([g.flatten() for g in guides[source].values()]).mean())
+    labs = {(s, k): cfg.lab(s, k) for s in cfg.sources for k in cfg.shots}
+    first = cfg.sources[0]
+
+    def train_one(cell: contract.Cell, on_epoch, should_stop) -> gtl.SeedRun:
+        source = first if cell["source"] == "none" else cell["source"]  # scratch ignores the base
+        return gtl.train_target(labs[source, cell["shots"]], cell.condition, cell.seed, target, bases[source],
+                                guides[source], dev, on_epoch, should_stop)
+
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    cells = [contract.Cell(c, s, (("source", src), ("shots", k)))
+             for k in cfg.shots for s in seeds for c in CONDITIONS
+             for src in (("none",) if c == "scratch" else cfg.sources)]
+    out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(0.2, 1.0),
+                             engine=cfg.engine, address=cfg.address)
+    return SweepResult(cfg, out.results, out.cells, scouts, guide_mean, base_acc, str(dev),
+                       time.perf_counter() - start, out.status, out.message)
+
+
+def _text(result: SweepResult, out: dict) -> str:
+    cfg = result.config
+    lines = [f"GTL sweep: {cfg.data}, target classes {','.join(cfg.target_classes)}, {cfg.seeds} seeds, on "
+             f"{out['device']} in {out['seconds']:.1f} s"]
+    for row in out["cells"]:
+        lines.append(f"  {row['source']:<9} {row['shots']:>3} shots  {row['condition']:<8} val acc "
+                     f"{row['val_acc_mean']:.3f} ± {row['val_acc_std']:.3f}")
+    return "\n".join(lines + out["findings"])
+
+
+EXPERIMENTS = (
+    contract.Experiment("gtl-sweep", "When does guidance help? GTL over shots × related / unrelated source",
+                        GTLSweepConfig, run, text=_text),
+)
