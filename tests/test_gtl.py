@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tl_core import cli, contract, device as devices, stacked, store
-from tl_core.experiments import gtl
+from tl_core.experiments import gtl, gtl_sweep
 from tl_core.train import FitConfig, History, fit
 
 # a small, fast setup: every test that runs GTL uses it (a few seconds on 2 busy cores)
@@ -448,11 +448,11 @@ def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch
     assert "guided" in sentence and "plain fine-tuning" in sentence
     assert len(app.metric) == 4 and all(m.value.endswith("%") for m in app.metric)
     charts = app.get("plotly_chart")
-    assert len(charts) == 5
+    assert len(charts) == 6
     specs = json.dumps([json.loads(c.proto.spec) for c in charts], ensure_ascii=False)
-    assert "body.fc1.weight (64×64)" in specs and "Mean guide per layer" in specs
+    assert "body.fc1.weight (64×400)" in specs and "Mean guide per layer" in specs and "P5 (types 2, 7)" in specs
     downloads = [b.label for b in app.get("download_button")]
-    assert "Download the guide (.pt)" in downloads and downloads.count("Download chart as HTML") == 5
+    assert "Download the guide (.pt)" in downloads and downloads.count("Download chart as HTML") == 6
     cfg = calls[0]
     assert (cfg.scouts, cfg.seeds, cfg.epochs, cfg.target_classes) == (4, 2, 10, ("7", "8", "9"))
     app.run()                                   # a rerun shows the same result without training again
@@ -471,3 +471,23 @@ def test_page_warns_instead_of_crashing_on_bad_settings(app):
     app.multiselect(key="gtl_target").set_value(["1", "2", "3", "4", "5", "6", "7"]).run()
     app.slider(key="gtl_scout_classes").set_value(5).run()
     assert not app.exception and "classes per scout" in app.warning[0].value
+
+
+def test_page_names_each_scouts_classes_and_runs_the_when_does_guidance_help_sweep(app, monkeypatch):
+    calls = []
+    real = gtl_sweep.run
+    monkeypatch.setattr(gtl_sweep, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    _small_page(app)
+    app.select_slider(key="gtl_shots").set_value(2).run()
+    app.button(key="gtl_run").click().run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert len(table) == 4 and " vs cell type " in table["its sub-problem"][0]
+    assert table["its sub-problem"][0].startswith("cell type ")
+    app.button(key="gtl_sweep_run").click().run()
+    assert not app.exception and len(calls) == 1
+    assert (calls[0].seeds, calls[0].scouts, calls[0].shots) == (2, 4, (1, 2, 5, 10))
+    specs = json.dumps([json.loads(c.proto.spec) for c in app.get("plotly_chart")], ensure_ascii=False)
+    assert "When does guidance help?" in specs and "unrelated source" in specs
+    findings = [m.value for m in app.markdown if m.value.startswith("- ")]
+    assert findings[0].startswith("- Related source: guided vs plain") and "Unrelated source" in findings[1]

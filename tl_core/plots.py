@@ -492,3 +492,92 @@ def gtl_final(result) -> go.Figure:
     fig.update_xaxes(title_text="final validation accuracy", tickformat=".0%")
     fig.update_layout(showlegend=False)
     return _style(fig, "Final target accuracy of every seed (one dot per run)", height=360)
+
+
+# ---- Guided Transfer Learning: by gene programme, and when guidance helps -------------------------------
+
+def gtl_groups(matrix, groups: dict, title: str) -> go.Figure:
+    """A first-layer guide (hidden unit × input) summarised by input group (e.g. gene programmes): the mean
+    guide of each unit over each group's inputs, big cells a projector shows, values written in."""
+    m = np.asarray(matrix, dtype=float)
+    names = list(groups)
+    z = np.stack([m[:, groups[n]].mean(1) for n in names], 1)     # (units, groups)
+    order = np.argsort(-z.max(1))[:16]                             # the 16 units the scouts moved most
+    z = z[order]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=[f"unit {u}" for u in order], colorscale="Viridis", zmin=0,
+                               zmax=max(1e-6, float(z.max())), text=np.round(z, 2), texttemplate="%{text}",
+                               textfont=dict(size=13), colorbar=dict(title="mean guide"),
+                               hovertemplate="%{y}, %{x}<br>mean guide %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-30)
+    return _style(fig, title, height=620)
+
+
+def gtl_sweep(result) -> go.Figure:
+    """When does guidance help: validation accuracy vs shots, one panel per source, a line per condition
+    (mean over seeds, whisker ± std)."""
+    sources = list(result.config.sources)
+    fig = make_subplots(rows=1, cols=len(sources), shared_yaxes=True,
+                        subplot_titles=[f"{s} source" for s in sources], horizontal_spacing=0.06)
+    rows = result.table()
+    for k, source in enumerate(sources):
+        for c in ("scratch", "plain", "guided"):
+            pts = [r for r in rows if r["source"] == source and r["condition"] == c]
+            fig.add_trace(go.Scatter(
+                x=[r["shots"] for r in pts], y=[r["val_acc_mean"] for r in pts], name=GTL_LABELS[c],
+                mode="lines+markers", line=dict(color=GTL_COLORS[c], width=3), marker=dict(size=10),
+                error_y=dict(type="data", array=[r["val_acc_std"] for r in pts], thickness=2),
+                legendgroup=c, showlegend=k == 0), row=1, col=k + 1)
+        fig.update_xaxes(type="log", tickvals=list(result.config.shots), title_text="shots per class", row=1,
+                         col=k + 1)
+    fig.update_yaxes(title_text="target validation accuracy", tickformat=".0%", row=1, col=1)
+    fig.update_annotations(font_size=18)
+    n = result.config.seeds
+    return _style(fig, f"When does guidance help? (mean of {n} seeds; whisker: ± std)", height=500)
+
+
+# ---- transfer for text ---------------------------------------------------------------------------
+
+TEXT_COLORS = {"feature": "#1b9e77", "last_k": "#7570b3", "full": "#e7298a", "scratch": "#d95f02"}
+
+
+def text_curves(result) -> go.Figure:
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per condition (feature
+    extraction, fine-tuning, scratch), mean over seeds with a band: the overfitting picture for text."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    for condition in result.ran():
+        runs = result.by_condition(condition)
+        length = min(r.history.epochs_run for r in runs)
+        if length == 0:
+            continue
+        epochs = np.arange(1, length + 1)
+        for col, key in ((1, "loss"), (2, "acc")):
+            for split, dash in (("train", None), ("val", "dash")):
+                values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
+                label = f"{result.config.label(condition)}, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, TEXT_COLORS[condition], dash=dash, showlegend=col == 1):
+                    fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    seeds = result.config.seeds
+    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
+                  height=520)
+
+
+def text_shots_sweep(result) -> go.Figure:
+    """Validation accuracy against sentences per topic (log axis), one line per condition, band over seeds."""
+    fig = go.Figure()
+    shots = list(result.config.shots)
+    for condition in result.config.conditions:
+        accs = [result.accs(condition, s) for s in shots]
+        if not all(accs):
+            continue
+        n = min(len(a) for a in accs)
+        for trace in band_traces(shots, np.array([a[:n] for a in accs]), result.config.label(condition),
+                                 TEXT_COLORS[condition]):
+            fig.add_trace(trace)
+    fig.update_xaxes(type="log", title_text="training sentences per topic (log scale)", tickvals=shots,
+                     ticktext=[str(s) for s in shots])
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
+    return _style(fig, f"Accuracy vs shots per topic (line: mean over seeds; {BAND})", height=440)

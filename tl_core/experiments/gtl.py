@@ -193,6 +193,19 @@ def load_classes(name: str, classes: tuple[str, ...], source: str = "related") -
     return _permuted(ds) if source == "unrelated" else ds
 
 
+def gene_groups() -> dict[str, list[int]]:
+    """The atlas's genes by programme, for a guide map a projector can show: 'P5 (types 2, 7)' → its genes."""
+    out = {}
+    for p in range(PROGRAMMES):
+        types = [str(k) for k, pair in enumerate(TYPE_PROGRAMMES) if p in pair]
+        out[f"P{p} (types {', '.join(types)})"] = list(range(p * PROGRAMME_GENES, (p + 1) * PROGRAMME_GENES))
+    for k, name in enumerate(("cycle", "stress", "batch")):
+        start = (PROGRAMMES + k) * PROGRAMME_GENES
+        out[name] = list(range(start, start + PROGRAMME_GENES))
+    out["background"] = list(range((PROGRAMMES + NUISANCE) * PROGRAMME_GENES, GENES))
+    return out
+
+
 def class_name(data_name: str, c: str) -> str:
     """How the page and the text name class id `c`: 'digit 7' or 'cell type 7 (programmes 5, 7)'."""
     if data_name == "digits":
