@@ -13,9 +13,11 @@ def test_gtl_page_runs_and_draws_the_guide_heat_maps(server, page):
     page.get_by_text("Where the scouts say weights should move").wait_for(timeout=240_000)
     page.get_by_text("Guide values per layer").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)  # let plotly finish drawing every chart before the screenshot
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 5
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 6
     assert page.locator("[data-testid='stPlotlyChart'] .heatmaplayer").count() >= 1
-    assert page.get_by_text("body.fc1.weight (64×64)").count() >= 1
+    assert page.get_by_text("body.fc1.weight (64×400)").count() >= 1
+    assert page.get_by_text("What each scout learned").count() == 1
+    assert page.get_by_text("When does guidance help?").count() >= 1
     assert page.get_by_text("guided").count() >= 1
     assert page.get_by_role("button", name="Download the guide (.pt)").count() == 1
     assert page.get_by_text("Traceback").count() == 0

@@ -474,7 +474,7 @@ def gtl_curves(result) -> go.Figure:
         values = np.array([r.history.val_acc[:length] for r in runs]).T
         for trace in band_traces(np.arange(1, length + 1), values, GTL_LABELS[c], GTL_COLORS[c]):
             fig.add_trace(trace)
-    fig.update_xaxes(title_text="fine-tuning epoch on the target digits")
+    fig.update_xaxes(title_text="fine-tuning epoch on the target classes")
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
     n = result.config.seeds
     return _style(fig, f"Target accuracy while fine-tuning (line: mean of {n} seed{'s' * (n > 1)}; {BAND})")
