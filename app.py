@@ -1,7 +1,7 @@
 """Transfer Lab: see transfer learning happen. Entry point: `streamlit run app.py` (or `make run`)."""
 import streamlit as st
 
-from tl_core import device
+from tl_core import device, engine
 
 st.set_page_config(page_title="Transfer Lab", page_icon=":material/science:", layout="wide")
 
@@ -17,4 +17,5 @@ pages = [
 ]
 nav = st.navigation(pages)
 st.sidebar.caption(f"Training device: **{device.describe()}**")
+st.sidebar.caption(f"Sweeps run on: **{engine.describe(*engine.app_engine())}**")
 nav.run()

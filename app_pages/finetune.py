@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import backbones, contract, data, plots
+from tl_core import backbones, contract, data, engine, plots
 from tl_core.experiments import finetune
 
 SHOTS = {"1": 1, "2": 2, "5": 5, "10": 10, "20": 20, "all": None}
@@ -61,8 +61,10 @@ sweep_shots = st.multiselect("Shots per class", list(SHOTS), default=["1", "5", 
 sweep_freezes = st.multiselect("Frozen stages", [str(i) for i in range(n - 1, -1, -1)],
                                default=[str(n - 1), str(max(0, n - 3))], key="ft_sweep_freezes", bind=ui.URL)
 link.report()  # again: the sweep's settings are drawn only once the lab has a result
+sweep_engine, sweep_address = engine.app_engine()   # a Ray cluster when TL_RAY_ADDRESS is set
+st.caption(f"The sweep runs on **{engine.describe(sweep_engine, sweep_address)}**.")
 sweep_cfg = finetune.SweepConfig(**{**contract.record(cfg), "classes": (), "shots": tuple(SHOTS[s] for s in sweep_shots),
-                                    "freezes": tuple(sweep_freezes)})
+                                    "freezes": tuple(sweep_freezes), "engine": sweep_engine, "address": sweep_address})
 sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, lambda progress, stop: finetune.sweep(
     sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_sweeps", {}),
     button_key="ft_sweep", start="Sweeping…", disabled=not sweep_shots or not sweep_freezes)

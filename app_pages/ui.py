@@ -122,7 +122,7 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
 def verdict(v) -> None:
     """A result's verdict, coloured by what it says."""
     {"helped": st.success, "hurt": st.error, "unfit": st.warning, "diverged": st.warning,
-     "stopped": st.warning}.get(v.kind, st.info)(v.text)
+     "stopped": st.warning, "failed": st.error}.get(v.kind, st.info)(v.text)
 
 
 def _same(value, given: list[str]) -> bool:

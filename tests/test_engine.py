@@ -103,3 +103,22 @@ def test_stop_cancels_the_rest_and_the_history_keeps_every_finished_cell(local_r
     kept = run.result["records"]
     assert all(r in kept for r in seen["records"]) and 1 <= len(kept) < cells
     assert time.perf_counter() - started < 60
+
+
+def test_the_labs_sweep_runs_on_the_ray_cluster_named_by_TL_RAY_ADDRESS(local_ray, monkeypatch):
+    import ray
+
+    from tests.test_pages import _train_small_lab
+    from tests.conftest import open_page
+
+    address = ray.get_runtime_context().gcs_address      # the session's Ray, joined as a cluster would be
+    monkeypatch.setenv("TL_RAY_ADDRESS", address)
+    at = open_page("app_pages/finetune.py", {})
+    assert f"Sweeps run on: **Ray cluster at {address}**" in [c.value for c in at.sidebar.caption]
+    _train_small_lab(at, dataset="textures", epochs=1, seeds=1)
+    assert f"The sweep runs on **Ray cluster at {address}**." in [c.value for c in at.caption]
+    at.button(key="ft_sweep").click().run()
+    assert not at.exception
+    (cfg, sw), = at.session_state["ft_sweeps"].items()
+    assert (cfg.engine, cfg.address, sw.status) == ("ray", address, "finished")
+    assert len(sw.records) == (2 + 1) * 3 and len(at.get("plotly_chart")) >= 4   # 2 depths + scratch, 3 shots

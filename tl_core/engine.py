@@ -83,7 +83,7 @@ def connect(address: str = "", cpus: int | None = None) -> None:
     ray = _ray()
     address = address or os.environ.get("RAY_ADDRESS", "")
     if ray.is_initialized():
-        if not _STARTED["by_us"] or _STARTED["address"] == address:
+        if not _STARTED["by_us"] or not address or address in (_STARTED["address"], _gcs_address(ray)):
             return
         shutdown()                              # this process joined another cluster before
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # offline: never phone home
@@ -106,6 +106,13 @@ def connect(address: str = "", cpus: int | None = None) -> None:
         raise RuntimeError(f"could not start {where}: {first}") from None
     _STARTED.update(by_us=True, address=address, seconds=time.perf_counter() - started)
     atexit.register(shutdown)
+
+
+def _gcs_address(ray) -> str:
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:  # an older Ray without it: compare by the address given
+        return ""
 
 
 def running() -> bool:
