@@ -422,7 +422,7 @@ def test_cli_text_summary_names_every_condition_and_the_verdict(capsys):
 
 def test_too_many_shots_for_the_target_digits_is_a_clear_error():
     with pytest.raises(ValueError, match="shots=100 is more than"):
-        gtl.run(replace(SMALL, shots=100, val_per_class=100), device="cpu")
+        gtl.run(replace(SMALL, data="digits", shots=100, val_per_class=100), device="cpu")
 
 
 # ---- the page -------------------------------------------------------------------------------------
