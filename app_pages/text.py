@@ -1,0 +1,111 @@
+import streamlit as st
+
+from app_pages import ui
+from tl_core import contract, plots, text
+from tl_core.experiments import text as exp
+
+C = exp.TextConfig
+D = C()  # the page starts from the config's defaults: a link names only what differs, as CLI flags do
+spec = lambda name: contract.spec(C, name)  # noqa: E731 - a setting's choices and help
+
+link = ui.page("Transfer for text", "text_",
+               "Language models transfer too. **all-MiniLM-L6-v2** (a 6-layer BERT-family encoder, 22 M parameters) "
+               "was pretrained on masked-word prediction and sentence pairs; here it learns to tell *topics* apart "
+               "from a few labelled sentences each. Compare **feature extraction** (encoder frozen, a new linear head "
+               "on its sentence embeddings, computed once), **fine-tuning** the last k layers or all of them, and the "
+               "**same model from scratch** (random weights, the tokenizer kept).", settings="Text settings")
+
+with st.sidebar:
+    topics = text.topics()
+    classes = st.multiselect("Topics (classes)", list(topics), default=list(D.classes), key="text_classes", bind=ui.URL,
+                             format_func=lambda t: f"{t} ({topics[t]})", help="chatterbot-corpus conversation lines "
+                             "labelled by topic; the number is how many sentences the topic has")
+    conditions = st.multiselect("Conditions", list(exp.CONDITIONS), default=list(D.conditions), key="text_conditions",
+                                bind=ui.URL, help="\n".join(f"- **{k}**: {v}" for k, v in exp.CONDITIONS.items()))
+    layers = st.slider("k: layers fine-tuned under last_k", 1, text.LAYERS - 1, D.layers, key="text_layers", bind=ui.URL,
+                       help=spec("layers").help)
+    shots = st.select_slider("Training sentences per topic", [1, 2, 4, 8, 16, 32], value=D.shots, key="text_shots",
+                             bind=ui.URL, help=spec("shots").help)
+    seeds = st.slider("Seeds (for the band)", 1, 10, D.seeds, key="text_seeds", bind=ui.URL, help=spec("seeds").help)
+    epochs = st.slider("Epochs", 1, 50, D.epochs, key="text_epochs", bind=ui.URL, help=spec("epochs").help)
+    lr = st.select_slider("Head learning rate", [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], value=D.lr, key="text_lr", bind=ui.URL)
+    encoder_lr = st.select_slider("Encoder learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], value=D.encoder_lr,
+                                  key="text_encoder_lr", bind=ui.URL, help=spec("encoder_lr").help)
+    max_length = st.select_slider("Tokens per sentence (max)", [8, 16, 24, 32, 64, 128, 256], value=D.max_length,
+                                  key="text_max_length", bind=ui.URL, help=spec("max_length").help)
+    st.caption("Fine-tuning and scratch train 22 M weights: the slow part on a CPU. Feature extraction trains only "
+               "the head, on embeddings computed once.")
+
+link.report()
+cfg = C(classes=tuple(classes), conditions=tuple(conditions), layers=layers, shots=shots, seeds=seeds, epochs=epochs,
+        lr=lr, encoder_lr=encoder_lr, max_length=max_length)
+
+st.subheader("What the tokenizer does")
+left, right = st.columns([3, 2])
+sentence = left.text_area("A sentence", "Transfer learning reuses what a model has already learnt.", key="text_sentence",
+                          height=90, help=f"Word pieces and ids; the model reads at most {text.MAX_TOKENS} tokens")
+upload = right.file_uploader("…or a .txt file", type=["txt"], key="text_upload")
+try:
+    if upload is not None:
+        sentence = text.decode_upload(upload.getvalue(), upload.name)
+    tok = text.tokens(sentence)
+except ValueError as err:
+    st.warning(f"{err}.")
+    tok = None
+if tok is not None:
+    if tok.truncated:
+        st.warning(f"This text makes {tok.total:,} tokens; the model reads at most {text.MAX_TOKENS}, so it is cut "
+                   f"to the first {text.MAX_TOKENS} here.")
+    st.dataframe({"word piece": tok.pieces[:64], "id": tok.ids[:64]}, height=150, hide_index=False)
+    st.caption(f"{len(tok.ids)} tokens{' (the first 64 shown)' if len(tok.ids) > 64 else ''}: [CLS] starts every "
+               f"sentence, [SEP] ends it, ## marks a piece that continues a word.")
+
+st.subheader("Feature extraction vs fine-tuning vs scratch")
+try:
+    contract.validate(cfg)
+except ValueError as err:
+    st.warning(f"{err}. Adjust the settings in the sidebar.")
+    st.stop()
+result = ui.run_button("text", "Train", "text", cfg, lambda progress, stop: exp.run(cfg, progress=progress,
+                       should_stop=stop), results=st.session_state.setdefault("text_results", {}),
+                       button_key="text_train", start="Reading the encoder and the sentences…")
+if result is None:
+    st.info("Choose topics and conditions in the sidebar and press **Train** (feature extraction alone: seconds; "
+            "each fine-tuned or scratch condition: about 10 s per seed on a laptop CPU).")
+    st.stop()
+ui.verdict(result.verdict())
+out = result.to_json()
+for col, (c, s) in zip(st.columns(len(out["conditions"])), out["conditions"].items()):
+    col.metric(s["label"], f"{s['val_acc']:.1%}", f"± {s['val_acc_std']:.1%} over {len(s['val_acc_seeds'])} seeds",
+               delta_color="off", delta_arrow="off", border=True)
+st.caption(f"{result.device} · {result.seconds:.1f} s (frozen stages' features: {result.cached_seconds:.1f} s, "
+           f"computed once for every seed) · stages: {', '.join(result.stage_names)}")
+ui.chart(plots.text_curves(result), "text_curves")
+
+st.subheader("Nearest training sentences, before and after fine-tuning")
+if tok is not None and result.train_texts:
+    tuned = result.tuned_model()
+    cols = st.columns(2)
+    for col, (title, model) in zip(cols, [("pretrained encoder", text.pretrained_model()),
+                                          (f"after fine-tuning ({result.config.label(result.tuned[0])}, seed "
+                                           f"{result.config.seed})" if tuned else "", tuned)]):
+        if model is None:
+            col.info("Add **last_k** or **full** to the conditions to see the embeddings after fine-tuning.")
+            continue
+        col.markdown(f"**{title}**")
+        col.dataframe(text.nearest(model, sentence, result.train_texts, result.train_labels), hide_index=True,
+                      column_config={"similarity": st.column_config.NumberColumn(format="%.2f")})
+
+st.subheader("Shots sweep")
+sweep_shots = st.multiselect("Sentences per topic", [1, 2, 4, 8, 16, 32], default=[2, 8, 32], key="text_sweep_shots",
+                             bind=ui.URL)
+link.report()  # again: the sweep's settings are drawn only once the page has a result
+sweep_cfg = exp.TextSweepConfig(**{**contract.record(cfg), "classes": cfg.classes, "conditions": cfg.conditions,
+                                   "shots": tuple(sweep_shots)})
+sw = ui.run_button("text_sweep", "Run sweep", "text_sweep", sweep_cfg, lambda progress, stop: exp.sweep(
+    sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("text_sweeps", {}),
+    button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)
+if sw is not None:
+    ui.verdict(sw.verdict())
+    ui.chart(plots.text_shots_sweep(sw), "text_sweep_plot")
+    st.caption(f"{len(sw.runs)} runs in {sw.seconds:.1f} s on {sw.device}.")

@@ -1,0 +1,423 @@
+"""Transfer for text: a pretrained BERT-family sentence encoder (all-MiniLM-L6-v2, offline) on a few
+labelled sentences per topic, four ways over seeds:
+
+    feature  feature extraction: the encoder frozen, only a new linear head trains, on sentence
+             embeddings computed once (the same lever as the image lab's frozen-prefix cache)
+    last_k   fine-tune the last k transformer layers and the head; the rest frozen (and cached)
+    full     full fine-tuning: every stage trains
+    scratch  the same architecture from random weights, every stage trained (the pretrained tokenizer's
+             word pieces are kept: only the weights start from nothing)
+
+The head learns at `lr`, encoder stages that train at `encoder_lr` (the small rate fine-tuning needs
+so as not to wash out what pretraining learnt). `text` trains one shots value with curves; `text_sweep`
+trains a list of shots values (nested training sets, one validation set per seed).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from tl_core import backbones, contract, device as devices, freeze, text
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.train import FitConfig, History, evaluate, fit, frozen_features
+
+BACKBONE = "minilm_l6"
+CONDITIONS = {
+    "feature": "feature extraction: the pretrained encoder frozen, a new linear head trained on its sentence embeddings",
+    "last_k": "fine-tune the last k layers of the pretrained encoder and the head; the layers below stay frozen",
+    "full": "full fine-tuning: every stage of the pretrained encoder trains",
+    "scratch": "the same architecture from random weights, every stage trained (the tokenizer is kept)",
+}
+LABELS = {"feature": "feature extraction (frozen encoder)", "last_k": "fine-tune last {k} layers",
+          "full": "full fine-tuning", "scratch": "same model from scratch"}
+CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
+
+
+def _classes_problem(classes: tuple) -> str:
+    if len(classes) < 2:
+        return "choose at least 2 topics"
+    if len(set(classes)) < len(classes):
+        return "each topic once, please"
+    return ""
+
+
+def _conditions_problem(conditions: tuple) -> str:
+    if not conditions:
+        return "choose at least one condition"
+    return "each condition once, please" if len(set(conditions)) < len(conditions) else ""
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    dataset: str = setting("topics", "labelled sentences", choices=text.DATASETS)
+    classes: tuple[str, ...] = setting(text.DEFAULT_CLASSES, "topics to tell apart, comma-separated",
+                                       check=_classes_problem)
+    conditions: tuple[str, ...] = setting(("feature", "last_k", "scratch"),
+                                          "what to compare, comma-separated", choices=CONDITIONS,
+                                          check=_conditions_problem)
+    layers: int = setting(2, "k: the last transformer layers that fine-tune under last_k", lo=1, hi=text.LAYERS - 1)
+    shots: int = setting(8, "training sentences per topic", lo=1, hi=10_000)
+    epochs: int = setting(10, "passes over the training sentences", lo=1, hi=500)
+    lr: float = setting(1e-2, "Adam learning rate of the new head", lo=1e-7, hi=10)
+    encoder_lr: float = setting(1e-4, "Adam learning rate of the encoder stages that train (fine-tuning, scratch)",
+                                lo=1e-8, hi=1, label="encoder lr")
+    batch_size: int = setting(16, "sentences per step", lo=1, hi=4096, label="batch size")
+    max_length: int = setting(24, f"tokens per sentence; longer ones are cut (the model reads at most "
+                                  f"{text.MAX_TOKENS})", lo=4, hi=text.MAX_TOKENS, label="max length")
+    seeds: int = setting(3, "runs per condition, for bands", lo=1, hi=20)
+    seed: int = setting(0, "first seed: split, head init, scratch init, dropout", lo=0)
+    val_per_class: int = setting(12, "fixed validation sentences per topic", lo=1, hi=1000)
+    cache: bool = setting(True, "compute the frozen stages once over the sentences (--no-cache: every epoch)")
+
+    def frozen(self, condition: str) -> int:
+        """Frozen stages of a condition: all but the head, all but the last k layers and the head, none."""
+        n = len(backbones.stage_names(BACKBONE))
+        return {"feature": n - 1, "last_k": n - 1 - self.layers}.get(condition, 0)
+
+    def label(self, condition: str) -> str:
+        return LABELS[condition].format(k=self.layers)
+
+
+# a small config for a lecture slide (about 10 s on 2 cores): feature extraction vs scratch at 2 shots
+QUICK = TextConfig(conditions=("feature", "scratch"), shots=2, seeds=3, epochs=8, val_per_class=8)
+
+
+@dataclass
+class Run:
+    """One condition, one seed (one shots value)."""
+    condition: str
+    seed: int
+    shots: int
+    history: History
+    val_acc: float
+    train_acc: float
+
+
+@dataclass
+class TextResult(contract.Result):
+    config: TextConfig
+    classes: list[str]
+    stage_names: list[str]
+    runs: list[Run]
+    device: str
+    seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+    cached_seconds: float = 0.0     # computing the frozen stages' features (once for every seed)
+    # the first seed's training sentences, and the first fine-tuned model's trained stages (CPU): what the
+    # page's nearest-neighbour view compares before and after fine-tuning
+    train_texts: list[str] = field(default_factory=list, repr=False)
+    train_labels: list[str] = field(default_factory=list, repr=False)
+    tuned: tuple[str, dict] | None = field(default=None, repr=False)
+    kind = "text"
+    headline = "val_acc"
+
+    def by_condition(self, condition: str) -> list[Run]:
+        return [r for r in self.runs if r.condition == condition]
+
+    def ran(self) -> list[str]:
+        return [c for c in self.config.conditions if self.by_condition(c)]
+
+    def summary(self, condition: str) -> dict:
+        runs = self.by_condition(condition)
+        done = [r for r in runs if r.history.status == "finished"]  # a run cut short says nothing of its accuracy
+        acc = contract.seed_stats([r.val_acc for r in done])
+        return {"label": self.config.label(condition), "frozen_stages": self.config.frozen(condition),
+                "val_acc": acc["mean"], "val_acc_std": acc["std"], "val_acc_seeds": acc["seeds"],
+                "train_acc": contract.seed_stats([r.train_acc for r in done])["mean"],
+                "history": {k: getattr(runs[0].history, k) for k in CURVES},
+                "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
+                "status": runs[0].history.status}
+
+    def to_json(self) -> dict:
+        conditions = self.ran()
+        kind, sentence = self.verdict()
+        out = {"experiment": self.kind, "config": contract.record(self.config)}
+        if conditions:
+            out.update(self.summary(conditions[0]))   # the first condition's numbers at the top level
+        out.update({"conditions": {c: self.summary(c) for c in conditions}, "classes": self.classes,
+                    "stages": self.stage_names, "encoder": BACKBONE, "verdict": sentence, "verdict_kind": kind,
+                    "status": self.status, "message": self.message, "device": self.device,
+                    "cached_seconds": round(self.cached_seconds, 3), "seconds": round(self.seconds, 3)})
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for i, c in enumerate(self.ran()):
+            s = self.summary(c)
+            if i == 0:
+                out.update(val_acc=s["val_acc"], val_acc_std=s["val_acc_std"], train_acc=s["train_acc"])
+            out.update({f"conditions.{c}.val_acc": s["val_acc"], f"conditions.{c}.val_acc_std": s["val_acc_std"],
+                        f"conditions.{c}.train_acc": s["train_acc"]})
+        return out
+
+    def curves(self) -> dict[str, list]:
+        return {f"conditions.{c}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_condition(c)])
+                for k in ("val_acc", "val_loss", "train_acc", "train_loss") for c in self.ran()}
+
+    def histories(self) -> dict[str, list[History]]:
+        """Condition label → its seeds' histories: what the overfitting plot draws."""
+        return {self.config.label(c): [r.history for r in self.by_condition(c)] for c in self.ran()}
+
+    def verdict(self) -> Verdict:
+        if self.status != "finished":
+            return Verdict(self.status, self.message or f"The run ended early ({self.status}).")
+        return compare({c: [r.val_acc for r in self.by_condition(c)] for c in self.ran()}, self.config,
+                       f"{self.config.shots} sentences per topic")
+
+    def tuned_model(self) -> backbones.StagedModel | None:
+        """The first fine-tuned model (first seed), rebuilt from the pretrained encoder and its trained stages."""
+        if self.tuned is None:
+            return None
+        model = backbones.create(BACKBONE, "pretrained", len(self.classes))
+        model.load_state_dict(self.tuned[1], strict=False)
+        return model
+
+
+def compare(accs: dict[str, list[float]], cfg: TextConfig, where: str) -> Verdict:
+    """Transfer (the best pretrained condition) against scratch over seeds. 'Clear' means the gap is more
+    than twice the seeds' spread and holds in every seed; otherwise the verdict says there is no clear
+    difference. Without scratch: the conditions side by side."""
+    stats = {c: contract.seed_stats(v) for c, v in accs.items() if v}
+    n = max((len(s["seeds"]) for s in stats.values()), default=0)
+    numbers = "; ".join(f"{cfg.label(c)} {s['mean']:.0%} ± {s['std']:.0%}" for c, s in stats.items())
+    numbers = f"{numbers} (validation accuracy at {where}, mean ± std of {n} seed{'s' * (n > 1)})"
+    if n < 2:
+        numbers += ". One seed says little: raise 'seeds' for a band"
+    transfer = [c for c in stats if c != "scratch"]
+    if "scratch" not in stats or not transfer:
+        return Verdict("single", f"{numbers}. Add 'scratch' to the conditions to see what pretraining is worth.")
+    best = max(transfer, key=lambda c: stats[c]["mean"])
+    p, s = stats[best], stats["scratch"]
+    gap = p["mean"] - s["mean"]
+    spread = max(p["std"], s["std"], 0.01)
+    wins = sum(a > b for a, b in zip(p["seeds"], s["seeds"]))
+    if gap > 2 * spread and wins == len(p["seeds"]):
+        return Verdict("helped", f"Pretraining helped: {cfg.label(best)} beats the same model from scratch by "
+                                 f"{gap * 100:.0f} points in every seed. {numbers}.")
+    if gap < -2 * spread and wins == 0:
+        return Verdict("hurt", f"Negative transfer: scratch beats {cfg.label(best)} by {-gap * 100:.0f} points. {numbers}.")
+    return Verdict("neutral", f"No clear difference between the best pretrained condition ({cfg.label(best)}) and "
+                              f"scratch here (ahead in {wins} of {len(p['seeds'])} seeds). {numbers}.")
+
+
+# ---- training one condition ----------------------------------------------------------------------------
+
+class Features:
+    """The frozen stages' outputs per depth, from the pretrained encoder, computed for a sentence the first
+    time a run needs it and then shared by every seed, shots value and condition frozen to that depth (and
+    by later runs on the same sentences in this process: the pretrained weights never change)."""
+
+    _shared: dict[tuple, "Features"] = {}
+
+    def __init__(self, tokens: torch.Tensor, dev: torch.device, batch_size: int = 64):
+        self.tokens, self.dev, self.batch_size = tokens, dev, batch_size
+        self.model: backbones.StagedModel | None = None
+        self.by_depth: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}   # depth → (features, computed? per row)
+        self.seconds = 0.0
+
+    @classmethod
+    def shared(cls, key: tuple, tokens: torch.Tensor, dev: torch.device) -> "Features":
+        key = (*key, str(dev))
+        if key not in cls._shared:
+            while len(cls._shared) >= 2:   # a few MB each: keep the two latest datasets
+                cls._shared.pop(next(iter(cls._shared)))
+            cls._shared[key] = cls(tokens, dev)
+        return cls._shared[key]
+
+    def at(self, depth: int, rows: torch.Tensor, should_stop: Stop | None = None) -> torch.Tensor:
+        """Features of `rows` after the first `depth` stages."""
+        feats, done = self.by_depth.get(depth, (None, torch.zeros(len(self.tokens), dtype=torch.bool)))
+        missing = rows[~done[rows]].unique()
+        if len(missing):
+            start = time.perf_counter()
+            if self.model is None:
+                self.model = backbones.create(BACKBONE, "pretrained").to(self.dev)
+            new = frozen_features(self.model.prefix(depth), self.tokens[missing], self.batch_size, should_stop)
+            if feats is None:
+                feats = new.new_zeros((len(self.tokens), *new.shape[1:]))
+            feats[missing.to(feats.device)] = new
+            done[missing] = True
+            self.by_depth[depth] = (feats, done)
+            self.seconds += time.perf_counter() - start
+        return feats[rows.to(feats.device)]
+
+
+def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Tensor, labels: torch.Tensor,
+                    split: tuple[np.ndarray, np.ndarray], n_classes: int, dev: torch.device,
+                    features: Features | None, hooks: dict) -> tuple[Run, backbones.StagedModel]:
+    """THE training loop (`train.fit`) on one condition: the frozen stages' cached features in, when there
+    are frozen stages and caching is on; the head at `lr`, trainable encoder stages at `encoder_lr`."""
+    tr, va = (torch.as_tensor(i) for i in split)
+    weights = "scratch" if condition == "scratch" else "pretrained"
+    model = backbones.create(BACKBONE, weights, n_classes, seed).to(dev)
+    depth = cfg.frozen(condition)
+    freeze.freeze_to(model, depth)
+    net, x_tr, x_va = model, tokens[tr], tokens[va]
+    if features is not None and depth > 0:
+        stop = hooks.get("should_stop")
+        net, x_tr, x_va = model.suffix(depth), features.at(depth, tr, stop), features.at(depth, va, stop)
+    groups = [{"params": list(model.head.parameters()), "lr": cfg.lr},
+              {"params": [p for stage in model.stages[:-1] for p in stage.parameters()], "lr": cfg.encoder_lr}]
+    torch.manual_seed(seed)   # dropout in the layers that train draws from torch's stream: seeded per run
+    fit_cfg = FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+    hist = fit(net, (x_tr, labels[tr]), (x_va, labels[va]), fit_cfg, params=groups, **hooks)
+    _, train_acc = evaluate(net, (x_tr, labels[tr]), "classification", cfg.batch_size)
+    val_acc = hist.val_acc[-1] if hist.val_acc else float("nan")
+    return Run(condition, seed, len(tr) // n_classes, hist, float(val_acc), float(train_acc)), model
+
+
+def _prepared(cfg: TextConfig, shots: int, dev: torch.device):
+    """(dataset, its tokens, the frozen-feature cache): every sentence tokenised once."""
+    contract.validate(cfg)
+    ds = text.load(cfg.dataset, cfg.classes)
+    text.few_shot_split(ds, shots, cfg.seed, cfg.val_per_class)   # a class too small fails before any training
+    tokens = text.encode(ds.texts, cfg.max_length).to(dev)
+    features = Features.shared((cfg.dataset, tuple(ds.classes), cfg.max_length), tokens, dev)
+    return ds, tokens, features if cfg.cache else None
+
+
+def run(cfg: TextConfig = TextConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto") -> TextResult:
+    """Every (condition, seed) of cfg at cfg.shots: curves, accuracies, the verdict."""
+    start = time.perf_counter()
+    dev = devices.pick(device)
+    ds, tokens, features = _prepared(cfg, cfg.shots, dev)
+    labels = ds.labels.to(dev)
+    cached_before = features.seconds if features else 0.0
+    result = TextResult(config=cfg, classes=list(ds.classes), stage_names=list(backbones.stage_names(BACKBONE)),
+                        runs=[], device=devices.describe(dev))
+
+    def train_one(cell, on_epoch, should_stop):
+        split = text.few_shot_split(ds, cfg.shots, cell.seed, cfg.val_per_class)
+        r, model = train_condition(cfg, cell.condition, cell.seed, tokens, labels, split, len(ds.classes), dev,
+                                   features, {"on_epoch": on_epoch, "should_stop": should_stop})
+        if not result.train_texts:
+            result.train_texts = [ds.texts[i] for i in split[0]]
+            result.train_labels = [ds.classes[int(ds.labels[i])] for i in split[0]]
+        if result.tuned is None and cell.condition in ("last_k", "full") and r.history.status == "finished":
+            depth = cfg.frozen(cell.condition)
+            result.tuned = (cell.condition, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                                             if int(k.split(".")[1]) >= depth})
+        return r
+
+    out = contract.run_cells(contract.plan(cfg.conditions, cfg.seeds, cfg.seed), train_one, progress, should_stop,
+                             epochs=cfg.epochs)
+    result.runs, result.status, result.message = out.results, out.status, out.message
+    result.cached_seconds = features.seconds - cached_before if features else 0.0
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# ---- the shots sweep -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TextSweepConfig(TextConfig):
+    """The text settings with a list of shots values in place of one."""
+    conditions: tuple[str, ...] = setting(("feature", "last_k", "scratch"), "what to compare, comma-separated",
+                                          choices=CONDITIONS, check=_conditions_problem)
+    shots: tuple[int, ...] = setting((2, 8, 32), "training sentences per topic, comma-separated", lo=1, hi=10_000,
+                                     check=lambda v: "" if v else "give at least one shots value")
+
+    def resolve(self) -> "TextSweepConfig":
+        return replace(self, shots=tuple(sorted(set(self.shots))))
+
+
+@dataclass
+class TextSweepResult(contract.Result):
+    config: TextSweepConfig
+    runs: list[Run] = field(default_factory=list)
+    device: str = ""
+    seconds: float = 0.0
+    cached_seconds: float = 0.0
+    status: str = "finished"
+    message: str = ""
+    kind = "text_sweep"
+    headline = ""
+
+    def accs(self, condition: str, shots: int) -> list[float]:
+        return [r.val_acc for r in self.runs if r.condition == condition and r.shots == shots
+                and r.history.status == "finished"]
+
+    def table(self) -> dict[str, dict[str, dict]]:
+        """condition → shots → seed stats of validation accuracy."""
+        return {c: {str(s): contract.seed_stats(self.accs(c, s)) for s in self.config.shots if self.accs(c, s)}
+                for c in self.config.conditions}
+
+    def to_json(self) -> dict:
+        kind, sentence = self.verdict()
+        return {"experiment": self.kind, "config": contract.record(self.config), "shots": list(self.config.shots),
+                "table": self.table(),
+                "records": [{"condition": r.condition, "seed": r.seed, "shots": r.shots, "val_acc": r.val_acc,
+                             "train_acc": r.train_acc, "status": r.history.status} for r in self.runs],
+                "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
+                "device": self.device, "cached_seconds": round(self.cached_seconds, 3),
+                "seconds": round(self.seconds, 3)}
+
+    def metrics(self) -> dict[str, float]:
+        return {f"table.{c}.shots {s}.val_acc": v["mean"] for c, row in self.table().items() for s, v in row.items()}
+
+    def verdict(self) -> Verdict:
+        if self.status != "finished":
+            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
+        verdicts = [compare({c: self.accs(c, s) for c in self.config.conditions}, self.config, f"{s} per topic")
+                    for s in self.config.shots]
+        kinds = {v.kind for v in verdicts}
+        kind = kinds.pop() if len(kinds) == 1 else "neutral"
+        return Verdict(kind, " ".join(f"{s} shots: {v.text}" for s, v in zip(self.config.shots, verdicts)))
+
+
+def sweep(cfg: TextSweepConfig = TextSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+          device: str = "auto") -> TextSweepResult:
+    """Validation accuracy for every condition, seed and shots value; the frozen features once for all."""
+    start = time.perf_counter()
+    cfg = cfg.resolve()
+    dev = devices.pick(device)
+    contract.validate(cfg)
+    ds, tokens, features = _prepared(cfg, max(cfg.shots), dev)
+    labels = ds.labels.to(dev)
+    cached_before = features.seconds if features else 0.0
+    out = TextSweepResult(config=cfg, device=devices.describe(dev))
+
+    def train_one(cell, on_epoch, should_stop):
+        split = text.few_shot_split(ds, cell["shots"], cell.seed, cfg.val_per_class)
+        r, _ = train_condition(cfg, cell.condition, cell.seed, tokens, labels, split, len(ds.classes), dev, features,
+                               {"on_epoch": on_epoch, "should_stop": should_stop})
+        return r
+
+    done = contract.run_cells(contract.plan(cfg.conditions, cfg.seeds, cfg.seed, shots=cfg.shots), train_one,
+                              progress, should_stop, epochs=cfg.epochs)
+    out.runs, out.status, out.message = done.results, done.status, done.message
+    out.cached_seconds = features.seconds - cached_before if features else 0.0
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+
+def _text(result: TextResult, out: dict) -> str:
+    cfg = result.config
+    lines = [f"{BACKBONE} on {len(result.classes)} topics ({', '.join(result.classes)}), {cfg.shots} sentences per "
+             f"topic, {cfg.seeds} seed(s), on {result.device} in {result.seconds:.1f} s"]
+    lines += [f"  {s['label']:<38} val acc {s['val_acc']:.3f} ± {s['val_acc_std']:.3f}   train acc {s['train_acc']:.3f}"
+              for s in out["conditions"].values()]
+    return "\n".join(lines + [out["verdict"]])
+
+
+def _sweep_text(result: TextSweepResult, out: dict) -> str:
+    lines = [f"validation accuracy (mean ± std over {result.config.seeds} seeds); columns: shots "
+             f"{', '.join(map(str, result.config.shots))}"]
+    lines += [f"  {result.config.label(c):<38} " + "  ".join(f"{v['mean']:.3f}±{v['std']:.3f}" for v in row.values())
+              for c, row in out["table"].items()]
+    return "\n".join(lines + [out["verdict"]])
+
+
+EXPERIMENTS = (
+    contract.Experiment("text", "a pretrained sentence encoder on a few labelled sentences: feature extraction, "
+                                "fine-tuning the last k layers, full fine-tuning, scratch", TextConfig, run, text=_text),
+    contract.Experiment("text_sweep", "the text conditions' validation accuracy over a list of shots values",
+                        TextSweepConfig, sweep, text=_sweep_text),
+)
