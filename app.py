@@ -14,6 +14,7 @@ pages = [
     st.Page("app_pages/state.py", title="State-dict workshop", icon=":material/database:", url_path="state"),
     st.Page("app_pages/gtl.py", title="Guided Transfer Learning", icon=":material/explore:", url_path="gtl"),
     st.Page("app_pages/text.py", title="Transfer for text", icon=":material/translate:", url_path="text"),
+    st.Page("app_pages/lecture.py", title="Lecture", icon=":material/co_present:", url_path="lecture"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
 ]
 nav = st.navigation(pages)

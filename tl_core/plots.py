@@ -581,3 +581,48 @@ def text_shots_sweep(result) -> go.Figure:
                      ticktext=[str(s) for s in shots])
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
     return _style(fig, f"Accuracy vs shots per topic (line: mean over seeds; {BAND})", height=440)
+
+
+# ---- lecture ------------------------------------------------------------------------------------------
+
+LECTURE_COLORS = {**COLORS, **GTL_COLORS, **SSL_COLORS, "partial": "#e6ab02"}
+
+
+def lecture_chart(chart) -> go.Figure:
+    """A lecture step's chart (`tl_core.lecture.Chart`): each series a mean line with its band over seeds, or
+    stacked bars over categories."""
+    fig = go.Figure()
+    for s in chart.series:
+        color = LECTURE_COLORS.get(s.color, s.color)
+        if chart.bars:
+            fig.add_trace(go.Bar(x=s.x, y=s.mean, name=s.name, marker_color=color))
+            continue
+        x = np.asarray(s.x, dtype=float)
+        if len(s.low):
+            fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([s.high, s.low[::-1]]),
+                                     fill="toself", mode="lines", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                                     hoverinfo="skip", legendgroup=s.name, showlegend=False, name=f"{s.name} band"))
+        fig.add_trace(go.Scatter(x=x, y=s.mean, mode="lines+markers" if len(x) < 8 else "lines", name=s.name,
+                                 legendgroup=s.name, line=dict(color=color, width=3, dash=s.dash)))
+    if chart.bars:
+        fig.update_layout(barmode="stack")
+    fig.update_xaxes(title_text=chart.x_title, type="log" if chart.log_x else None)
+    if chart.log_x and chart.series:
+        ticks = sorted({v for s in chart.series for v in s.x})
+        fig.update_xaxes(tickvals=ticks, ticktext=[str(t) for t in ticks])
+    fig.update_yaxes(title_text=chart.y_title, type="log" if chart.log_y else None,
+                     **({"range": [0, 1.02], "tickformat": ".0%"} if chart.percent else {}))
+    return _style(fig, chart.title, height=480)
+
+
+def projector(fig: go.Figure, scale: float = 1.5) -> go.Figure:
+    """The same figure for the back of a room: every font `scale` times larger, thicker lines, taller."""
+    fig = go.Figure(fig)
+    base = fig.layout.font.size or 15
+    fig.update_layout(font=dict(size=round(base * scale)), height=round((fig.layout.height or 460) * 1.2),
+                      title_font_size=round((fig.layout.title.font.size or 20) * scale),
+                      legend_font_size=round(base * scale), margin=dict(t=110, b=60))
+    fig.update_annotations(font_size=round(base * scale))
+    fig.update_traces(line_width=5, selector=lambda t: getattr(t, "line", None) is not None and (t.line.width or 0) >= 2)
+    fig.update_traces(marker_size=12, selector=dict(mode="lines+markers"))
+    return fig

@@ -5,3 +5,7 @@ EXPERIMENTS (name → Experiment) is what the command line loops over; the pages
 from tl_core.experiments import finetune, gtl, gtl_sweep, pretrain, selfsup, text, toy, workshop
 
 EXPERIMENTS = {e.name: e for module in (toy, finetune, selfsup, workshop, gtl, gtl_sweep, pretrain, text) for e in module.EXPERIMENTS}
+
+from tl_core import lecture  # noqa: E402 - the lecture's tool: it runs the experiments above, step by step
+
+EXPERIMENTS.update({e.name: e for e in lecture.EXPERIMENTS})

@@ -1,0 +1,156 @@
+"""Lecture mode: every step renders, a prepared lecture shows each step's chart from the history at once, Stop
+keeps what ran, links open the full pages with the step's settings, and the handout holds every step.
+
+The lecture runs its tiny configs here (TL_LECTURE_TINY=1) in a history of its own, prepared once per session
+(`prepare` skips the steps already in it, so the browser test reuses it)."""
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import open_page
+from tl_core import cli, device as devices, lecture, plots, store
+
+N = len(lecture.STEPS)
+PAGE = "app_pages/lecture.py"
+
+
+@pytest.fixture(scope="module")
+def lecture_env(tmp_path_factory):
+    """Tiny configs and the session's lecture history for everything in this module (and its server)."""
+    history = tmp_path_factory.getbasetemp() / "lecture-history"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(lecture.TINY_ENV, "1")
+        mp.setenv("TL_DATA_DIR", str(history))
+        yield history
+
+
+@pytest.fixture(scope="module")
+def prepared(lecture_env):
+    """The lecture prepared once (idempotent: a second call finds every run in the history)."""
+    with devices.one_cpu_thread(torch.device("cpu")):  # the tiny models train faster on one thread of a busy CPU
+        return lecture.prepare(store.Store(lecture_env), session="test", device="cpu")
+
+
+def _walk(at: AppTest):
+    """Every step in order with the Next button: (number, the app after it rendered)."""
+    for number in range(1, N + 1):
+        if number > 1:
+            at.button(key="lec_next").click().run()
+        assert not at.exception, f"step {number}: {at.exception}"
+        assert at.query_params["step"] == [str(number)] or at.query_params["step"] == str(number)
+        yield number, at
+
+
+def test_every_step_renders_with_a_run_button_a_chart_or_a_plain_notice(lecture_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))   # an empty history: nothing prepared
+    for number, at in _walk(open_page(PAGE, {})):
+        step = lecture.step_at(number)
+        assert at.header[0].value == f"{number}. {step.title}"
+        why = lecture.status(step)
+        if why:
+            assert any("not available" in w.value for w in at.warning)
+        elif step.trains():
+            assert [b.label for b in at.button if b.key == f"lec_run_{step.key}"] == ["Run live"]
+            assert not at.get("plotly_chart")
+        else:
+            assert len(at.get("plotly_chart")) == 1   # computed at once: nothing to train
+
+
+def test_a_prepared_lecture_shows_every_steps_chart_from_the_history(prepared):
+    assert {p.state for p in prepared} <= {"ran", "history", "instant", "unavailable"}, [p.to_json() for p in prepared]
+    ids = {p.step.key: p.run_id for p in prepared if p.state in ("ran", "history")}
+    assert len(ids) >= 5   # idea, overfit, toy, freeze, ssl, gtl (and those of the newer pages once they land)
+    for number, at in _walk(open_page(PAGE, {})):
+        step = lecture.step_at(number)
+        if step.key in ids:
+            caption = " ".join(c.value for c in at.caption)
+            assert f"From the run history: run #{ids[step.key]}" in caption
+            assert len(at.get("plotly_chart")) == 1
+            assert [b.label for b in at.button if b.key == f"lec_run_{step.key}"][0].startswith("Re-run live")
+            spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+            names = {t.get("name") for t in spec["data"]}
+            assert any(n and "band" in n for n in names) or step.chart is lecture.weights_chart, names
+
+
+def test_preparing_again_runs_nothing_and_the_cli_writes_a_handout_with_every_step(prepared, lecture_env, tmp_path,
+                                                                                   capsys):
+    out = tmp_path / "handout.html"
+    assert cli.main(["lecture", "--data-dir", str(lecture_env), "--handout", str(out), "--json"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert [s["state"] for s in steps] == [p.state if p.state != "ran" else "history" for p in prepared]
+    text = out.read_text(encoding="utf-8")
+    for number, step in enumerate(lecture.STEPS, 1):
+        assert f"<h2>{number}. {step.title}</h2>" in text
+    charts = sum(s["state"] in ("history", "instant") for s in steps)
+    assert text.count('class="plotly-graph-div"') == charts
+    assert text.count("plotly.js v") >= 1 and 'src="https://' not in text   # plotly inline: the file works offline
+
+
+def test_re_run_live_trains_the_step_again_and_records_it(prepared, lecture_env):
+    step = next(s for s in lecture.STEPS if s.key == "gtl")
+    db = store.Store(lecture_env)
+    before = len(db.runs(kind="gtl"))
+    at = open_page(PAGE, {"step": str(lecture.STEPS.index(step) + 1)})
+    at.button(key="lec_run_gtl").click().run()
+    assert not at.exception
+    assert "Live run" in " ".join(c.value for c in at.caption)
+    assert len(db.runs(kind="gtl")) == before + 1
+    assert db.runs(kind="gtl")[0].status == "finished"
+
+
+def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lecture_env, tmp_path):
+    db = store.Store(tmp_path)
+    asked = []
+    with devices.one_cpu_thread(torch.device("cpu")):
+        done = lecture.prepare(db, progress=lambda f, m: asked.append(m), should_stop=lambda: bool(asked), device="cpu")
+    trained = [p for p in done if p.state not in ("unavailable", "instant")]
+    assert trained[0].state == "stopped" and trained[0].run_id is not None
+    assert all(p.state == "stopped" and p.run_id is None for p in trained[1:])
+    assert [r.status for r in db.runs()] == ["stopped"]
+
+
+@pytest.mark.parametrize("key,page", [("gtl", "app_pages/gtl.py"), ("freeze", "app_pages/finetune.py")])
+def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, key, page):
+    step = next(s for s in lecture.STEPS if s.key == key)
+    cfg = step.config()
+    url = lecture.link(step, cfg)
+    assert url.startswith(f"/{step.page}?")
+    params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    at = open_page(page, params)
+    assert not at.exception
+    assert not [w.value for w in at.warning if "link" in w.value]
+    if key == "gtl":
+        assert (at.session_state["gtl_scouts"], at.session_state["gtl_seeds"]) == (cfg.scouts, cfg.seeds)
+        assert at.session_state["gtl_epochs"] == cfg.epochs
+    else:
+        assert at.session_state["ft_weights"] == "pretrained" and at.session_state["ft_seeds"] == cfg.seeds
+        assert at.session_state["ft_size"] == cfg.image_size and at.session_state["ft_epochs"] == cfg.epochs
+
+
+def test_a_link_opens_its_step_and_a_bad_step_is_named(lecture_env):
+    at = open_page(PAGE, {"step": "5"})
+    assert at.header[0].value == f"5. {lecture.step_at(5).title}"
+    at = open_page(PAGE, {"step": "seven"})
+    assert at.header[0].value.startswith("1. ")
+    assert any("step `seven`" in w.value for w in at.warning)
+
+
+def test_projector_view_enlarges_the_chart_text(lecture_env):
+    number = next(i for i, s in enumerate(lecture.STEPS, 1) if not s.trains())
+    sizes = []
+    for big in ("false", "true"):
+        at = open_page(PAGE, {"step": str(number), "lec_big": big})
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        sizes.append(spec["layout"]["font"]["size"])
+    assert sizes[1] >= 1.4 * sizes[0]
+    fig = plots.lecture_chart(lecture.weights_chart(lecture.weights_demo(lecture.STEPS[number - 1].experiment())))
+    assert plots.projector(fig).layout.title.font.size >= 1.4 * fig.layout.title.font.size
+
+
+def test_handout_of_an_empty_history_names_every_step_and_says_what_is_missing(lecture_env, tmp_path):
+    text = lecture.handout(store.Store(tmp_path))
+    assert all(step.title.split(":")[0] in text for step in lecture.STEPS)
+    assert text.count("Not prepared") == sum(s.trains() and not lecture.status(s) for s in lecture.STEPS)

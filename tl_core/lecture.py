@@ -1,0 +1,634 @@
+"""Lecture mode: transfer learning told in the order a lecture tells it, one live experiment per step.
+
+A `Step` is a title, two or three sentences, teacher notes, and a small config of an existing experiment
+(about 15 s or less on 2 CPU cores), run by that experiment's own `run` and recorded in the history like
+any run. What a step shows is read from the run's recorded JSON (`chart`, `verdict`), so a run prepared
+yesterday by another server draws exactly as one made a second ago:
+
+    latest(step, db)      the newest finished run of the step's config in the history, or None
+    prepare(db, ...)      run every step that has no such run yet (the lecture is then instant)
+    handout(db)           every step's title, text, verdict and chart as one self-contained HTML page
+
+`TL_LECTURE_TINY=1` shrinks every config further (2 seeds, a few epochs): for tests and very slow machines.
+The command line: `python -m tl_core lecture [--handout FILE]` prepares what is missing, then writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import numpy as np
+
+from tl_core import contract, plots, store
+from tl_core.contract import Verdict
+
+TINY_ENV = "TL_LECTURE_TINY"
+
+
+# ---- what a step draws: bands over seeds, from a run's JSON ------------------------------------------
+
+@dataclass
+class Series:
+    """One line of a chart with its band: mean and 10th/90th percentile over seeds at every x."""
+    name: str
+    color: str                 # a condition plots knows a colour for (scratch, pretrained, guided, ...) or a colour
+    x: list
+    mean: list
+    low: list
+    high: list
+    dash: str | None = None
+
+
+@dataclass
+class Chart:
+    title: str
+    x_title: str
+    y_title: str
+    series: list[Series]
+    log_x: bool = False
+    log_y: bool = False
+    percent: bool = False      # y is an accuracy in [0, 1]
+    bars: bool = False         # stacked bars over categories (x), no band
+
+
+def band(per_x: list[list[float]]) -> tuple[list, list, list]:
+    """Mean, 10th and 90th percentile over seeds of the values at each x (the band plots draws)."""
+    arr = [np.asarray(v, dtype=float) for v in per_x]
+    return ([float(a.mean()) for a in arr], [float(np.percentile(a, 10)) for a in arr],
+            [float(np.percentile(a, 90)) for a in arr])
+
+
+def _epochs_band(name: str, color: str, curves: list[list[float]], dash: str | None = None) -> Series | None:
+    """Per-seed per-epoch curves (cut to the shortest, e.g. after a Stop) as a band over epochs."""
+    curves = [c for c in curves if c]
+    if not curves:
+        return None
+    n = min(len(c) for c in curves)
+    mean, low, high = band([[c[i] for c in curves] for i in range(n)])
+    return Series(name, color, list(range(1, n + 1)), mean, low, high, dash)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def finetune_chart(out: dict, splits: tuple[str, ...] = ("val",), title: str = "") -> Chart:
+    """The lab's run: accuracy per epoch for every weights condition (validation dashed when train is shown)."""
+    series = []
+    for weights, s in out.get("conditions", {}).items():
+        for split in splits:
+            dash = "dash" if split == "val" and len(splits) > 1 else None
+            label = f"{weights}, {'validation' if split == 'val' else 'train'}"
+            series.append(_epochs_band(label, weights, [h[f"{split}_acc"] for h in s.get("histories", [])], dash))
+    seeds = out.get("config", {}).get("seeds", 0)
+    return Chart(title or f"Validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})", "epoch",
+                 "accuracy", [s for s in series if s], percent=True)
+
+
+def _sweep_groups(out: dict, group: Callable[[dict], str]) -> dict[str, dict]:
+    """Sweep records grouped by `group(record)`, then by shots: {group: {shots: [value per seed]}}."""
+    groups: dict[str, dict] = {}
+    for r in out.get("records", []):
+        if r.get("status", "finished") == "finished" and r.get("shots") is not None:
+            groups.setdefault(group(r), {}).setdefault(r["shots"], []).append(r)
+    return groups
+
+
+def overfit_chart(out: dict) -> Chart:
+    """Train (solid) vs validation (dashed) accuracy per epoch: the gap between them is the overfitting."""
+    seeds = out.get("config", {}).get("seeds", 0)
+    return finetune_chart(out, ("train", "val"), f"Train vs validation accuracy per epoch (line: mean of "
+                                                 f"{_seeds(seeds)}; {plots.BAND})")
+
+
+def freeze_chart(out: dict) -> Chart:
+    """Validation accuracy against images per class, one line per freeze depth."""
+    stages = out.get("stages") or []
+    n = len(stages)
+    groups = _sweep_groups(out, lambda r: r["freeze"])
+    palette = ("pretrained", "guided", "scratch", "freeze_head_only")
+    series = []
+    for i, (depth, runs) in enumerate(sorted(groups.items(), key=lambda kv: -int(kv[0]))):
+        k = int(depth)
+        name = ("feature extraction (all but the head frozen)" if n and k == n - 1 else
+                "full fine-tuning (nothing frozen)" if k == 0 else f"{k} stages frozen")
+        shots = sorted(runs)
+        mean, low, high = band([[r["val_acc"] for r in runs[s]] for s in shots])
+        series.append(Series(name, palette[i % len(palette)], shots, mean, low, high))
+    seeds = out.get("config", {}).get("seeds", 0)
+    return Chart(f"Validation accuracy by freeze depth (line: mean of {_seeds(seeds)}; {plots.BAND})",
+                 "training images per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
+
+
+def toy_chart(out: dict) -> Chart:
+    """The toy's test error per fine-tuning epoch, both conditions (the run keeps mean and 10th/90th percentile)."""
+    series = []
+    for name in ("scratch", "pretrained"):
+        c = out.get(name, {}).get("curves", {})
+        if c.get("test_mse_mean"):
+            series.append(Series(plots.LABELS[name], name, list(range(1, len(c["test_mse_mean"]) + 1)),
+                                 c["test_mse_mean"], c["test_mse_p10"], c["test_mse_p90"]))
+    seeds = out.get("config", {}).get("seeds", 0)
+    return Chart(f"Test error on task B while fine-tuning ({seeds} networks per condition; {plots.BAND})",
+                 "fine-tuning epoch", "test MSE against the true B line (log scale)", series, log_y=True)
+
+
+def ssl_chart(out: dict) -> Chart:
+    counts = out.get("label_counts", [])
+    series = []
+    for mode, label in plots.SSL_LABELS.items():
+        per = [out.get("by_labels", {}).get(str(n), {}).get(mode, {}).get("val_acc_seeds") or [] for n in counts]
+        if counts and all(per):
+            series.append(Series(label, mode, counts, *band(per)))
+    seeds = out.get("config", {}).get("seeds", 0)
+    return Chart(f"Accuracy vs labels per class (line: mean of {_seeds(seeds)}; {plots.BAND})",
+                 "labelled samples per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
+
+
+def gtl_chart(out: dict) -> Chart:
+    series = [_epochs_band(label, c, out.get(c, {}).get("val_acc_curves", [])) for c, label in plots.GTL_LABELS.items()]
+    seeds = out.get("config", {}).get("seeds", 0)
+    return Chart(f"Few-shot target digits: validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})",
+                 "fine-tuning epoch", "validation accuracy", [s for s in series if s], percent=True)
+
+
+def weights_chart(out: dict) -> Chart:
+    stages = [g["stage"] for g in out.get("stages", [])]
+    return Chart("Encoder-only file loaded into a new model (strict off): values per stage", "stage",
+                 "values (weights and biases)", [
+                     Series("loaded from the file", "pretrained", stages, [g["loaded"] for g in out["stages"]], [], []),
+                     Series("kept at their initial values (the new head)", "scratch", stages,
+                            [g["initial"] for g in out["stages"]], [], [])], bars=True)
+
+
+# ---- verdicts that the run's JSON doesn't carry ---------------------------------------------------------
+
+def _json_verdict(module, out: dict) -> Verdict:
+    return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
+
+
+def _overfit_verdict(module, out: dict) -> Verdict:
+    """Did the networks learn their training images much better than new ones? Clear = a gap of 10 points or more
+    and beyond twice the seeds' spread."""
+    runs = [h for s in out.get("conditions", {}).values() for h in s.get("histories", []) if h["val_acc"]]
+    if not runs:
+        return Verdict("single", "")
+    train = [h["train_acc"][-1] for h in runs]
+    val = [h["val_acc"][-1] for h in runs]
+    gap = [t - v for t, v in zip(train, val)]
+    spread = max(float(np.std(gap)), 0.01)
+    numbers = (f"after {len(runs[0]['val_acc'])} epochs, train accuracy {np.mean(train):.0%} vs validation "
+               f"{np.mean(val):.0%} (mean of {_seeds(len(runs))}; train ahead in {sum(g > 0 for g in gap)} of {len(gap)})")
+    if np.mean(gap) >= max(0.1, 2 * spread):
+        return Verdict("helped", f"Overfitting: {numbers}. The network knows its training images far better than new "
+                                 f"ones.")
+    return Verdict("neutral", f"No clear overfitting here: {numbers}.")
+
+
+def _ssl_verdict(module, out: dict) -> Verdict:
+    """The SSL page's own verdict, read from the recorded per-mode summaries."""
+    view = type("SSLView", (), {})()
+    view.status, view.message = out.get("status", "finished"), out.get("message", "")
+    view.config = contract.from_record(module.SSLConfig, out["config"])
+    view.summary = lambda mode: out[mode]
+    return module.verdict(view)
+
+
+# ---- the steps ---------------------------------------------------------------------------------------
+
+FT_LINK = (("backbone", "ft_backbone"), ("weights", "ft_weights"), ("dataset", "ft_dataset"), ("shots", "ft_shots"),
+           ("freeze", "ft_freeze"), ("strategy", "ft_strategy"), ("epochs", "ft_epochs"), ("lr", "ft_lr"),
+           ("image_size", "ft_size"), ("seeds", "ft_seeds"))
+SWEEP_LINK = tuple(p for p in FT_LINK if p[0] not in ("shots", "freeze")) + (("shots", "ft_sweep_shots"),
+                                                                            ("freezes", "ft_sweep_freezes"))
+TOY_LINK = (("relation", "toy_relation"), ("b_points", "toy_b_points"), ("noise", "toy_noise"), ("seeds", "toy_seeds"),
+            ("epochs", "toy_epochs"), ("lr", "toy_lr"))
+SSL_LINK = (("data", "ssl_data"), ("mask_ratio", "ssl_mask"), ("labels", "ssl_labels"), ("label_counts", "ssl_curve"),
+            ("seeds", "ssl_seeds"), ("pretrain_epochs", "ssl_pretrain_epochs"), ("epochs", "ssl_epochs"))
+GTL_LINK = (("arch", "gtl_arch"), ("target_classes", "gtl_target"), ("scouts", "gtl_scouts"),
+            ("scout_classes", "gtl_scout_classes"), ("scout_epochs", "gtl_scout_epochs"), ("focus", "gtl_focus"),
+            ("temperature", "gtl_temperature"), ("free_fraction", "gtl_free"), ("shots", "gtl_shots"),
+            ("seeds", "gtl_seeds"), ("epochs", "gtl_epochs"))
+LOAD_LINK = (("arch", "sd_into"), ("num_classes", "sd_classes"), ("strict", "sd_strict"))
+FIVE = ("0", "1", "2", "3", "4")
+
+
+class Unavailable(Exception):
+    """A step whose part of Transfer Lab is not in this installation (yet)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    text: str                      # two or three sentences (markdown)
+    notes: str                     # for the teacher: what to point at, what to ask, what can go wrong
+    page: str = ""                 # url path of the full page
+    module: str = ""               # tl_core.experiments.<module> that runs it; "" = nothing trains (`compute`)
+    make: Callable[[Any], Any] | None = None   # module -> the step's small config
+    runner: str = "run"            # the module's function that runs the config
+    kind: str = ""                 # the run's kind in the history
+    tiny: dict = field(default_factory=dict)   # overrides under TL_LECTURE_TINY=1
+    link: tuple = ()               # (config field, the full page's widget key)
+    fixed: tuple = ()              # (widget key, value) the link always carries
+    chart: Callable[[dict], Chart] | None = None
+    judge: Callable[[Any, dict], Verdict] = _json_verdict
+    compute: Callable[[Any], dict] | None = None   # nothing to train: the step's JSON, computed at once
+
+    def experiment(self):
+        """The experiment's module; Unavailable when that part of Transfer Lab isn't installed."""
+        try:
+            return importlib.import_module(f"tl_core.experiments.{self.module}" if self.module else "tl_core.state")
+        except ImportError as err:
+            raise Unavailable(f"This part of Transfer Lab is not available yet ({err}).") from None
+
+    def config(self):
+        """The step's config (shrunk under TL_LECTURE_TINY=1); Unavailable when it can't be made."""
+        module = self.experiment()
+        if self.make is None:
+            raise Unavailable("This part of Transfer Lab is not available in the lecture yet.")
+        try:
+            cfg = self.make(module)
+            cfg = dataclasses.replace(cfg, **self.tiny) if self.tiny and os.environ.get(TINY_ENV) == "1" else cfg
+            contract.validate(cfg)
+        except (AttributeError, TypeError, ValueError) as err:
+            raise Unavailable(f"This part of Transfer Lab changed and the lecture can't use it yet ({err}).") from None
+        return cfg
+
+    def run(self, cfg, progress=None, should_stop=None, device: str = "auto"):
+        return getattr(self.experiment(), self.runner)(cfg, progress=progress, should_stop=should_stop, device=device)
+
+    def trains(self) -> bool:
+        return self.compute is None
+
+    def verdict(self, out: dict) -> Verdict:
+        return self.judge(self.experiment(), out)
+
+
+def weights_demo(state) -> dict:
+    """The deck's save/load story on a lab model: the encoder only (every stage but the head) of the shapes CNN,
+    saved as a state_dict, loaded into the same architecture with a new 5-class head: strict refuses (the head
+    is missing), strict off loads the encoder and leaves the new head at its initial values."""
+    arch = "shapes_cnn"
+    encoder = state.parts(arch, "pretrained")["encoder"]
+    strict = state.load_into(encoder, state.LoadConfig(arch=arch, num_classes=5, strict=True), "encoder.pt")
+    loose = state.load_into(encoder, state.LoadConfig(arch=arch, num_classes=5, strict=False), "encoder.pt")
+    groups = state.lab_groups(arch)
+    sizes = {k: v.numel() for k, v in loose.model.state_dict().items()}
+    stages: dict[str, dict] = {}
+    for k, n in sizes.items():
+        g = stages.setdefault(groups.get(k, "other"), {"stage": groups.get(k, "other"), "loaded": 0, "initial": 0})
+        g["loaded" if k in loose.loaded else "initial"] += n
+    return {"experiment": "weights", "config": {"arch": arch, "part": "encoder", "num_classes": 5},
+            "file_keys": len(encoder), "strict": strict.to_json(), "loose": loose.to_json(),
+            "stages": list(stages.values()), "status": "finished",
+            "verdict": f"{strict.message()} With strict off: {loose.message()}", "verdict_kind": "single"}
+
+
+STEPS: tuple[Step, ...] = (
+    Step("idea", "What transfer learning is: D_ext → D",
+         "A network first learns on a large dataset *D_ext* (here ImageNet's 1.2 million photos), then trains for a "
+         "few epochs on your small dataset *D* (here 5 images per digit). The same network from random weights "
+         "sees the same 5 images. Which one has learnt digits?",
+         "Point at the two bands: the gap is the whole argument of the course. Ask the class what ImageNet photos "
+         "could possibly teach about handwritten digits (edges, strokes, contrast). Scratch trains every stage, which "
+         "is why it is the slow part of the run.",
+         page="finetune", module="finetune", kind="finetune",
+         make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=48, val_per_class=10),
+         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), link=FT_LINK, chart=finetune_chart),
+    Step("overfit", "Overfitting with little data",
+         "With 2 images per digit, a network trained from scratch learns its training images by heart: train accuracy "
+         "climbs to 100% while validation accuracy on new images stays far below. The gap between the two lines is "
+         "overfitting, and it is what little data does to a big model.",
+         "Solid = the images it trains on, dashed = new images. Ask: what would a model that memorised the training "
+         "set score on new images? On the full page, raise *training images per class* and watch the gap close. "
+         "The small CNN trains at 32 px so that this step stays fast.",
+         page="finetune", module="finetune", kind="finetune",
+         make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=40, image_size=32,
+                                         val_per_class=10),
+         tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), link=FT_LINK, chart=overfit_chart,
+         judge=_overfit_verdict),
+    Step("toy", "Pretraining as a regulariser",
+         "Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
+         "another slope) also stay close to B's line between and beyond the points: the pretrained start acts as a "
+         "prior over plausible functions.",
+         "Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
+         "prior misleads and the advantage turns into negative transfer.",
+         page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
+         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), link=TOY_LINK, chart=toy_chart),
+    Step("layers", "What layers learn",
+         "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects. "
+         "That is why the early layers transfer to almost any image task and the last ones are the first to replace.",
+         "Show the filters of the first stage, then a late stage. Ask which of them a microscope image would need.",
+         page="layers", module="layers"),
+    Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
+         "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
+         "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
+         "the last stages adapt pays.",
+         "Read the lines at the left end (2 images per class) and at the right end. Frozen stages are computed once and "
+         "cached, which is why feature extraction is also the fastest.",
+         page="finetune", module="finetune", runner="sweep", kind="sweep",
+         make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
+                                      epochs=5, image_size=48, val_per_class=10, seeds=2),
+         tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32), link=SWEEP_LINK, chart=freeze_chart),
+    Step("strategy", "Which strategy for which data",
+         "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
+         "has a recommended strategy; here each is measured instead of stated.",
+         "Go quadrant by quadrant; ask the class to predict the winner before showing it.",
+         page="domains", module="domains"),
+    Step("far", "Far domains and negative transfer",
+         "When the target is far from the pretraining data (microscopy, tissue), frozen ImageNet features may fit "
+         "badly, and a pretrained start can even do worse than random weights: negative transfer.",
+         "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way.",
+         page="domains", module="domains"),
+    Step("weights", "Saving and loading weights: state_dict, encoder only",
+         "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
+         "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "
+         "encoder and the new head keeps its initial values.",
+         "Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix and "
+         "use *strip prefix*: the report explains the classic `Missing key(s)` traceback.",
+         page="state", compute=weights_demo, link=LOAD_LINK, fixed=(("sd_part", "encoder"),), chart=weights_chart),
+    Step("ssl", "Self-supervised pretraining",
+         "No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
+         "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch.",
+         "The pool has thousands of samples but the downstream task only a few labels per class. Point out where the "
+         "bands cross: with many labels scratch catches up.",
+         page="ssl", module="selfsup", kind="ssl",
+         make=lambda m: m.SSLConfig(pretrain_epochs=10, epochs=60, label_counts=(1, 5, 20)),
+         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), link=SSL_LINK, chart=ssl_chart,
+         judge=_ssl_verdict),
+    Step("gtl", "Guided Transfer Learning",
+         "Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight moves. "
+         "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put.",
+         "Four conditions: scratch, plain fine-tuning, freeze all but the head, and guided. The full page shows the "
+         "guide itself as heat maps.",
+         page="gtl", module="gtl", kind="gtl",
+         make=lambda m: m.GTLConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
+         tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10), link=GTL_LINK,
+         chart=gtl_chart),
+    Step("text", "Text: the same ideas for sentences",
+         "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
+         "sentences, fine-tune its last layers, or train the same network from scratch.",
+         "The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch.",
+         page="text", module="text"),
+)
+
+
+def step_at(number: int) -> Step:
+    """Steps are numbered from 1, as the URL (`?step=4`) and the slides count them."""
+    return STEPS[number - 1]
+
+
+def status(step: Step) -> str:
+    """"" when the step can run here, else why not (one line)."""
+    try:
+        step.config() if step.trains() else step.experiment()
+    except Unavailable as err:
+        return str(err)
+    return ""
+
+
+# ---- the history: a step's latest run ----------------------------------------------------------------
+
+def _plain(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def recorded(cfg) -> dict:
+    """The config as the history records it (the same dict from a page, the CLI and the lecture)."""
+    return _plain(contract.record(cfg))
+
+
+def latest(step: Step, db: store.Store | None, cfg=None) -> store.Run | None:
+    """The newest finished run of this step's config in the history (with its whole JSON), or None."""
+    if db is None or not step.trains():
+        return None
+    try:
+        want = recorded(cfg if cfg is not None else step.config())
+    except Unavailable:
+        return None
+    for run in db.runs(kind=step.kind):
+        if run.status == "finished" and run.config == want:
+            return db.get(run.id)
+    return None
+
+
+def result_json(result) -> dict:
+    """A fresh result as the history stores it (what the step's chart and verdict read)."""
+    return _plain(result.record()["json"])
+
+
+# ---- links to the full page --------------------------------------------------------------------------
+
+def _text(value) -> str | list[str]:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return contract.ALL if value is None else str(value)
+
+
+def link(step: Step, cfg=None) -> str:
+    """The full page's URL with the step's settings: only those that differ from the config's defaults, as the
+    pages' own links do (a page starts from the same defaults)."""
+    if not step.page:
+        return ""
+    params: list[tuple[str, str]] = list(step.fixed)
+    try:
+        cfg = cfg if cfg is not None else (step.config() if step.trains() else _load_config(step))
+    except Unavailable:
+        cfg = None
+    if cfg is not None:
+        mine, default = recorded(cfg), recorded(type(cfg)())
+        for name, key in step.link:
+            if name in mine and mine[name] != default.get(name):
+                value = _text(mine[name])
+                params += [(key, v) for v in value] if isinstance(value, list) else [(key, value)]
+    return f"/{step.page}" + (f"?{urlencode(params)}" if params else "")
+
+
+def unlinked(step: Step, cfg) -> list[str]:
+    """The step's settings the full page has no widget for (it uses its defaults there), as `name value`."""
+    mine, default = recorded(cfg), recorded(type(cfg)())
+    linked = {name for name, _ in step.link}
+    return [f"{name.replace('_', ' ')} {','.join(_text(v)) if isinstance(v, list) else _text(v)}"
+            for name, v in mine.items() if name not in linked and v != default.get(name)]
+
+
+def _load_config(step: Step):
+    demo = step.compute(step.experiment()) if step.compute else {}
+    cfg = demo.get("loose", {}).get("config")
+    return contract.from_record(step.experiment().LoadConfig, cfg) if cfg else None
+
+
+# ---- preparing the lecture, and the handout ----------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """What `prepare` did for one step."""
+    number: int
+    step: Step
+    state: str                 # "history" (a run was there), "ran", "stopped", "failed", "unavailable", "instant"
+    run_id: int | None = None
+    seconds: float | None = None
+    message: str = ""
+
+    def to_json(self) -> dict:
+        return {"step": self.number, "key": self.step.key, "title": self.step.title, "state": self.state,
+                "run_id": self.run_id, "seconds": self.seconds, "message": self.message, "link": link(self.step)}
+
+
+def prepare(db: store.Store | None, session: str = "lecture", progress=None, should_stop=None, device: str = "auto",
+            force: bool = False) -> list[Prepared]:
+    """Run, once, every step that has no finished run of its config in the history (all of them with `force`),
+    each recorded like any run. Progress goes over the steps that need a run; a Stop ends the current step's run
+    (kept as stopped) and skips the rest."""
+    todo, out = [], []
+    for i, step in enumerate(STEPS, 1):
+        why = status(step)
+        if why:
+            out.append(Prepared(i, step, "unavailable", message=why))
+        elif not step.trains():
+            out.append(Prepared(i, step, "instant", message="nothing to train: shown at once"))
+        elif not force and (run := latest(step, db)) is not None:
+            out.append(Prepared(i, step, "history", run.id, run.seconds))
+        else:
+            todo.append((i, step))
+            out.append(Prepared(i, step, "pending"))
+    for j, (i, step) in enumerate(todo):
+        entry = out[i - 1]
+        if should_stop is not None and should_stop():
+            entry.state, entry.message = "stopped", "not run: the lecture's preparation was stopped"
+            continue
+        cfg = step.config()
+
+        def sub(fraction, message, j=j, step=step):
+            if progress is not None:
+                progress((j + min(fraction, 1.0)) / len(todo), f"step {entry.number} ({step.title}): {message}")
+
+        tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else _untracked()
+        try:
+            with tracked as rec:
+                result = rec["result"] = step.run(cfg, progress=sub, should_stop=should_stop, device=device)
+        except (ValueError, RuntimeError) as err:
+            entry.state, entry.message = "failed", str(err).splitlines()[0] if str(err) else type(err).__name__
+            continue
+        entry.run_id, entry.seconds = rec.get("id"), result.seconds
+        entry.state = "ran" if result.status == "finished" else result.status
+        entry.message = result.message
+    return out
+
+
+class _untracked:
+    def __enter__(self):
+        return {}
+
+    def __exit__(self, *exc):
+        return False
+
+
+def shown(step: Step, db: store.Store | None) -> tuple[dict | None, store.Run | None]:
+    """What a step shows without training: its JSON (computed at once, or the latest run's) and that run."""
+    if status(step):
+        return None, None
+    if not step.trains():
+        return step.compute(step.experiment()), None
+    run = latest(step, db)
+    return (run.result, run) if run is not None else (None, None)
+
+
+def handout(db: store.Store | None, projector: bool = False) -> str:
+    """Every step's title, text, verdict and chart (plotly, embedded: the file works offline) as one HTML page."""
+    parts, first = [], True
+    for i, step in enumerate(STEPS, 1):
+        parts.append(f"<section><h2>{i}. {html.escape(step.title)}</h2>\n<p>{_inline(step.text)}</p>")
+        out, run = shown(step, db)
+        why = status(step)
+        if why:
+            parts.append(f"<p class='note'>{html.escape(why)}</p>")
+        elif out is None:
+            parts.append("<p class='note'>Not prepared: no run of this step's settings in the history yet "
+                         "(press <b>Prepare the lecture</b>, or run <code>python -m tl_core lecture</code>).</p>")
+        else:
+            v = step.verdict(out)
+            if v.text:
+                parts.append(f"<p class='verdict {html.escape(v.kind)}'>{html.escape(v.text)}</p>")
+            fig = plots.lecture_chart(step.chart(out))
+            fig = plots.projector(fig) if projector else fig
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False,
+                                     config={"displaylogo": False}))
+            first = False
+            if run is not None:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created))
+                parts.append(f"<p class='source'>Run #{run.id} of the history, {when}, {run.seconds or 0:.1f} s on "
+                             f"{html.escape(run.device)}.</p>")
+        parts.append("</section>")
+    return _PAGE.format(body="\n".join(parts), made=time.strftime("%Y-%m-%d %H:%M"))
+
+
+def _inline(text: str) -> str:
+    """The steps' light markdown (*em*, **strong**, `code`) as HTML."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"\*(.+?)\*", r"<i>\1</i>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Transfer Lab: the lecture's handout</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
+h1 {{ font-size: 2em; }} h2 {{ margin-top: 2em; border-bottom: 2px solid #ddd; }}
+.verdict {{ padding: .6em .9em; border-radius: .4em; background: #eef3fb; }}
+.verdict.helped {{ background: #e6f4ea; }} .verdict.hurt {{ background: #fdecea; }}
+.note, .source {{ color: #555; font-style: italic; }}
+</style></head><body>
+<h1>Transfer learning, step by step</h1>
+<p>Transfer Lab's lecture: every chart is a real run, over several seeds (line: mean, band: 10th-90th percentile).
+Made {made}.</p>
+{body}
+</body></html>
+"""
+
+
+# ---- the command line: python -m tl_core lecture -----------------------------------------------------
+
+def _main(args) -> int:
+    db = store.Store(args.data_dir)
+    show = not args.json or getattr(args, "progress", False)
+    progress = (lambda f, m: sys.stderr.write(f"\r{f:4.0%} {m[:70]:<70}")) if show else None
+    done = prepare(db, session="cli", progress=progress, device=args.device)
+    if progress is not None:
+        sys.stderr.write("\n")
+    out = {"steps": [p.to_json() for p in done], "database": str(db.path)}
+    if args.handout:
+        with open(args.handout, "w", encoding="utf-8") as f:
+            f.write(handout(db))
+        out["handout"] = args.handout
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for p in done:
+            print(f"{p.number:>2}. {p.step.title:<60} {p.state:<11} {p.message[:60]}")
+        if args.handout:
+            print(f"handout: {args.handout}")
+    return 1 if any(p.state in ("failed", "stopped", "diverged") for p in done) else 0
+
+
+EXPERIMENTS = (
+    contract.Experiment(
+        "lecture", "the lecture's steps: run every step that has no run in the history yet, and write the handout",
+        main=_main, recorded=False, options=(
+            contract.Option("--handout", "write the handout here: one self-contained HTML file"),
+            contract.Option("--data-dir", "where the run history lives"))),
+)
