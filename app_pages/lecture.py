@@ -48,7 +48,7 @@ link = ui.page("Lecture", "lec_", "Transfer learning in the order a lecture tell
                "a small setting. **←/→** move between steps; each step opens in its full page with the same settings.")
 keys(key="lec_keys", on_move_change=on_key)
 
-nav = st.columns([1, 5, 1, 1.4, 1.4], vertical_alignment="bottom")
+nav = st.columns([1.2, 5, 1.2], vertical_alignment="bottom")
 nav[1].selectbox("Step", range(1, N + 1), key="lec_jump", label_visibility="collapsed",
                  on_change=lambda: go(st.session_state["lec_jump"]),
                  format_func=lambda i: f"Step {i} of {N} · {lecture.step_at(i).title}")
@@ -56,14 +56,17 @@ nav[0].button("← Previous", key="lec_prev", on_click=move, args=(-1,), disable
               width="stretch")
 nav[2].button("Next →", key="lec_next", on_click=move, args=(1,), disabled=st.session_state["step"] == N,
               width="stretch")
-big = nav[3].toggle("Projector view", key="lec_big", bind=ui.URL, help="large type and chart text for the back of a room")
-notes = nav[4].toggle("Teacher notes", key="lec_notes", help="what to point at and what to ask; hidden from the class")
+with st.sidebar:
+    st.header("Presenter")
+    big = st.toggle("Projector view", key="lec_big", bind=ui.URL, help="large type and chart text for the back of a room")
+    notes = st.toggle("Teacher notes", key="lec_notes", help="what to point at and what to ask; hidden from the class")
 link.report()
 if big:  # the projector view: large type everywhere on the page, not only in the charts
     st.html("<style>.stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.6rem !important; "
             "line-height: 1.45} .stMainBlockContainer h1 {font-size: 3.4rem !important} "
             ".stMainBlockContainer h2 {font-size: 2.6rem !important} "
-            ".stMainBlockContainer button p {font-size: 1.3rem !important}</style>")
+            ".stMainBlockContainer button p, .stMainBlockContainer [data-baseweb='select'] div "
+            "{font-size: 1.3rem !important}</style>")
 
 db = ui.history()
 with st.sidebar:
@@ -122,8 +125,8 @@ cfg = step.config()
 before = lecture.latest(step, db, cfg)
 results = st.session_state.setdefault("lec_results", {})
 label = "Re-run live" if before else "Run live"
-result = ui.run_button(f"lec_{step.key}", label + (f" (about {before.seconds:.0f} s)" if before and before.seconds
-                                                   else ""), step.kind, cfg,
+result = ui.run_button(f"lec_{step.key}", label + (f" (about {max(before.seconds, 1):.0f} s)"
+                                                   if before and before.seconds else ""), step.kind, cfg,
                        lambda progress, stop: step.run(cfg, progress=progress, should_stop=stop),
                        results=results, key=(step.key, cfg), button_key=f"lec_run_{step.key}")
 if result is not None:

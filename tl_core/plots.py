@@ -616,13 +616,20 @@ def lecture_chart(chart) -> go.Figure:
 
 
 def projector(fig: go.Figure, scale: float = 1.5) -> go.Figure:
-    """The same figure for the back of a room: every font `scale` times larger, thicker lines, taller."""
+    """The same figure for the back of a room: every font (ticks and axis titles too) `scale` times larger,
+    thicker lines, taller, and a long title broken after its first part."""
     fig = go.Figure(fig)
-    base = fig.layout.font.size or 15
-    fig.update_layout(font=dict(size=round(base * scale)), height=round((fig.layout.height or 460) * 1.2),
-                      title_font_size=round((fig.layout.title.font.size or 20) * scale),
-                      legend_font_size=round(base * scale), margin=dict(t=110, b=60))
-    fig.update_annotations(font_size=round(base * scale))
+    base = round((fig.layout.font.size or 15) * scale)
+    title = fig.layout.title.text or ""
+    if len(title) > 50 and " (" in title:   # "What it shows (how it is measured)": the second part on its own line
+        head, rest = title.split(" (", 1)
+        title = f"{head}<br><span style='font-size:{round(base * 0.8)}px'>({rest}</span>"
+    fig.update_layout(font=dict(size=base), height=round((fig.layout.height or 460) * 1.25),
+                      title=dict(text=title, font_size=round((fig.layout.title.font.size or 20) * scale)),
+                      legend_font_size=base, margin=dict(t=130, b=70, l=90))
+    fig.update_xaxes(tickfont_size=base, title_font_size=base)
+    fig.update_yaxes(tickfont_size=base, title_font_size=base)
+    fig.update_annotations(font_size=base)
     fig.update_traces(line_width=5, selector=lambda t: getattr(t, "line", None) is not None and (t.line.width or 0) >= 2)
     fig.update_traces(marker_size=12, selector=dict(mode="lines+markers"))
     return fig

@@ -1,0 +1,63 @@
+"""The lecture in a real headless Chromium: on a prepared lecture, walk every step with the arrow keys and see
+each step's chart (or its plain notice) at once; the projector view on a few steps (screenshots in artifacts/)."""
+import re
+
+import pytest
+
+from conftest import ARTIFACTS
+from test_lecture import lecture_env, prepared  # noqa: F401 - fixtures: tiny configs, the prepared history
+from tl_core import lecture
+
+pytestmark = pytest.mark.browser
+N = len(lecture.STEPS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _prepared_before_the_server_starts(prepared):  # noqa: F811 - the fixture imported above
+    """The server inherits TL_LECTURE_TINY and the prepared history (autouse: set up before `server`)."""
+    return prepared
+
+
+def _title(page, number: int):
+    return page.get_by_role("heading", name=f"{number}. {lecture.step_at(number).title}")
+
+
+def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_chart(server, page, prepared):  # noqa: F811
+    ran = {p.step.key for p in prepared if p.state in ("ran", "history", "instant")}
+    page.goto(f"{server}/lecture?step=1")
+    for number in range(1, N + 1):
+        step = lecture.step_at(number)
+        _title(page, number).wait_for(timeout=60_000)
+        assert re.search(rf"[?&]step={number}\b", page.url), page.url
+        main = page.locator("[data-testid='stMain']")
+        if step.key in ran:
+            main.locator(f".st-key-lec_chart_{step.key} .main-svg").first.wait_for(timeout=30_000)
+            if step.trains():
+                main.get_by_text("From the run history").wait_for(timeout=30_000)
+            assert main.get_by_text("not available").count() == 0
+        else:
+            main.get_by_text("not available").first.wait_for(timeout=30_000)
+        assert page.get_by_text("Traceback").count() == 0
+        if number in (1, 3, 8):
+            page.screenshot(path=str(ARTIFACTS / f"lecture_step{number}.png"))
+        if number < N:
+            page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    _title(page, N - 1).wait_for(timeout=30_000)
+    assert re.search(rf"[?&]step={N - 1}\b", page.url)
+
+
+@pytest.mark.parametrize("number", [2, 9])
+def test_projector_view_from_a_link(server, page, prepared, number):  # noqa: F811
+    page.goto(f"{server}/lecture?step={number}&lec_big=true")
+    _title(page, number).wait_for(timeout=60_000)
+    page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)   # let plotly finish drawing before the screenshot
+    heading = _title(page, number).evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert heading >= 40   # large type (a normal h2 is about 29 px)
+    title = page.locator("[data-testid='stPlotlyChart'] .gtitle").first.evaluate(
+        "e => parseFloat(getComputedStyle(e).fontSize || e.style.fontSize)")
+    assert title >= 28
+    shot = ARTIFACTS / f"lecture_projector_step{number}.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
