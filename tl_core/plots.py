@@ -494,110 +494,23 @@ def gtl_final(result) -> go.Figure:
     return _style(fig, "Final target accuracy of every seed (one dot per run)", height=360)
 
 
-# ---- Guided Transfer Learning: by gene programme, and when guidance helps -------------------------------
-
-def gtl_groups(matrix, groups: dict, title: str) -> go.Figure:
-    """A first-layer guide (hidden unit × input) summarised by input group (e.g. gene programmes): the mean
-    guide of each unit over each group's inputs, big cells a projector shows, values written in."""
-    m = np.asarray(matrix, dtype=float)
-    names = list(groups)
-    z = np.stack([m[:, groups[n]].mean(1) for n in names], 1)     # (units, groups)
-    order = np.argsort(-z.max(1))[:16]                             # the 16 units the scouts moved most
-    z = z[order]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=[f"unit {u}" for u in order], colorscale="Viridis", zmin=0,
-                               zmax=max(1e-6, float(z.max())), text=np.round(z, 2), texttemplate="%{text}",
-                               textfont=dict(size=13), colorbar=dict(title="mean guide"),
-                               hovertemplate="%{y}, %{x}<br>mean guide %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-30)
-    return _style(fig, title, height=620)
-
-
-def gtl_sweep(result) -> go.Figure:
-    """When does guidance help: validation accuracy vs shots, one panel per source, a line per condition
-    (mean over seeds, whisker ± std)."""
-    sources = list(result.config.sources)
-    fig = make_subplots(rows=1, cols=len(sources), shared_yaxes=True,
-                        subplot_titles=[f"{s} source" for s in sources], horizontal_spacing=0.06)
-    rows = result.table()
-    for k, source in enumerate(sources):
-        for c in ("scratch", "plain", "guided"):
-            pts = [r for r in rows if r["source"] == source and r["condition"] == c]
-            fig.add_trace(go.Scatter(
-                x=[r["shots"] for r in pts], y=[r["val_acc_mean"] for r in pts], name=GTL_LABELS[c],
-                mode="lines+markers", line=dict(color=GTL_COLORS[c], width=3), marker=dict(size=10),
-                error_y=dict(type="data", array=[r["val_acc_std"] for r in pts], thickness=2),
-                legendgroup=c, showlegend=k == 0), row=1, col=k + 1)
-        fig.update_xaxes(type="log", tickvals=list(result.config.shots), title_text="shots per class", row=1,
-                         col=k + 1)
-    fig.update_yaxes(title_text="target validation accuracy", tickformat=".0%", row=1, col=1)
-    fig.update_annotations(font_size=18)
-    n = result.config.seeds
-    return _style(fig, f"When does guidance help? (mean of {n} seeds; whisker: ± std)", height=500)
-
-
-# ---- transfer for text ---------------------------------------------------------------------------
-
-TEXT_COLORS = {"feature": "#1b9e77", "last_k": "#7570b3", "full": "#e7298a", "scratch": "#d95f02"}
-
-
-def text_curves(result) -> go.Figure:
-    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per condition (feature
-    extraction, fine-tuning, scratch), mean over seeds with a band: the overfitting picture for text."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
-    for condition in result.ran():
-        runs = result.by_condition(condition)
-        length = min(r.history.epochs_run for r in runs)
-        if length == 0:
-            continue
-        epochs = np.arange(1, length + 1)
-        for col, key in ((1, "loss"), (2, "acc")):
-            for split, dash in (("train", None), ("val", "dash")):
-                values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
-                label = f"{result.config.label(condition)}, {'train' if split == 'train' else 'validation'}"
-                for trace in band_traces(epochs, values, label, TEXT_COLORS[condition], dash=dash, showlegend=col == 1):
-                    fig.add_trace(trace, row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    seeds = result.config.seeds
-    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
-                  height=520)
-
-
-def text_shots_sweep(result) -> go.Figure:
-    """Validation accuracy against sentences per topic (log axis), one line per condition, band over seeds."""
-    fig = go.Figure()
-    shots = list(result.config.shots)
-    for condition in result.config.conditions:
-        accs = [result.accs(condition, s) for s in shots]
-        if not all(accs):
-            continue
-        n = min(len(a) for a in accs)
-        for trace in band_traces(shots, np.array([a[:n] for a in accs]), result.config.label(condition),
-                                 TEXT_COLORS[condition]):
-            fig.add_trace(trace)
-    fig.update_xaxes(type="log", title_text="training sentences per topic (log scale)", tickvals=shots,
-                     ticktext=[str(s) for s in shots])
-    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
-    return _style(fig, f"Accuracy vs shots per topic (line: mean over seeds; {BAND})", height=440)
-
-
 # ---- lecture ------------------------------------------------------------------------------------------
 
 LECTURE_COLORS = {**COLORS, **GTL_COLORS, **SSL_COLORS, "partial": "#e6ab02"}
+LECTURE_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")   # for names without a colour
 
 
 def lecture_chart(chart) -> go.Figure:
     """A lecture step's chart (`tl_core.lecture.Chart`): each series a mean line with its band over seeds, or
     stacked bars over categories."""
     fig = go.Figure()
-    for s in chart.series:
-        color = LECTURE_COLORS.get(s.color, s.color)
+    for i, s in enumerate(chart.series):
+        color = LECTURE_COLORS.get(s.color) or (s.color if s.color.startswith("#") else
+                                                LECTURE_PALETTE[i % len(LECTURE_PALETTE)])
         if chart.bars:
             fig.add_trace(go.Bar(x=s.x, y=s.mean, name=s.name, marker_color=color))
             continue
-        x = np.asarray(s.x, dtype=float)
+        x = np.asarray(s.x, dtype=float if not chart.x_labels else int)
         if len(s.low):
             fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([s.high, s.low[::-1]]),
                                      fill="toself", mode="lines", fillcolor=_rgba(color, 0.18), line=dict(width=0),
@@ -610,8 +523,11 @@ def lecture_chart(chart) -> go.Figure:
     if chart.log_x and chart.series:
         ticks = sorted({v for s in chart.series for v in s.x})
         fig.update_xaxes(tickvals=ticks, ticktext=[str(t) for t in ticks])
+    if chart.x_labels:
+        fig.update_xaxes(tickvals=list(range(1, len(chart.x_labels) + 1)), ticktext=chart.x_labels)
     fig.update_yaxes(title_text=chart.y_title, type="log" if chart.log_y else None,
-                     **({"range": [0, 1.02], "tickformat": ".0%"} if chart.percent else {}))
+                     **({"range": [0, 1.02], "tickformat": ".0%"} if chart.percent else {}),
+                     **({"tickformat": chart.y_format} if chart.y_format else {}))
     return _style(fig, chart.title, height=480)
 
 
@@ -633,3 +549,162 @@ def projector(fig: go.Figure, scale: float = 1.5) -> go.Figure:
     fig.update_traces(line_width=5, selector=lambda t: getattr(t, "line", None) is not None and (t.line.width or 0) >= 2)
     fig.update_traces(marker_size=12, selector=dict(mode="lines+markers"))
     return fig
+
+
+# ---- what layers learn, and which strategy for which data ----------------------------------------------
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Scale an array to [0, 1] (a constant one to 0.5)."""
+    lo, hi = float(np.min(a)), float(np.max(a))
+    return np.full_like(a, 0.5, dtype=float) if hi - lo < 1e-12 else (a - lo) / (hi - lo)
+
+
+def layer_filters(filters: dict, most: int = 32) -> go.Figure:
+    """First-layer kernels (out, 3, k, k) as RGB tiles, one row per model; each tile scaled to its own range."""
+    names = list(filters)
+    n = min(most, min(len(f) for f in filters.values()))
+    k = filters[names[0]].shape[-1]
+    gap = 1
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12 / max(len(names), 1))
+    for r, name in enumerate(names):
+        tiles = filters[name][:n]
+        strip = np.ones((k, n * (k + gap) - gap, 3))
+        for i, w in enumerate(tiles):
+            strip[:, i * (k + gap):i * (k + gap) + k] = _unit(w.transpose(1, 2, 0))
+        fig.add_trace(go.Image(z=(strip * 255).astype(np.uint8)), row=r + 1, col=1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=16)
+    return _style(fig, f"First-layer filters ({k}×{k}×RGB, first {n}; each tile scaled to its own range)",
+                  height=120 * len(names) + 110)
+
+
+def _mosaic(maps: np.ndarray) -> np.ndarray:
+    """(channels, h, w) → one 2-column mosaic image, each channel scaled to [0, 1], 1-pixel gaps as NaN."""
+    c, h, w = maps.shape
+    cols = 2 if c > 1 else 1
+    rows = -(-c // cols)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i, m in enumerate(maps):
+        r, q = divmod(i, cols)
+        out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = _unit(m)
+    return out
+
+
+def activation_grid(image: np.ndarray, maps: dict) -> go.Figure:
+    """One image, then for each model (rows) every stage's strongest channels (columns, early → late)."""
+    names = list(maps)
+    stages = [m["stage"] for m in maps[names[0]]]
+    cols = len(stages) + 1
+    titles = []
+    for name in names:
+        titles += ["input" if not titles else ""] + [f"{s} ({m['size'][0]}×{m['size'][1]})"
+                                                     for s, m in zip(stages, maps[name])]
+    fig = make_subplots(rows=len(names), cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.12, row_titles=names)
+    for r, name in enumerate(names):
+        if r == 0:
+            fig.add_trace(go.Image(z=(np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8)),
+                          row=1, col=1)
+        for c, m in enumerate(maps[name]):
+            fig.add_trace(go.Heatmap(z=_mosaic(m["maps"])[::-1], colorscale="Inferno", showscale=False, zmin=0, zmax=1,
+                                     hoverinfo="skip"), row=r + 1, col=c + 2)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=13)
+    return _style(fig, "Activation maps per stage, early → late (the 4 most active channels of each; bright = strong)",
+                  height=230 * len(names) + 100)
+
+
+def strongest_patches(patches: list) -> go.Figure:
+    """For each stage (rows), the dataset's patches that fire its most active channel hardest."""
+    most = max(len(p["patches"]) for p in patches)
+    titles = [f"{p['stage']} · ch {p['channel']} · {p['field']} px" if i == 0 else ""
+              for p in patches for i in range(most)]
+    fig = make_subplots(rows=len(patches), cols=most, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.3 / len(patches))
+    for r, p in enumerate(patches):
+        for c, crop in enumerate(p["patches"]):
+            fig.add_trace(go.Image(z=(np.asarray(crop) * 255).clip(0, 255).astype(np.uint8)), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=14, xanchor="left", x=0)
+    return _style(fig, "Strongest patches per stage (pretrained): each cut to the unit's receptive field",
+                  height=120 * len(patches) + 100)
+
+
+def relative_change(result) -> go.Figure:
+    """‖w − w₀‖/‖w₀‖ per stage under full fine-tuning: mean over seeds with a band (log axis)."""
+    ch = result.change()
+    x = list(range(len(result.stages)))
+    fig = go.Figure()
+    for trace in band_traces(x, ch.T, "relative change of the stage's weights", COLORS["pretrained"]):
+        fig.add_trace(trace)
+    fig.data[-1].update(mode="lines+markers", marker=dict(size=10))
+    fig.update_xaxes(title_text="stage (input → output; the last one is the new head)", tickvals=x,
+                     ticktext=result.stages)
+    fig.update_yaxes(title_text="‖w − w₀‖ / ‖w₀‖ (log scale)", type="log", tickformat=".1%")
+    n = len(ch)
+    return _style(fig, f"How far each stage moved under full fine-tuning (mean of {n} seed{'s' * (n > 1)}; {BAND})",
+                  height=440)
+
+
+STRATEGY_COLORS = {"feature_extraction": "#1b9e77", "partial": "#7570b3", "full": "#e7298a", "scratch": COLORS["scratch"]}
+
+
+def _strategy(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def domain_bars(result) -> go.Figure:
+    """Validation accuracy of every strategy (bars: mean, whiskers: std over seeds) per dataset and shots."""
+    cells = result.cells()
+    groups = list(dict.fromkeys((c["dataset"], c["domain"], c["shots"]) for c in cells))
+    labels = [f"{ds} ({dom})<br>{sh} shots" for ds, dom, sh in groups]
+    fig = go.Figure()
+    for st in result.config.strategies:
+        mine = {(c["dataset"], c["domain"], c["shots"]): c for c in cells if c["strategy"] == st}
+        fig.add_trace(go.Bar(x=labels, y=[mine[g]["val_acc_mean"] if g in mine else None for g in groups],
+                             error_y=dict(type="data", array=[mine[g]["val_acc_std"] if g in mine else 0 for g in groups]),
+                             name=_strategy(st), marker_color=STRATEGY_COLORS.get(st)))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.05], tickformat=".0%")
+    n = result.config.seeds
+    return _style(fig, f"Every cell of the grid (bar: mean of {n} seed{'s' * (n > 1)}; whisker: ± std over seeds)",
+                  height=460)
+
+
+def strategy_chart(quadrants: list[dict]) -> go.Figure:
+    """The decks' 2×2 chart, measured: rows data size (few, more), columns similarity (near, far); in each
+    quadrant every strategy's accuracy (mean ± std over seeds), the winner outlined, the rule's strategies named."""
+    at = {(q["size"], q["domain"]): q for q in quadrants}
+    titles = []
+    for size in ("few", "more"):
+        for domain in ("near", "far"):
+            q = at.get((size, domain))
+            titles.append("" if q is None else
+                          f"<b>{size} data · {domain}</b>: {_strategy(q['winner'])} wins"
+                          + (f" by {q['margin'] * 100:.1f} pts" if q["runner_up"] else ""))
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.2, horizontal_spacing=0.08,
+                        shared_yaxes=True)
+    for r, size in enumerate(("few", "more")):
+        for c, domain in enumerate(("near", "far")):
+            q = at.get((size, domain))
+            if q is None:
+                continue
+            names = list(q["means"])
+            rule = set(q["rule_strategies"])
+            fig.add_trace(go.Bar(
+                x=[_strategy(s) + (" ★" if s in rule else "") for s in names], y=[q["means"][s] for s in names],
+                error_y=dict(type="data", array=[q["stds"][s] for s in names]),
+                marker=dict(color=[STRATEGY_COLORS.get(s) for s in names],
+                            line=dict(color=["#000000" if s == q["winner"] else "rgba(0,0,0,0)" for s in names], width=4)),
+                text=[f"{q['means'][s]:.0%}" for s in names], textposition="inside", insidetextanchor="start",
+                textfont=dict(size=15, color="white"), showlegend=False, hovertemplate="%{x}: %{y:.1%}<extra></extra>"),
+                row=r + 1, col=c + 1)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    fig.update_yaxes(title_text="few data: val acc", row=1, col=1)
+    fig.update_yaxes(title_text="more data: val acc", row=2, col=1)
+    fig.update_annotations(font_size=16)
+    return _style(fig, "Which strategy for which data, measured (★ = what the decks' rule recommends; outlined = the "
+                       "winner; whisker: ± std over seeds)", height=720)

@@ -1,0 +1,81 @@
+import time
+
+import streamlit as st
+
+from app_pages import ui
+from tl_core import contract, plots
+from tl_core.experiments import domains
+
+D = domains.DomainsConfig()
+spec = lambda name: contract.spec(domains.DomainsConfig, name)  # noqa: E731 - a setting's choices and help
+
+link = ui.page("Which strategy?", "dom_",
+               "The decks' decision chart: **how much data** (few or more images per class) × **how similar** the new "
+               "task is to the pretraining task (ImageNet photos). *Near*: natural photos (textures, faces). *Far*: "
+               "microscopy and tissue crops, 8×8 grayscale digits. Four strategies on EfficientNet-Lite0: **feature "
+               "extraction** (only a new head trains), **partial** (the last stages train), **full** fine-tuning, and "
+               "**scratch** (same network, random weights). Every cell over several seeds.", settings="Grid settings")
+
+with st.sidebar:
+    datasets = st.multiselect("Datasets: near (textures, faces), far (microscopy, digits)", list(domains.DOMAINS),
+                              default=list(D.datasets), key="dom_datasets", bind=ui.URL, help=spec("datasets").help)
+    shots = st.multiselect("Training images per class (few, more)", [2, 5, 10, 20, 40], default=list(D.shots),
+                           key="dom_shots", bind=ui.URL, help=spec("shots").help)
+    seeds = st.slider("Seeds (for the bands)", 1, 5, D.seeds, key="dom_seeds", bind=ui.URL, help=spec("seeds").help)
+    epochs = st.slider("Epochs", 2, 30, D.epochs, key="dom_epochs", bind=ui.URL, help=spec("epochs").help)
+    size = st.select_slider("Image size (px)", [32, 48, 64, 96], value=D.image_size, key="dom_size", bind=ui.URL,
+                            help=spec("image_size").help)
+
+link.report()
+cfg = domains.DomainsConfig(datasets=tuple(datasets), shots=tuple(sorted(shots)), seeds=seeds, epochs=epochs,
+                            image_size=size)
+try:
+    contract.validate(cfg)
+except ValueError as err:
+    st.warning(f"{err}. Adjust the settings in the sidebar.")
+    st.stop()
+
+results = st.session_state.setdefault("dom_results", {})
+db = ui.history()
+kept = domains.from_history(db, cfg) if db is not None and cfg not in results else None
+result = ui.run_button("dom", "Re-run the grid" if kept else "Run the grid", "domains", cfg, results=results,
+                       run=lambda progress, should_stop: domains.run(cfg, progress=progress, should_stop=should_stop))
+if result is None and kept is not None:
+    result, run_ = kept
+    st.caption(f"Shown from the run history: run #{run_.id}, {time.strftime('%Y-%m-%d %H:%M', time.localtime(run_.created))}"
+               f", {run_.seconds or 0:.0f} s on {run_.device}. Press **Re-run the grid** to train it again.")
+if result is None:
+    st.info("Press **Run the grid** (the defaults take a few minutes on a laptop CPU; a grid once run is shown "
+            "from the run history at once).")
+    st.stop()
+
+ui.verdict(result.verdict())
+quads = result.quadrants()
+if quads:
+    ui.chart(plots.strategy_chart(quads), "dom_chart")
+    st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
+                   "measured winner": q["winner"].replace("_", " "),
+                   "margin over runner-up": f"{q['margin'] * 100:+.1f} pts" if q["runner_up"] else "",
+                   "spread (std)": f"{q['spread'] * 100:.1f} pts",
+                   "agrees?": ("yes" if q["winner"] in q["rule_strategies"] else
+                               f"tie: within the spread ({q['gap_to_rule'] * 100:.1f} pts)" if q["agrees"] else
+                               f"no: {q['gap_to_rule'] * 100:.1f} pts ahead of the rule's pick")}
+                  for q in quads], hide_index=True, key="dom_rules")
+
+st.subheader("Does pretraining help less far from ImageNet?")
+gain = result.gain()
+cols = st.columns(max(len(gain), 1))
+for col, (domain, row) in zip(cols, gain.items()):
+    col.metric(f"{domain}: best pretrained − scratch", " · ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items()),
+               border=True)
+negative = result.negative_transfer()
+if negative:
+    st.error("Negative transfer measured: scratch beat every pretrained strategy on " + "; ".join(
+        f"{x['dataset']} at {x['shots']} shots (by {-x['gain'] * 100:.1f} pts)" for x in negative) + ".")
+else:
+    st.info("No negative transfer on these built-in datasets: at every data size some pretrained strategy beat scratch "
+            "(best pretrained − scratch per dataset: " + "; ".join(
+                f"{ds} " + ", ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items())
+                for ds, row in result.gain_by_dataset().items()) + "). The decks' warning that far-domain features "
+            "can mislead is not reproduced here.")
+ui.chart(plots.domain_bars(result), "dom_bars")

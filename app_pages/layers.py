@@ -1,0 +1,90 @@
+import streamlit as st
+
+from app_pages import collect, ui
+from tl_core import backbones, contract, data, plots, userdata
+from tl_core.experiments import layers
+
+D = layers.LayersConfig()
+spec = lambda name: contract.spec(layers.LayersConfig, name)  # noqa: E731 - a setting's choices and help
+
+link = ui.page("What layers learn", "lay_",
+               "Zeiler & Fergus looked inside a trained network: **early layers** respond to edges, colours and textures "
+               "(useful for any image), **late layers** to parts and whole objects of the training classes. That is why "
+               "transfer learning freezes the early layers. Here: the first layer's filters, one image through every "
+               "stage, the patches of a dataset that each stage likes most, and how far each stage's weights move when "
+               "the whole network is fine-tuned.", settings="Settings")
+
+with st.sidebar:
+    name = st.selectbox("Backbone", backbones.IMAGE, key="lay_backbone", bind=ui.URL)
+    available, note = backbones.weights_status(name)
+    (st.caption if available else st.warning)(("Weights: " if available else "No pretrained weights here: ") + note)
+    dataset = st.selectbox("Dataset", spec("dataset").choices, index=spec("dataset").choices.index(D.dataset),
+                           key="lay_dataset", bind=ui.URL, help="\n".join(f"- **{k}**: {data.DATASETS[k]}"
+                                                                            for k in spec("dataset").choices))
+    shots = st.select_slider("Training images per class", [5, 10, 20, 40], value=D.shots, key="lay_shots", bind=ui.URL)
+    epochs = st.slider("Epochs of full fine-tuning", 1, 30, D.epochs, key="lay_epochs", bind=ui.URL, help=spec("epochs").help)
+    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], value=D.image_size, key="lay_size", bind=ui.URL)
+    seeds = st.slider("Seeds (for the band)", 1, 5, D.seeds, key="lay_seeds", bind=ui.URL, help=spec("seeds").help)
+
+link.report()
+if not available:
+    st.stop()
+cfg = layers.LayersConfig(backbone=name, dataset=dataset, shots=shots, epochs=epochs, image_size=size, seeds=seeds)
+try:
+    contract.validate(cfg)
+except ValueError as err:
+    st.warning(f"{err}. Adjust the settings in the sidebar.")
+    st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the backbone…")
+def model(backbone: str, weights: str):
+    return backbones.create(backbone, weights, seed=0)
+
+
+results = st.session_state.setdefault("lay_results", {})
+result = results.get(cfg)
+
+st.subheader("1 · The first layer's filters")
+shown = {"ImageNet-pretrained": layers.filters(model(name, "pretrained")),
+         "random init": layers.filters(model(name, "scratch"))}
+if result is not None:
+    shown.update({k: v for k, v in result.filters.items() if k.startswith("fine-tuned")})
+ui.chart(plots.layer_filters(shown), "lay_filters")
+st.caption("Pretrained filters are smooth colour and edge detectors; random ones are noise. Fine-tuning barely "
+           "changes them (train below to add that row).")
+
+st.subheader("2 · One image through every stage")
+ds = data.load(dataset, size)
+builtin, upload, cam = st.tabs(["From the dataset", "Upload an image", "Webcam"])
+index = builtin.slider("Image", 0, len(ds) - 1, 0, key="lay_image", help="an image of the chosen dataset")
+image, caption = ds.images[index], f"{dataset} image {index} ({ds.classes[int(ds.labels[index])]})"
+for f in (upload.file_uploader("An image", type=collect.IMAGE_TYPES, key="lay_upload"),
+          cam.camera_input("Take a photo", key="lay_cam")):
+    if f is not None:
+        try:
+            image, caption = userdata.to_input(f.getvalue(), size)[0], f.name
+        except ValueError as err:
+            st.error(f"{f.name}: {err}")
+maps = {"pretrained": layers.activation_maps(model(name, "pretrained"), image),
+        "scratch (random)": layers.activation_maps(model(name, "scratch"), image)}
+ui.chart(plots.activation_grid(image.numpy(), maps), "lay_maps")
+st.caption(f"{caption}. Pretrained: early maps trace edges and colours, late ones light up on a few parts. Random "
+           "weights give blurry copies of the image that fade with depth.")
+
+st.subheader("3 · Full fine-tuning: what each stage learns on your data, and how far it moves")
+result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=results,
+                       run=lambda progress, should_stop: layers.run(cfg, progress=progress, should_stop=should_stop))
+if result is None:
+    st.info(f"Press **Fine-tune and measure**: every stage of {name} trains on {shots} {dataset} images per class, "
+            f"{seeds} seeds (about a minute on a laptop CPU).")
+    st.stop()
+ui.verdict(result.verdict())
+out = result.to_json()
+st.caption(f"Validation accuracy after fine-tuning {out['val_acc']:.1%} ± {out['val_acc_std']:.1%} · "
+           f"{result.device} · {result.seconds:.0f} s")
+ui.chart(plots.relative_change(result), "lay_change")
+ui.chart(plots.strongest_patches(result.patches), "lay_patches")
+st.caption("Each row: the dataset images where one unit of the stage's most active channel fired hardest, cut to "
+           "what that unit sees (its receptive field, measured by a gradient). Early rows: small edge and colour "
+           "snippets; late rows: nearly whole images.")

@@ -1,0 +1,44 @@
+"""The two pages of what layers learn and which strategy, in a real headless Chromium."""
+import pytest
+
+from conftest import ARTIFACTS
+from tl_core import contract, store
+from tl_core.experiments import domains
+
+pytestmark = pytest.mark.browser
+
+# a grid small enough to train inside the browser test
+TINY = domains.DomainsConfig(datasets=("textures", "microscopy"), shots=(2, 5), seeds=1, epochs=2, image_size=32)
+
+
+def _settle(page):
+    page.wait_for_timeout(1500)  # let plotly finish drawing every chart before the screenshot
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_layers_page_draws_filters_and_activation_maps_without_training(server, page):
+    page.goto(f"{server}/layers")
+    page.get_by_text("press Fine-tune and measure", exact=False).first.wait_for(timeout=90_000)
+    page.get_by_text("First-layer filters").first.wait_for(timeout=60_000)
+    page.get_by_text("Activation maps per stage").first.wait_for(timeout=60_000)
+    _settle(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 2
+    assert page.get_by_text("block 7 (2×2)").count() >= 1        # the last spatial stage of Lite0 at 64 px
+    shot = ARTIFACTS / "layers.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+
+
+def test_domains_page_shows_the_grid_from_history_then_reruns_it(server, page):
+    db = store.Store()
+    db.record("domains", domains.run(TINY), contract.record(TINY))
+    query = "&".join([*(f"dom_datasets={d}" for d in TINY.datasets), *(f"dom_shots={s}" for s in TINY.shots),
+                      f"dom_seeds={TINY.seeds}", f"dom_epochs={TINY.epochs}", f"dom_size={TINY.image_size}"])
+    page.goto(f"{server}/domains?{query}")
+    page.get_by_text("Shown from the run history").wait_for(timeout=90_000)
+    page.get_by_text("Which strategy for which data, measured").first.wait_for(timeout=60_000)
+    assert page.get_by_text("few data · near").count() >= 1
+    _settle(page)
+    shot = ARTIFACTS / "domains.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000

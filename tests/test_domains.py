@@ -1,0 +1,107 @@
+"""Which strategy for which data: the 2×2 chart's arithmetic on known records, a small real grid through the
+CLI (the claims the page makes: pretraining helps less far from ImageNet), and the page drawing the last grid
+from the run history without training."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import open_page
+from tl_core import contract, store
+from tl_core.experiments import domains
+
+# a small real grid: one near and one far dataset, few and more shots, every strategy, two seeds
+SMALL = ["--datasets", "textures,microscopy", "--shots", "5,10", "--seeds", "2", "--epochs", "4",
+         "--image-size", "48"]
+
+
+def _records(table: dict) -> list[dict]:
+    """{(dataset, shots, strategy): [acc per seed]} → the records a run would have made."""
+    return [{"dataset": ds, "domain": domains.DOMAINS[ds], "shots": sh, "strategy": st, "seed": i, "val_acc": a,
+             "train_acc": 1.0} for (ds, sh, st), accs in table.items() for i, a in enumerate(accs)]
+
+
+def _result(table: dict, **cfg) -> domains.DomainsResult:
+    cfg = domains.DomainsConfig(seeds=2, **cfg).resolve()
+    return domains.DomainsResult(config=cfg, records=_records(table))
+
+
+def test_gain_winner_margin_and_negative_transfer_come_from_the_seeds_means():
+    t = {}
+    for sh, near, far in ((5, (0.9, 0.8, 0.7, 0.4), (0.5, 0.6, 0.4, 0.45)), (40, (0.9, 0.95, 0.97, 0.8),
+                                                                             (0.7, 0.8, 0.85, 0.9))):
+        for st, a, b in zip(domains.STRATEGIES, near, far):
+            t[("textures", sh, st)] = [a - 0.01, a + 0.01]
+            t[("microscopy", sh, st)] = [b - 0.01, b + 0.01]
+    r = _result(t, datasets=("textures", "microscopy"), shots=(5, 40))
+    gain = r.gain()
+    assert gain["near"]["5"] == pytest.approx(0.9 - 0.4) and gain["far"]["5"] == pytest.approx(0.6 - 0.45)
+    assert gain["far"]["40"] == pytest.approx(0.85 - 0.9)      # scratch ahead: negative
+    assert r.negative_transfer() == [{"dataset": "microscopy", "domain": "far", "shots": 40,
+                                      "gain": pytest.approx(-0.05)}]
+    quads = {(q["size"], q["domain"]): q for q in r.quadrants()}
+    assert quads[("few", "near")]["winner"] == "feature_extraction" and quads[("few", "near")]["agrees"]
+    assert quads[("few", "near")]["margin"] == pytest.approx(0.1)
+    assert quads[("more", "far")]["winner"] == "scratch" and quads[("more", "far")]["agrees"]
+    assert quads[("more", "near")]["winner"] == "full" and quads[("few", "far")]["winner"] == "partial"
+    cells = {(c["dataset"], c["shots"], c["strategy"]): c for c in r.to_json()["cells"]}
+    assert cells[("textures", 5, "partial")]["val_acc_std"] == pytest.approx(0.01)
+    assert "scratch ahead of every pretrained strategy" in r.verdict().text and "microscopy at 40 shots" in r.verdict().text
+
+
+def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
+    t = {}
+    for st, a in zip(domains.STRATEGIES, (0.5, 0.6, 0.9, 0.3)):   # full wins clearly where the rule says head only
+        t[("faces", 5, st)] = [a, a]
+        t[("faces", 20, st)] = [a, a]
+    r = _result(t, datasets=("faces",), shots=(5, 20))
+    few = next(q for q in r.quadrants() if q["size"] == "few")
+    assert few["winner"] == "full" and not few["agrees"] and few["gap_to_rule"] == pytest.approx(0.4)
+    assert "agrees with the decks' rule in 1 of 2" in r.verdict().text
+
+
+@pytest.fixture(scope="module")
+def grid():
+    proc = subprocess.run([sys.executable, "-m", "tl_core", "domains", *SMALL, "--json"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_cli_prints_every_cell_and_the_gain_per_domain_and_shots(grid):
+    assert {(c["dataset"], c["shots"], c["strategy"]) for c in grid["cells"]} == {
+        (ds, sh, st) for ds in ("textures", "microscopy") for sh in (5, 10) for st in domains.STRATEGIES}
+    for c in grid["cells"]:
+        assert c["domain"] == domains.DOMAINS[c["dataset"]] and 0 <= c["val_acc_mean"] <= 1 and c["val_acc_std"] >= 0
+        assert len(c["val_acc_seeds"]) == 2
+    assert set(grid["gain"]) == {"near", "far"} and set(grid["gain"]["near"]) == {"5", "10"}
+    assert grid["seconds"] > 0 and len(grid["quadrants"]) == 4
+
+
+def test_pretraining_helps_less_far_from_imagenet_at_few_shots(grid):
+    """The page's claim, on real images: at 5 shots the best pretrained strategy's lead over scratch is smaller on
+    microscopy (far) than on textures (near)."""
+    assert grid["gain"]["far"]["5"] < grid["gain"]["near"]["5"], grid["gain"]
+    assert grid["gain"]["near"]["5"] > 0.2
+
+
+def test_bad_settings_exit_2_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "tl_core", "domains", "--datasets", "textures,moon", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown dataset 'moon'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "tl_core", "domains", "--shots", "5,60", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "at most 44" in proc.stderr
+
+
+def test_page_draws_the_last_grid_from_the_history_at_once(grid):
+    """The CLI run above is in the history: the page opened with its settings shows that grid without training."""
+    cfg = contract.from_record(domains.DomainsConfig, grid["config"])
+    at = open_page("app_pages/domains.py", {"dom_datasets": list(cfg.datasets), "dom_shots": list(map(str, cfg.shots)),
+                                             "dom_seeds": str(cfg.seeds), "dom_epochs": str(cfg.epochs),
+                                             "dom_size": str(cfg.image_size)})
+    assert not at.exception
+    assert any("Shown from the run history" in c.value for c in at.caption)
+    assert any("agrees with the decks' rule in" in m.value for m in [*at.success, *at.info])
+    assert at.dataframe[0].value.shape[0] == 4          # the four quadrants, each with its rule and winner

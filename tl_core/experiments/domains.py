@@ -1,0 +1,345 @@
+"""Which strategy for which data: the decks' 2×2 chart of data size × similarity to the pretraining task,
+measured instead of stated.
+
+Source task: ImageNet (EfficientNet-Lite0's real weights). Targets, placed on the similarity axis:
+*near* (natural photos: textures, faces) and *far* (microscopy and tissue crops; 8×8 grayscale digits).
+Data size: a few images per class and more. Four strategies, each a freeze depth of the lab's own run:
+
+    feature extraction  every stage but the new head frozen
+    partial             the last stages train (the last block, the head conv, the head)
+    full                every stage trains, from the ImageNet weights
+    scratch             every stage trains, from random weights
+
+One cell of the grid is (dataset, strategy, seed); inside it every shots value starts from the same weights
+and the frozen prefix's features are computed once (the lab's trainer caches them), as the lab's sweep does.
+A cell is self-contained (it loads its own data), so the Ray engine can run it anywhere.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from tl_core import backbones, contract, data, device as devices, engine as engines, store
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.experiments import finetune
+
+# where each built-in dataset sits on the similarity axis (to ImageNet's natural photos)
+DOMAINS = {"textures": "near", "faces": "near", "microscopy": "far", "digits": "far"}
+STRATEGIES = {
+    "feature_extraction": "every stage but the new head frozen",
+    "partial": "the last stages train (last block, head conv, head), the rest frozen",
+    "full": "every stage trains, starting from the ImageNet weights",
+    "scratch": "every stage trains, starting from random weights",
+}
+PRETRAINED = ("feature_extraction", "partial", "full")
+PARTIAL_STAGES = 3   # stages that train under "partial": for Lite0 block 7, the head conv and the classifier
+# the decks' rule for each quadrant (data size, similarity): what they recommend, and which strategies count as it
+RULE = {
+    ("few", "near"): ("feature extraction: freeze the pretrained network, train a new head",
+                      ("feature_extraction",)),
+    ("more", "near"): ("fine-tune more layers (partial or full) as the data grows", ("partial", "full")),
+    ("few", "far"): ("fine-tune the last stages (partial); expect pretraining to help less",
+                     ("partial",)),
+    ("more", "far"): ("fine-tune everything, or train from scratch: ImageNet features can mislead",
+                      ("full", "scratch")),
+}
+
+
+def _datasets_problem(values: tuple) -> str:
+    if not values:
+        return "give at least one dataset"
+    bad = [v for v in values if v not in DOMAINS]
+    return f"unknown dataset {bad[0]!r}: choose from {', '.join(DOMAINS)}" if bad else ""
+
+
+def _nonempty(what: str):
+    return lambda values: "" if values else f"give at least one {what}"
+
+
+@dataclass(frozen=True)
+class DomainsConfig:
+    datasets: tuple[str, ...] = setting(("textures", "microscopy"), "target datasets, comma-separated: near "
+                                        "(textures, faces) or far (microscopy, digits) from ImageNet; digits (10 "
+                                        "classes) costs about 3× a 3-class dataset", check=_datasets_problem)
+    shots: tuple[int, ...] = setting((5, 20), "training images per class, comma-separated: few and more",
+                                     lo=1, hi=1000, check=_nonempty("shots value"))
+    strategies: tuple[str, ...] = setting(tuple(STRATEGIES), "strategies, comma-separated", choices=STRATEGIES,
+                                          check=_nonempty("strategy"))
+    backbone: str = setting("efficientnet_lite0", "the pretrained backbone", choices=backbones.IMAGE)
+    epochs: int = setting(10, "passes over the training images", lo=1, hi=500)
+    lr: float = setting(3e-3, "Adam learning rate when only the head or the last stages train", lo=1e-6, hi=1)
+    full_lr: float = setting(3e-3, "Adam learning rate when every stage trains (full, scratch)", lo=1e-6, hi=1,
+                             label="full lr")
+    image_size: int = setting(48, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE,
+                              label="image size")
+    batch_size: int = setting(16, "images per step (small: more steps, so training from scratch can start to learn)",
+                              lo=1, hi=1024, label="batch size")
+    seeds: int = setting(3, "runs per cell, for bands", lo=1, hi=20)
+    seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
+    val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class")
+    engine: str = engines.engine_setting()
+    address: str = engines.address_setting()
+
+    def check(self) -> None:
+        backbones.check_size(self.backbone, self.image_size)
+        for name in self.datasets:
+            ds = data.load(name, data.MIN_SIZE)   # class counts only: the smallest size is the cheapest
+            most = data.max_shots(ds, self.val_per_class)
+            if max(self.shots) > most:
+                raise ValueError(f"shots {max(self.shots)} is more than {name} has per class after "
+                                 f"{self.val_per_class} validation images: at most {most}")
+
+    def resolve(self) -> "DomainsConfig":
+        """Each dataset, shots value and strategy once; shots ascending (few before more)."""
+        return replace(self, datasets=tuple(dict.fromkeys(self.datasets)), shots=tuple(sorted(set(self.shots))),
+                       strategies=tuple(s for s in STRATEGIES if s in self.strategies))
+
+    def lab(self, dataset: str, strategy: str) -> finetune.FinetuneConfig:
+        """The fine-tuning lab's config that one strategy is."""
+        n = len(backbones.stage_names(self.backbone))
+        depth = {"feature_extraction": n - 1, "partial": n - PARTIAL_STAGES}.get(strategy, 0)
+        every = strategy in ("full", "scratch")
+        return finetune.FinetuneConfig(
+            backbone=self.backbone, weights="scratch" if strategy == "scratch" else "pretrained", dataset=dataset,
+            shots=None, freeze=str(depth), epochs=self.epochs, lr=self.full_lr if every else self.lr,
+            batch_size=self.batch_size, image_size=self.image_size, seeds=1, val_per_class=self.val_per_class)
+
+
+@dataclass
+class CellRecords:
+    """What one (dataset, strategy, seed) cell gives back: one record per shots value it finished."""
+    records: list[dict] = field(default_factory=list)
+    status: str = "finished"
+    message: str = ""
+
+
+def train_cell(cfg: DomainsConfig, dev: torch.device, cell: contract.Cell, on_epoch, should_stop) -> CellRecords:
+    """Every shots value of one (dataset, strategy, seed), each from the same initial weights."""
+    dataset, strategy = cell["dataset"], cell.condition
+    lab = cfg.lab(dataset, strategy)
+    ds = data.load(dataset, cfg.image_size)
+    weights = "scratch" if strategy == "scratch" else "pretrained"
+    model = backbones.create(cfg.backbone, weights, len(ds.classes), cell.seed).to(dev)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = finetune._Trainer(model, lab, dev)
+    _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)   # one object: its features cached once
+    out = CellRecords()
+    for i, shots in enumerate(cfg.shots):
+        train, _ = data.few_shot_split(ds, shots, cell.seed, cfg.val_per_class)
+        model.load_state_dict(initial)
+        hooks = {"should_stop": should_stop,
+                 "on_epoch": lambda e, h, base=i * cfg.epochs: on_epoch(base + e, h)}
+        r = finetune._run_one(trainer, weights, cell.seed, train, val, hooks)
+        out.status, out.message = r.history.status, r.history.message
+        if out.status != "finished":
+            break
+        out.records.append({"dataset": dataset, "domain": DOMAINS[dataset], "strategy": strategy, "seed": cell.seed,
+                            "shots": shots, "val_acc": r.val_acc, "train_acc": r.train_acc})
+    return out
+
+
+class _TrainOne:
+    """`train_one` for the runner: a plain object holding the config and device (picklable for Ray)."""
+
+    def __init__(self, cfg: DomainsConfig, dev: torch.device):
+        self.cfg, self.dev = cfg, dev
+
+    def __call__(self, cell, on_epoch, should_stop):
+        return train_cell(self.cfg, self.dev, cell, on_epoch, should_stop)
+
+
+def _size(shots: int, all_shots: tuple) -> str:
+    return "few" if shots == min(all_shots) else "more"
+
+
+@dataclass
+class DomainsResult(contract.Result):
+    config: DomainsConfig
+    records: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = ""
+    status: str = "finished"
+    message: str = ""
+    kind = "domains"
+    headline = ""
+
+    @classmethod
+    def from_json(cls, out: dict) -> "DomainsResult":
+        """A result as its JSON (the run history keeps it) describes it: the grid is drawn again without training."""
+        return cls(config=contract.from_record(DomainsConfig, out["config"]), records=out["records"],
+                   seconds=out.get("seconds", 0.0), device=out.get("device", ""), status=out.get("status", "finished"),
+                   message=out.get("message", ""))
+
+    def accs(self, dataset: str, shots: int, strategy: str) -> list[float]:
+        return [r["val_acc"] for r in self.records
+                if r["dataset"] == dataset and r["shots"] == shots and r["strategy"] == strategy]
+
+    def cells(self) -> list[dict]:
+        """One entry per (dataset, shots, strategy) that has results: mean and std over seeds."""
+        out = []
+        for ds in self.config.datasets:
+            for sh in self.config.shots:
+                for st in self.config.strategies:
+                    accs = self.accs(ds, sh, st)
+                    if accs:
+                        s = contract.seed_stats(accs)
+                        out.append({"domain": DOMAINS[ds], "dataset": ds, "shots": sh, "strategy": st,
+                                    "val_acc_mean": s["mean"], "val_acc_std": s["std"], "val_acc_seeds": s["seeds"]})
+        return out
+
+    def mean(self, dataset: str, shots: int, strategy: str) -> float:
+        accs = self.accs(dataset, shots, strategy)
+        return float(np.mean(accs)) if accs else float("nan")
+
+    def gain_by_dataset(self) -> dict[str, dict[str, float]]:
+        """Best pretrained strategy minus scratch (means over seeds), per dataset and shots."""
+        out = {}
+        for ds in self.config.datasets:
+            row = {}
+            for sh in self.config.shots:
+                best = max((self.mean(ds, sh, st) for st in PRETRAINED if st in self.config.strategies),
+                           default=float("nan"), key=lambda v: -np.inf if np.isnan(v) else v)
+                gap = best - self.mean(ds, sh, "scratch")
+                if np.isfinite(gap):
+                    row[str(sh)] = float(gap)
+            out[ds] = row
+        return out
+
+    def gain(self) -> dict[str, dict[str, float]]:
+        """Best pretrained minus scratch per domain and shots: the mean over the domain's datasets."""
+        by_ds = self.gain_by_dataset()
+        out = {}
+        for domain in ("near", "far"):
+            rows = [by_ds[ds] for ds in self.config.datasets if DOMAINS[ds] == domain]
+            shots = {k for r in rows for k in r}
+            if shots:
+                out[domain] = {k: float(np.mean([r[k] for r in rows if k in r]))
+                               for k in sorted(shots, key=int)}
+        return out
+
+    def quadrants(self) -> list[dict]:
+        """The 2×2 chart: for each (data size, similarity), every strategy's mean over the quadrant's datasets
+        and seeds, the winner, its margin over the runner-up, the spread, and the decks' rule."""
+        out = []
+        for size in ("few", "more"):
+            shots = [sh for sh in self.config.shots if _size(sh, self.config.shots) == size]
+            if not shots or (size == "more" and len(self.config.shots) < 2):
+                continue
+            for domain in ("near", "far"):
+                datasets = [ds for ds in self.config.datasets if DOMAINS[ds] == domain]
+                # per seed: the mean over the quadrant's datasets and shots, so a spread over seeds remains
+                per = {}
+                for st in self.config.strategies:
+                    accs = [self.accs(ds, sh, st) for ds in datasets for sh in shots]
+                    if accs and all(accs) and len({len(a) for a in accs}) == 1:
+                        per[st] = np.mean(accs, axis=0)
+                if not per:
+                    continue
+                ranked = sorted(per, key=lambda st: -per[st].mean())
+                win, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+                rule_text, rule_set = RULE[(size, domain)]
+                spread = max(float(per[st].std()) for st in ranked[:2])
+                margin = float(per[win].mean() - per[second].mean()) if second else float("nan")
+                ruled = [st for st in ranked if st in rule_set]
+                best_ruled = ruled[0] if ruled else None
+                gap_to_rule = float(per[win].mean() - per[best_ruled].mean()) if best_ruled else float("nan")
+                agrees = win in rule_set or (best_ruled is not None and gap_to_rule <= spread)
+                out.append({"size": size, "domain": domain, "shots": shots, "datasets": datasets,
+                            "means": {st: float(per[st].mean()) for st in ranked},
+                            "stds": {st: float(per[st].std()) for st in ranked},
+                            "winner": win, "runner_up": second, "margin": margin, "spread": spread,
+                            "rule": rule_text, "rule_strategies": list(rule_set), "agrees": bool(agrees),
+                            "gap_to_rule": gap_to_rule})
+        return out
+
+    def negative_transfer(self) -> list[dict]:
+        """Every (dataset, shots) where scratch beat the best pretrained strategy (mean over seeds)."""
+        return [{"dataset": ds, "domain": DOMAINS[ds], "shots": int(sh), "gain": g}
+                for ds, row in self.gain_by_dataset().items() for sh, g in row.items() if g < 0]
+
+    def to_json(self) -> dict:
+        kind, sentence = self.verdict()
+        return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.cells(),
+                "gain": self.gain(), "gain_by_dataset": self.gain_by_dataset(), "quadrants": self.quadrants(),
+                "negative_transfer": self.negative_transfer(), "records": self.records, "verdict": sentence,
+                "verdict_kind": kind, "status": self.status, "message": self.message, "device": self.device,
+                "seconds": round(self.seconds, 3)}
+
+    def metrics(self) -> dict[str, float]:
+        out = {f"{c['dataset']}.shots {c['shots']}.{c['strategy']}.val_acc": c["val_acc_mean"] for c in self.cells()}
+        out.update({f"gain.{d}.shots {sh}": g for d, row in self.gain().items() for sh, g in row.items()})
+        return out
+
+    def verdict(self) -> Verdict:
+        if self.status != "finished":
+            return Verdict(self.status, self.message or f"The grid ended early ({self.status}).")
+        quads = self.quadrants()
+        n = self.config.seeds
+        if not quads:
+            return Verdict("single", f"{len(self.records)} runs; choose two shots values and near and far datasets "
+                                     f"for the 2×2 chart.")
+        agree = sum(q["agrees"] for q in quads)
+        parts = [f"{q['size']} data, {q['domain']}: {_name(q['winner'])} wins ({q['means'][q['winner']]:.0%})"
+                 for q in quads]
+        negative = self.negative_transfer()
+        neg = ("Negative transfer (scratch ahead of every pretrained strategy): " + ", ".join(
+            f"{x['dataset']} at {x['shots']} shots by {-x['gain'] * 100:.0f} points" for x in negative)
+               if negative else "No dataset shows negative transfer here: some pretrained strategy beats scratch "
+                                "at every data size.")
+        text = (f"The measurement agrees with the decks' rule in {agree} of {len(quads)} quadrants "
+                f"({'; '.join(parts)}; validation accuracy, mean of {n} seed{'s' * (n > 1)}). {neg}")
+        return Verdict("helped" if agree == len(quads) else "neutral", text)
+
+
+def _name(strategy: str) -> str:
+    return strategy.replace("_", " ")
+
+
+def run(cfg: DomainsConfig = DomainsConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
+        device: str = "auto") -> DomainsResult:
+    """Validation accuracy of every (dataset, shots, strategy) over seeds, and the 2×2 chart they make."""
+    contract.validate(cfg)
+    cfg = cfg.resolve()
+    ok, message = backbones.weights_status(cfg.backbone)
+    if not ok:
+        raise backbones.WeightsUnavailable(f"{cfg.backbone}: {message}")
+    start = time.perf_counter()
+    dev = devices.pick(device)
+    cells = [contract.Cell(st, cfg.seed + s, (("dataset", ds),))
+             for ds in cfg.datasets for st in cfg.strategies for s in range(cfg.seeds)]
+    done = contract.run_cells(cells, _TrainOne(cfg, dev), progress, should_stop, epochs=cfg.epochs * len(cfg.shots),
+                              engine=cfg.engine, address=cfg.address)
+    records = [r for cell in done.results for r in cell.records]
+    return DomainsResult(config=cfg, records=records, seconds=time.perf_counter() - start,
+                         device=devices.describe(dev), status=done.status, message=done.message)
+
+
+def from_history(db: store.Store, cfg: DomainsConfig) -> tuple[DomainsResult, store.Run] | None:
+    """The newest finished grid in the run history with exactly `cfg`'s recorded settings, or None."""
+    want = contract.record(cfg)
+    for run_ in db.runs(kind="domains"):
+        if run_.status == "finished" and run_.config == want:
+            full = db.get(run_.id)
+            return DomainsResult.from_json(full.result), full
+    return None
+
+
+def _text(result: DomainsResult, out: dict) -> str:
+    lines = [f"{'dataset':<11} {'domain':<5} {'shots':>5}  " + "  ".join(f"{_name(s):>18}" for s in result.config.strategies)]
+    for ds in result.config.datasets:
+        for sh in result.config.shots:
+            cells = [f"{result.mean(ds, sh, st):.3f} ± {np.std(result.accs(ds, sh, st) or [np.nan]):.3f}"
+                     for st in result.config.strategies]
+            lines.append(f"{ds:<11} {DOMAINS[ds]:<5} {sh:>5}  " + "  ".join(f"{c:>18}" for c in cells))
+    lines += [f"gain (best pretrained − scratch), {d}: " + ", ".join(f"{sh} shots {g:+.3f}" for sh, g in row.items())
+              for d, row in out["gain"].items()]
+    return "\n".join(lines + [f"{result.seconds:.0f} s on {result.device}", result.verdict().text])
+
+
+EXPERIMENTS = (
+    contract.Experiment("domains", "which strategy for which data: near/far datasets × few/more shots × "
+                                   "feature extraction, partial, full, scratch", DomainsConfig, run, text=_text),
+)
