@@ -2,7 +2,7 @@
 a cell that raises is retried once, then named, and the others finish; Stop cancels the outstanding
 cells and the run history keeps every cell that finished (written as each arrived)."""
 import json
-import os
+import socket
 import time
 from pathlib import Path
 
@@ -122,3 +122,13 @@ def test_the_labs_sweep_runs_on_the_ray_cluster_named_by_TL_RAY_ADDRESS(local_ra
     (cfg, sw), = at.session_state["ft_sweeps"].items()
     assert (cfg.engine, cfg.address, sw.status) == ("ray", address, "finished")
     assert len(sw.records) == (2 + 1) * 3 and len(at.get("plotly_chart")) >= 4   # 2 depths + scratch, 3 shots
+
+
+def test_a_cluster_that_does_not_answer_is_one_line_and_exit_2(local_ray, capsys):
+    with socket.socket() as s:                             # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert cli.main(["sweep", *TINY_FLAGS, "--engine", "ray", "--address", f"127.0.0.1:{port}", "--no-record"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"python -m tl_core sweep: error: no Ray cluster answers at 127.0.0.1:{port}")
+    assert "\n" not in err and engine.running()            # one line; the session's Ray is left alone

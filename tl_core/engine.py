@@ -29,8 +29,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import sys
-import time
 from pathlib import Path
 
 from tl_core.contract import Cell, Outcome, setting
@@ -69,6 +69,22 @@ def describe(engine: str, address: str = "") -> str:
 _STARTED = {"by_us": False, "address": None}
 
 
+class Unreachable(ValueError):
+    """The Ray cluster named by --address (or $RAY_ADDRESS, $TL_RAY_ADDRESS) cannot be reached or started:
+    a setting the user can fix, so the page shows it and the CLI exits 2 with this one line."""
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at host:port (Ray itself retries for long)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return                                   # "auto" and other forms: left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise Unreachable(f"no Ray cluster answers at {address}: {err.strerror or err}") from None
+
+
 def _ray():
     try:
         import ray
@@ -85,12 +101,14 @@ def connect(address: str = "", cpus: int | None = None) -> None:
     if ray.is_initialized():
         if not _STARTED["by_us"] or not address or address in (_STARTED["address"], _gcs_address(ray)):
             return
+    if address:
+        _probe(address)
+    if ray.is_initialized():
         shutdown()                              # this process joined another cluster before
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # offline: never phone home
     # Ray's token authentication stays on (it guards the local instance too); only its notice is quiet
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     common = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
-    started = time.perf_counter()
     try:
         if address:
             package = str(Path(__file__).resolve().parent)
@@ -102,10 +120,11 @@ def connect(address: str = "", cpus: int | None = None) -> None:
                      **common)
     except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError... : one line for the user
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise RuntimeError(f"could not start {where}: {first}") from None
-    _STARTED.update(by_us=True, address=address, seconds=time.perf_counter() - started)
-    atexit.register(shutdown)
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+        raise Unreachable(f"could not {where}: {first}") from None
+    _STARTED.update(by_us=True, address=address)
+    if not _STARTED.get("atexit"):
+        _STARTED["atexit"] = atexit.register(shutdown)
 
 
 def _gcs_address(ray) -> str:
@@ -187,6 +206,7 @@ def run_cells_ray(cells, train_one, progress=None, should_stop=None, epochs=0, s
     n = len(cells)
     out = Outcome()
     results: dict[int, object] = {}
+    failed: dict[int, str] = {}
     tries = {i: 0 for i in range(n)}
     pending = {}
 
@@ -217,7 +237,7 @@ def run_cells_ray(cells, train_one, progress=None, should_stop=None, epochs=0, s
                 if tries[i] < 2:
                     submit(i)
                 else:
-                    out.failed.append((cells[i].label, _reason(err)))
+                    failed[i] = _reason(err)
                 continue
             results[i] = result
             if on_cell is not None:
@@ -233,6 +253,7 @@ def run_cells_ray(cells, train_one, progress=None, should_stop=None, epochs=0, s
                 break
     order = sorted(results)
     out.results, out.cells = [results[i] for i in order], [cells[i] for i in order]
+    out.failed = [(cells[i].label, failed[i]) for i in sorted(failed)]
     if out.failed:
         named = "; ".join(f"{label} ({why})" for label, why in out.failed)
         failed = f"{len(out.failed)} of {n} cells failed twice and are left out: {named}"
