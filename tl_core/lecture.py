@@ -57,6 +57,8 @@ class Chart:
     log_y: bool = False
     percent: bool = False      # y is an accuracy in [0, 1]
     bars: bool = False         # stacked bars over categories (x), no band
+    x_labels: list = field(default_factory=list)   # names for x = 1, 2, ... (e.g. a backbone's stages)
+    y_format: str = ""         # plotly tick format of y, e.g. ".1%"
 
 
 def band(per_x: list[list[float]]) -> tuple[list, list, list]:
@@ -86,7 +88,7 @@ def finetune_chart(out: dict, splits: tuple[str, ...] = ("val",), title: str = "
     for weights, s in out.get("conditions", {}).items():
         for split in splits:
             dash = "dash" if split == "val" and len(splits) > 1 else None
-            label = f"{weights}, {'validation' if split == 'val' else 'train'}"
+            label = f"{s.get('label', weights)}, {'validation' if split == 'val' else 'train'}"
             series.append(_epochs_band(label, weights, [h[f"{split}_acc"] for h in s.get("histories", [])], dash))
     seeds = out.get("config", {}).get("seeds", 0)
     return Chart(title or f"Validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})", "epoch",
@@ -160,6 +162,37 @@ def gtl_chart(out: dict) -> Chart:
                  "fine-tuning epoch", "validation accuracy", [s for s in series if s], percent=True)
 
 
+def layers_chart(out: dict) -> Chart:
+    """How far each stage's weights moved under full fine-tuning, relative to their size, over seeds."""
+    stages, per_seed = out.get("stages", []), out.get("relative_change_seeds", [])
+    if not per_seed:
+        return Chart("How far each stage moved", "stage", "relative change", [])
+    mean, low, high = band([[seed[i] for seed in per_seed] for i in range(len(stages))])
+    return Chart(f"How far each stage moved under full fine-tuning (line: mean of {_seeds(len(per_seed))}; "
+                 f"{plots.BAND})", "stage (input → output)", "‖w − w₀‖ / ‖w₀‖ (log scale)",
+                 [Series("relative change of the stage's weights", "pretrained", list(range(1, len(stages) + 1)),
+                         mean, low, high)], log_y=True, x_labels=stages, y_format=".1%")
+
+
+def domains_chart(dataset: str) -> Callable[[dict], Chart]:
+    """One dataset of the strategy grid: validation accuracy against images per class, one line per strategy."""
+    def chart(out: dict) -> Chart:
+        groups: dict[str, dict] = {}
+        for r in out.get("records", []):
+            if r["dataset"] == dataset:
+                groups.setdefault(r["strategy"], {}).setdefault(r["shots"], []).append(r["val_acc"])
+        colors = {"feature_extraction": "pretrained", "partial": "partial", "full": "guided", "scratch": "scratch"}
+        series = []
+        for strategy, by_shots in groups.items():
+            shots = sorted(by_shots)
+            series.append(Series(strategy.replace("_", " "), colors.get(strategy, strategy), shots,
+                                 *band([by_shots[s] for s in shots])))
+        seeds = out.get("config", {}).get("seeds", 0)
+        return Chart(f"{dataset}: validation accuracy by strategy (line: mean of {_seeds(seeds)}; {plots.BAND})",
+                     "training images per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
+    return chart
+
+
 def weights_chart(out: dict) -> Chart:
     stages = [g["stage"] for g in out.get("stages", [])]
     return Chart("Encoder-only file loaded into a new model (strict off): values per stage", "stage",
@@ -218,6 +251,13 @@ GTL_LINK = (("arch", "gtl_arch"), ("target_classes", "gtl_target"), ("scouts", "
             ("temperature", "gtl_temperature"), ("free_fraction", "gtl_free"), ("shots", "gtl_shots"),
             ("seeds", "gtl_seeds"), ("epochs", "gtl_epochs"))
 LOAD_LINK = (("arch", "sd_into"), ("num_classes", "sd_classes"), ("strict", "sd_strict"))
+LAYERS_LINK = (("backbone", "lay_backbone"), ("dataset", "lay_dataset"), ("shots", "lay_shots"), ("epochs", "lay_epochs"),
+               ("image_size", "lay_size"), ("seeds", "lay_seeds"))
+DOMAINS_LINK = (("datasets", "dom_datasets"), ("shots", "dom_shots"), ("seeds", "dom_seeds"), ("epochs", "dom_epochs"),
+                ("image_size", "dom_size"))
+TEXT_LINK = (("classes", "text_classes"), ("conditions", "text_conditions"), ("layers", "text_layers"),
+             ("shots", "text_shots"), ("seeds", "text_seeds"), ("epochs", "text_epochs"), ("lr", "text_lr"),
+             ("encoder_lr", "text_encoder_lr"), ("max_length", "text_max_length"))
 FIVE = ("0", "1", "2", "3", "4")
 
 
@@ -328,7 +368,9 @@ STEPS: tuple[Step, ...] = (
          "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects. "
          "That is why the early layers transfer to almost any image task and the last ones are the first to replace.",
          "Show the filters of the first stage, then a late stage. Ask which of them a microscope image would need.",
-         page="layers", module="layers"),
+         page="layers", module="layers", kind="layers",
+         make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
+         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), link=LAYERS_LINK, chart=layers_chart),
     Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
          "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
          "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
@@ -338,17 +380,30 @@ STEPS: tuple[Step, ...] = (
          page="finetune", module="finetune", runner="sweep", kind="sweep",
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
                                       epochs=5, image_size=48, val_per_class=10, seeds=2),
-         tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32), link=SWEEP_LINK, chart=freeze_chart),
+         tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")), link=SWEEP_LINK,
+         chart=freeze_chart),
     Step("strategy", "Which strategy for which data",
          "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
          "has a recommended strategy; here each is measured instead of stated.",
-         "Go quadrant by quadrant; ask the class to predict the winner before showing it.",
-         page="domains", module="domains"),
+         "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
+         "near column (textures); the next one the far column. The full page runs every quadrant at once.",
+         page="domains", module="domains", kind="domains",
+         make=lambda m: m.DomainsConfig(datasets=("textures",), shots=(2, 10), seeds=2, epochs=4, image_size=48,
+                                        val_per_class=10),
+         tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4, strategies=("feature_extraction", "scratch")),
+         link=DOMAINS_LINK,
+         chart=domains_chart("textures")),
     Step("far", "Far domains and negative transfer",
          "When the target is far from the pretraining data (microscopy, tissue), frozen ImageNet features may fit "
          "badly, and a pretrained start can even do worse than random weights: negative transfer.",
-         "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way.",
-         page="domains", module="domains"),
+         "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way. Whether "
+         "it happens here is what the verdict says: on many far datasets ImageNet features still help.",
+         page="domains", module="domains", kind="domains",
+         make=lambda m: m.DomainsConfig(datasets=("microscopy",), shots=(2, 10), seeds=2, epochs=4, image_size=48,
+                                        val_per_class=10),
+         tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4, strategies=("feature_extraction", "scratch")),
+         link=DOMAINS_LINK,
+         chart=domains_chart("microscopy")),
     Step("weights", "Saving and loading weights: state_dict, encoder only",
          "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
          "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "
@@ -378,7 +433,11 @@ STEPS: tuple[Step, ...] = (
          "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
          "sentences, fine-tune its last layers, or train the same network from scratch.",
          "The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch.",
-         page="text", module="text"),
+         page="text", module="text", kind="text",
+         make=lambda m: m.QUICK,   # the text page's own quick comparison: feature extraction vs scratch
+         tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16), link=TEXT_LINK,
+         chart=lambda out: finetune_chart(out, title="Validation accuracy per epoch, feature extraction vs scratch "
+                                                      f"(line: mean of {_seeds(out['config']['seeds'])}; {plots.BAND})")),
 )
 
 
@@ -489,30 +548,28 @@ class Prepared:
 def prepare(db: store.Store | None, session: str = "lecture", progress=None, should_stop=None, device: str = "auto",
             force: bool = False) -> list[Prepared]:
     """Run, once, every step that has no finished run of its config in the history (all of them with `force`),
-    each recorded like any run. Progress goes over the steps that need a run; a Stop ends the current step's run
-    (kept as stopped) and skips the rest."""
-    todo, out = [], []
+    each recorded like any run; steps that share a config share its run. Progress goes over the steps that
+    train; a Stop ends the current step's run (kept as stopped) and skips the rest."""
+    out = []
     for i, step in enumerate(STEPS, 1):
         why = status(step)
-        if why:
-            out.append(Prepared(i, step, "unavailable", message=why))
-        elif not step.trains():
-            out.append(Prepared(i, step, "instant", message="nothing to train: shown at once"))
-        elif not force and (run := latest(step, db)) is not None:
-            out.append(Prepared(i, step, "history", run.id, run.seconds))
-        else:
-            todo.append((i, step))
-            out.append(Prepared(i, step, "pending"))
-    for j, (i, step) in enumerate(todo):
-        entry = out[i - 1]
+        out.append(Prepared(i, step, "unavailable" if why else "pending" if step.trains() else "instant",
+                            message=why or ("" if step.trains() else "nothing to train: shown at once")))
+    todo = [p for p in out if p.state == "pending"]
+    ran: set = set()
+    for j, entry in enumerate(todo):
+        step, cfg = entry.step, entry.step.config()
         if should_stop is not None and should_stop():
             entry.state, entry.message = "stopped", "not run: the lecture's preparation was stopped"
             continue
-        cfg = step.config()
+        run = latest(step, db, cfg) if not force or (step.kind, cfg) in ran else None
+        if run is not None:
+            entry.state, entry.run_id, entry.seconds = "history", run.id, run.seconds
+            continue
 
-        def sub(fraction, message, j=j, step=step):
+        def sub(fraction, message, j=j, entry=entry):
             if progress is not None:
-                progress((j + min(fraction, 1.0)) / len(todo), f"step {entry.number} ({step.title}): {message}")
+                progress((j + min(fraction, 1.0)) / len(todo), f"step {entry.number} ({entry.step.title}): {message}")
 
         tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else _untracked()
         try:
@@ -521,9 +578,9 @@ def prepare(db: store.Store | None, session: str = "lecture", progress=None, sho
         except (ValueError, RuntimeError) as err:
             entry.state, entry.message = "failed", str(err).splitlines()[0] if str(err) else type(err).__name__
             continue
-        entry.run_id, entry.seconds = rec.get("id"), result.seconds
+        ran.add((step.kind, cfg))
+        entry.run_id, entry.seconds, entry.message = rec.get("id"), result.seconds, result.message
         entry.state = "ran" if result.status == "finished" else result.status
-        entry.message = result.message
     return out
 
 
