@@ -27,6 +27,7 @@ for path, label, icon in [
     ("selfsup", "Self-supervised pretraining: hide inputs, reconstruct them, reuse the encoder", "visibility_off"),
     ("state", "State-dict workshop: inspect, save and load weights; see why architectures must match", "database"),
     ("gtl", "Guided Transfer Learning: scouts say how far each weight should move", "explore"),
+    ("lecture", "Lecture: the whole story as one guided tour, a live experiment per step", "co_present"),
     ("runs", "Runs: every experiment kept, compared side by side, exported", "history"),
 ]:
     st.page_link(f"app_pages/{path}.py", label=label, icon=f":material/{icon}:")
