@@ -22,7 +22,8 @@ while the other cells go on.
 
 Without an address (and no $RAY_ADDRESS), Ray starts inside this process on this machine's cores, with
 no dashboard and bound to 127.0.0.1; `shutdown()` (the CLI calls it on exit) stops what this module
-started. With an address it joins that cluster and sends the `tl_core` package along with the tasks.
+started. With an address it joins that cluster and sends this copy of Transfer Lab (`tl_core`, `assets/`)
+along as Ray's working directory; the nodes need the same Python packages (requirements.txt).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ ENGINES = {"local": "every cell in this process, one after another (the default)
 APP_ADDRESS = "TL_RAY_ADDRESS"      # the app's sweeps run on this Ray cluster when it is set
 CPUS_PER_CELL = 1                   # each task's CPU share; its torch threads are limited to it
 POLL_S = 0.2                        # how often Stop is checked while cells are running
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_NOT = ["artifacts", "tests", ".pytest_cache", "__pycache__", "*.sqlite"]
 
 
 def engine_setting():
@@ -110,13 +113,12 @@ def connect(address: str = "", cpus: int | None = None) -> None:
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     common = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
     try:
-        if address:
-            package = str(Path(__file__).resolve().parent)
-            ray.init(address=address, runtime_env={"py_modules": [package]}, **common)
+        if address:  # the nodes get this copy of Transfer Lab (tl_core and assets/, about 2 MB), not the venv
+            ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIPPED_NOT}, **common)
         else:
             ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                      _node_ip_address="127.0.0.1", object_store_memory=512 * 2**20,
-                     runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}},
+                     runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
                      **common)
     except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError... : one line for the user
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
