@@ -73,7 +73,11 @@ with st.sidebar:
     st.header("Before the class")
     st.caption("Runs every step once, in advance, on this machine; the lecture then shows each result at once "
                "(from the run history) and offers to re-run it live.")
+    if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
+        st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
+                   "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
     if st.button("Prepare the lecture", type="primary", key="lec_prepare"):
+        st.session_state["lec_preparing"] = True
         bar = st.progress(0.0, text="Preparing the lecture…")
         st.button("Stop", key="lec_prepare_stop")
 
@@ -83,6 +87,7 @@ with st.sidebar:
 
         with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another session…")):
             done = lecture.prepare(db, ui.session_id(), progress, ui.stop_requested)
+        st.session_state.pop("lec_preparing", None)
         bar.empty()
         ran = [p for p in done if p.state == "ran"]
         st.success(f"Prepared: {len(ran)} step(s) run now, {sum(p.state == 'history' for p in done)} already in the "

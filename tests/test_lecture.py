@@ -63,6 +63,9 @@ def test_a_prepared_lecture_shows_every_steps_chart_from_the_history(prepared):
     assert {p.state for p in prepared} <= {"ran", "history", "instant", "unavailable"}, [p.to_json() for p in prepared]
     ids = {p.step.key: p.run_id for p in prepared if p.state in ("ran", "history")}
     assert len(ids) >= 5   # idea, overfit, toy, freeze, ssl, gtl (and those of the newer pages once they land)
+    at = open_page(PAGE, {})
+    at.button(key="lec_prepare").click().run()   # the page's own Prepare: everything is in the history already
+    assert [s.value for s in at.success] == [f"Prepared: 0 step(s) run now, {len(ids)} already in the history."]
     for number, at in _walk(open_page(PAGE, {})):
         step = lecture.step_at(number)
         if step.key in ids:
@@ -133,6 +136,9 @@ def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, key, page
 def test_a_link_opens_its_step_and_a_bad_step_is_named(lecture_env):
     at = open_page(PAGE, {"step": "5"})
     assert at.header[0].value == f"5. {lecture.step_at(5).title}"
+    assert not [i for i in at.info if "Teacher notes" in i.value]
+    at.toggle(key="lec_notes").set_value(True).run()
+    assert [i.value for i in at.info if "Teacher notes" in i.value] == [f"**Teacher notes.** {lecture.step_at(5).notes}"]
     at = open_page(PAGE, {"step": "seven"})
     assert at.header[0].value.startswith("1. ")
     assert any("step `seven`" in w.value for w in at.warning)
