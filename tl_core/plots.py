@@ -708,3 +708,50 @@ def strategy_chart(quadrants: list[dict]) -> go.Figure:
     fig.update_annotations(font_size=16)
     return _style(fig, "Which strategy for which data, measured (★ = what the decks' rule recommends; outlined = the "
                        "winner; whisker: ± std over seeds)", height=720)
+
+
+# ---- transfer for text ---------------------------------------------------------------------------
+
+TEXT_COLORS = {"feature": "#1b9e77", "last_k": "#7570b3", "full": "#e7298a", "scratch": "#d95f02"}
+
+
+def text_curves(result) -> go.Figure:
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per condition (feature
+    extraction, fine-tuning, scratch), mean over seeds with a band: the overfitting picture for text."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    for condition in result.ran():
+        runs = result.by_condition(condition)
+        length = min(r.history.epochs_run for r in runs)
+        if length == 0:
+            continue
+        epochs = np.arange(1, length + 1)
+        for col, key in ((1, "loss"), (2, "acc")):
+            for split, dash in (("train", None), ("val", "dash")):
+                values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
+                label = f"{result.config.label(condition)}, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, TEXT_COLORS[condition], dash=dash, showlegend=col == 1):
+                    fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    seeds = result.config.seeds
+    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
+                  height=520)
+
+
+def text_shots_sweep(result) -> go.Figure:
+    """Validation accuracy against sentences per topic (log axis), one line per condition, band over seeds."""
+    fig = go.Figure()
+    shots = list(result.config.shots)
+    for condition in result.config.conditions:
+        accs = [result.accs(condition, s) for s in shots]
+        if not all(accs):
+            continue
+        n = min(len(a) for a in accs)
+        for trace in band_traces(shots, np.array([a[:n] for a in accs]), result.config.label(condition),
+                                 TEXT_COLORS[condition]):
+            fig.add_trace(trace)
+    fig.update_xaxes(type="log", title_text="training sentences per topic (log scale)", tickvals=shots,
+                     ticktext=[str(s) for s in shots])
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
+    return _style(fig, f"Accuracy vs shots per topic (line: mean over seeds; {BAND})", height=440)
