@@ -115,22 +115,26 @@ def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lectur
     assert [r.status for r in db.runs()] == ["stopped"]
 
 
-@pytest.mark.parametrize("key,page", [("gtl", "app_pages/gtl.py"), ("freeze", "app_pages/finetune.py")])
-def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, key, page):
-    step = next(s for s in lecture.STEPS if s.key == key)
-    cfg = step.config()
-    url = lecture.link(step, cfg)
+PAGES = {"finetune": "finetune", "toy": "toy", "layers": "layers", "domains": "domains", "state": "state",
+         "ssl": "selfsup", "gtl": "gtl", "text": "text"}
+
+
+@pytest.mark.parametrize("step", [s for s in lecture.STEPS if s.page and s.page != "toy"],  # the toy trains on opening
+                         ids=lambda s: s.key)
+def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, step):
+    if lecture.status(step):
+        pytest.skip(lecture.status(step))
+    url = lecture.link(step)
     assert url.startswith(f"/{step.page}?")
     params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    at = open_page(page, params)
+    at = open_page(f"app_pages/{PAGES[step.page]}.py", params)
     assert not at.exception
-    assert not [w.value for w in at.warning if "link" in w.value]
-    if key == "gtl":
-        assert (at.session_state["gtl_scouts"], at.session_state["gtl_seeds"]) == (cfg.scouts, cfg.seeds)
-        assert at.session_state["gtl_epochs"] == cfg.epochs
-    else:
-        assert at.session_state["ft_weights"] == "pretrained" and at.session_state["ft_seeds"] == cfg.seeds
-        assert at.session_state["ft_size"] == cfg.image_size and at.session_state["ft_epochs"] == cfg.epochs
+    assert not [w.value for w in at.warning if "link" in w.value]   # every value is one the page can use
+    for key, value in params.items():   # widgets drawn only after a run (the sweep's) keep the value in the URL
+        got = at.session_state[key] if key in at.session_state else at.query_params[key]
+        texts = [str(v).lower() for v in (got if isinstance(got, (list, tuple)) else [got])]
+        want = [str(v).lower() for v in (value if isinstance(value, list) else [value])]
+        assert texts == want or [float(t) for t in texts] == [float(w) for w in want], (key, got, value)
 
 
 def test_a_link_opens_its_step_and_a_bad_step_is_named(lecture_env):

@@ -113,15 +113,17 @@ def overfit_chart(out: dict) -> Chart:
 
 def freeze_chart(out: dict) -> Chart:
     """Validation accuracy against images per class, one line per freeze depth."""
-    stages = out.get("stages") or []
-    n = len(stages)
+    from tl_core import backbones   # the backbone's stage count names the depths (feature extraction = all but one)
+
+    n = len(backbones.stage_names(out["config"]["backbone"])) if out.get("config", {}).get("backbone") else 0
     groups = _sweep_groups(out, lambda r: r["freeze"])
     palette = ("pretrained", "guided", "scratch", "freeze_head_only")
     series = []
     for i, (depth, runs) in enumerate(sorted(groups.items(), key=lambda kv: -int(kv[0]))):
         k = int(depth)
         name = ("feature extraction (all but the head frozen)" if n and k == n - 1 else
-                "full fine-tuning (nothing frozen)" if k == 0 else f"{k} stages frozen")
+                "full fine-tuning (nothing frozen)" if k == 0 else
+                f"{k} of {n} stages frozen (the last {n - k} train)" if n else f"{k} stages frozen")
         shots = sorted(runs)
         mean, low, high = band([[r["val_acc"] for r in runs[s]] for s in shots])
         series.append(Series(name, palette[i % len(palette)], shots, mean, low, high))
@@ -140,7 +142,7 @@ def toy_chart(out: dict) -> Chart:
                                  c["test_mse_mean"], c["test_mse_p10"], c["test_mse_p90"]))
     seeds = out.get("config", {}).get("seeds", 0)
     return Chart(f"Test error on task B while fine-tuning ({seeds} networks per condition; {plots.BAND})",
-                 "fine-tuning epoch", "test MSE against the true B line (log scale)", series, log_y=True)
+                 "fine-tuning epoch", "test MSE (log scale)", series, log_y=True)
 
 
 def ssl_chart(out: dict) -> Chart:
@@ -163,15 +165,16 @@ def gtl_chart(out: dict) -> Chart:
 
 
 def layers_chart(out: dict) -> Chart:
-    """How far each stage's weights moved under full fine-tuning, relative to their size, over seeds."""
-    stages, per_seed = out.get("stages", []), out.get("relative_change_seeds", [])
-    if not per_seed:
+    """How far each pretrained stage's weights moved under full fine-tuning, relative to their size, over seeds (the
+    new head is left out: it starts from random weights, so its change says nothing about transfer)."""
+    stages, per_seed = out.get("stages", [])[:-1], out.get("relative_change_seeds", [])
+    if not per_seed or not stages:
         return Chart("How far each stage moved", "stage", "relative change", [])
     mean, low, high = band([[seed[i] for seed in per_seed] for i in range(len(stages))])
-    return Chart(f"How far each stage moved under full fine-tuning (line: mean of {_seeds(len(per_seed))}; "
-                 f"{plots.BAND})", "stage (input → output)", "‖w − w₀‖ / ‖w₀‖ (log scale)",
+    return Chart(f"How far each pretrained stage moved under full fine-tuning (line: mean of {_seeds(len(per_seed))}; "
+                 f"{plots.BAND})", "stage (input → output; the new head left out)", "‖w − w₀‖ / ‖w₀‖",
                  [Series("relative change of the stage's weights", "pretrained", list(range(1, len(stages) + 1)),
-                         mean, low, high)], log_y=True, x_labels=stages, y_format=".1%")
+                         mean, low, high)], x_labels=stages, y_format=".1%")
 
 
 def domains_chart(dataset: str) -> Callable[[dict], Chart]:
@@ -195,8 +198,8 @@ def domains_chart(dataset: str) -> Callable[[dict], Chart]:
 
 def weights_chart(out: dict) -> Chart:
     stages = [g["stage"] for g in out.get("stages", [])]
-    return Chart("Encoder-only file loaded into a new model (strict off): values per stage", "stage",
-                 "values (weights and biases)", [
+    return Chart("An encoder-only file loaded with strict off: what each stage got", "stage",
+                 "tensors (state_dict keys)", [
                      Series("loaded from the file", "pretrained", stages, [g["loaded"] for g in out["stages"]], [], []),
                      Series("kept at their initial values (the new head)", "scratch", stages,
                             [g["initial"] for g in out["stages"]], [], [])], bars=True)
@@ -322,15 +325,24 @@ def weights_demo(state) -> dict:
     strict = state.load_into(encoder, state.LoadConfig(arch=arch, num_classes=5, strict=True), "encoder.pt")
     loose = state.load_into(encoder, state.LoadConfig(arch=arch, num_classes=5, strict=False), "encoder.pt")
     groups = state.lab_groups(arch)
-    sizes = {k: v.numel() for k, v in loose.model.state_dict().items()}
     stages: dict[str, dict] = {}
-    for k, n in sizes.items():
+    for k in loose.model.state_dict():
         g = stages.setdefault(groups.get(k, "other"), {"stage": groups.get(k, "other"), "loaded": 0, "initial": 0})
-        g["loaded" if k in loose.loaded else "initial"] += n
+        g["loaded" if k in loose.loaded else "initial"] += 1
     return {"experiment": "weights", "config": {"arch": arch, "part": "encoder", "num_classes": 5},
             "file_keys": len(encoder), "strict": strict.to_json(), "loose": loose.to_json(),
             "stages": list(stages.values()), "status": "finished",
-            "verdict": f"{strict.message()} With strict off: {loose.message()}", "verdict_kind": "single"}
+            "verdict": f"{strict.message()} Then, {loose.message()}", "verdict_kind": "single"}
+
+
+def _domain_step(key: str, title: str, dataset: str, text: str, notes: str) -> Step:
+    """A step on one dataset of the strategy grid (every strategy, few and more images per class)."""
+    return Step(key, title, text, notes, page="domains", module="domains", kind="domains",
+                make=lambda m: m.DomainsConfig(datasets=(dataset,), shots=(2, 10), seeds=2, epochs=4, image_size=48,
+                                               val_per_class=10),
+                tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4,
+                          strategies=("feature_extraction", "scratch")),
+                link=DOMAINS_LINK, chart=domains_chart(dataset))
 
 
 STEPS: tuple[Step, ...] = (
@@ -375,35 +387,27 @@ STEPS: tuple[Step, ...] = (
          "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
          "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
          "the last stages adapt pays.",
-         "Read the lines at the left end (2 images per class) and at the right end. Frozen stages are computed once and "
-         "cached, which is why feature extraction is also the fastest.",
+         "Read the lines at the left end (2 images per class) and at the right end. Full fine-tuning usually does "
+         "worst here: every stage (BatchNorm statistics too) moves on a handful of images and the pretrained features "
+         "are lost; ask the class why. Frozen stages are computed once and cached, which is why feature extraction is "
+         "also the fastest.",
          page="finetune", module="finetune", runner="sweep", kind="sweep",
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
                                       epochs=5, image_size=48, val_per_class=10, seeds=2),
          tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")), link=SWEEP_LINK,
          chart=freeze_chart),
-    Step("strategy", "Which strategy for which data",
-         "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
-         "has a recommended strategy; here each is measured instead of stated.",
-         "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
-         "near column (textures); the next one the far column. The full page runs every quadrant at once.",
-         page="domains", module="domains", kind="domains",
-         make=lambda m: m.DomainsConfig(datasets=("textures",), shots=(2, 10), seeds=2, epochs=4, image_size=48,
-                                        val_per_class=10),
-         tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4, strategies=("feature_extraction", "scratch")),
-         link=DOMAINS_LINK,
-         chart=domains_chart("textures")),
-    Step("far", "Far domains and negative transfer",
-         "When the target is far from the pretraining data (microscopy, tissue), frozen ImageNet features may fit "
-         "badly, and a pretrained start can even do worse than random weights: negative transfer.",
-         "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way. Whether "
-         "it happens here is what the verdict says: on many far datasets ImageNet features still help.",
-         page="domains", module="domains", kind="domains",
-         make=lambda m: m.DomainsConfig(datasets=("microscopy",), shots=(2, 10), seeds=2, epochs=4, image_size=48,
-                                        val_per_class=10),
-         tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4, strategies=("feature_extraction", "scratch")),
-         link=DOMAINS_LINK,
-         chart=domains_chart("microscopy")),
+    _domain_step(
+        "strategy", "Which strategy for which data", "textures",
+        "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
+        "has a recommended strategy; here each is measured instead of stated.",
+        "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
+        "near column (textures); the next one the far column. The full page runs every quadrant at once."),
+    _domain_step(
+        "far", "Far domains and negative transfer", "microscopy",
+        "When the target is far from the pretraining data (microscopy, tissue), frozen ImageNet features may fit "
+        "badly, and a pretrained start can even do worse than random weights: negative transfer.",
+        "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way. Whether "
+        "it happens here is what the verdict says: on many far datasets ImageNet features still help."),
     Step("weights", "Saving and loading weights: state_dict, encoder only",
          "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
          "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "

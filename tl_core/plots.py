@@ -524,7 +524,10 @@ def lecture_chart(chart) -> go.Figure:
         ticks = sorted({v for s in chart.series for v in s.x})
         fig.update_xaxes(tickvals=ticks, ticktext=[str(t) for t in ticks])
     if chart.x_labels:
-        fig.update_xaxes(tickvals=list(range(1, len(chart.x_labels) + 1)), ticktext=chart.x_labels)
+        fig.update_xaxes(tickvals=list(range(1, len(chart.x_labels) + 1)), ticktext=chart.x_labels,
+                         range=[0.6, len(chart.x_labels) + 0.4])
+    if chart.log_y:   # a label at every power of ten only: the minor ones crowd on a projector
+        fig.update_yaxes(dtick=1, exponentformat="power")
     fig.update_yaxes(title_text=chart.y_title, type="log" if chart.log_y else None,
                      **({"range": [0, 1.02], "tickformat": ".0%"} if chart.percent else {}),
                      **({"tickformat": chart.y_format} if chart.y_format else {}))
