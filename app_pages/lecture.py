@@ -76,7 +76,8 @@ with st.sidebar:
     if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
         st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
                    "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
-    if st.button("Prepare the lecture", type="primary", key="lec_prepare"):
+    if st.button("Prepare the lecture", type="primary", key="lec_prepare", disabled=db is None,
+                 help="needs the run history, which this machine can't write now" if db is None else None):
         st.session_state["lec_preparing"] = True
         bar = st.progress(0.0, text="Preparing the lecture…")
         st.button("Stop", key="lec_prepare_stop")

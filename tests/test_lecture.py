@@ -115,6 +115,25 @@ def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lectur
     assert [r.status for r in db.runs()] == ["stopped"]
 
 
+def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lecture_env, tmp_path, monkeypatch):
+    toy, gtl = (next(s for s in lecture.STEPS if s.key == k) for k in ("toy", "gtl"))
+    monkeypatch.setattr(lecture, "STEPS", (toy, gtl))
+    real = lecture.Step.run
+
+    def run(step, cfg, **kwargs):
+        if step.key == "toy":
+            raise RuntimeError("out of memory\nmore lines")
+        return real(step, cfg, **kwargs)
+
+    monkeypatch.setattr(lecture.Step, "run", run)
+    db = store.Store(tmp_path)
+    with devices.one_cpu_thread(torch.device("cpu")):
+        done = lecture.prepare(db, device="cpu")
+    assert [(p.state, p.message) for p in done][0] == ("failed", "out of memory")
+    assert done[1].state == "ran"
+    assert sorted((r.kind, r.status) for r in db.runs()) == [("gtl", "finished"), ("toy", "failed")]
+
+
 PAGES = {"finetune": "finetune", "toy": "toy", "layers": "layers", "domains": "domains", "state": "state",
          "ssl": "selfsup", "gtl": "gtl", "text": "text"}
 

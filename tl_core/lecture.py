@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
@@ -575,25 +576,17 @@ def prepare(db: store.Store | None, session: str = "lecture", progress=None, sho
             if progress is not None:
                 progress((j + min(fraction, 1.0)) / len(todo), f"step {entry.number} ({entry.step.title}): {message}")
 
-        tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else _untracked()
+        tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else nullcontext({})
         try:
             with tracked as rec:
                 result = rec["result"] = step.run(cfg, progress=sub, should_stop=should_stop, device=device)
-        except (ValueError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - one step that fails (kept as failed in the history) leaves the rest
             entry.state, entry.message = "failed", str(err).splitlines()[0] if str(err) else type(err).__name__
             continue
         ran.add((step.kind, cfg))
         entry.run_id, entry.seconds, entry.message = rec.get("id"), result.seconds, result.message
         entry.state = "ran" if result.status == "finished" else result.status
     return out
-
-
-class _untracked:
-    def __enter__(self):
-        return {}
-
-    def __exit__(self, *exc):
-        return False
 
 
 def shown(step: Step, db: store.Store | None) -> tuple[dict | None, store.Run | None]:
