@@ -92,6 +92,12 @@ def test_preparing_again_runs_nothing_and_the_cli_writes_a_handout_with_every_st
     assert text.count("plotly.js v") >= 1 and 'src="https://' not in text   # plotly inline: the file works offline
 
 
+def test_cli_refuses_a_handout_it_cannot_write_before_training_anything(lecture_env, tmp_path, capsys):
+    assert cli.main(["lecture", "--data-dir", str(tmp_path), "--handout", str(tmp_path / "no" / "h.html")]) == 2
+    assert "can't write the handout" in capsys.readouterr().err
+    assert store.Store(tmp_path).runs() == []
+
+
 def test_re_run_live_trains_the_step_again_and_records_it(prepared, lecture_env):
     step = next(s for s in lecture.STEPS if s.key == "gtl")
     db = store.Store(lecture_env)

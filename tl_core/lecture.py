@@ -658,6 +658,9 @@ Made {made}.</p>
 # ---- the command line: python -m tl_core lecture -----------------------------------------------------
 
 def _main(args) -> int:
+    folder = os.path.dirname(os.path.abspath(args.handout)) if args.handout else ""
+    if folder and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):   # say so before minutes of training
+        raise ValueError(f"can't write the handout to {args.handout}: {folder} is not a writable folder")
     db = store.Store(args.data_dir)
     show = not args.json or getattr(args, "progress", False)
     progress = (lambda f, m: sys.stderr.write(f"\r{f:4.0%} {m[:70]:<70}")) if show else None
