@@ -21,14 +21,16 @@ with st.sidebar:
                               default=list(D.datasets), key="dom_datasets", bind=ui.URL, help=spec("datasets").help)
     shots = st.multiselect("Training images per class (few, more)", [2, 5, 10, 20, 40], default=list(D.shots),
                            key="dom_shots", bind=ui.URL, help=spec("shots").help)
+    strategies = st.multiselect("Strategies", list(domains.STRATEGIES), default=list(D.strategies), key="dom_strategies",
+                                bind=ui.URL, help="\n".join(f"- **{k}**: {v}" for k, v in domains.STRATEGIES.items()))
     seeds = st.slider("Seeds (for the bands)", 1, 5, D.seeds, key="dom_seeds", bind=ui.URL, help=spec("seeds").help)
     epochs = st.slider("Epochs", 2, 30, D.epochs, key="dom_epochs", bind=ui.URL, help=spec("epochs").help)
     size = st.select_slider("Image size (px)", [32, 48, 64, 96], value=D.image_size, key="dom_size", bind=ui.URL,
                             help=spec("image_size").help)
 
 link.report()
-cfg = domains.DomainsConfig(datasets=tuple(datasets), shots=tuple(sorted(shots)), seeds=seeds, epochs=epochs,
-                            image_size=size)
+cfg = domains.DomainsConfig(datasets=tuple(datasets), shots=tuple(sorted(shots)), strategies=tuple(strategies),
+                            seeds=seeds, epochs=epochs, image_size=size)
 try:
     contract.validate(cfg)
 except ValueError as err:
@@ -53,16 +55,17 @@ ui.verdict(result.verdict())
 quads = result.quadrants()
 if quads:
     ui.chart(plots.strategy_chart(quads), "dom_chart")
+    st.caption("Bars: validation accuracy, mean over seeds and the quadrant's datasets; whiskers: ± std over seeds.")
     st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
-                   "measured winner": q["winner"].replace("_", " "),
-                   "margin over runner-up": f"{q['margin'] * 100:+.1f} pts" if q["runner_up"] else "",
-                   "spread (std)": f"{q['spread'] * 100:.1f} pts",
+                   "measured winner": f"{q['winner'].replace('_', ' ')} (+{q['margin'] * 100:.1f} pts, spread "
+                                      f"{q['spread'] * 100:.1f})" if q["runner_up"] else q["winner"],
                    "agrees?": ("yes" if q["winner"] in q["rule_strategies"] else
-                               f"tie: within the spread ({q['gap_to_rule'] * 100:.1f} pts)" if q["agrees"] else
+                               f"tie: {q['gap_to_rule'] * 100:.1f} pts, within the spread ({q['rule_spread'] * 100:.1f})" if q["agrees"] else
                                f"no: {q['gap_to_rule'] * 100:.1f} pts ahead of the rule's pick")}
                   for q in quads], hide_index=True, key="dom_rules")
 
 st.subheader("Does pretraining help less far from ImageNet?")
+st.markdown(result.far_vs_near())
 gain = result.gain()
 cols = st.columns(max(len(gain), 1))
 for col, (domain, row) in zip(cols, gain.items()):

@@ -51,8 +51,12 @@ shown = {"ImageNet-pretrained": layers.filters(model(name, "pretrained")),
 if result is not None:
     shown.update({k: v for k, v in result.filters.items() if k.startswith("fine-tuned")})
 ui.chart(plots.layer_filters(shown), "lay_filters")
-st.caption("Pretrained filters are smooth colour and edge detectors; random ones are noise. Fine-tuning barely "
-           "changes them (train below to add that row).")
+if result is None:
+    st.caption("Pretrained kernels are colour blobs and oriented edges; random ones are noise. Fine-tune below to add "
+               "the same kernels after training on your data.")
+else:
+    st.caption(f"After full fine-tuning the first stage's weights moved {result.to_json()['relative_change'][0]:.2%} of "
+               f"their size (mean over seeds): the tiles look the same.")
 
 st.subheader("2 · One image through every stage")
 ds = data.load(dataset, size)
@@ -69,8 +73,9 @@ for f in (upload.file_uploader("An image", type=collect.IMAGE_TYPES, key="lay_up
 maps = {"pretrained": layers.activation_maps(model(name, "pretrained"), image),
         "scratch (random)": layers.activation_maps(model(name, "scratch"), image)}
 ui.chart(plots.activation_grid(image.numpy(), maps), "lay_maps")
-st.caption(f"{caption}. Pretrained: early maps trace edges and colours, late ones light up on a few parts. Random "
-           "weights give blurry copies of the image that fade with depth.")
+st.caption(f"{caption}. Each panel: a stage's 4 most active channels; the maps get coarser with depth (size under "
+           "each name). Any convolution keeps the image's edges at first, random or not; compare how the later "
+           "stages of the two models respond.")
 
 st.subheader("3 · Full fine-tuning: what each stage learns on your data, and how far it moves")
 result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=results,

@@ -562,35 +562,45 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return np.full_like(a, 0.5, dtype=float) if hi - lo < 1e-12 else (a - lo) / (hi - lo)
 
 
-def layer_filters(filters: dict, most: int = 32) -> go.Figure:
-    """First-layer kernels (out, 3, k, k) as RGB tiles, one row per model; each tile scaled to its own range."""
+def layer_filters(filters: dict, most: int = 32, columns: int = 8) -> go.Figure:
+    """First-layer kernels (out, 3, k, k) as RGB tiles, one panel per model; each tile scaled to its own range."""
     names = list(filters)
     n = min(most, min(len(f) for f in filters.values()))
     k = filters[names[0]].shape[-1]
-    gap = 1
-    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12 / max(len(names), 1))
-    for r, name in enumerate(names):
-        tiles = filters[name][:n]
-        strip = np.ones((k, n * (k + gap) - gap, 3))
-        for i, w in enumerate(tiles):
-            strip[:, i * (k + gap):i * (k + gap) + k] = _unit(w.transpose(1, 2, 0))
-        fig.add_trace(go.Image(z=(strip * 255).astype(np.uint8)), row=r + 1, col=1)
+    rows, cell = -(-n // columns), k + 1
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.03)
+    for c, name in enumerate(names):
+        grid = np.ones((rows * cell - 1, columns * cell - 1, 3))
+        for i, w in enumerate(filters[name][:n]):
+            r, q = divmod(i, columns)
+            grid[r * cell:r * cell + k, q * cell:q * cell + k] = _unit(w.transpose(1, 2, 0))
+        fig.add_trace(go.Image(z=(grid * 255).astype(np.uint8), hoverinfo="skip"), row=1, col=c + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=16)
-    return _style(fig, f"First-layer filters ({k}×{k}×RGB, first {n}; each tile scaled to its own range)",
-                  height=120 * len(names) + 110)
+    fig.update_annotations(font_size=17)
+    return _style(fig, f"First-layer filters ({k}×{k} RGB, first {n}; each tile scaled to its own range)", height=380)
+
+
+_RAMP = np.array([[20, 12, 60], [190, 55, 82], [252, 230, 80]], dtype=float)   # dark → red → yellow: weak → strong
+
+
+def _heat(a: np.ndarray, scale: int) -> np.ndarray:
+    """Values in [0, 1] (NaN = a gap, drawn white) → an RGB image, each value a scale×scale block."""
+    t = np.nan_to_num(a, nan=0.0)[..., None] * 2
+    rgb = np.where(t < 1, _RAMP[0] + (_RAMP[1] - _RAMP[0]) * t, _RAMP[1] + (_RAMP[2] - _RAMP[1]) * (t - 1))
+    rgb[np.isnan(a)] = 255
+    return np.kron(rgb, np.ones((scale, scale, 1))).astype(np.uint8)
 
 
 def _mosaic(maps: np.ndarray) -> np.ndarray:
-    """(channels, h, w) → one 2-column mosaic image, each channel scaled to [0, 1], 1-pixel gaps as NaN."""
+    """(channels, h, w) → one 2-column mosaic, each channel scaled to [0, 1], gaps as NaN."""
     c, h, w = maps.shape
     cols = 2 if c > 1 else 1
-    rows = -(-c // cols)
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    rows, gap = -(-c // cols), max(1, h // 8)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
     for i, m in enumerate(maps):
         r, q = divmod(i, cols)
-        out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = _unit(m)
+        out[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = _unit(m)
     return out
 
 
@@ -600,23 +610,24 @@ def activation_grid(image: np.ndarray, maps: dict) -> go.Figure:
     stages = [m["stage"] for m in maps[names[0]]]
     cols = len(stages) + 1
     titles = []
-    for name in names:
-        titles += ["input" if not titles else ""] + [f"{s} ({m['size'][0]}×{m['size'][1]})"
-                                                     for s, m in zip(stages, maps[name])]
-    fig = make_subplots(rows=len(names), cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.12, row_titles=names)
+    for r, name in enumerate(names):
+        titles += ["input" if r == 0 else ""] + [f"{s}<br>{m['size'][0]}×{m['size'][1]}" for s, m in zip(stages, maps[name])]
+    fig = make_subplots(rows=len(names), cols=cols, subplot_titles=titles, horizontal_spacing=0.012,
+                        vertical_spacing=0.1, row_titles=names)
+    side = 96   # every panel drawn at about this many pixels a side, whatever its map's size
     for r, name in enumerate(names):
         if r == 0:
-            fig.add_trace(go.Image(z=(np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8)),
-                          row=1, col=1)
+            fig.add_trace(go.Image(z=(np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8),
+                                   hoverinfo="skip"), row=1, col=1)
         for c, m in enumerate(maps[name]):
-            fig.add_trace(go.Heatmap(z=_mosaic(m["maps"])[::-1], colorscale="Inferno", showscale=False, zmin=0, zmax=1,
-                                     hoverinfo="skip"), row=r + 1, col=c + 2)
+            mosaic = _mosaic(m["maps"])
+            fig.add_trace(go.Image(z=_heat(mosaic, max(1, side // mosaic.shape[0])), hoverinfo="skip"),
+                          row=r + 1, col=c + 2)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=13)
-    return _style(fig, "Activation maps per stage, early → late (the 4 most active channels of each; bright = strong)",
-                  height=230 * len(names) + 100)
+    fig.update_annotations(font_size=14)
+    return _style(fig, "Activation maps per stage, early → late (4 most active channels each; yellow = strong)",
+                  height=180 * len(names) + 110)
 
 
 def strongest_patches(patches: list) -> go.Figure:
@@ -695,7 +706,7 @@ def strategy_chart(quadrants: list[dict]) -> go.Figure:
             q = at.get((size, domain))
             if q is None:
                 continue
-            names = list(q["means"])
+            names = [st for st in STRATEGY_COLORS if st in q["means"]]   # the same order in every quadrant
             rule = set(q["rule_strategies"])
             fig.add_trace(go.Bar(
                 x=[_strategy(s) + (" ★" if s in rule else "") for s in names], y=[q["means"][s] for s in names],
@@ -708,9 +719,8 @@ def strategy_chart(quadrants: list[dict]) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     fig.update_yaxes(title_text="few data: val acc", row=1, col=1)
     fig.update_yaxes(title_text="more data: val acc", row=2, col=1)
-    fig.update_annotations(font_size=16)
-    return _style(fig, "Which strategy for which data, measured (★ = what the decks' rule recommends; outlined = the "
-                       "winner; whisker: ± std over seeds)", height=720)
+    fig.update_annotations(font_size=18)
+    return _style(fig, "Which strategy for which data, measured (★ the decks' rule; outlined: the winner)", height=720)
 
 
 # ---- transfer for text ---------------------------------------------------------------------------

@@ -237,7 +237,8 @@ class LayersResult(contract.Result):
                    f"(least: {least}, most: {most}; mean of {n} seed{'s' * (n > 1)}, early < late in {per_seed} of {n})")
         if early < late and per_seed == n:
             return Verdict("helped", f"Under full fine-tuning the early stages barely moved and the late ones moved "
-                                     f"most: {numbers}. Freezing the early stages loses little.")
+                                     f"most: {numbers}. Fine-tuning keeps the early stages nearly as ImageNet left them, so "
+                                     f"freezing them changes little.")
         return Verdict("neutral", f"Here the early stages did not clearly move less than the late ones: {numbers}.")
 
 
