@@ -378,9 +378,11 @@ STEPS: tuple[Step, ...] = (
          page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
          tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), link=TOY_LINK, chart=toy_chart),
     Step("layers", "What layers learn",
-         "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects. "
-         "That is why the early layers transfer to almost any image task and the last ones are the first to replace.",
-         "Show the filters of the first stage, then a late stage. Ask which of them a microscope image would need.",
+         "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so the "
+         "early layers transfer to almost any image task. Measured here: fine-tune every stage on a few textures and "
+         "see how far each stage's weights move.",
+         "The full page shows the first layer's filters and the patches each stage responds to most; open it for the "
+         "pictures. Ask which stages a microscope image would still need.",
          page="layers", module="layers", kind="layers",
          make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
          tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), link=LAYERS_LINK, chart=layers_chart),
