@@ -161,7 +161,7 @@ def ssl_chart(out: dict) -> Chart:
 def gtl_chart(out: dict) -> Chart:
     series = [_epochs_band(label, c, out.get(c, {}).get("val_acc_curves", [])) for c, label in plots.GTL_LABELS.items()]
     seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(f"Few-shot target digits: validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})",
+    return Chart(f"Few-shot target classes: validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})",
                  "fine-tuning epoch", "validation accuracy", [s for s in series if s], percent=True)
 
 
