@@ -19,7 +19,7 @@ link = ui.page("Which strategy?", "dom_",
 with st.sidebar:
     datasets = st.multiselect("Datasets: near (textures, faces), far (microscopy, digits)", list(domains.DOMAINS),
                               default=list(D.datasets), key="dom_datasets", bind=ui.URL, help=spec("datasets").help)
-    shots = st.multiselect("Training images per class (few, more)", [2, 5, 10, 20, 40], default=list(D.shots),
+    shots = st.multiselect("Training images per class (few, more)", [2, 5, 10, 15, 20, 40], default=list(D.shots),
                            key="dom_shots", bind=ui.URL, help=spec("shots").help)
     strategies = st.multiselect("Strategies", list(domains.STRATEGIES), default=list(D.strategies), key="dom_strategies",
                                 bind=ui.URL, help="\n".join(f"- **{k}**: {v}" for k, v in domains.STRATEGIES.items()))
@@ -57,11 +57,11 @@ if quads:
     ui.chart(plots.strategy_chart(quads), "dom_chart")
     st.caption("Bars: validation accuracy, mean over seeds and the quadrant's datasets; whiskers: ± std over seeds.")
     st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
-                   "measured winner": f"{q['winner'].replace('_', ' ')} (+{q['margin'] * 100:.1f} pts, spread "
-                                      f"{q['spread'] * 100:.1f})" if q["runner_up"] else q["winner"],
+                   "measured winner": q["winner"].replace("_", " ") + (
+                       f" (+{q['margin'] * 100:.1f} pts, spread {q['spread'] * 100:.1f})" if q["runner_up"] else ""),
                    "agrees?": ("yes" if q["winner"] in q["rule_strategies"] else
-                               f"tie: {q['gap_to_rule'] * 100:.1f} pts, within the spread ({q['rule_spread'] * 100:.1f})" if q["agrees"] else
-                               f"no: {q['gap_to_rule'] * 100:.1f} pts ahead of the rule's pick")}
+                               f"tie ({q['gap_to_rule'] * 100:.1f} pts ≤ spread)" if q["agrees"] else
+                               f"no (rule's pick −{q['gap_to_rule'] * 100:.1f} pts)")}
                   for q in quads], hide_index=True, key="dom_rules")
 
 st.subheader("Does pretraining help less far from ImageNet?")

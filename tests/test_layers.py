@@ -74,3 +74,15 @@ def test_early_stages_move_less_than_late_ones_under_full_fine_tuning(tuned):
     half = c.shape[1] // 2
     assert (c[:, :half].mean(1) < c[:, half:].mean(1)).all(), c
     assert "early stages barely moved" in tuned["verdict"]
+
+
+def test_a_link_opens_the_page_with_its_settings_and_draws_without_training():
+    from conftest import open_page
+
+    at = open_page("app_pages/layers.py", {"lay_dataset": "microscopy", "lay_shots": "10", "lay_epochs": "4",
+                                           "lay_size": "48", "lay_seeds": "2"})
+    assert not at.exception and not at.warning
+    assert (at.session_state["lay_dataset"], at.session_state["lay_shots"], at.session_state["lay_size"]) == \
+        ("microscopy", 10, 48)
+    assert "10 microscopy images per class, 2 seeds" in at.info[0].value
+    assert any("microscopy image 0" in c.value for c in at.caption)    # the activation maps of a dataset image

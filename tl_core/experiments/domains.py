@@ -271,10 +271,11 @@ class DomainsResult(contract.Result):
         less = [sh for sh in shots if gain["far"][sh] < gain["near"][sh]]
         numbers = "; ".join(f"{sh} shots: far {gain['far'][sh] * 100:+.0f} pts vs near {gain['near'][sh] * 100:+.0f} pts"
                             for sh in shots)
-        head = ("Yes, at every data size" if len(less) == len(shots) else "No, at no data size" if not less else
-                f"Only at {', '.join(less)} shots")
-        return (f"{head}: the best pretrained strategy's lead over scratch is smaller far from ImageNet than near it "
-                f"({numbers}; mean over the domain's datasets and {self.config.seeds} seeds).")
+        claim = "the best pretrained strategy's lead over scratch smaller far from ImageNet than near it"
+        head = (f"Yes: at every data size, the best pretrained strategy's lead over scratch is smaller far from "
+                f"ImageNet than near it" if len(less) == len(shots) else
+                f"No: at no data size is {claim}" if not less else f"Only at {', '.join(less)} shots is {claim}")
+        return f"{head} ({numbers}; mean over the domain's datasets and {self.config.seeds} seeds)."
 
     def to_json(self) -> dict:
         kind, sentence = self.verdict()
