@@ -341,7 +341,7 @@ def _domain_step(key: str, title: str, dataset: str, text: str, notes: str) -> S
     return Step(key, title, text, notes, page="domains", module="domains", kind="domains",
                 make=lambda m: m.DomainsConfig(datasets=(dataset,), shots=(2, 10), seeds=2, epochs=4, image_size=48,
                                                val_per_class=10),
-                tiny=dict(shots=(2, 5), epochs=2, image_size=32, val_per_class=4,
+                tiny=dict(shots=(2,), epochs=2, image_size=32, val_per_class=4,
                           strategies=("feature_extraction", "scratch")),
                 link=DOMAINS_LINK, chart=domains_chart(dataset))
 
