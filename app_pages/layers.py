@@ -43,20 +43,25 @@ def model(backbone: str, weights: str):
 
 
 results = st.session_state.setdefault("lay_results", {})
-result = results.get(cfg)
 
 st.subheader("1 · The first layer's filters")
-shown = {"ImageNet-pretrained": layers.filters(model(name, "pretrained")),
-         "random init": layers.filters(model(name, "scratch"))}
-if result is not None:
-    shown.update({k: v for k, v in result.filters.items() if k.startswith("fine-tuned")})
-ui.chart(plots.layer_filters(shown), "lay_filters")
-if result is None:
-    st.caption("Pretrained kernels are colour blobs and oriented edges; random ones are noise. Fine-tune below to add "
-               "the same kernels after training on your data.")
-else:
-    st.caption(f"After full fine-tuning the first stage's weights moved {result.to_json()['relative_change'][0]:.2%} of "
-               f"their size (mean over seeds): the tiles look the same.")
+filters_slot = st.container()   # drawn once the run below is known: with its fine-tuned row when there is one
+
+
+def draw_filters(result) -> None:
+    shown = {"ImageNet-pretrained": layers.filters(model(name, "pretrained")),
+             "random init": layers.filters(model(name, "scratch"))}
+    if result is not None:
+        shown.update({k: v for k, v in result.filters.items() if k.startswith("fine-tuned")})
+    ui.chart(plots.layer_filters(shown), "lay_filters", filters_slot)
+    if result is None:
+        filters_slot.caption("Pretrained kernels are colour blobs and oriented edges; random ones are noise. "
+                             "Fine-tune below to add the same kernels after training on your data.")
+    else:
+        filters_slot.caption(f"After full fine-tuning the first stage's weights moved "
+                             f"{result.to_json()['relative_change'][0]:.2%} of their size (mean over seeds): the tiles "
+                             f"look the same.")
+
 
 st.subheader("2 · One image through every stage")
 ds = data.load(dataset, size)
@@ -80,6 +85,7 @@ st.caption(f"{caption}. Each panel: a stage's 4 most active channels; the maps g
 st.subheader("3 · Full fine-tuning: what each stage learns on your data, and how far it moves")
 result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=results,
                        run=lambda progress, should_stop: layers.run(cfg, progress=progress, should_stop=should_stop))
+draw_filters(result)
 if result is None:
     st.info(f"Press **Fine-tune and measure**: every stage of {name} trains on {shots} {dataset} images per class, "
             f"{seeds} seeds (about a minute on a laptop CPU).")
