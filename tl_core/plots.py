@@ -768,3 +768,45 @@ def text_shots_sweep(result) -> go.Figure:
                      ticktext=[str(s) for s in shots])
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], tickformat=".0%")
     return _style(fig, f"Accuracy vs shots per topic (line: mean over seeds; {BAND})", height=440)
+
+
+# ---- Guided Transfer Learning: by gene programme, and when guidance helps -------------------------------
+
+def gtl_groups(matrix, groups: dict, title: str) -> go.Figure:
+    """A first-layer guide (hidden unit × input) summarised by input group (e.g. gene programmes): the mean
+    guide of each unit over each group's inputs, big cells a projector shows, values written in."""
+    m = np.asarray(matrix, dtype=float)
+    names = list(groups)
+    z = np.stack([m[:, groups[n]].mean(1) for n in names], 1)     # (units, groups)
+    order = np.argsort(-z.max(1))[:16]                             # the 16 units the scouts moved most
+    z = z[order]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=[f"unit {u}" for u in order], colorscale="Viridis", zmin=0,
+                               zmax=max(1e-6, float(z.max())), text=np.round(z, 2), texttemplate="%{text}",
+                               textfont=dict(size=13), colorbar=dict(title="mean guide"),
+                               hovertemplate="%{y}, %{x}<br>mean guide %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-30)
+    return _style(fig, title, height=620)
+
+
+def gtl_sweep(result) -> go.Figure:
+    """When does guidance help: validation accuracy vs shots, one panel per source, a line per condition
+    (mean over seeds, whisker ± std)."""
+    sources = list(result.config.sources)
+    fig = make_subplots(rows=1, cols=len(sources), shared_yaxes=True,
+                        subplot_titles=[f"{s} source" for s in sources], horizontal_spacing=0.06)
+    rows = result.table()
+    for k, source in enumerate(sources):
+        for c in ("scratch", "plain", "guided"):
+            pts = [r for r in rows if r["source"] == source and r["condition"] == c]
+            fig.add_trace(go.Scatter(
+                x=[r["shots"] for r in pts], y=[r["val_acc_mean"] for r in pts], name=GTL_LABELS[c],
+                mode="lines+markers", line=dict(color=GTL_COLORS[c], width=3), marker=dict(size=10),
+                error_y=dict(type="data", array=[r["val_acc_std"] for r in pts], thickness=2),
+                legendgroup=c, showlegend=k == 0), row=1, col=k + 1)
+        fig.update_xaxes(type="log", tickvals=list(result.config.shots), title_text="shots per class", row=1,
+                         col=k + 1)
+    fig.update_yaxes(title_text="target validation accuracy", tickformat=".0%", row=1, col=1)
+    fig.update_annotations(font_size=18)
+    n = result.config.seeds
+    return _style(fig, f"When does guidance help? (mean of {n} seeds; whisker: ± std)", height=500)
