@@ -102,7 +102,7 @@ sweep_shots = st.multiselect("Sentences per topic", [1, 2, 4, 8, 16, 32], defaul
 link.report()  # again: the sweep's settings are drawn only once the page has a result
 sweep_cfg = exp.TextSweepConfig(**{**contract.record(cfg), "classes": cfg.classes, "conditions": cfg.conditions,
                                    "shots": tuple(sweep_shots)})
-sw = ui.run_button("text_sweep", "Run sweep", "text_sweep", sweep_cfg, lambda progress, stop: exp.sweep(
+sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg, lambda progress, stop: exp.sweep(
     sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("text_sweeps", {}),
     button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)
 if sw is not None:

@@ -9,7 +9,7 @@ labelled sentences per topic, four ways over seeds:
              word pieces are kept: only the weights start from nothing)
 
 The head learns at `lr`, encoder stages that train at `encoder_lr` (the small rate fine-tuning needs
-so as not to wash out what pretraining learnt). `text` trains one shots value with curves; `text_sweep`
+so as not to wash out what pretraining learnt). `text` trains one shots value with curves; `text-sweep`
 trains a list of shots values (nested training sets, one validation set per seed).
 """
 from __future__ import annotations
@@ -335,7 +335,7 @@ class TextSweepResult(contract.Result):
     cached_seconds: float = 0.0
     status: str = "finished"
     message: str = ""
-    kind = "text_sweep"
+    kind = "text-sweep"
     headline = ""
 
     def accs(self, condition: str, shots: int) -> list[float]:
@@ -418,6 +418,6 @@ def _sweep_text(result: TextSweepResult, out: dict) -> str:
 EXPERIMENTS = (
     contract.Experiment("text", "a pretrained sentence encoder on a few labelled sentences: feature extraction, "
                                 "fine-tuning the last k layers, full fine-tuning, scratch", TextConfig, run, text=_text),
-    contract.Experiment("text_sweep", "the text conditions' validation accuracy over a list of shots values",
+    contract.Experiment("text-sweep", "the text conditions' validation accuracy over a list of shots values",
                         TextSweepConfig, sweep, text=_sweep_text),
 )
