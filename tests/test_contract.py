@@ -65,6 +65,19 @@ def test_every_experiment_config_is_fully_declared_and_its_defaults_are_valid():
             contract.validate(exp.config())
 
 
+def test_every_declared_command_is_in_the_command_table():
+    """The CLI imports only the module a command names (so `toy` starts without the text encoder's
+    libraries); a module's command left out of the table would vanish from the CLI."""
+    import importlib
+    import pkgutil
+
+    from tl_core import experiments
+
+    modules = [f"tl_core.experiments.{m.name}" for m in pkgutil.iter_modules(experiments.__path__)] + ["tl_core.lecture"]
+    declared = {e.name: name for name in modules for e in getattr(importlib.import_module(name), "EXPERIMENTS", ())}
+    assert declared == experiments.COMMANDS
+
+
 def test_the_page_and_the_cli_record_the_same_config_for_the_same_run():
     """The lab page builds its config from widgets (freeze as the slider's stage count); the CLI from
     flags (freeze 'all'). For the same experiment both record one dict."""

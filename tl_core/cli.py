@@ -1,6 +1,6 @@
 """Command-line twins of the pages: `python -m tl_core <experiment> ... --json`.
 
-A thin loop over `tl_core.experiments.EXPERIMENTS`: every experiment's flags come from its config's
+A thin loop over `tl_core.experiments` (only the command's own module is imported): every experiment's flags come from its config's
 declared settings, its run is the same function its page calls, and its runs go into the same history
 with the same recorded config. Bad options end with exit code 2 and one line saying what is wrong; no
 traceback. `runs` reads and edits the history.
@@ -13,7 +13,7 @@ import json
 import sys
 
 from tl_core import contract, engine, store
-from tl_core.experiments import EXPERIMENTS
+from tl_core import experiments
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -170,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
     sub.required = True
-    for exp in EXPERIMENTS.values():
-        _add(sub, exp)
+    argv = sys.argv[1:] if argv is None else argv
+    named = next((a for a in argv if not a.startswith("-")), None)
+    # one command: import and declare only it (starts faster); else every command, for --help and errors
+    names = [named] if named in experiments.COMMANDS else [] if named == "runs" else experiments.COMMANDS
+    for name in names:
+        _add(sub, experiments.command(name))
     _add_runs(sub)
     args = parser.parse_args(argv)
     ray_before = engine.running()

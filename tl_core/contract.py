@@ -11,7 +11,7 @@ An experiment is
   instead of guessing from key names.
 
 `Experiment` ties the three together for the CLI (`tl_core.cli` is a loop over
-`tl_core.experiments.EXPERIMENTS`) and for the pages' Train/Stop/record helper.
+`tl_core.experiments.COMMANDS`) and for the pages' Train/Stop/record helper.
 """
 from __future__ import annotations
 
