@@ -29,9 +29,10 @@ def _raylets() -> set[int]:
     return pids
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray (2 CPUs) for the whole test session, shut down at its end with nothing left behind."""
+    """One local Ray (2 CPUs) for this file's tests (the only ones that need it), shut down after them with
+    nothing left behind: an idle local Ray still takes about a quarter of a core, which the later tests need."""
     before = _raylets()
     started = time.perf_counter()
     engine.connect(cpus=2)
