@@ -276,6 +276,27 @@ class Result:
                 "seconds": getattr(self, "seconds", out.get("seconds"))}
 
 
+class ConditionsResult(Result):
+    """A Result of conditions over seeds. A subclass gives `ran()` (the conditions that ran, in order),
+    `runs_of(condition)` (that condition's runs, one per seed, each with a `history`) and
+    `summary(condition)` (its `val_acc`, `val_acc_std`, `train_acc`); the metrics and curves the history
+    keeps follow from these, the first condition's numbers also at the top level."""
+    CURVES = ("val_acc", "val_loss", "train_acc", "train_loss")   # in the order a comparison reads them
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for i, c in enumerate(self.ran()):
+            s = self.summary(c)
+            if i == 0:
+                out.update(val_acc=s["val_acc"], val_acc_std=s["val_acc_std"], train_acc=s["train_acc"])
+            out.update({f"conditions.{c}.{k}": s[k] for k in ("val_acc", "val_acc_std", "train_acc")})
+        return out
+
+    def curves(self) -> dict[str, list]:
+        return {f"conditions.{c}.history.{k}": mean_curve([getattr(r.history, k) for r in self.runs_of(c)])
+                for k in self.CURVES for c in self.ran()}
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
 

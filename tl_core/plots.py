@@ -5,6 +5,8 @@ and every claim over several seeds drawn as a mean line with a band.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -115,14 +117,13 @@ def toy_final_mse(result) -> go.Figure:
 
 # ---- fine-tuning lab ------------------------------------------------------------------------------
 
-def finetune_curves(result) -> go.Figure:
-    """Train (solid) and validation (dashed) loss and accuracy per epoch, each weights condition a colour,
-    mean over seeds with a band: the overfitting picture, pretrained vs scratch on the same axes."""
+def overfitting_curves(result, name: Callable[[str], str], color: Callable[[str], str], height: int = 460) -> go.Figure:
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per condition, mean over
+    seeds with a band: the overfitting picture, the conditions on the same axes. `result` is a
+    `contract.ConditionsResult` (the lab's, the text page's)."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
-    for weights in result.config.conditions():
-        runs = result.by_weights(weights)
-        if not runs:
-            continue
+    for condition in result.ran():
+        runs = result.runs_of(condition)
         length = min(r.history.epochs_run for r in runs)
         if length == 0:
             continue
@@ -130,15 +131,21 @@ def finetune_curves(result) -> go.Figure:
         for col, key in ((1, "loss"), (2, "acc")):
             for split, dash in (("train", None), ("val", "dash")):
                 values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
-                name = "loaded weights" if weights == "pretrained" and result.kind == "continue" else weights
-                label = f"{name}, {'train' if split == 'train' else 'validation'}"
-                for trace in band_traces(epochs, values, label, COLORS[weights], dash=dash, showlegend=col == 1):
+                label = f"{name(condition)}, {'train' if split == 'train' else 'validation'}"
+                for trace in band_traces(epochs, values, label, color(condition), dash=dash, showlegend=col == 1):
                     fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
     seeds = result.config.seeds
-    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})")
+    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
+                  height=height)
+
+
+def finetune_curves(result) -> go.Figure:
+    """The lab's overfitting picture: pretrained (or loaded weights) vs scratch."""
+    return overfitting_curves(result, lambda w: "loaded weights" if w == "pretrained" and result.kind == "continue"
+                              else w, COLORS.__getitem__)
 
 
 def _shots_label(shots) -> str:
@@ -729,27 +736,8 @@ TEXT_COLORS = {"feature": "#1b9e77", "last_k": "#7570b3", "full": "#e7298a", "sc
 
 
 def text_curves(result) -> go.Figure:
-    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per condition (feature
-    extraction, fine-tuning, scratch), mean over seeds with a band: the overfitting picture for text."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
-    for condition in result.ran():
-        runs = result.by_condition(condition)
-        length = min(r.history.epochs_run for r in runs)
-        if length == 0:
-            continue
-        epochs = np.arange(1, length + 1)
-        for col, key in ((1, "loss"), (2, "acc")):
-            for split, dash in (("train", None), ("val", "dash")):
-                values = np.array([getattr(r.history, f"{split}_{key}")[:length] for r in runs]).T
-                label = f"{result.config.label(condition)}, {'train' if split == 'train' else 'validation'}"
-                for trace in band_traces(epochs, values, label, TEXT_COLORS[condition], dash=dash, showlegend=col == 1):
-                    fig.add_trace(trace, row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    seeds = result.config.seeds
-    return _style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds} seed{'s' * (seeds > 1)}; {BAND})",
-                  height=520)
+    """The text page's overfitting picture: feature extraction, fine-tuning, scratch."""
+    return overfitting_curves(result, result.config.label, TEXT_COLORS.__getitem__, height=520)
 
 
 def text_shots_sweep(result) -> go.Figure:

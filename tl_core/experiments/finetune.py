@@ -100,11 +100,10 @@ class Run:
 
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
-TELLING = ("val_acc", "val_loss", "train_acc", "train_loss")   # the curves in the order a comparison reads them
 
 
 @dataclass
-class FinetuneResult(contract.Result):
+class FinetuneResult(contract.ConditionsResult):
     config: FinetuneConfig
     classes: list[str]
     stage_names: list[str]
@@ -123,6 +122,8 @@ class FinetuneResult(contract.Result):
 
     def by_weights(self, weights: str) -> list[Run]:
         return [r for r in self.runs if r.weights == weights]
+
+    runs_of = by_weights
 
     def ran(self) -> list[str]:
         return [w for w in self.config.conditions() if self.by_weights(w)]
@@ -154,20 +155,6 @@ class FinetuneResult(contract.Result):
             "weights_note": self.weights_note, "seconds": round(self.seconds, 3),
         })
         return out
-
-    def metrics(self) -> dict[str, float]:
-        out = {}
-        for i, w in enumerate(self.ran()):
-            s = self.summary(w)
-            if i == 0:
-                out.update(val_acc=s["val_acc"], val_acc_std=s["val_acc_std"], train_acc=s["train_acc"])
-            out.update({f"conditions.{w}.val_acc": s["val_acc"], f"conditions.{w}.val_acc_std": s["val_acc_std"],
-                        f"conditions.{w}.train_acc": s["train_acc"]})
-        return out
-
-    def curves(self) -> dict[str, list]:
-        return {f"conditions.{w}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_weights(w)])
-                for k in TELLING for w in self.ran()}
 
     def verdict(self) -> Verdict:
         return verdict(self)

@@ -97,7 +97,7 @@ class Run:
 
 
 @dataclass
-class TextResult(contract.Result):
+class TextResult(contract.ConditionsResult):
     config: TextConfig
     classes: list[str]
     stage_names: list[str]
@@ -117,6 +117,8 @@ class TextResult(contract.Result):
 
     def by_condition(self, condition: str) -> list[Run]:
         return [r for r in self.runs if r.condition == condition]
+
+    runs_of = by_condition
 
     def ran(self) -> list[str]:
         return [c for c in self.config.conditions if self.by_condition(c)]
@@ -143,20 +145,6 @@ class TextResult(contract.Result):
                     "status": self.status, "message": self.message, "device": self.device,
                     "cached_seconds": round(self.cached_seconds, 3), "seconds": round(self.seconds, 3)})
         return out
-
-    def metrics(self) -> dict[str, float]:
-        out = {}
-        for i, c in enumerate(self.ran()):
-            s = self.summary(c)
-            if i == 0:
-                out.update(val_acc=s["val_acc"], val_acc_std=s["val_acc_std"], train_acc=s["train_acc"])
-            out.update({f"conditions.{c}.val_acc": s["val_acc"], f"conditions.{c}.val_acc_std": s["val_acc_std"],
-                        f"conditions.{c}.train_acc": s["train_acc"]})
-        return out
-
-    def curves(self) -> dict[str, list]:
-        return {f"conditions.{c}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_condition(c)])
-                for k in ("val_acc", "val_loss", "train_acc", "train_loss") for c in self.ran()}
 
     def histories(self) -> dict[str, list[History]]:
         """Condition label → its seeds' histories: what the overfitting plot draws."""
