@@ -538,12 +538,18 @@ def _target_model(cfg: GTLConfig, condition: str, base: GTLNet, n_classes: int, 
 def run(cfg: GTLConfig = GTLConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
         device: str = "auto") -> GTLResult:
     """Pretrain (or reuse) base and scouts, build the guide, and train every condition for every seed."""
+    return on_one_thread(_run, cfg, progress, should_stop, device)
+
+
+def on_one_thread(inner, cfg, progress, should_stop, device: str):
+    """Validate and resolve `cfg`, then `inner(cfg, dev, progress, should_stop)` on one CPU thread (tiny
+    models: GTL and its sweep); the result names its device afterwards (inside, the CPU reads "1 thread")."""
     contract.validate(cfg)
     cfg = cfg.resolve()
     dev = devices.pick(device)
     with devices.one_cpu_thread(dev):
-        result = _run(cfg, dev, progress, should_stop)
-    result.device = devices.describe(dev)  # outside: inside, the CPU would read "1 thread"
+        result = inner(cfg, dev, progress, should_stop)
+    result.device = devices.describe(dev)
     return result
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from tl_core import contract, device as devices, engine as engines
+from tl_core import contract, engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import gtl
 
@@ -156,13 +156,7 @@ class SweepResult(contract.Result):
 def run(cfg: GTLSweepConfig = GTLSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
         device: str = "auto") -> SweepResult:
     """Pretrain (or reuse) base and scouts per source, then every shots × source × condition × seed."""
-    contract.validate(cfg)
-    cfg = cfg.resolve()
-    dev = devices.pick(device)
-    with devices.one_cpu_thread(dev):
-        result = _run(cfg, dev, progress, should_stop)
-    result.device = devices.describe(dev)
-    return result
+    return gtl.on_one_thread(_run, cfg, progress, should_stop, device)
 
 
 def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> SweepResult:
