@@ -1,0 +1,206 @@
+"""The claims rule: the one way Transfer Lab turns numbers measured over seeds into a sentence.
+
+A claim compares a *subject* condition with the strongest *other* condition that answers the same question
+(for "does pretraining help?": the best scratch; for "does guidance help?": the better of plain fine-tuning
+and freezing all but the head), paired over the seeds both ran:
+
+    d_s = subject_s - against_s            (for a metric where lower is better: against_s - subject_s)
+    gap = mean(d),  95% interval = gap ± t(0.975, n - 1) · sd(d) / √n
+
+and says
+    helped  the gap is at least MIN_GAP and its interval lies above 0
+    hurt    the gap is at most -MIN_GAP and its interval lies below 0
+    tie     anything else: a small gap, or an interval that includes no difference
+    single  fewer than two shared seeds: one seed says little
+
+Accuracies are compared as fractions (MIN_GAP = 0.01, one point). Metrics whose size is a scale (an MSE, how
+far weights moved) are compared as log10 ratios, so that the rule asks for a factor of at least MIN_FACTOR.
+`Claim.sentence()` writes the verdict: both conditions named, both numbers, the interval, "tie" said plainly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+MIN_GAP = 0.01        # one point of accuracy: the smallest gap the rule calls a difference
+MIN_FACTOR = 1.25     # for scale metrics (compared as log10 ratios): the smallest factor it calls a difference
+CONFIDENCE = 0.95     # the interval around the mean paired gap (Student's t over seeds)
+KINDS = ("helped", "hurt", "tie", "single")
+
+# metric -> (how it reads in a sentence, compared on a log scale?, higher is better?)
+METRICS = {
+    "accuracy": ("validation accuracy", False, True),
+    "train accuracy gap": ("accuracy", False, True),
+    "test MSE": ("test MSE", True, False),
+    "relative change": ("relative weight change", True, True),
+    "agreement": ("top-1 agreement", False, True),
+}
+
+
+def t_quantile(df: int, p: float = 0.5 + CONFIDENCE / 2) -> float:
+    """Student's t quantile (95% two-sided by default) for `df` degrees of freedom."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the rule says about subject vs against. gap/low/high: the mean paired gap and its interval, as
+    fractions for accuracies and as log10 ratios for scale metrics; positive = the subject is better."""
+    kind: str
+    subject: str
+    against: str
+    gap: float
+    low: float
+    high: float
+    seeds: int
+    subject_mean: float
+    against_mean: float
+    metric: str = "accuracy"
+
+    @property
+    def log(self) -> bool:
+        return METRICS[self.metric][1]
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "subject": self.subject, "against": self.against, "gap": _num(self.gap),
+                "low": _num(self.low), "high": _num(self.high), "seeds": self.seeds,
+                "subject_mean": _num(self.subject_mean), "against_mean": _num(self.against_mean),
+                "metric": self.metric}
+
+    # ---- the sentence ----------------------------------------------------------------------------------
+
+    def value(self, v: float) -> str:
+        """A mean as the sentence shows it: 82.0% for an accuracy, 0.031 for an MSE."""
+        if not math.isfinite(v):
+            return "n/a"
+        if self.metric == "relative change":
+            return f"{v:.2%}"
+        return f"{v:.1%}" if not self.log else f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.2e}"
+
+    def interval(self) -> str:
+        if self.seeds < 2:
+            return ""
+        if not self.log:
+            return f"95% interval {self.low * 100:+.1f} to {self.high * 100:+.1f} points"
+        return f"95% interval of the factor ×{10 ** self.low:.2f} to ×{10 ** self.high:.2f}"
+
+    def sentence(self, subject: str | None = None, against: str | None = None, what: str | None = None) -> str:
+        """One plain sentence: both conditions, both numbers, the gap and its interval, and what the rule says.
+        subject/against: how to name the conditions (default: their keys); what: the metric in words."""
+        a, b = subject or self.subject, against or self.against
+        what = what or METRICS[self.metric][0]
+        numbers = f"{what} {self.value(self.subject_mean)} {a} vs {self.value(self.against_mean)} {b}"
+        seeds = f"paired over {self.seeds} seed{'s' * (self.seeds != 1)}"
+        if self.kind == "single":
+            return (f"One seed says little: {numbers} (raise the seeds for an interval; the rule needs at least "
+                    f"two).")
+        if self.log:
+            higher = METRICS[self.metric][2]
+            f = 10 ** self.gap     # the per-seed factor in the subject's favour (geometric mean over seeds)
+            up, down = ("higher", "lower") if higher else ("lower", "higher")
+            size = f"×{f:.2f} {up}" if f >= 1 else f"×{1 / f:.2f} {down}"
+            lead = {"helped": f"{a} beats {b}", "hurt": f"{a} trails {b}"}.get(self.kind, f"{a} and {b} tie")
+            why = ("" if self.kind != "tie" else
+                   f": the rule asks for a factor of at least {MIN_FACTOR:g} with an interval clear of 1")
+            span = (f"; 95% interval ×{10 ** self.low:.2f} to ×{10 ** self.high:.2f} in {a}'s favour"
+                    if self.seeds > 1 else "")
+            return (f"{lead}: {numbers} (mean over seeds); seed by seed {a}'s is {size} (geometric mean{span}; "
+                    f"{seeds}){why}.")
+        gap = f"{self.gap * 100:+.1f} points"
+        if self.kind == "helped":
+            return f"{a} beats {b} by {self.gap * 100:.1f} points: {numbers} ({self.interval()}; {seeds})."
+        if self.kind == "hurt":
+            return f"{a} trails {b} by {-self.gap * 100:.1f} points: {numbers} ({self.interval()}; {seeds})."
+        why = ("its interval includes no difference" if self.low <= 0 <= self.high else
+               f"under the {MIN_GAP * 100:g} point the rule asks for")
+        return f"{a} and {b} tie: {numbers}, a gap of {gap} ({self.interval()}; {seeds}): {why}."
+
+
+def _num(v: float):
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _paired(subject: Mapping, against: Mapping) -> list:
+    """The seeds both conditions have a finite value for, in order."""
+    return [s for s in subject if s in against and _finite(subject[s]) and _finite(against[s])]
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
+
+
+def judge(diffs, log: bool = False) -> tuple[str, float, float, float]:
+    """(kind, gap, low, high) of paired differences (positive = the subject is better), by the rule."""
+    d = np.asarray(list(diffs), dtype=float)
+    n = len(d)
+    if n == 0:
+        return "single", float("nan"), float("nan"), float("nan")
+    gap = float(d.mean())
+    if n < 2:
+        return "single", gap, float("nan"), float("nan")
+    half = t_quantile(n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
+    low, high = gap - half, gap + half
+    least = math.log10(MIN_FACTOR) if log else MIN_GAP
+    if gap >= least - 1e-12 and low > 0:
+        return "helped", gap, low, high
+    if gap <= -least + 1e-12 and high < 0:
+        return "hurt", gap, low, high
+    return "tie", gap, low, high
+
+
+def compare(subject: str, values: Mapping[str, Mapping], against: list[str] | tuple[str, ...] | None = None,
+            metric: str = "accuracy") -> Claim:
+    """The claim for `subject` against the strongest of `against` (default: every other condition in
+    `values`). values: condition -> {seed: value}. The strongest is the one with the best mean over the
+    seeds it shares with the subject; ties in that mean go to the first named."""
+    _, log, higher = METRICS[metric]
+    mine = values[subject]
+    others = [c for c in (against if against is not None else values) if c != subject and c in values]
+    if not others:
+        raise ValueError(f"nothing to compare {subject!r} with")
+
+    def score(c: str) -> float:
+        shared = _paired(mine, values[c])
+        if not shared:
+            return -math.inf
+        m = float(np.mean([_scaled(values[c][s], log) for s in shared]))
+        return m if higher else -m
+
+    best = max(others, key=score)   # max keeps the first of equal scores
+    shared = _paired(mine, values[best])
+    sign = 1.0 if higher else -1.0
+    diffs = [sign * (_scaled(mine[s], log) - _scaled(values[best][s], log)) for s in shared]
+    kind, gap, low, high = judge(diffs, log)
+    means = [float(np.mean([v[s] for s in shared])) if shared else float("nan") for v in (mine, values[best])]
+    return Claim(kind, subject, best, gap, low, high, len(shared), means[0], means[1], metric)
+
+
+def _scaled(v: float, log: bool) -> float:
+    return math.log10(max(float(v), 1e-30)) if log else float(v)
+
+
+def by_seed(seeds, values) -> dict:
+    """{seed: value} from two parallel lists (a result's seeds and its per-seed numbers)."""
+    return {int(s): float(v) for s, v in zip(seeds, values)}
+
+
+def best_of(values: Mapping[str, Mapping], candidates) -> str:
+    """The candidate with the highest mean value (the subject a claim is about, e.g. the best pretrained depth)."""
+    have = [c for c in candidates if c in values and values[c]]
+    if not have:
+        raise ValueError("no candidate has values")
+    return max(have, key=lambda c: float(np.mean([v for v in values[c].values() if _finite(v)] or [-math.inf])))
+
+
+def tied_with(values: Mapping[str, Mapping], winner: str, metric: str = "accuracy") -> list[str]:
+    """The winner and every condition the rule cannot tell from it (tie or single): the set a 'tie' names."""
+    out = [winner]
+    for c in values:
+        if c != winner and compare(winner, values, [c], metric).kind in ("tie", "single"):
+            out.append(c)
+    return out
