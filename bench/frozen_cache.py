@@ -18,14 +18,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
-from tl_core import backbones, data  # noqa: E402
+from tl_core import backbones, data, finetuning  # noqa: E402
 from tl_core.experiments import finetune  # noqa: E402
 
 
 def train_once(cfg: finetune.FinetuneConfig, train, val) -> tuple[float, list]:
     """Time one fine-tuning run (training, per-epoch validation, final predictions), model built outside."""
     model = backbones.create(cfg.backbone, "pretrained", num_classes=len(train.classes))
-    trainer = finetune._Trainer(model, cfg, torch.device("cpu"))
+    trainer = finetuning.Trainer(model, cfg, torch.device("cpu"))
     start = time.perf_counter()
     hist = trainer.train(train, val)
     trainer.predict(val.images)

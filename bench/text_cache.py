@@ -27,7 +27,7 @@ def timed(cfg) -> tuple[float, list[float]]:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     exp.run(replace(CFG, epochs=1, seeds=1, cache=False), device="cpu")   # load the encoder and tokenizer first
-    exp.Features._shared.clear()   # the cached run computes its embeddings inside the timing
+    exp.SHARED.clear()   # the cached run computes its embeddings inside the timing
     cached, acc_cached = timed(CFG)
     direct, acc_direct = timed(replace(CFG, cache=False))
     same = all(abs(a - b) < 1e-6 for a, b in zip(acc_cached, acc_direct))

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import open_page
-from tl_core import contract, store
+from tl_core import contract
 from tl_core.experiments import domains
 
 # a small real grid: one near and one far dataset, few and more shots, the cheapest pretrained strategy and scratch

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tl_core import finetuning
 from tl_core.experiments import finetune
 
 
@@ -125,7 +126,7 @@ def test_gradual_and_discriminative_at_the_deepest_freeze_reach_the_stem():
         cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=epochs,
                                       freeze=str(n - 1), strategy=strategy, unfreeze_every=2)
         model = backbones.create("shapes_cnn", "pretrained", num_classes=3)
-        finetune._Trainer(model, cfg, torch.device("cpu")).train(train, val)
+        finetuning.Trainer(model, cfg, torch.device("cpu")).train(train, val)
         assert freeze.frozen_stages(model) == 0, strategy
 
 

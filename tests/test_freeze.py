@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import backbones, freeze
+from tl_core import backbones, finetuning, freeze
 from tl_core.experiments import finetune
 
 SMALL = dict(backbone="shapes_cnn", dataset="textures", image_size=32, shots=5, epochs=4, batch_size=8)
@@ -21,7 +21,7 @@ def test_frozen_stages_and_their_batchnorm_stay_bit_identical_through_fine_tunin
     cfg = finetune.FinetuneConfig(**SMALL, weights="pretrained", freeze="2", cache=False)
     model = backbones.create("shapes_cnn", "pretrained", num_classes=3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = finetune._Trainer(model, cfg, torch.device("cpu"))
+    trainer = finetuning.Trainer(model, cfg, torch.device("cpu"))
     from tl_core import data
     train, val = data.few_shot_split(data.load("textures", 32), 5, 0)
     trainer.train(train, val)

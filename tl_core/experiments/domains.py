@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, contract, data, device as devices, engine as engines, store
+from tl_core import backbones, contract, data, device as devices, engine as engines, finetuning, store
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 
@@ -124,7 +124,7 @@ def train_cell(cfg: DomainsConfig, dev: torch.device, cell: contract.Cell, on_ep
     weights = "scratch" if strategy == "scratch" else "pretrained"
     model = backbones.create(cfg.backbone, weights, len(ds.classes), cell.seed).to(dev)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = finetune._Trainer(model, lab, dev)
+    trainer = finetuning.Trainer(model, lab, dev)
     _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)   # one object: its features cached once
     out = CellRecords()
     for i, shots in enumerate(cfg.shots):
@@ -132,7 +132,7 @@ def train_cell(cfg: DomainsConfig, dev: torch.device, cell: contract.Cell, on_ep
         model.load_state_dict(initial)
         hooks = {"should_stop": should_stop,
                  "on_epoch": lambda e, h, base=i * cfg.epochs: on_epoch(base + e, h)}
-        r = finetune._run_one(trainer, weights, cell.seed, train, val, hooks)
+        r = trainer.evaluate(weights, cell.seed, train, val, hooks)
         out.status, out.message = r.history.status, r.history.message
         if out.status != "finished":
             break
@@ -272,8 +272,8 @@ class DomainsResult(contract.Result):
         numbers = "; ".join(f"{sh} shots: far {gain['far'][sh] * 100:+.0f} pts vs near {gain['near'][sh] * 100:+.0f} pts"
                             for sh in shots)
         claim = "the best pretrained strategy's lead over scratch smaller far from ImageNet than near it"
-        head = (f"Yes: at every data size, the best pretrained strategy's lead over scratch is smaller far from "
-                f"ImageNet than near it" if len(less) == len(shots) else
+        head = ("Yes: at every data size, the best pretrained strategy's lead over scratch is smaller far from "
+                "ImageNet than near it" if len(less) == len(shots) else
                 f"No: at no data size is {claim}" if not less else f"Only at {', '.join(less)} shots is {claim}")
         return f"{head} ({numbers}; mean over the domain's datasets and {self.config.seeds} seeds)."
 

@@ -16,13 +16,11 @@ import time
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
-import torch
-from sklearn.metrics import confusion_matrix, recall_score
 from torch import nn
 
 from tl_core import backbones, contract, data, device as devices, engine as engines, freeze, store
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
+from tl_core.finetuning import Run, Trainer
 
 WEIGHT_CHOICES = {"both": "pretrained and scratch side by side", "pretrained": "the registry's pretrained weights",
                   "scratch": "random weights, every stage trained"}
@@ -78,25 +76,6 @@ class FinetuneConfig:
 
     def conditions(self) -> list[str]:
         return ["pretrained", "scratch"] if self.weights == "both" else [self.weights]
-
-
-@dataclass
-class Run:
-    """One weights condition, one seed."""
-    weights: str
-    seed: int
-    history: History
-    val_acc: float
-    train_acc: float
-    confusion: np.ndarray        # (classes, classes): rows true, columns predicted, on the val set
-    val_pred: np.ndarray         # predicted class of every val image
-    val_true: np.ndarray | None = None   # its true class
-
-    @property
-    def per_class_recall(self) -> np.ndarray:
-        """Validation accuracy of each class (NaN for a class with no validation image)."""
-        return recall_score(self.val_true, self.val_pred, labels=range(len(self.confusion)), average=None,
-                            zero_division=np.nan)
 
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -160,83 +139,6 @@ class FinetuneResult(contract.ConditionsResult):
         return verdict(self)
 
 
-class _Trainer:
-    """Trains one model under a strategy; reuses the frozen prefix's features across calls."""
-
-    def __init__(self, model: backbones.StagedModel, cfg: FinetuneConfig, dev: torch.device):
-        self.model, self.cfg, self.dev = model, cfg, dev
-        self.n = len(model.stages)
-        self.k = freeze.parse_freeze(cfg.freeze, self.n)
-        # gradual unfreezing and discriminative LRs reach down to stage `floor`: to the stem when the
-        # freeze depth is the deepest (all but the head), else to the chosen depth
-        self.floor = 0 if self.k == self.n - 1 else self.k
-        # (depth, id(images)) → (images, features): holding the images keeps their id from being reused
-        self._features: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _cached(self, k: int, images: torch.Tensor) -> torch.Tensor | None:
-        hit = self._features.get((k, id(images)))
-        return hit[1] if hit is not None and hit[0] is images else None
-
-    def features(self, k: int, images: torch.Tensor, should_stop=None) -> torch.Tensor:
-        feats = self._cached(k, images)
-        if feats is None:
-            feats = frozen_features(self.model.prefix(k), images, self.cfg.batch_size, should_stop)
-            self._features[(k, id(images))] = (images, feats)
-        return feats
-
-    def _fit_at(self, k: int, epochs: int, train, val, params=None, **hooks) -> History:
-        """Train with the first k stages frozen; on cached features when allowed."""
-        freeze.freeze_to(self.model, k)
-        fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
-        if self.cfg.cache and k > 0 and params is None:
-            stop = hooks.get("should_stop")
-            xs, xv = self.features(k, train.images, stop), self.features(k, val.images, stop)
-            return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
-        return fit(self.model, (train.images, train.labels), (val.images, val.labels), fit_cfg, params=params,
-                   **hooks)
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities; from the cached features of the frozen prefix when it has them."""
-        k = freeze.frozen_stages(self.model)
-        feats = self._cached(k, images) if self.cfg.cache else None
-        if feats is not None:
-            return predict(self.model.suffix(k), feats, self.cfg.batch_size)
-        return predict(self.model, images, self.cfg.batch_size)
-
-    def train(self, train, val, **hooks) -> History:
-        cfg = self.cfg
-        if cfg.strategy == "fixed":
-            return self._fit_at(self.k, cfg.epochs, train, val, **hooks)
-        if cfg.strategy == "discriminative":
-            freeze.freeze_to(self.model, self.floor)
-            return self._fit_at(self.floor, cfg.epochs, train, val,
-                                params=freeze.discriminative_groups(self.model, cfg.lr, first=self.floor), **hooks)
-        # gradual unfreezing: phases of decreasing frozen depth, optimizer rebuilt in each
-        phases, done = [], 0
-        on_epoch = hooks.pop("on_epoch", None)
-        for k, span in freeze.gradual_schedule(self.n, cfg.epochs, cfg.unfreeze_every, floor=self.floor):
-            shifted = (lambda e, h, base=done: on_epoch(base + e, h)) if on_epoch else None
-            phases.append(self._fit_at(k, span, train, val, on_epoch=shifted, **hooks))
-            done += span
-            if phases[-1].status != "finished":
-                break
-        return concat_histories(phases)
-
-
-def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((probs.argmax(1).cpu() == labels).float().mean())
-
-
-def _run_one(trainer: _Trainer, weights: str, seed: int, train, val, hooks) -> Run:
-    hist = trainer.train(train, val, **hooks)
-    probs_val, probs_train = trainer.predict(val.images), trainer.predict(train.images)
-    pred = probs_val.argmax(1).numpy()
-    confusion = confusion_matrix(val.labels.numpy(), pred, labels=range(len(val.classes)))
-    return Run(weights=weights, seed=seed, history=hist, val_acc=_accuracy(probs_val, val.labels),
-               train_acc=_accuracy(probs_train, train.labels), confusion=confusion, val_pred=pred,
-               val_true=val.labels.numpy())
-
-
 def _weights_note(cfg: FinetuneConfig) -> str:
     if "pretrained" not in cfg.conditions():
         return "scratch: random initial weights"
@@ -286,8 +188,8 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
     def train_one(cell, on_epoch, should_stop) -> Run:
         train, val = split(cell.seed)
         model = model_for(cfg, cell.condition, len(ds.classes), cell.seed, init).to(dev)
-        trainer = _Trainer(model, cfg.for_weights(cell.condition), dev)
-        r = _run_one(trainer, cell.condition, cell.seed, train, val, {"on_epoch": on_epoch, "should_stop": should_stop})
+        trainer = Trainer(model, cfg.for_weights(cell.condition), dev)
+        r = trainer.evaluate(cell.condition, cell.seed, train, val, {"on_epoch": on_epoch, "should_stop": should_stop})
         if not first:
             first.update(val=val, names=model.names,
                          state={key: t.detach().cpu().clone() for key, t in model.state_dict().items()})
@@ -429,7 +331,7 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
     def train_one(cell, on_epoch, should_stop):  # self-contained: on engine "ray" it runs in another process
         model = backbones.create(cfg.backbone, cell.condition, len(ds.classes), cell.seed).to(dev)
         initial = {k: v.clone() for k, v in model.state_dict().items()}
-        trainer = _Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev)
+        trainer = Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev)
         # the same validation set for every shots value, and the same object, so its features are computed once
         _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)
         status, records = "finished", []
@@ -439,7 +341,7 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
                 break
             train, _ = data.few_shot_split(ds, sh, cell.seed, cfg.val_per_class)
             model.load_state_dict(initial)       # every shots value starts from the same weights
-            r = _run_one(trainer, cell.condition, cell.seed, train, val, {"should_stop": should_stop})
+            r = trainer.evaluate(cell.condition, cell.seed, train, val, {"should_stop": should_stop})
             records.append({"weights": cell.condition, "seed": cell.seed, "freeze": cell["freeze"], "shots": sh,
                             "val_acc": r.val_acc, "train_acc": r.train_acc, "status": r.history.status})
             status = r.history.status

@@ -8,7 +8,7 @@
 - **How far each stage moved**: full fine-tuning (every stage trains) over seeds, then the relative change
   ‖w − w₀‖ / ‖w₀‖ of each stage's parameters: the measured reason to freeze early stages.
 
-Full fine-tuning is the lab's own run (`finetune._Trainer`, freeze depth 0); nothing here trains otherwise.
+Full fine-tuning is the lab's own run (`finetuning.Trainer`, freeze depth 0); nothing here trains otherwise.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import backbones, contract, data, device as devices
+from tl_core import backbones, contract, data, device as devices, finetuning
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 
@@ -266,7 +266,7 @@ def run(cfg: LayersConfig = LayersConfig(), progress: Progress | None = None, sh
         train, val = data.few_shot_split(ds, cfg.shots, cell.seed, cfg.val_per_class)
         model = backbones.create(cfg.backbone, "pretrained", len(ds.classes), cell.seed).to(dev)
         before = {k: v.detach().cpu().clone() for k, v in model.named_parameters()}
-        r = finetune._run_one(finetune._Trainer(model, lab, dev), "pretrained", cell.seed, train, val,
+        r = finetuning.Trainer(model, lab, dev).evaluate("pretrained", cell.seed, train, val,
                               {"on_epoch": on_epoch, "should_stop": should_stop})
         after = {k: v.detach().cpu() for k, v in model.named_parameters()}
         if not tuned:

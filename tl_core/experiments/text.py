@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, contract, device as devices, freeze, text
+from tl_core import backbones, contract, device as devices, finetuning, freeze, text
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.train import FitConfig, History, evaluate, fit, frozen_features
+from tl_core.train import FitConfig, History, evaluate, fit
 
 BACKBONE = "minilm_l6"
 CONDITIONS = {
@@ -194,49 +194,25 @@ def compare(accs: dict[str, list[float]], cfg: TextConfig, where: str) -> Verdic
 
 # ---- training one condition ----------------------------------------------------------------------------
 
-class Features:
-    """The frozen stages' outputs per depth, from the pretrained encoder, computed for a sentence the first
-    time a run needs it and then shared by every seed, shots value and condition frozen to that depth (and
-    by later runs on the same sentences in this process: the pretrained weights never change)."""
+# per (dataset, topics, max length, device): the sentences' tokens and the frozen encoder's features over them
+# (a few MB each, the two latest kept), shared by every seed, shots value and condition, and by later runs:
+# the pretrained weights never change
+SHARED: dict[tuple, tuple[torch.Tensor, finetuning.FrozenCache]] = {}
 
-    _shared: dict[tuple, "Features"] = {}
 
-    def __init__(self, tokens: torch.Tensor, dev: torch.device, batch_size: int = 64):
-        self.tokens, self.dev, self.batch_size = tokens, dev, batch_size
-        self.model: backbones.StagedModel | None = None
-        self.by_depth: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}   # depth → (features, computed? per row)
-        self.seconds = 0.0
-
-    @classmethod
-    def shared(cls, key: tuple, tokens: torch.Tensor, dev: torch.device) -> "Features":
-        key = (*key, str(dev))
-        if key not in cls._shared:
-            while len(cls._shared) >= 2:   # a few MB each: keep the two latest datasets
-                cls._shared.pop(next(iter(cls._shared)))
-            cls._shared[key] = cls(tokens, dev)
-        return cls._shared[key]
-
-    def at(self, depth: int, rows: torch.Tensor, should_stop: Stop | None = None) -> torch.Tensor:
-        """Features of `rows` after the first `depth` stages."""
-        feats, done = self.by_depth.get(depth, (None, torch.zeros(len(self.tokens), dtype=torch.bool)))
-        missing = rows[~done[rows]].unique()
-        if len(missing):
-            start = time.perf_counter()
-            if self.model is None:
-                self.model = backbones.create(BACKBONE, "pretrained").to(self.dev)
-            new = frozen_features(self.model.prefix(depth), self.tokens[missing], self.batch_size, should_stop)
-            if feats is None:
-                feats = new.new_zeros((len(self.tokens), *new.shape[1:]))
-            feats[missing.to(feats.device)] = new
-            done[missing] = True
-            self.by_depth[depth] = (feats, done)
-            self.seconds += time.perf_counter() - start
-        return feats[rows.to(feats.device)]
+def shared_tokens(key: tuple, texts: list[str], max_length: int, dev: torch.device):
+    key = (*key, str(dev))
+    if key not in SHARED:
+        while len(SHARED) >= 2:
+            SHARED.pop(next(iter(SHARED)))
+        SHARED[key] = (text.encode(texts, max_length).to(dev),
+                       finetuning.FrozenCache(lambda: backbones.create(BACKBONE, "pretrained"), device=dev))
+    return SHARED[key]
 
 
 def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Tensor, labels: torch.Tensor,
                     split: tuple[np.ndarray, np.ndarray], n_classes: int, dev: torch.device,
-                    features: Features | None, hooks: dict) -> tuple[Run, backbones.StagedModel]:
+                    features: finetuning.FrozenCache | None, hooks: dict) -> tuple[Run, backbones.StagedModel]:
     """THE training loop (`train.fit`) on one condition: the frozen stages' cached features in, when there
     are frozen stages and caching is on; the head at `lr`, trainable encoder stages at `encoder_lr`."""
     tr, va = (torch.as_tensor(i) for i in split)
@@ -247,7 +223,7 @@ def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Te
     net, x_tr, x_va = model, tokens[tr], tokens[va]
     if features is not None and depth > 0:
         stop = hooks.get("should_stop")
-        net, x_tr, x_va = model.suffix(depth), features.at(depth, tr, stop), features.at(depth, va, stop)
+        net, x_tr, x_va = model.suffix(depth), features.at(depth, tokens, tr, stop), features.at(depth, tokens, va, stop)
     groups = [{"params": list(model.head.parameters()), "lr": cfg.lr},
               {"params": [p for stage in model.stages[:-1] for p in stage.parameters()], "lr": cfg.encoder_lr}]
     torch.manual_seed(seed)   # dropout in the layers that train draws from torch's stream: seeded per run
@@ -263,8 +239,7 @@ def _prepared(cfg: TextConfig, shots: int, dev: torch.device):
     contract.validate(cfg)
     ds = text.load(cfg.dataset, cfg.classes)
     text.few_shot_split(ds, shots, cfg.seed, cfg.val_per_class)   # a class too small fails before any training
-    tokens = text.encode(ds.texts, cfg.max_length).to(dev)
-    features = Features.shared((cfg.dataset, tuple(ds.classes), cfg.max_length), tokens, dev)
+    tokens, features = shared_tokens((cfg.dataset, tuple(ds.classes), cfg.max_length), ds.texts, cfg.max_length, dev)
     return ds, tokens, features if cfg.cache else None
 
 

@@ -1,0 +1,162 @@
+"""The one fine-tuning trainer and the one frozen-feature cache: every experiment that fine-tunes a staged
+backbone (the lab, your own images, layers, domains, text, parameter-efficient fine-tuning) trains through
+these, and through `train.fit` beneath them.
+
+    cache = FrozenCache(lambda: backbones.create(name, "pretrained"))   # or FrozenCache(model)
+    trainer = Trainer(model, cfg, device, cache)     # cfg: freeze, strategy, epochs, lr, batch_size, seed, ...
+    run = trainer.evaluate("pretrained", seed, train, val, hooks)       # History + accuracies + confusion
+
+A frozen prefix never changes while it is frozen, so its outputs are computed once per input row and reused
+by every epoch, every shots value and (when the cache is shared) every seed and condition frozen to that
+depth: on a laptop this is the main speed lever.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, recall_score
+from torch import nn
+
+from tl_core import backbones, freeze
+from tl_core.contract import Stop
+from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
+
+
+class FrozenCache:
+    """Outputs of the first `depth` stages of one fixed set of weights, per input tensor and depth, each row
+    computed the first time a run asks for it. `source` is the model whose prefix is frozen, or a function
+    that builds it when first needed (e.g. the pretrained encoder, shared by every seed of a run)."""
+
+    def __init__(self, source: nn.Module | Callable[[], nn.Module], batch_size: int = 64, device=None):
+        self._source, self.batch_size, self.device = source, batch_size, device
+        self._model: nn.Module | None = source if isinstance(source, nn.Module) else None
+        # (depth, id(inputs)) → (inputs, features, done per row): holding the inputs keeps their id from reuse
+        self._by: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        self.seconds = 0.0       # spent computing features
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            self._model = self._source()
+            if self.device is not None:
+                self._model = self._model.to(self.device)
+        return self._model
+
+    def has(self, depth: int, inputs: torch.Tensor) -> bool:
+        hit = self._by.get((depth, id(inputs)))
+        return hit is not None and hit[0] is inputs and bool(hit[2].all())
+
+    def at(self, depth: int, inputs: torch.Tensor, rows: torch.Tensor | None = None,
+           should_stop: Stop | None = None) -> torch.Tensor:
+        """Features of inputs[rows] (every row when None) after the first `depth` stages. should_stop() is
+        checked between batches; a True raises contract.Stopped."""
+        key = (depth, id(inputs))
+        hit = self._by.get(key)
+        if hit is None or hit[0] is not inputs:
+            hit = (inputs, None, torch.zeros(len(inputs), dtype=torch.bool))
+        _, feats, done = hit
+        want = torch.arange(len(inputs)) if rows is None else torch.as_tensor(rows).long().cpu()
+        missing = want[~done[want]].unique()
+        if len(missing):
+            start = time.perf_counter()
+            new = frozen_features(self.model.prefix(depth), inputs[missing.to(inputs.device)], self.batch_size,
+                                  should_stop)
+            if feats is None:
+                feats = new.new_zeros((len(inputs), *new.shape[1:]))
+            feats[missing.to(feats.device)] = new
+            done[missing] = True
+            self._by[key] = (inputs, feats, done)
+            self.seconds += time.perf_counter() - start
+        return feats if rows is None else feats[want.to(feats.device)]
+
+
+@dataclass
+class Run:
+    """One fine-tuned model, one seed: its curves, accuracies and validation predictions."""
+    weights: str
+    seed: int
+    history: History
+    val_acc: float
+    train_acc: float
+    confusion: np.ndarray        # (classes, classes): rows true, columns predicted, on the val set
+    val_pred: np.ndarray         # predicted class of every val image
+    val_true: np.ndarray | None = None   # its true class
+
+    @property
+    def per_class_recall(self) -> np.ndarray:
+        """Validation accuracy of each class (NaN for a class with no validation image)."""
+        return recall_score(self.val_true, self.val_pred, labels=range(len(self.confusion)), average=None,
+                            zero_division=np.nan)
+
+
+class Trainer:
+    """Trains one staged model under a strategy (fixed depth, discriminative learning rates, gradual
+    unfreezing), on the frozen prefix's cached features where the cache is on. `cfg` has freeze, strategy,
+    epochs, lr, batch_size, seed, unfreeze_every and cache (the lab's config has them all)."""
+
+    def __init__(self, model: backbones.StagedModel, cfg, dev: torch.device, cache: FrozenCache | None = None):
+        self.model, self.cfg, self.dev = model, cfg, dev
+        self.n = len(model.stages)
+        self.k = freeze.parse_freeze(cfg.freeze, self.n)
+        # gradual unfreezing and discriminative LRs reach down to stage `floor`: to the stem when the
+        # freeze depth is the deepest (all but the head), else to the chosen depth
+        self.floor = 0 if self.k == self.n - 1 else self.k
+        self.cache = cache if cache is not None else FrozenCache(model, cfg.batch_size)
+
+    def features(self, k: int, images: torch.Tensor, should_stop=None) -> torch.Tensor:
+        return self.cache.at(k, images, should_stop=should_stop)
+
+    def _fit_at(self, k: int, epochs: int, train, val, params=None, **hooks) -> History:
+        """Train with the first k stages frozen; on cached features when allowed."""
+        freeze.freeze_to(self.model, k)
+        fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+        if self.cfg.cache and k > 0 and params is None:
+            stop = hooks.get("should_stop")
+            xs, xv = self.features(k, train.images, stop), self.features(k, val.images, stop)
+            return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
+        return fit(self.model, (train.images, train.labels), (val.images, val.labels), fit_cfg, params=params,
+                   **hooks)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities; from the cached features of the frozen prefix when it has them."""
+        k = freeze.frozen_stages(self.model)
+        if self.cfg.cache and k > 0 and self.cache.has(k, images):
+            return predict(self.model.suffix(k), self.cache.at(k, images), self.cfg.batch_size)
+        return predict(self.model, images, self.cfg.batch_size)
+
+    def train(self, train, val, **hooks) -> History:
+        cfg = self.cfg
+        if cfg.strategy == "fixed":
+            return self._fit_at(self.k, cfg.epochs, train, val, **hooks)
+        if cfg.strategy == "discriminative":
+            freeze.freeze_to(self.model, self.floor)
+            return self._fit_at(self.floor, cfg.epochs, train, val,
+                                params=freeze.discriminative_groups(self.model, cfg.lr, first=self.floor), **hooks)
+        # gradual unfreezing: phases of decreasing frozen depth, optimizer rebuilt in each
+        phases, done = [], 0
+        on_epoch = hooks.pop("on_epoch", None)
+        for k, span in freeze.gradual_schedule(self.n, cfg.epochs, cfg.unfreeze_every, floor=self.floor):
+            shifted = (lambda e, h, base=done: on_epoch(base + e, h)) if on_epoch else None
+            phases.append(self._fit_at(k, span, train, val, on_epoch=shifted, **hooks))
+            done += span
+            if phases[-1].status != "finished":
+                break
+        return concat_histories(phases)
+
+    def evaluate(self, weights: str, seed: int, train, val, hooks: dict | None = None) -> Run:
+        """Train on `train`, then measure: validation and train accuracy, the confusion matrix."""
+        hist = self.train(train, val, **(hooks or {}))
+        probs_val, probs_train = self.predict(val.images), self.predict(train.images)
+        pred = probs_val.argmax(1).numpy()
+        confusion = confusion_matrix(val.labels.numpy(), pred, labels=range(len(val.classes)))
+        return Run(weights=weights, seed=seed, history=hist, val_acc=accuracy(probs_val, val.labels),
+                   train_acc=accuracy(probs_train, train.labels), confusion=confusion, val_pred=pred,
+                   val_true=val.labels.numpy())
+
+
+def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((probs.argmax(1).cpu() == labels.cpu()).float().mean())
