@@ -1,6 +1,7 @@
 import streamlit as st
 
 from tl_core import device
+from tl_core.pages import PAGES
 
 st.title("Transfer Lab")
 st.markdown(
@@ -20,17 +21,8 @@ are unrelated the same pull misleads: **negative transfer**.
 st.info(f"Training runs on **{device.describe()}** (CUDA first, then Apple MPS, then the CPU).")
 
 st.subheader("Pages")
-for path, label, icon in [
-    ("toy", "Regularisation toy: task A → task B with two points", "show_chart"),
-    ("finetune", "Fine-tuning lab: real pretrained backbones, freeze depth, few shots", "tune"),
-    ("own", "Your own images: a zip of class folders or webcam shots → fine-tune, predict, export", "photo_camera"),
-    ("selfsup", "Self-supervised pretraining: hide inputs, reconstruct them, reuse the encoder", "visibility_off"),
-    ("state", "State-dict workshop: inspect, save and load weights; see why architectures must match", "database"),
-    ("gtl", "Guided Transfer Learning: scouts say how far each weight should move", "explore"),
-    ("lecture", "Lecture: the whole story as one guided tour, a live experiment per step", "co_present"),
-    ("runs", "Runs: every experiment kept, compared side by side, exported", "history"),
-]:
-    st.page_link(f"app_pages/{path}.py", label=label, icon=f":material/{icon}:")
+for p in PAGES[1:]:   # in the sidebar's order
+    st.page_link(p.file, label=f"{p.title}: {p.description}", icon=f":material/{p.icon}:")
 st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
            "when the seeds disagree with it.")
 

@@ -1,7 +1,8 @@
 import streamlit as st
 
 from app_pages import collect, ui
-from tl_core import backbones, export, plots
+from tl_core import backbones, export
+from tl_core.plots import finetune as figures
 from tl_core.experiments import finetune
 
 S = st.session_state
@@ -73,12 +74,11 @@ if result is not None:
         st.warning(f"Only {int(n_val.sum())} validation images ({', '.join(f'{c}: {int(n)}' for c, n in zip(result.classes, n_val))}"
                    f"): one image is {1 / max(int(n_val[n_val > 0].min()), 1):.0%} of a class's accuracy, so read the "
                    f"seeds' band, not one number. More images per class give a steadier measure.")
-    ui.chart(plots.finetune_curves(result), "own_curves")
+    out = result.to_json()
+    ui.chart(figures.curves(out), "own_curves")
     left, right = st.columns(2)
-    ui.chart(plots.per_class_accuracy(result), "own_per_class", left)
-    first = result.runs[0]
-    ui.chart(plots.confusion(first.confusion, result.classes, f"Confusion matrix ({first.weights}, seed "
-                             f"{first.seed}, validation set)"), "own_confusion", right)
+    ui.chart(figures.per_class_accuracy(out), "own_per_class", left)
+    ui.chart(figures.first_confusion(out), "own_confusion", right)
 
 st.subheader("Predict and export")
 source = st.radio("Model", ["trained here", "imported"], **collect.kept("own_model_source"), horizontal=True)
@@ -117,4 +117,4 @@ for f in (image, shot):
         continue
     pic, chart = st.columns([1, 3])
     pic.image(f.getvalue(), caption=f.name, width=220)
-    ui.chart(plots.topk_bars(top, f"Prediction: {top[0][0]} ({top[0][1]:.0%})"), f"own_top_{f.file_id}", chart)
+    ui.chart(figures.topk_bars(top, f"Prediction: {top[0][0]} ({top[0][1]:.0%})"), f"own_top_{f.file_id}", chart)

@@ -3,7 +3,8 @@ import time
 import streamlit as st
 
 from app_pages import ui
-from tl_core import plots, store
+from tl_core import store
+from tl_core.plots import runs as figures
 
 def column(run: store.Run) -> str:
     """A table column per run: the id keeps two runs with the same label apart."""
@@ -63,7 +64,7 @@ if curve_names:
     fields = ["run", *changed, *[f for f in store.flat_config({"kind": "", **chosen[0].config}) if f not in changed]]
     color_by = right.selectbox("Colour by", fields, index=1 if changed else 0, key="runs_color",
                                help="runs that share this setting share a colour")
-    ui.chart(plots.compare_runs(chosen, curve, color_by), "runs_compare")
+    ui.chart(figures.compare_runs(chosen, curve, color_by), "runs_compare")
 else:
     st.info("These runs have no per-epoch curves: a sweep keeps a grid of final accuracies (see the metrics "
             "below), and a run stopped before its first epoch or interrupted has none.")

@@ -1,7 +1,9 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import backbones, contract, data, plots, state
+from tl_core import backbones, contract, data, state
+from tl_core.plots import state as sd_figures
+from tl_core.plots import finetune as ft_figures
 from tl_core.experiments import finetune
 
 
@@ -63,7 +65,7 @@ m = st.columns(3)
 m[0].metric("Tensors (keys)", f"{len(ins.rows):,}")
 m[1].metric("Values stored", f"{ins.total_elements:,}")
 m[2].metric("Size", f"{ins.total_bytes / 2**20:.2f} MB")
-ui.chart(plots.state_groups(ins), "sd_groups_plot")
+ui.chart(sd_figures.state_groups(ins), "sd_groups_plot")
 st.dataframe(ins.table(), key="sd_keys_table", hide_index=True, height=320)
 
 st.header("3 · Load into an architecture")
@@ -118,4 +120,4 @@ ui.keep(runs)   # each result carries its trained weights
 if result is not None:
     st.success(f"Validation accuracy after {ft.epochs} epochs: {', '.join(f'{r.val_acc:.0%}' for r in result.runs)} "
                f"(one per seed; {result.seconds:.1f} s on {result.device}; {result.weights_note}).")
-    ui.chart(plots.finetune_curves(result), "sd_ft_curves")
+    ui.chart(ft_figures.curves(result.to_json()), "sd_ft_curves")

@@ -1,7 +1,8 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, device as devices, plots
+from tl_core import contract, device as devices
+from tl_core.plots import toy as figures
 from tl_core.experiments import toy
 
 D = toy.ToyConfig()
@@ -58,9 +59,10 @@ cols[3].metric("Worst train MSE", f"{max(s.train_mse.max(), p.train_mse.max()):.
                help="the largest final MSE on B's training points over both conditions: "
                     "near 0 means every network fits B's points")
 
-ui.chart(plots.toy_functions(result), "toy_functions")
-ui.chart(plots.toy_losses(result), "toy_losses")
-ui.chart(plots.toy_final_mse(result), "toy_final_mse")
+out = result.to_json()
+ui.chart(figures.functions(out), "toy_functions")
+ui.chart(figures.losses(out), "toy_losses")
+ui.chart(figures.final_mse(out), "toy_final_mse")
 st.caption(f"{2 * cfg.seeds} networks ({cfg.width} units × {cfg.depth} hidden layers, tanh), "
            f"all seeds of a condition trained at once, in {result.seconds:.2f} s on {result.device}. "
            f"Test MSE is measured against the noise-free B line on {cfg.test_points} points over x ∈ [-2, 2].")

@@ -30,6 +30,64 @@ def page(title: str, prefix: str, intro: str, settings: str = "") -> "LinkSettin
     return link
 
 
+def _help(s: contract.Setting) -> str:
+    if s.choice_help:
+        return "\n".join(f"- **{k}**: {v}" for k, v in s.choice_help.items())
+    return s.help
+
+
+def _text(v) -> str:
+    return contract.ALL if v is None else str(v)
+
+
+_UNSET = object()
+
+
+def widget(cls, name: str, prefix: str, where=None, *, value=_UNSET, key: str = "", options=None, label: str = "",
+           fmt=None, bind: bool = True, **kwargs):
+    """The widget of setting `name` of config class `cls`, drawn from its declaration (`contract.setting`): its
+    label (title), help, choices, range or the values a page offers; keyed `prefix + name` and bound to the
+    page's URL, so a link carries it. Returns the value as the config takes it (a tuple for a list setting, None
+    for "all"). value: the page's default when it is not the config's; options: the values offered instead of
+    the declared ones; fmt: how an option reads; kwargs go to the Streamlit widget."""
+    s = contract.spec(cls, name)
+    where = where if where is not None else st.sidebar
+    key = key or f"{prefix}{name}"
+    default = s.default if value is _UNSET else value
+    label = label or s.title or s.label.replace("-", " ").capitalize()
+    common = {"key": key, "help": kwargs.pop("help", _help(s)), **({"bind": URL} if bind else {}), **kwargs}
+    offered = options if options is not None else s.steps if s.steps is not None else s.choices
+    if s.kind is bool and not s.many:
+        return where.toggle(label, value=bool(default), **common)
+    if s.many:
+        opts = list(offered or default)
+        texts = [_text(o) for o in opts] if None in opts else opts   # "all" stands for None
+        picked = where.multiselect(label, texts, default=[texts[opts.index(v)] for v in default if v in opts],
+                                   format_func=fmt or str, **common)
+        return tuple(opts[texts.index(t)] for t in picked)
+    if s.kind is str:
+        choices = list(offered)
+        if len(choices) <= 4 and all(len(str(c)) <= 14 for c in choices):
+            return where.radio(label, choices, index=choices.index(default), horizontal=True, format_func=fmt or str,
+                               **common)
+        return where.selectbox(label, choices, index=choices.index(default), format_func=fmt or str, **common)
+    if offered is not None:
+        opts = list(offered)
+        texts = [_text(o) for o in opts] if None in opts else opts
+        picked = where.select_slider(label, texts, value=texts[opts.index(default)], format_func=fmt or str, **common)
+        return opts[texts.index(picked)]
+    lo, hi, *step = s.span or (s.lo, s.hi)
+    if s.kind is float:
+        return where.slider(label, float(lo), float(hi), float(default), step=float(step[0]) if step else None,
+                            **common)
+    return where.slider(label, int(lo), int(hi), int(default), step=int(step[0]) if step else 1, **common)
+
+
+def widgets(cls, names, prefix: str, where=None, **per_name) -> dict:
+    """Several settings' widgets in order: {name: value}; per_name[name] holds one widget's overrides."""
+    return {n: widget(cls, n, prefix, where, **per_name.get(n, {})) for n in names}
+
+
 def chart(fig, key: str, where=st) -> None:
     """A plotly chart with plotly's own PNG export (camera icon) and a self-contained HTML download."""
     where.plotly_chart(fig, key=key, config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})

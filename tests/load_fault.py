@@ -41,7 +41,7 @@ from tl_core.experiments import EXPERIMENTS  # noqa: E402
 
 # (path, link, run button or None when the page runs by itself, store kind): small runs of every kind
 SESSIONS = [
-    ("finetune", "ft_backbone=shapes_cnn&ft_dataset=textures&ft_size=32&ft_epochs=3&ft_seeds=1&ft_shots={k}",
+    ("finetune", "ft_backbone=shapes_cnn&ft_dataset=textures&ft_image_size=32&ft_epochs=3&ft_seeds=1&ft_shots={k}",
      "Train", "finetune"),
     ("ssl", "ssl_pretrain_epochs=2&ssl_epochs=20&ssl_seeds=1&ssl_labels={k}", "Pretrain and compare", "ssl"),
     ("gtl", "gtl_scouts=2&gtl_scout_epochs=1&gtl_seeds=2&gtl_epochs=10&gtl_shots={k}", "Run GTL", "gtl"),
@@ -50,7 +50,7 @@ SESSIONS = [
 SHOTS = {"finetune": (1, 2, 5, 10, 20), "ssl": (1, 2, 5, 10, 20), "gtl": (1, 2, 5, 10, 20), "toy": (2, 3, 4, 5, 6)}
 LONG = [  # runs that outlast the kill
     ("toy", "toy_seeds=100&toy_epochs=2000&toy_b_points=7", None),
-    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_size=32&ft_epochs=100&ft_seeds=5",
+    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_image_size=32&ft_epochs=100&ft_seeds=5",
      "Train"),
     ("ssl", "ssl_pretrain_epochs=100&ssl_seeds=5", "Pretrain and compare"),
     ("gtl", "gtl_scouts=64&gtl_scout_epochs=30&gtl_seeds=10", "Run GTL"),
@@ -148,7 +148,7 @@ def kill(own_zip: Path | None = None) -> dict:
         data = Path(tmp)
         with server(data) as (url, proc), chromium() as browser:
             lab = _open(browser, url, "finetune", "ft_backbone=shapes_cnn&ft_weights=pretrained&ft_dataset=textures"
-                                                  "&ft_size=32&ft_epochs=3&ft_seeds=1", "Train")
+                                                  "&ft_image_size=32&ft_epochs=3&ft_seeds=1", "Train")
             lab.get_by_role("button", name="Run sweep").wait_for(timeout=120_000)
             workshop = _open(browser, url, "state", "", "Load")
             workshop.get_by_role("button", name="Continue fine-tuning").wait_for(timeout=120_000)

@@ -10,7 +10,7 @@ from tl_core import store
 
 pytestmark = pytest.mark.browser
 
-LONG_RUN = ("ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_shots=20&ft_epochs=100&ft_size=32"
+LONG_RUN = ("ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_shots=20&ft_epochs=100&ft_image_size=32"
             "&ft_seeds=1&ft_lr=0.001")
 
 

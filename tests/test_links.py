@@ -85,7 +85,7 @@ def test_a_link_naming_only_a_smaller_backbone_starts_it_at_feature_extraction(a
 def test_bad_list_values_of_settings_drawn_after_a_train_get_the_notice_too(app):
     """The sweep's multiselects appear only once the lab has a result: their bad link values used to fall
     back silently."""
-    at = _open("app_pages/finetune.py", {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_size": "32",
+    at = _open("app_pages/finetune.py", {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_image_size": "32",
                                          "ft_epochs": "1", "ft_seeds": "1", "ft_weights": "pretrained",
                                          "ft_sweep_shots": "abc,999", "ft_sweep_freezes": "-1"})
     at.button(key="ft_train").click().run()

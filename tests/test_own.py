@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from tl_core import cli, data, export, userdata
+from tl_core import cli, data, export, train, userdata
 from tl_core.experiments import finetune
 from tl_core.userdata import UserImages
 
@@ -264,7 +264,7 @@ def test_train_predict_export_reimport_same_predictions(tmp_path):
     p = clf.probabilities(probe)
     assert torch.allclose(again.probabilities(probe), p, atol=1e-6)
     assert torch.allclose(from_zip.probabilities(probe), p, atol=1e-6)
-    assert torch.allclose(p, finetune.predict(_model(result), probe), atol=1e-6)  # what the lab trained
+    assert torch.allclose(p, train.predict(_model(result), probe), atol=1e-6)  # what the lab trained
     photo = encode(skdata.chelsea())
     assert again.topk(photo, 2) == clf.topk(photo, 2) and len(clf.topk(photo, 5)) == 3
 

@@ -58,7 +58,7 @@ def _train_small_lab(app, dataset: str, epochs: int, seeds: int) -> None:
     """Set the lab to a fast offline run (the shapes CNN at 32 px) and press Train."""
     app.selectbox(key="ft_backbone").set_value("shapes_cnn")
     app.selectbox(key="ft_dataset").set_value(dataset)
-    app.select_slider(key="ft_size").set_value(32)
+    app.select_slider(key="ft_image_size").set_value(32)
     app.slider(key="ft_epochs").set_value(epochs)
     app.slider(key="ft_seeds").set_value(seeds)
     app.run()

@@ -34,13 +34,13 @@ def test_bad_or_unknown_link_values_fall_back_to_defaults_with_a_notice(app, his
 
 def test_a_link_sets_every_lab_control(app, history):
     params = {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
-              "ft_freeze": "2", "ft_strategy": "gradual", "ft_epochs": "4", "ft_lr": "0.01", "ft_size": "32",
+              "ft_freeze": "2", "ft_strategy": "gradual", "ft_epochs": "4", "ft_lr": "0.01", "ft_image_size": "32",
               "ft_seeds": "1"}
     at = _open("app_pages/finetune.py", params)
     assert not at.exception and not at.warning
     values = {k: at.session_state[k] for k in params}
     assert values == {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
-                      "ft_freeze": 2, "ft_strategy": "gradual", "ft_epochs": 4, "ft_lr": 0.01, "ft_size": 32,
+                      "ft_freeze": 2, "ft_strategy": "gradual", "ft_epochs": 4, "ft_lr": 0.01, "ft_image_size": 32,
                       "ft_seeds": 1}
     at.button(key="ft_train").click().run()
     (run,) = history.runs(kind="finetune")

@@ -62,6 +62,15 @@ class Claim:
     against_mean: float
     metric: str = "accuracy"
 
+    @classmethod
+    def from_json(cls, d: dict) -> "Claim":
+        """A claim as its JSON (the run history keeps it) describes it; extra keys (e.g. shots) are left out."""
+        nan = float("nan")
+        return cls(d["kind"], d["subject"], d["against"], *(nan if d.get(k) is None else d[k] for k in
+                                                             ("gap", "low", "high")), d["seeds"],
+                   *(nan if d.get(k) is None else d[k] for k in ("subject_mean", "against_mean")),
+                   d.get("metric", "accuracy"))
+
     @property
     def log(self) -> bool:
         return METRICS[self.metric][1]
@@ -101,15 +110,19 @@ class Claim:
                     f"two).")
         if self.log:
             higher = METRICS[self.metric][2]
-            f = 10 ** self.gap     # the per-seed factor in the subject's favour (geometric mean over seeds)
             up, down = ("higher", "lower") if higher else ("lower", "higher")
-            size = f"×{f:.2f} {up}" if f >= 1 else f"×{1 / f:.2f} {down}"
+            f, lo, hi = 10 ** self.gap, 10 ** self.low, 10 ** self.high   # factors in the subject's favour
+            if f >= 1:
+                size, span = f"×{f:.2f} {up}", f"×{lo:.2f} to ×{hi:.2f}"
+            else:
+                size, span = f"×{1 / f:.2f} {down}", f"×{1 / hi:.2f} to ×{1 / lo:.2f}"
             lead = {"helped": f"{a} beats {b}", "hurt": f"{a} trails {b}"}.get(self.kind, f"{a} and {b} tie")
+            clear = self.seeds > 1 and (self.low > 0 or self.high < 0)
             why = ("" if self.kind != "tie" else
-                   f": the rule asks for a factor of at least {MIN_FACTOR:g} with an interval clear of 1")
-            span = (f"; 95% interval ×{10 ** self.low:.2f} to ×{10 ** self.high:.2f} in {a}'s favour"
-                    if self.seeds > 1 else "")
-            return (f"{lead}: {numbers} (mean over seeds); seed by seed {a}'s is {size} (geometric mean{span}; "
+                   f": under the factor of {MIN_FACTOR:g} the rule asks for" if clear else
+                   ": its interval includes no difference")
+            span = f"; 95% interval {span}" if self.seeds > 1 else ""
+            return (f"{lead}: {numbers} (mean over seeds); seed by seed, {a}'s is {size} (geometric mean{span}; "
                     f"{seeds}){why}.")
         gap = f"{self.gap * 100:+.1f} points"
         if self.kind == "helped":

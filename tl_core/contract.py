@@ -32,14 +32,19 @@ Stop = Callable[[], bool]
 # ---- settings: a config field that knows its type, range, choices and help ------------------------
 
 def setting(default, help: str, *, choices=None, lo=None, hi=None, label: str = "", flag: str = "",
-            record: bool = True, cli: bool = True, check: Callable[[Any], str] | None = None):
+            record: bool = True, cli: bool = True, check: Callable[[Any], str] | None = None,
+            title: str = "", steps: tuple | None = None, span: tuple | None = None):
     """A config field. choices: the allowed values (a dict's keys, with the dict's values as their help);
     lo/hi: the inclusive range of a number (or of each number in a tuple); label: how messages name it
     (default: the flag without dashes); flag: the CLI flag (default: --name-with-dashes); record: part of
-    the recorded config; cli: a CLI flag at all; check(value) -> "" or what is wrong (beyond range)."""
+    the recorded config; cli: a CLI flag at all; check(value) -> "" or what is wrong (beyond range).
+    The page widget (`app_pages.ui.widget`) reads: title (its label), steps (the values a page offers, e.g.
+    learning rates 1e-4 … 3e-2; a slider over them) or span ((lo, hi) or (lo, hi, step): a slider narrower
+    than the range the CLI accepts)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
             "choice_help": dict(choices) if isinstance(choices, dict) else {}, "lo": lo, "hi": hi,
-            "label": label, "flag": flag, "record": record, "cli": cli, "check": check}
+            "label": label, "flag": flag, "record": record, "cli": cli, "check": check,
+            "title": title, "steps": steps, "span": span}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for a list setting (configs are frozen and hashable)")
     return field(default=default, metadata=meta)
@@ -65,6 +70,9 @@ class Setting:
     record: bool
     cli: bool
     check: Callable[[Any], str] | None
+    title: str = ""              # the page widget's label
+    steps: tuple | None = None   # the values a page widget offers
+    span: tuple | None = None    # a page slider's (lo, hi[, step])
 
     def problem(self, value) -> str:
         """What is wrong with `value` for this setting, or ""."""
@@ -159,7 +167,8 @@ def settings(cls_or_cfg) -> tuple[Setting, ...]:
             m = f.metadata
             out.append(Setting(f.name, kind, many, optional, f.default, m["help"], m["choices"], m["choice_help"],
                                m["lo"], m["hi"], m["label"] or f.name.replace("_", "-"),
-                               m["flag"] or "--" + f.name.replace("_", "-"), m["record"], m["cli"], m["check"]))
+                               m["flag"] or "--" + f.name.replace("_", "-"), m["record"], m["cli"], m["check"],
+                               m.get("title", ""), m.get("steps"), m.get("span")))
         _SETTINGS[cls] = tuple(out)
     return _SETTINGS[cls]
 
@@ -240,7 +249,7 @@ def from_args(cls, args: argparse.Namespace, **overrides):
 # ---- results: what a run says about itself ---------------------------------------------------------
 
 class Verdict(NamedTuple):
-    kind: str    # helped | hurt | neutral | single | unfit | stopped | diverged | ...
+    kind: str    # a claim's kind (helped | hurt | tie | single), mixed, unfit, stopped, diverged, ...
     text: str    # one honest sentence, whichever way it goes
 
 
@@ -263,6 +272,10 @@ class Result:
 
     def verdict(self) -> Verdict:
         return Verdict("single", "")
+
+    def ended_early(self) -> Verdict:
+        """The verdict of a run that did not finish (stopped, diverged, failed), in its own words."""
+        return Verdict(self.status, self.message or f"The run ended early ({self.status}).")
 
     def record(self) -> dict:
         """What the run history stores: the whole JSON (with what the CLI added, e.g. exported files), plus

@@ -243,7 +243,7 @@ def _ssl_verdict(module, out: dict) -> Verdict:
 
 FT_LINK = (("backbone", "ft_backbone"), ("weights", "ft_weights"), ("dataset", "ft_dataset"), ("shots", "ft_shots"),
            ("freeze", "ft_freeze"), ("strategy", "ft_strategy"), ("epochs", "ft_epochs"), ("lr", "ft_lr"),
-           ("image_size", "ft_size"), ("seeds", "ft_seeds"))
+           ("image_size", "ft_image_size"), ("seeds", "ft_seeds"))
 SWEEP_LINK = tuple(p for p in FT_LINK if p[0] not in ("shots", "freeze")) + (("shots", "ft_sweep_shots"),
                                                                             ("freezes", "ft_sweep_freezes"))
 TOY_LINK = (("relation", "toy_relation"), ("b_points", "toy_b_points"), ("noise", "toy_noise"), ("seeds", "toy_seeds"),

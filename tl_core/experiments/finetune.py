@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from torch import nn
 
-from tl_core import backbones, contract, data, device as devices, engine as engines, freeze, store
+from tl_core import backbones, claims, contract, data, device as devices, engine as engines, freeze, store
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import Run, Trainer
 
@@ -42,18 +42,22 @@ def _freeze_problem(value: str) -> str:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE)
-    weights: str = setting("both", "which weights to start from", choices=WEIGHT_CHOICES)
+    backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE, title="Backbone")
+    weights: str = setting("both", "which weights to start from", choices=WEIGHT_CHOICES, title="Weights")
     dataset: str = setting("digits", f"a built-in dataset: {', '.join(data.DATASETS)}", check=_dataset_problem)
     classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)")
-    shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000)
+    shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000,
+                                title="Training images per class", steps=(1, 2, 5, 10, 20, None))
     freeze: str = setting("all", "frozen stages: all (all but the head), none, or a count", check=_freeze_problem)
-    strategy: str = setting("fixed", "how the frozen depth is used", choices=STRATEGIES)
-    epochs: int = setting(15, "passes over the training images", lo=1, hi=1000)
-    lr: float = setting(3e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10)
+    strategy: str = setting("fixed", "how the frozen depth is used", choices=STRATEGIES, title="Strategy")
+    epochs: int = setting(15, "passes over the training images", lo=1, hi=1000, title="Epochs", span=(1, 100))
+    lr: float = setting(3e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10,
+                        title="Learning rate (Adam)", steps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
     batch_size: int = setting(32, "images per step", lo=1, hi=4096, label="batch size")
-    image_size: int = setting(64, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE)
-    seeds: int = setting(3, "runs per weights condition, for bands", lo=1, hi=20)
+    image_size: int = setting(64, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE,
+                              title="Image size (px)", steps=(32, 48, 64, 96, 128, 224))
+    seeds: int = setting(3, "runs per weights condition, for bands", lo=1, hi=20, title="Seeds (for the band)",
+                         span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
     val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500)
     unfreeze_every: int = setting(2, "gradual unfreezing: epochs per phase", lo=1, hi=1000)
@@ -114,7 +118,9 @@ class FinetuneResult(contract.ConditionsResult):
         acc = contract.seed_stats([r.val_acc for r in done])
         return {
             "val_acc": acc["mean"], "val_acc_std": acc["std"], "val_acc_seeds": acc["seeds"],
+            "seeds": [r.seed for r in done],
             "train_acc": contract.seed_stats([r.train_acc for r in done])["mean"],
+            "per_class": [[None if np.isnan(v) else float(v) for v in r.per_class_recall] for r in done],
             "history": {k: getattr(first, k) for k in CURVES},
             "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
             "status": first.status,
@@ -129,11 +135,23 @@ class FinetuneResult(contract.ConditionsResult):
         out.update({
             "conditions": {w: self.summary(w) for w in conditions},
             "classes": self.classes, "stages": self.stage_names, "frozen_stages": self.frozen,
+            "claim": c.to_json() if (c := self.claim()) else None,
             "verdict": sentence, "verdict_kind": kind,
             "status": self.status, "message": self.message, "device": self.device,
             "weights_note": self.weights_note, "seconds": round(self.seconds, 3),
         })
+        if self.runs:
+            first = self.runs[0]
+            out["confusion"] = {"weights": first.weights, "seed": first.seed, "matrix": first.confusion.tolist()}
         return out
+
+    def claim(self) -> claims.Claim | None:
+        """Pretrained against scratch, paired over seeds (None when only one of them ran)."""
+        ran = self.ran()
+        if len(ran) < 2:
+            return None
+        values = {w: claims.by_seed(*(self.summary(w)[k] for k in ("seeds", "val_acc_seeds"))) for w in ran}
+        return claims.compare("pretrained", values, ["scratch"])
 
     def verdict(self) -> Verdict:
         return verdict(self)
@@ -281,28 +299,51 @@ class SweepResult(contract.Result):
     def to_json(self) -> dict:
         kind, sentence = self.verdict()
         return {"experiment": self.kind, "config": contract.record(self.config), "shots": self.shots,
-                "freezes": self.freezes, "grid": {w: self.grid(w).tolist() for w in self.config.conditions()},
-                "records": self.records, "verdict": sentence, "verdict_kind": kind, "status": self.status,
+                "freezes": self.freezes, "stages": list(backbones.stage_names(self.config.backbone)),
+                "grid": {w: self.grid(w).tolist() for w in self.config.conditions()},
+                "records": self.records, "claims": self.claims(), "verdict": sentence, "verdict_kind": kind, "status": self.status,
                 "message": self.message, "device": self.device, "seconds": round(self.seconds, 3)}
 
+    def values(self, shots) -> dict[str, dict[int, float]]:
+        """At one shots value: each freeze depth's (and scratch's) validation accuracy by seed."""
+        out: dict[str, dict[int, float]] = {}
+        for r in self.records:
+            if r["shots"] == shots and r.get("status", "finished") == "finished":
+                name = "scratch" if r["weights"] == "scratch" else f"pretrained ({r['freeze']} frozen)"
+                out.setdefault(name, {})[r["seed"]] = r["val_acc"]
+        return out
+
+    def claims(self) -> list[dict]:
+        """Per shots value: the best pretrained freeze depth against scratch (against the other depths when
+        scratch did not run), by the claims rule."""
+        out = []
+        for sh in self.shots:
+            values = self.values(sh)
+            depths = [f"pretrained ({fr} frozen)" for fr in self.freezes if f"pretrained ({fr} frozen)" in values]
+            if not depths:
+                continue
+            best = claims.best_of(values, depths)
+            against = ["scratch"] if "scratch" in values else [d for d in depths if d != best]
+            if against:
+                out.append({**claims.compare(best, values, against).to_json(), "shots": sh})
+        return out
+
     def verdict(self) -> Verdict:
-        """The best freeze depth against scratch at every shots value (means over seeds)."""
+        """One claim per shots value, in words; the kind is theirs when they agree, else "mixed"."""
         if self.status != "finished":
-            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
-        shots = [contract.ALL if s is None else str(s) for s in self.shots]
-        n = self.config.seeds
-        if len(self.config.conditions()) < 2:
-            g = self.grid(self.config.weights)
-            best = [self.rows(self.config.weights)[i] for i in np.nanargmax(g, 0)]
-            return Verdict("single", "Best freeze depth per shots value: " + ", ".join(
-                f"{sh} shots: {b} frozen ({v:.0%})" for sh, b, v in zip(shots, best, np.nanmax(g, 0))) +
-                f" (mean of {n} seed{'s' * (n > 1)}). Choose weights 'both' to compare with scratch.")
-        best, scratch = np.nanmax(self.grid("pretrained"), 0), self.grid("scratch")[0]
-        ahead = int((best > scratch).sum())
-        numbers = "; ".join(f"{sh} shots: {b:.0%} vs {s_:.0%}" for sh, b, s_ in zip(shots, best, scratch))
-        text = (f"The best freeze depth beats scratch at {ahead} of {len(shots)} shots values ({numbers}; validation "
-                f"accuracy, mean of {n} seed{'s' * (n > 1)}).")
-        return Verdict("helped" if ahead == len(shots) else "hurt" if ahead == 0 else "neutral", text)
+            return self.ended_early()
+        found = self.claims()
+        if not found:
+            return Verdict("single", "Choose two freeze depths, or weights 'both', to compare.")
+        stages = len(backbones.stage_names(self.config.backbone))
+        parts = []
+        for c in found:
+            claim = claims.Claim.from_json(c)
+            name = lambda key: key if key == "scratch" else _depth_words(int(key.split("(")[1].split()[0]), stages)  # noqa: E731
+            parts.append(f"{contract.ALL if c['shots'] is None else c['shots']} shots: "
+                         + claim.sentence(name(c["subject"]), name(c["against"])))
+        kinds = {c["kind"] for c in found}
+        return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(parts))
 
     def metrics(self) -> dict[str, float]:
         """One metric per grid cell: grid.<weights>.freeze <depth>.shots <n>."""
@@ -362,30 +403,25 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
     return out
 
 
+def _depth_words(depth: int, stages: int) -> str:
+    """A freeze depth in a sentence: 'pretrained, 9 of 10 stages frozen (feature extraction)'."""
+    what = " (feature extraction)" if depth == stages - 1 else " (full fine-tuning)" if depth == 0 else ""
+    return f"pretrained, {depth} of {stages} stages frozen{what}"
+
+
 def verdict(result: FinetuneResult) -> Verdict:
-    """Pretrained vs scratch over seeds: "helped", "hurt", "neutral", or "single" when only one condition
-    ran. 'Clear' means the gap exceeds the seeds' spread."""
+    """Pretrained against scratch by the claims rule; the conditions side by side when only one ran."""
     if result.status != "finished":
-        return Verdict(result.status, result.message or f"The run ended early ({result.status}).")
-    if len(result.config.conditions()) < 2:
-        s = result.summary(result.config.conditions()[0])
+        return result.ended_early()
+    claim = result.claim()
+    if claim is None:
+        s = result.summary(result.ran()[0])
         return Verdict("single", f"{result.config.weights}: validation accuracy {s['val_acc']:.1%} ± "
-                                 f"{s['val_acc_std']:.1%} over {result.config.seeds} seed(s). Choose weights "
+                                 f"{s['val_acc_std']:.1%} over {len(s['val_acc_seeds'])} seed(s). Choose weights "
                                  f"'both' to compare with scratch.")
-    p, s = result.summary("pretrained"), result.summary("scratch")
-    gap = p["val_acc"] - s["val_acc"]
-    spread = max(p["val_acc_std"], s["val_acc_std"], 0.01)
-    wins = sum(a > b for a, b in zip(p["val_acc_seeds"], s["val_acc_seeds"]))
-    n = len(p["val_acc_seeds"])
-    numbers = (f"validation accuracy {p['val_acc']:.1%} pretrained vs {s['val_acc']:.1%} from scratch "
-               f"(mean of {n} seed{'s' * (n > 1)}; pretrained ahead in {wins} of {n})")
-    if n < 2:
-        numbers += ". One seed says little: raise 'seeds' for a band"
-    if gap > 2 * spread and wins == n:
-        return Verdict("helped", f"Pretraining helped by {gap * 100:.0f} points: {numbers}.")
-    if gap < -2 * spread and wins == 0:
-        return Verdict("hurt", f"Negative transfer: pretraining hurt by {-gap * 100:.0f} points: {numbers}.")
-    return Verdict("neutral", f"No clear difference between pretrained and scratch here: {numbers}.")
+    lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: ", "tie": "", "single": ""}[claim.kind]
+    loaded = result.kind == "continue"
+    return Verdict(claim.kind, lead + claim.sentence("loaded weights" if loaded else "pretrained", "scratch"))
 
 
 # ---- the command line: finetune (built-in data or --data-zip), sweep, predict ---------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import contract, device as devices
+from tl_core import claims, contract, device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
@@ -122,6 +122,7 @@ class Condition:
             "test_mse_median": float(np.median(self.test_mse)),
             "train_mse": self.train_mse.tolist(),
             "test_mse": self.test_mse.tolist(),
+            "functions": np.round(self.functions, 5).tolist(),   # every network on the test grid: the page's picture
             "status": self.history.status,
             "message": self.history.message,
             "curves": curves,
@@ -151,11 +152,14 @@ class ToyResult(contract.Result):
 
     def to_json(self) -> dict:
         v = self.verdict()
-        out = {"experiment": self.kind, "config": contract.record(self.config)}
+        out = {"experiment": self.kind, "config": contract.record(self.config), "seeds": member_seeds(self.config),
+               "x_test": self.x_test.tolist(), "y_test": self.y_test.tolist(), "a_test": self.a_test.tolist(),
+               "b_train": [np.asarray(v).tolist() for v in self.b_train]}
         if self.scratch and self.pretrained:
             out.update(scratch=self.scratch.summary(), pretrained=self.pretrained.summary(),
                        test_mse_ratio=test_mse_ratio(self),
-                       pretrained_wins=int((self.pretrained.test_mse < self.scratch.test_mse).sum()))
+                       pretrained_wins=int((self.pretrained.test_mse < self.scratch.test_mse).sum()),
+                       claim=self.claim().to_json())
         out.update(verdict=v.text, verdict_kind=v.kind, status=self.status, message=self.message,
                    device=self.device, seconds=round(self.seconds, 4))
         return out
@@ -177,6 +181,13 @@ class ToyResult(contract.Result):
         return {f"{name}.curves.{k}": curves[k] for k in sorted(next(iter(summaries.values()), {}),
                                                                 key=lambda k: (not k.startswith("test"), k))
                 for name, curves in summaries.items()}
+
+    def claim(self) -> claims.Claim:
+        """Pretrained against scratch on test MSE (lower is better), paired network by network: network k of
+        both conditions starts from the same initial weights."""
+        seeds = member_seeds(self.config)
+        return claims.compare("pretrained", {name: claims.by_seed(seeds, getattr(self, name).test_mse)
+                                             for name in ("pretrained", "scratch")}, ["scratch"], metric="test MSE")
 
     def verdict(self) -> Verdict:
         return verdict(self)
@@ -278,6 +289,8 @@ def verdict(result: ToyResult) -> Verdict:
     """One honest sentence on what the seeds show, whichever way it goes."""
     if result.status == "stopped":
         return Verdict("stopped", result.message or "Stopped by the user before both conditions finished.")
+    if result.status not in ("finished", "diverged"):
+        return result.ended_early()
     if result.status == "diverged":
         return Verdict("diverged", "Training diverged (the loss became NaN/inf), so these numbers say nothing "
                                    "about transfer. Lower the learning rate.")
@@ -286,18 +299,11 @@ def verdict(result: ToyResult) -> Verdict:
         return Verdict("unfit", f"The networks do not fit B's training points (mean train MSE {worst_fit:.2g}), "
                                 f"so comparing their test error says little. Lower the learning rate or "
                                 f"train for more epochs.")
-    s, p = result.scratch.test_mse, result.pretrained.test_mse
-    ratio = test_mse_ratio(result)
-    wins = int((p < s).sum())
-    n = len(s)
-    numbers = (f"mean test MSE {p.mean():.3g} pretrained vs {s.mean():.3g} from scratch; "
-               f"pretrained is better in {wins} of {n} seeds")
-    if ratio <= 0.8 and wins >= 0.6 * n:
-        return Verdict("helped", f"Pretraining on task A helped ({1 / ratio:.1f}× lower test error): {numbers}.")
-    if ratio >= 1.25 and wins <= 0.4 * n:
-        return Verdict("hurt", f"Negative transfer: pretraining on task A hurt ({ratio:.1f}× higher test "
-                               f"error): {numbers}. Task A's prior pulls the networks away from task B.")
-    return Verdict("neutral", f"No clear advantage either way: {numbers}.")
+    claim = result.claim()
+    lead = {"helped": "Pretraining on task A helped: ", "hurt": "Negative transfer: pretraining on task A hurt: ",
+            "tie": "", "single": ""}[claim.kind]
+    tail = " Task A's prior pulls the networks away from task B." if claim.kind == "hurt" else ""
+    return Verdict(claim.kind, lead + claim.sentence("pretrained on A", "scratch") + tail)
 
 
 def _text(result: ToyResult, out: dict) -> str:
