@@ -3,7 +3,8 @@ import io
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, plots
+from tl_core import contract
+from tl_core.plots import gtl as figures
 from tl_core.experiments import gtl, gtl_sweep
 
 D = gtl.GTLConfig()
@@ -55,9 +56,9 @@ def sweep_section() -> None:
     """When does guidance help? Shots 1, 2, 5, 10 × related / unrelated source, with the sidebar's scouts, seeds and
     epochs; its own button, its own kept results."""
     st.subheader("When does guidance help?")
-    st.markdown("Guided vs plain fine-tuning vs scratch at 1, 2, 5 and 10 shots, from a **related** source (the other "
-                "classes) and an **unrelated** one (the same samples with their features shuffled), with the "
-                "sidebar's scouts, seeds and epochs.")
+    st.markdown("Guided fine-tuning against freezing the body, plain fine-tuning and scratch at 1, 2, 5 and 10 shots, "
+                "from a **related** source (the other classes) and an **unrelated** one (the same samples with their "
+                "features shuffled), with the sidebar's scouts, seeds and epochs.")
     sweep_cfg = gtl_sweep.GTLSweepConfig(data=data_name, target_classes=tuple(sorted(target)), seeds=seeds,
                                          scouts=scouts, scout_epochs=scout_epochs, epochs=epochs)
     kept = st.session_state.setdefault("gtl_sweep_results", {})
@@ -67,7 +68,8 @@ def sweep_section() -> None:
     if sweep is None:
         st.caption("About a minute on a laptop CPU with the default settings.")
         return
-    ui.chart(plots.gtl_sweep(sweep), "gtl_sweep_chart")
+    ui.verdict(sweep.verdict())
+    ui.chart(figures.sweep(sweep.to_json()), "gtl_sweep_chart")
     for line in sweep.findings():
         st.markdown(f"- {line}")
 
@@ -92,14 +94,14 @@ if result is None:
 out = result.to_json()
 ui.verdict(result.verdict())
 for col, c in zip(st.columns(4), gtl.CONDITIONS):
-    col.metric(plots.GTL_LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {seeds} seeds",
+    col.metric(figures.LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {seeds} seeds",
                delta_color="off", delta_arrow="off", border=True)
 s = result.scouted
 st.caption(f"Base: {arch} pretrained on {data_name} classes {', '.join(s.source_classes)} ({source} source; "
            f"{s.source_val_acc:.1%} on held-out source samples). {len(s.scouts)} scouts in {s.scout_seconds:.1f} s"
            f"{' (reused from cache)' if result.scouts_cached else ''}. {result.device} · {result.seconds:.1f} s.")
-ui.chart(plots.gtl_curves(result), "gtl_curves_chart")
-ui.chart(plots.gtl_final(result), "gtl_final_chart")
+ui.chart(figures.curves(out), "gtl_curves_chart")
+ui.chart(figures.final(out), "gtl_final_chart")
 
 st.subheader("What each scout learned")
 st.dataframe({"scout": [f"scout {k + 1}" for k in range(len(s.tasks))],
@@ -107,13 +109,13 @@ st.dataframe({"scout": [f"scout {k + 1}" for k in range(len(s.tasks))],
              hide_index=True, height=min(38 * len(s.tasks) + 40, 330), key="gtl_scout_table")
 st.subheader("Where the scouts say weights should move")
 if data_name == "expression":
-    ui.chart(plots.gtl_groups(result.guide["body.fc1.weight"], gtl.gene_groups(),
+    ui.chart(figures.groups(result.guide["body.fc1.weight"], gtl.gene_groups(),
                               "First layer's guide by gene programme (16 units the scouts moved most)"),
              "gtl_groups_chart")
-ui.chart(plots.gtl_heatmaps(result.guide), "gtl_heatmaps_chart")
+ui.chart(figures.heatmaps(result.guide), "gtl_heatmaps_chart")
 left, right = st.columns(2)
-ui.chart(plots.gtl_histogram(result.guide), "gtl_hist_chart", left)
-ui.chart(plots.gtl_layer_means(result.guide), "gtl_layers_chart", right)
+ui.chart(figures.histogram(result.guide), "gtl_hist_chart", left)
+ui.chart(figures.layer_means(result.guide), "gtl_layers_chart", right)
 buffer = io.BytesIO()
 gtl.guide_file(result.guide, buffer)
 st.download_button("Download the guide (.pt)", buffer.getvalue(), file_name=f"gtl_guide_{arch}.pt",

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import plots
+from tl_core.plots import ssl as figures
 from tl_core.experiments import selfsup
 
 CURVE = [1, 2, 5, 10, 20, 50]
@@ -49,7 +49,7 @@ ui.verdict(result.verdict())
 metrics = st.columns(4)
 for col, mode in zip(metrics, selfsup.MODES):
     s = result.summary(mode)
-    col.metric(plots.SSL_LABELS[mode], f"{s['val_acc']:.1%}", help=f"± {s['val_acc_std']:.1%} std over "
+    col.metric(figures.LABELS[mode], f"{s['val_acc']:.1%}", help=f"± {s['val_acc_std']:.1%} std over "
                f"{cfg.seeds} seeds, {cfg.labels} labelled samples per class")
 rl = result.pretrained.recon_loss()
 metrics[3].metric("Masked MSE, first → last epoch", f"{rl['last']:.3f}", f"{rl['last'] - rl['first']:+.3f}",
@@ -58,15 +58,16 @@ metrics[3].metric("Masked MSE, first → last epoch", f"{rl['last']:.3f}", f"{rl
 pre, ds = result.pretrained, selfsup.load(cfg.data, cfg.seed)
 st.subheader("1 · Pretraining: hide, then reconstruct (no labels)")
 if ds.image_side:
-    ui.chart(plots.ssl_image_reconstructions(pre.examples, ds.image_side), "ssl_examples")
+    ui.chart(figures.image_reconstructions(pre.examples, ds.image_side), "ssl_examples")
 else:
-    ui.chart(plots.ssl_expression_reconstructions(pre.examples, ds.feature_order), "ssl_examples")
-ui.chart(plots.ssl_recon_curve(pre), "ssl_recon")
+    ui.chart(figures.expression_reconstructions(pre.examples, ds.feature_order), "ssl_examples")
+out = result.to_json()
+ui.chart(figures.recon_curve(out), "ssl_recon")
 st.caption(f"One pretraining run on {len(ds.pool):,} unlabelled samples ({pre.seconds:.1f} s on {pre.device}); "
            f"the loss counts only the hidden features, with a new random mask every step.")
 
 st.subheader("2 · Downstream: a new head on a few labels")
-ui.chart(plots.ssl_label_curve(result), "ssl_curve_plot")
+ui.chart(figures.label_curve(out), "ssl_curve_plot")
 st.markdown(selfsup.finetune_note(result))
 st.caption(f"Each seed draws its own labelled samples from the pool and its own head (and scratch) weights; all "
            f"conditions share the draws and a fixed validation set of {len(ds.val)} samples. "

@@ -335,28 +335,33 @@ def test_stop_during_a_run_ends_its_training_within_an_epoch_and_keeps_the_epoch
     asked = []
     result = gtl.run(SMALL, should_stop=lambda: asked.append(1) or len(asked) > 4, device="cpu")
     assert result.status == "stopped" and "stopped by the user" in result.message
-    (first,) = result.runs                                  # the first run (scratch, first seed), cut short
-    assert (first.condition, first.seed) == ("scratch", SMALL.seed)
+    (first,) = result.runs                                  # the first run (guided, first seed), cut short
+    assert (first.condition, first.seed) == (gtl.CONDITIONS[0], SMALL.seed)
     assert 0 < first.history.epochs_run < SMALL.epochs and first.history.status == "stopped"
     assert result.verdict().kind == "stopped"
     json.dumps(result.to_json())
 
 
-def _fake_result(guided, plain):
+def _fake_result(guided, plain, head=(0.4, 0.4, 0.4)):
     hist = History(task="classification", status="finished")
-    runs = [gtl.SeedRun(c, s, hist, acc) for s, (g, p) in enumerate(zip(guided, plain))
-            for c, acc in (("guided", g), ("plain", p), ("scratch", 0.5), ("freeze_head_only", 0.4))]
-    return gtl.GTLResult(config=SMALL, guide={}, raw={}, scouted=None, runs=runs, device="cpu")
+    runs = [gtl.SeedRun(c, s, hist, acc) for s, (g, p, h) in enumerate(zip(guided, plain, head))
+            for c, acc in (("guided", g), ("plain", p), ("scratch", 0.5), ("freeze_head_only", h))]
+    guide = {"body.fc1.weight": torch.tensor([0.0, 0.2, 0.9, 1.0])}
+    return gtl.GTLResult(config=SMALL, guide=guide, raw=guide, scouted=None, runs=runs, device="cpu")
 
 
-def test_verdict_says_plainly_whether_guidance_helped():
-    assert gtl.verdict(_fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72]))[0] == "helped"
-    assert _fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72]).verdict() == ("helped", gtl.verdict(
-        _fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72])).text)
+def test_verdict_says_plainly_whether_guidance_beats_the_stronger_baseline():
+    helped = _fake_result([0.8, 0.82, 0.79], [0.7, 0.71, 0.72])
+    assert gtl.verdict(helped)[0] == "helped" and helped.verdict() == gtl.verdict(helped)
+    assert helped.claim().against == "plain"          # head only (40%) is the weaker baseline here
     kind, text = gtl.verdict(_fake_result([0.6, 0.62, 0.61], [0.7, 0.71, 0.72]))
-    assert kind == "hurt" and "guided ahead in 0 of 3" in text
+    assert kind == "hurt" and "trails plain fine-tuning" in text
     kind, text = gtl.verdict(_fake_result([0.7, 0.6, 0.8], [0.6, 0.8, 0.7]))
-    assert kind == "neutral" and "no clear difference" in text
+    assert kind == "tie" and "tie" in text
+    # far ahead of plain, level with freezing the body: against the strongest baseline that is a tie, not a win
+    v = gtl.verdict(_fake_result([0.92, 0.93, 0.92], [0.60, 0.58, 0.61], [0.93, 0.92, 0.93]))
+    assert v.kind == "tie" and "freezing all but the head" in v.text
+    assert "50.0% of the body's weights more than half free (mean guide 0.52)" in v.text   # (0 + .2 + .9 + 1) / 4
 
 
 # ---- CLI twin -------------------------------------------------------------------------------------
@@ -417,7 +422,7 @@ def test_cli_text_summary_names_every_condition_and_the_verdict(capsys):
     text = capsys.readouterr().out
     assert text.startswith("GTL: expression (related source), mlp, target classes 7,8,9, 1 shot(s), 4 scouts on 3 classes")
     assert all(f"  {c:<17} val acc" in text for c in gtl.CONDITIONS) and "mean guide" in text
-    assert text.strip().splitlines()[-1].startswith(("Guidance", "One seed"))
+    assert text.strip().splitlines()[-1].startswith(("guided fine-tuning", "One seed"))
 
 
 def test_too_many_shots_for_the_target_digits_is_a_clear_error():
@@ -445,7 +450,8 @@ def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch
     app.button(key="gtl_run").click().run()
     assert not app.exception
     sentence = [m.value for m in [*app.success, *app.info, *app.error]][0]
-    assert "guided" in sentence and "plain fine-tuning" in sentence
+    assert "guided fine-tuning" in sentence and ("freezing all but the head" in sentence or "plain" in sentence)
+    assert "of the body's weights more than half free" in sentence
     assert len(app.metric) == 4 and all(m.value.endswith("%") for m in app.metric)
     charts = app.get("plotly_chart")
     assert len(charts) == 6
@@ -490,4 +496,4 @@ def test_page_names_each_scouts_classes_and_runs_the_when_does_guidance_help_swe
     specs = json.dumps([json.loads(c.proto.spec) for c in app.get("plotly_chart")], ensure_ascii=False)
     assert "When does guidance help?" in specs and "unrelated source" in specs
     findings = [m.value for m in app.markdown if m.value.startswith("- ")]
-    assert findings[0].startswith("- Related source: guided vs plain") and "Unrelated source" in findings[1]
+    assert findings[0].startswith("- Related source: guided fine-tuning beats") and "Unrelated source" in findings[1]

@@ -34,18 +34,28 @@ def test_sweep_fills_every_shots_source_condition_cell_and_scratch_is_shared(mon
     out = result.to_json()
     json.dumps(out)
     cells = out["cells"]
-    assert len(cells) == 2 * 2 * 3
+    assert len(cells) == 2 * 2 * 4
     assert {(c["shots"], c["source"], c["condition"]) for c in cells} == {
-        (k, s, c) for k in (1, 2) for s in ("related", "unrelated") for c in ("scratch", "plain", "guided")}
+        (k, s, c) for k in (1, 2) for s in ("related", "unrelated") for c in gtl_sweep.CONDITIONS}
     for c in cells:
         assert 0 <= c["val_acc_mean"] <= 1 and c["val_acc_std"] >= 0 and len(c["val_acc_seeds"]) == 2
     by = {(c["shots"], c["source"], c["condition"]): c for c in cells}
     for k in (1, 2):   # scratch never sees a source: trained once, the same numbers under both
         assert by[k, "related", "scratch"]["val_acc_seeds"] == by[k, "unrelated", "scratch"]["val_acc_seeds"]
-    # 2 shots × 2 seeds × (scratch once + plain and guided per source) runs
-    assert len(result.runs) == 2 * 2 * 5 and out["status"] == "finished"
-    assert len(out["findings"]) == 2 and out["findings"][0].startswith("Related source: guided vs plain")
+    # 2 shots × 2 seeds × (scratch once + guided, head only and plain per source) runs
+    assert len(result.runs) == 2 * 2 * 7 and out["status"] == "finished"
+    assert len(out["findings"]) == 2 and out["findings"][0].startswith("Related source: guided fine-tuning beats")
     assert out["verdict"] == " ".join(out["findings"])
+    # one guidance claim and one transfer claim per (source, shots), each by the claims rule on the cell's seeds
+    assert len(out["claims"]) == 2 * 2 * 2
+    for c in out["claims"]:
+        cell = {cond: by[c["shots"], c["source"], cond] for cond in gtl_sweep.CONDITIONS}
+        if c["question"] == "guidance":
+            assert c["subject"] == "guided" and c["against"] in gtl.BASELINES
+            assert c["against_mean"] == pytest.approx(max(cell[b]["val_acc_mean"] for b in gtl.BASELINES))
+        else:
+            assert c["against"] == "scratch"
+        assert c["kind"] in ("helped", "hurt", "tie")
     assert set(out["scouts"]) == {"related", "unrelated"} and len(out["scouts"]["related"]) == TINY.scouts
     assert all(0 <= m <= 1 for m in out["guide_mean"].values())
     metrics = result.metrics()
@@ -76,7 +86,7 @@ def test_cli_prints_cells_with_their_keys(capsys):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert [(c["shots"], c["source"], c["condition"]) for c in out["cells"]] == [
-        (1, "related", "scratch"), (1, "related", "plain"), (1, "related", "guided")]
+        (1, "related", c) for c in gtl_sweep.CONDITIONS]
     assert all({"val_acc_mean", "val_acc_std"} <= set(c) for c in out["cells"])
 
 

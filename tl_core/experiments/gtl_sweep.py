@@ -9,18 +9,16 @@ locally or as Ray tasks (`tl_core.engine`).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
-from tl_core import contract, engine as engines
+from tl_core import claims, contract, engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import gtl
 
-CONDITIONS = ("scratch", "plain", "guided")
+CONDITIONS = ("guided", "freeze_head_only", "plain", "scratch")
 _D = gtl.GTLConfig()
 
 
@@ -100,41 +98,56 @@ class SweepResult(contract.Result):
                                 "val_acc_seeds": stats["seeds"], "uses_source": condition != "scratch"})
         return out
 
-    def gap(self, source: str, shots: int, a: str = "guided", b: str = "plain") -> tuple[float, float]:
-        """Mean paired gap a - b over seeds (points of accuracy, as a fraction) and its standard error."""
-        d = np.array(self.accs(source, a, shots)) - np.array(self.accs(source, b, shots))
-        if len(d) == 0:
-            return float("nan"), float("nan")
-        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("inf")
+    def values(self, source: str, shots: int) -> dict[str, dict[int, float]]:
+        """condition -> {seed: final validation accuracy} of one (source, shots) cell; scratch is shared."""
+        want = lambda c: "none" if c == "scratch" else source  # noqa: E731
+        out: dict[str, dict[int, float]] = {c: {} for c in CONDITIONS}
+        for r, c in zip(self.runs, self.cells):
+            if c["shots"] == shots and c["source"] == want(c.condition) and r.history.status == "finished":
+                out[c.condition][c.seed] = r.val_acc
+        return out
+
+    def claims(self) -> list[dict]:
+        """Per (source, shots): guided against the stronger of freezing all but the head and plain fine-tuning,
+        and the best source-based condition against scratch ("transfer"), by the claims rule."""
+        out = []
+        for source in self.config.sources:
+            for shots in self.config.shots:
+                v = self.values(source, shots)
+                if v["guided"] and (v["plain"] or v["freeze_head_only"]):
+                    out.append({**claims.compare("guided", v, list(gtl.BASELINES)).to_json(), "source": source,
+                                "shots": shots, "question": "guidance"})
+                if v["scratch"]:
+                    best = claims.best_of(v, ("guided", "freeze_head_only", "plain"))
+                    out.append({**claims.compare(best, v, ["scratch"]).to_json(), "source": source, "shots": shots,
+                                "question": "transfer"})
+        return out
 
     def findings(self) -> list[str]:
-        """One plain sentence per source: where guidance beat plain fine-tuning, and whether either beat scratch."""
-        lines = []
+        """One plain sentence per source: where guidance beat the stronger baseline, and where transfer beat scratch."""
+        lines, found = [], self.claims()
         for source in self.config.sources:
-            helped, hurt, even = [], [], []
-            for shots in self.config.shots:
-                gap, se = self.gap(source, shots)
-                if not math.isfinite(gap):
-                    continue
-                (helped if gap >= 0.01 and gap > 2 * se else hurt if gap <= -0.01 and -gap > 2 * se else even).append(
-                    f"{shots} ({gap * 100:+.1f})")
-            beat = [s for s in self.config.shots if self.accs(source, "scratch", s) and
-                    max(np.mean(self.accs(source, c, s) or [np.nan]) for c in ("plain", "guided"))
-                    > np.mean(self.accs(source, "scratch", s)) + 0.01]
-            parts = [f"{source.capitalize()} source: guided vs plain fine-tuning (points) "
-                     f"clearly ahead at shots {', '.join(helped) or 'none'}"]
-            if hurt:
-                parts.append(f"clearly behind at {', '.join(hurt)}")
-            if even:
-                parts.append(f"no clear difference at {', '.join(even)}")
-            parts.append(f"fine-tuning from this source beats scratch at shots {', '.join(map(str, beat)) or 'none'}")
+            mine = [c for c in found if c["source"] == source]
+            guidance = {k: [f"{c['shots']} ({c['gap'] * 100:+.1f} vs {gtl.NAMES[c['against']]})" for c in mine
+                            if c["question"] == "guidance" and c["kind"] == k] for k in claims.KINDS}
+            beat = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "helped"]
+            lost = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "hurt"]
+            parts = [f"{source.capitalize()} source: guided fine-tuning beats the stronger of freezing the body and "
+                     f"plain fine-tuning (points) at shots {', '.join(guidance['helped']) or 'none'}"]
+            if guidance["hurt"]:
+                parts.append(f"trails it at {', '.join(guidance['hurt'])}")
+            if guidance["tie"] or guidance["single"]:
+                parts.append(f"ties it at {', '.join(guidance['tie'] + guidance['single'])}")
+            parts.append(f"the best condition from this source beats scratch at shots {', '.join(beat) or 'none'}")
+            if lost:
+                parts.append(f"and trails scratch at {', '.join(lost)} (negative transfer)")
             lines.append("; ".join(parts) + ".")
         return lines
 
     def to_json(self) -> dict:
         kind, sentence = self.verdict()
         return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.table(),
-                "findings": self.findings(), "scouts": self.scouts, "guide_mean": self.guide_mean,
+                "claims": self.claims(), "findings": self.findings(), "scouts": self.scouts, "guide_mean": self.guide_mean,
                 "base_source_val_acc": self.base_acc, "verdict": sentence, "verdict_kind": kind,
                 "status": self.status, "message": self.message, "device": self.device,
                 "seconds": round(self.seconds, 3)}
@@ -149,8 +162,9 @@ class SweepResult(contract.Result):
 
     def verdict(self) -> Verdict:
         if self.status != "finished":
-            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
-        return Verdict("neutral", " ".join(self.findings()))
+            return self.ended_early()
+        kinds = {c["kind"] for c in self.claims() if c["question"] == "guidance"}
+        return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(self.findings()))
 
 
 def run(cfg: GTLSweepConfig = GTLSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import contract, data as datasets, device as devices
+from tl_core import claims, contract, data as datasets, device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -46,6 +46,7 @@ DATA = {
 MODES = {"scratch": "from scratch (same encoder, random weights)",
          "ssl_frozen": "SSL encoder, frozen (only the new head trains)",
          "ssl_finetuned": "SSL encoder, fine-tuned (encoder and head train)"}
+MODES_SHORT = {"scratch": "scratch", "ssl_frozen": "the SSL encoder frozen", "ssl_finetuned": "the SSL encoder fine-tuned"}
 LABEL_COUNTS = (1, 2, 5, 10, 20, 50)   # labelled samples per class on the accuracy-vs-labels curve
 EVAL_MASK_SEED = 12345                 # validation masks are the same every epoch: a comparable curve
 
@@ -429,17 +430,35 @@ class SSLResult(contract.Result):
         return [r["val_acc"] for r in self.records if r["mode"] == mode and r["labels"] == labels
                 and r["status"] == "finished"]   # a run cut short by a Stop says nothing of its accuracy
 
+    def by_seed(self, mode: str, labels: int | None = None) -> dict[int, float]:
+        labels = self.config.labels if labels is None else labels
+        return {r["seed"]: r["val_acc"] for r in self.records if r["mode"] == mode and r["labels"] == labels
+                and r["status"] == "finished"}
+
     def summary(self, mode: str, labels: int | None = None) -> dict:
         accs = self.accs(mode, labels)
         return {"val_acc": float(np.mean(accs)) if accs else None, "val_acc_std": float(np.std(accs)) if accs else None,
-                "val_acc_seeds": accs, "description": MODES[mode]}
+                "val_acc_seeds": accs, "seeds": list(self.by_seed(mode, labels)), "description": MODES[mode]}
+
+    def claim(self, labels: int | None = None) -> claims.Claim | None:
+        """The better SSL mode (frozen or fine-tuned encoder) against scratch at `labels` per class."""
+        values = {mode: self.by_seed(mode, labels) for mode in MODES}
+        if not values["scratch"] or not (values["ssl_frozen"] or values["ssl_finetuned"]):
+            return None
+        best = claims.best_of(values, ("ssl_frozen", "ssl_finetuned"))
+        return claims.compare(best, values, ["scratch"])
 
     def to_json(self) -> dict:
         out = {"experiment": self.kind, "config": contract.record(self.config), "classes": self.classes,
                "label_counts": self.label_counts}
         out.update({mode: self.summary(mode) for mode in MODES})
         out["by_labels"] = {str(n): {mode: self.summary(mode, n) for mode in MODES} for n in self.label_counts}
-        out.update({"recon_loss": self.pretrained.recon_loss(), "pretrain_seconds": round(self.pretrained.seconds, 3),
+        claim = self.claim() if self.status == "finished" else None
+        h = self.pretrained.history
+        out.update({"claim": claim.to_json() if claim else None,
+                    "claims": [{**c.to_json(), "labels": n} for n in self.label_counts if (c := self.claim(n))],
+                    "recon_history": {"train": list(h.train_loss), "val": list(h.val_loss)},
+                    "recon_loss": self.pretrained.recon_loss(), "pretrain_seconds": round(self.pretrained.seconds, 3),
                     "records": self.records, "status": self.status, "message": self.message,
                     "device": self.device, "seconds": round(self.seconds, 3)})
         return out
@@ -499,43 +518,29 @@ def run(cfg: SSLConfig = SSLConfig(), progress: Progress | None = None, should_s
 
 
 def verdict(result: SSLResult) -> Verdict:
-    """Did the SSL encoder beat scratch at cfg.labels over seeds? Clear = every seed ahead and the mean gap
-    larger than twice the seeds' spread. A Verdict (kind, text): `kind, text = verdict(result)` works."""
+    """The better SSL mode against scratch at cfg.labels, by the claims rule. A Verdict (kind, text):
+    `kind, text = verdict(result)` works."""
     if result.status != "finished":
-        return Verdict(result.status, result.message or f"The run ended early ({result.status}).")
-    cfg, s = result.config, result.summary("scratch")
-    best = max(("ssl_frozen", "ssl_finetuned"), key=lambda m: result.summary(m)["val_acc"])
-    b = result.summary(best)
-    gap = b["val_acc"] - s["val_acc"]
-    wins = sum(a > c for a, c in zip(b["val_acc_seeds"], s["val_acc_seeds"]))
-    n = len(s["val_acc_seeds"])
-    spread = max(b["val_acc_std"], s["val_acc_std"], 0.01)
-    numbers = (f"with {cfg.labels} label{'s' * (cfg.labels > 1)} per class, {MODES[best]} reaches "
-               f"{b['val_acc']:.1%} ± {b['val_acc_std']:.1%} vs {s['val_acc']:.1%} ± {s['val_acc_std']:.1%} from "
-               f"scratch (mean ± std of {n} seed{'s' * (n > 1)}; SSL ahead in {wins} of {n})")
-    if gap > 2 * spread and wins == n:
-        return Verdict("helped", f"Self-supervised pretraining helped by {gap * 100:.0f} points: {numbers}.")
-    if gap < -2 * spread and wins == 0:
-        return Verdict("hurt", f"Self-supervised pretraining hurt: {numbers}.")
-    return Verdict("neutral", f"No clear difference between SSL and scratch here: {numbers}.")
+        return result.ended_early()
+    claim = result.claim()
+    if claim is None:
+        return Verdict("single", "Nothing to compare: scratch or the SSL encoder has no finished run.")
+    n = result.config.labels
+    lead = {"helped": "Self-supervised pretraining helped: ", "hurt": "Self-supervised pretraining hurt: "}
+    return Verdict(claim.kind, lead.get(claim.kind, "") + f"with {n} label{'s' * (n > 1)} per class, "
+                   + claim.sentence(MODES_SHORT[claim.subject], "scratch"))
 
 
 def finetune_note(result: SSLResult) -> str:
-    """One sentence on frozen vs fine-tuned at cfg.labels, read from the data."""
-    f, t = result.summary("ssl_frozen"), result.summary("ssl_finetuned")
-    if f["val_acc"] is None or t["val_acc"] is None:
+    """Frozen against fine-tuned at cfg.labels, by the claims rule, in words."""
+    values = {mode: result.by_seed(mode) for mode in ("ssl_finetuned", "ssl_frozen")}
+    if not all(values.values()):
         return ""
-    if f["val_acc"] > t["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
-        return (f"Here the frozen encoder ({f['val_acc']:.1%}) beats fine-tuning it ({t['val_acc']:.1%}): with so few "
-                f"labels, training the encoder too lets it overfit them.")
-    if t["val_acc"] > f["val_acc"] + max(f["val_acc_std"], t["val_acc_std"]):
-        return (f"Here fine-tuning the encoder ({t['val_acc']:.1%}) beats keeping it frozen ({f['val_acc']:.1%}): "
-                f"there are enough labels to adapt its features.")
-    return (f"Frozen ({f['val_acc']:.1%}) and fine-tuned ({t['val_acc']:.1%}) are within the seeds' spread "
-            f"of each other here.")
+    claim = claims.compare("ssl_finetuned", values, ["ssl_frozen"])
+    why = {"helped": " There are enough labels to adapt its features.",
+           "hurt": " With so few labels, training the encoder too lets it overfit them."}.get(claim.kind, "")
+    return claim.sentence("Fine-tuning the encoder", "keeping it frozen") + why
 
-
-# ---------------------------------------------------------------- the command line: ssl
 
 def _after(args, result: SSLResult) -> dict:
     """--save-encoder: the encoder-only state_dict (.pt), as the page's download button gives it."""
