@@ -3,7 +3,8 @@ import time
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, plots
+from tl_core import contract
+from tl_core.plots import domains as figures
 from tl_core.experiments import domains
 
 D = domains.DomainsConfig()
@@ -52,33 +53,29 @@ if result is None:
     st.stop()
 
 ui.verdict(result.verdict())
-quads = result.quadrants()
-if quads:
-    ui.chart(plots.strategy_chart(quads), "dom_chart")
+out = result.to_json()
+if out["quadrants"]:
+    ui.chart(figures.strategy_chart(out), "dom_chart")
     st.caption("Bars: validation accuracy, mean over seeds and the quadrant's datasets; whiskers: ± std over seeds.")
     st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
-                   "measured winner": q["winner"].replace("_", " ") + (
-                       f" (+{q['margin'] * 100:.1f} pts, spread {q['spread'] * 100:.1f})" if q["runner_up"] else ""),
-                   "agrees?": ("yes" if q["winner"] in q["rule_strategies"] else
-                               f"tie ({q['gap_to_rule'] * 100:.1f} pts ≤ spread)" if q["agrees"] else
-                               f"no (rule's pick −{q['gap_to_rule'] * 100:.1f} pts)")}
-                  for q in quads], hide_index=True, key="dom_rules")
+                   "measured": domains.quadrant_words(q),
+                   "agrees?": "yes" if q["winner"] in q["rule_strategies"] else
+                   "yes: the tie includes the rule's strategy" if q["agrees"] else "no"}
+                  for q in out["quadrants"]], hide_index=True, key="dom_rules")
 
 st.subheader("Does pretraining help less far from ImageNet?")
-st.markdown(result.far_vs_near())
-gain = result.gain()
-cols = st.columns(max(len(gain), 1))
-for col, (domain, row) in zip(cols, gain.items()):
+st.markdown(out["far_vs_near"])
+for col, (domain, row) in zip(st.columns(max(len(out["gain"]), 1)), out["gain"].items()):
     col.metric(f"{domain}: best pretrained − scratch", " · ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items()),
                border=True)
-negative = result.negative_transfer()
-if negative:
-    st.error("Negative transfer measured: scratch beat every pretrained strategy on " + "; ".join(
-        f"{x['dataset']} at {x['shots']} shots (by {-x['gain'] * 100:.1f} pts)" for x in negative) + ".")
+if out["negative_transfer"]:
+    st.error("Negative transfer measured (scratch ahead of every pretrained strategy by the claims rule): " + "; ".join(
+        f"{x['dataset']} at {x['shots']} shots: scratch {x['scratch_acc']:.0%} vs {x['pretrained'].replace('_', ' ')} "
+        f"{x['pretrained_acc']:.0%}" for x in out["negative_transfer"]) + ".")
 else:
-    st.info("No negative transfer on these built-in datasets: at every data size some pretrained strategy beat scratch "
-            "(best pretrained − scratch per dataset: " + "; ".join(
+    st.info("No negative transfer here: on no dataset and data size does scratch beat the best pretrained strategy by "
+            "the claims rule (best pretrained − scratch per dataset: " + "; ".join(
                 f"{ds} " + ", ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items())
-                for ds, row in result.gain_by_dataset().items()) + "). The decks' warning that far-domain features "
-            "can mislead is not reproduced here.")
-ui.chart(plots.domain_bars(result), "dom_bars")
+                for ds, row in out["gain_by_dataset"].items()) + "). The decks' warning that far-domain features "
+            "can mislead is not reproduced with these settings.")
+ui.chart(figures.domain_bars(out), "dom_bars")

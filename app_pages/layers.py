@@ -1,7 +1,8 @@
 import streamlit as st
 
 from app_pages import collect, ui
-from tl_core import backbones, contract, data, plots, userdata
+from tl_core import backbones, contract, data, userdata
+from tl_core.plots import layers as figures
 from tl_core.experiments import layers
 
 D = layers.LayersConfig()
@@ -53,7 +54,7 @@ def draw_filters(result) -> None:
              "random init": layers.filters(model(name, "scratch"))}
     if result is not None:
         shown.update({k: v for k, v in result.filters.items() if k.startswith("fine-tuned")})
-    ui.chart(plots.layer_filters(shown), "lay_filters", filters_slot)
+    ui.chart(figures.filters(shown), "lay_filters", filters_slot)
     if result is None:
         filters_slot.caption("Pretrained kernels are colour blobs and oriented edges; random ones are noise. "
                              "Fine-tune below to add the same kernels after training on your data.")
@@ -77,7 +78,7 @@ for f in (upload.file_uploader("An image", type=collect.IMAGE_TYPES, key="lay_up
             st.error(f"{f.name}: {err}")
 maps = {"pretrained": layers.activation_maps(model(name, "pretrained"), image),
         "scratch (random)": layers.activation_maps(model(name, "scratch"), image)}
-ui.chart(plots.activation_grid(image.numpy(), maps), "lay_maps")
+ui.chart(figures.activation_grid(image.numpy(), maps), "lay_maps")
 st.caption(f"{caption}. Each panel: a stage's 4 most active channels; the maps get coarser with depth (size under "
            "each name). Any convolution keeps the image's edges at first, random or not; compare how the later "
            "stages of the two models respond.")
@@ -94,8 +95,8 @@ ui.verdict(result.verdict())
 out = result.to_json()
 st.caption(f"Validation accuracy after fine-tuning {out['val_acc']:.1%} ± {out['val_acc_std']:.1%} · "
            f"{result.device} · {result.seconds:.0f} s")
-ui.chart(plots.relative_change(result), "lay_change")
-ui.chart(plots.strongest_patches(result.patches), "lay_patches")
+ui.chart(figures.relative_change(out), "lay_change")
+ui.chart(figures.strongest_patches(result.patches), "lay_patches")
 st.caption("Each row: the dataset images where one unit of the stage's most active channel fired hardest, cut to "
            "what that unit sees (its receptive field, measured by a gradient). Early rows: small edge and colour "
            "snippets; late rows: nearly whole images.")

@@ -1,7 +1,8 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, plots, text
+from tl_core import contract, text
+from tl_core.plots import text as figures
 from tl_core.experiments import text as exp
 
 C = exp.TextConfig
@@ -80,7 +81,7 @@ for col, (c, s) in zip(st.columns(len(out["conditions"])), out["conditions"].ite
                delta_color="off", delta_arrow="off", border=True)
 st.caption(f"{result.device} · {result.seconds:.1f} s (frozen stages' features: {result.cached_seconds:.1f} s, "
            f"computed once for every seed) · stages: {', '.join(result.stage_names)}")
-ui.chart(plots.text_curves(result), "text_curves")
+ui.chart(figures.curves(out), "text_curves")
 
 st.subheader("Nearest training sentences, before and after fine-tuning")
 if tok is not None and result.train_texts:
@@ -107,5 +108,5 @@ sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg, lambda pr
     button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)
 if sw is not None:
     ui.verdict(sw.verdict())
-    ui.chart(plots.text_shots_sweep(sw), "text_sweep_plot")
+    ui.chart(figures.shots_sweep(sw.to_json(), {c: sw.config.label(c) for c in sw.config.conditions}), "text_sweep_plot")
     st.caption(f"{len(sw.runs)} runs in {sw.seconds:.1f} s on {sw.device}.")

@@ -129,5 +129,5 @@ def test_results_name_their_metrics_curves_and_verdict():
     r = toy.run(toy.ToyConfig(seeds=4, epochs=20, pretrain_epochs=20), device="cpu")
     assert r.kind == "toy" and r.headline in r.metrics()
     assert set(r.curves()) >= {"scratch.curves.test_mse_mean", "pretrained.curves.test_mse_mean"}
-    assert r.verdict().kind in ("helped", "hurt", "neutral", "unfit") and r.verdict().text
+    assert r.verdict().kind in ("helped", "hurt", "tie", "single", "unfit") and r.verdict().text
     assert r.to_json()["verdict"] == r.verdict().text

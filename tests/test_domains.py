@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import open_page
-from tl_core import contract
+from tl_core import claims, contract
 from tl_core.experiments import domains
 
 # a small real grid: one near and one far dataset, few and more shots, the cheapest pretrained strategy and scratch
@@ -38,16 +38,32 @@ def test_gain_winner_margin_and_negative_transfer_come_from_the_seeds_means():
     gain = r.gain()
     assert gain["near"]["5"] == pytest.approx(0.9 - 0.4) and gain["far"]["5"] == pytest.approx(0.6 - 0.45)
     assert gain["far"]["40"] == pytest.approx(0.85 - 0.9)      # scratch ahead: negative
-    assert r.negative_transfer() == [{"dataset": "microscopy", "domain": "far", "shots": 40,
-                                      "gain": pytest.approx(-0.05)}]
+    (neg,) = r.negative_transfer()     # scratch ahead by 5 points in both seeds: the rule says hurt
+    assert (neg["dataset"], neg["shots"], neg["pretrained"]) == ("microscopy", 40, "full")
+    assert neg["gain"] == pytest.approx(-0.05) and neg["scratch_acc"] == pytest.approx(0.9)
+    assert neg["claim"]["kind"] == "hurt"
     quads = {(q["size"], q["domain"]): q for q in r.quadrants()}
     assert quads[("few", "near")]["winner"] == "feature_extraction" and quads[("few", "near")]["agrees"]
-    assert quads[("few", "near")]["margin"] == pytest.approx(0.1)
+    assert quads[("few", "near")]["margin"] == pytest.approx(0.1) and quads[("few", "near")]["kind"] == "helped"
     assert quads[("more", "far")]["winner"] == "scratch" and quads[("more", "far")]["agrees"]
     assert quads[("more", "near")]["winner"] == "full" and quads[("few", "far")]["winner"] == "partial"
     cells = {(c["dataset"], c["shots"], c["strategy"]): c for c in r.to_json()["cells"]}
     assert cells[("textures", 5, "partial")]["val_acc_std"] == pytest.approx(0.01)
     assert "scratch ahead of every pretrained strategy" in r.verdict().text and "microscopy at 40 shots" in r.verdict().text
+
+
+def test_a_quadrant_whose_top_two_the_seeds_cannot_tell_apart_is_a_tie_and_counts_the_rules_strategy():
+    t = {}
+    for sh in (5, 20):   # partial and feature extraction swap places between the seeds: a tie, not a win
+        t[("textures", sh, "feature_extraction")] = [0.90, 0.80, 0.85]
+        t[("textures", sh, "partial")] = [0.82, 0.92, 0.87]
+        t[("textures", sh, "full")] = [0.60, 0.62, 0.61]
+        t[("textures", sh, "scratch")] = [0.30, 0.31, 0.30]
+    r = _result(t, datasets=("textures",), shots=(5, 20))
+    few = next(q for q in r.quadrants() if q["size"] == "few")
+    assert few["kind"] == "tie" and set(few["tied"]) == {"partial", "feature_extraction"}
+    assert few["winner"] == "partial" and few["agrees"]          # the tie includes the rule's feature extraction
+    assert "a tie between partial (87%) and feature extraction (85%)" in r.verdict().text
 
 
 def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
@@ -59,6 +75,7 @@ def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
     few = next(q for q in r.quadrants() if q["size"] == "few")
     assert few["winner"] == "full" and not few["agrees"] and few["gap_to_rule"] == pytest.approx(0.4)
     assert "agrees with the decks' rule in 1 of 2" in r.verdict().text
+    assert "few data, near: full wins" in r.verdict().text and "(the decks' rule: feature extraction" in r.verdict().text
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +104,16 @@ def test_pretraining_helps_less_far_from_imagenet_and_the_page_says_where(grid):
     assert gain["far"]["15"] < gain["near"]["15"], gain
     less = [sh for sh in ("5", "15") if gain["far"][sh] < gain["near"][sh]]
     sentence = grid["far_vs_near"]
-    assert sentence.startswith("Yes: at every data size" if len(less) == 2 else f"Only at {', '.join(less)} shots is")
+    helped = [str(c["shots"]) for c in grid["far_vs_near_claims"] if c["kind"] == "helped"]
+    assert set(helped) <= set(less)       # a smaller gain far away is claimed only where the means say so too
+    assert sentence.startswith("Yes: at every data size" if len(helped) == 2 else "No: at no data size" if not helped
+                               else f"Only at {', '.join(helped)} shots is")
+    for c in grid["gain_claims"]:         # each dataset's pretraining claim follows the rule on its own seeds
+        seeds = {}
+        for r in grid["records"]:
+            if r["dataset"] == c["dataset"] and r["shots"] == c["shots"]:
+                seeds.setdefault(r["strategy"], {})[r["seed"]] = r["val_acc"]
+        assert c["kind"] == claims.compare(c["subject"], seeds, ["scratch"]).kind
 
 
 def test_bad_settings_exit_2_with_one_line():

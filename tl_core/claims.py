@@ -116,13 +116,13 @@ class Claim:
                 size, span = f"×{f:.2f} {up}", f"×{lo:.2f} to ×{hi:.2f}"
             else:
                 size, span = f"×{1 / f:.2f} {down}", f"×{1 / hi:.2f} to ×{1 / lo:.2f}"
-            lead = {"helped": f"{a} beats {b}", "hurt": f"{a} trails {b}"}.get(self.kind, f"{a} and {b} tie")
+            lead = {"helped": f"{a} ahead of {b}", "hurt": f"{a} behind {b}"}.get(self.kind, f"{a} and {b} tie")
             clear = self.seeds > 1 and (self.low > 0 or self.high < 0)
             why = ("" if self.kind != "tie" else
                    f": under the factor of {MIN_FACTOR:g} the rule asks for" if clear else
                    ": its interval includes no difference")
             span = f"; 95% interval {span}" if self.seeds > 1 else ""
-            return (f"{lead}: {numbers} (mean over seeds); seed by seed, {a}'s is {size} (geometric mean{span}; "
+            return (f"{lead}: {numbers} (mean over seeds); seed by seed, {size} for {a} (geometric mean{span}; "
                     f"{seeds}){why}.")
         gap = f"{self.gap * 100:+.1f} points"
         if self.kind == "helped":

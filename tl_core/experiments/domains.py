@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, contract, data, device as devices, engine as engines, finetuning, store
+from tl_core import backbones, claims, contract, data, device as devices, engine as engines, finetuning, store
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 
@@ -220,9 +220,21 @@ class DomainsResult(contract.Result):
                                for k in sorted(shots, key=int)}
         return out
 
+    def by_seed(self, datasets, shots, strategy: str) -> dict[int, float]:
+        """Per seed: the strategy's validation accuracy averaged over these datasets and shots values (a seed that
+        lacks one of them is left out), so a claim can pair seeds."""
+        per: dict[int, list[float]] = {}
+        for r in self.records:
+            if r["dataset"] in datasets and r["shots"] in shots and r["strategy"] == strategy:
+                per.setdefault(r["seed"], []).append(r["val_acc"])
+        want = len(datasets) * len(shots)
+        return {seed: float(np.mean(v)) for seed, v in per.items() if len(v) == want}
+
     def quadrants(self) -> list[dict]:
-        """The 2×2 chart: for each (data size, similarity), every strategy's mean over the quadrant's datasets
-        and seeds, the winner, its margin over the runner-up, the spread, and the decks' rule."""
+        """The 2×2 chart: for each (data size, similarity), every strategy's mean over the quadrant's datasets and
+        seeds; the winner and, by the claims rule, whether it beats the runner-up (`kind`: helped, or tie) and which
+        strategies the rule cannot tell from it (`tied`); whether that agrees with the decks' rule: the winner is
+        the rule's strategy, or a tie includes it."""
         out = []
         for size in ("few", "more"):
             shots = [sh for sh in self.config.shots if _size(sh, self.config.shots) == size]
@@ -230,58 +242,91 @@ class DomainsResult(contract.Result):
                 continue
             for domain in ("near", "far"):
                 datasets = [ds for ds in self.config.datasets if DOMAINS[ds] == domain]
-                # per seed: the mean over the quadrant's datasets and shots, so a spread over seeds remains
-                per = {}
-                for st in self.config.strategies:
-                    accs = [self.accs(ds, sh, st) for ds in datasets for sh in shots]
-                    if accs and all(accs) and len({len(a) for a in accs}) == 1:
-                        per[st] = np.mean(accs, axis=0)
-                if not per:
+                values = {st: v for st in self.config.strategies if (v := self.by_seed(datasets, shots, st))}
+                if not values:
                     continue
-                ranked = sorted(per, key=lambda st: -per[st].mean())
-                win, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+                ranked = sorted(values, key=lambda st: -np.mean(list(values[st].values())))
+                win = ranked[0]
+                claim = claims.compare(win, values) if len(ranked) > 1 else None
+                tied = claims.tied_with(values, win) if claim else [win]
                 rule_text, rule_set = RULE[(size, domain)]
-                spread = max(float(per[st].std()) for st in ranked[:2])
-                margin = float(per[win].mean() - per[second].mean()) if second else float("nan")
                 ruled = [st for st in ranked if st in rule_set]
-                best_ruled = ruled[0] if ruled else None
-                gap_to_rule = float(per[win].mean() - per[best_ruled].mean()) if best_ruled else float("nan")
-                # a tie when the rule's pick trails the winner by no more than either one's spread over seeds
-                rule_spread = max(float(per[win].std()), float(per[best_ruled].std())) if best_ruled else 0.0
-                agrees = win in rule_set or (best_ruled is not None and gap_to_rule <= rule_spread)
+                means = {st: float(np.mean(list(values[st].values()))) for st in ranked}
+                stds = {st: float(np.std(list(values[st].values()))) for st in ranked}
                 out.append({"size": size, "domain": domain, "shots": shots, "datasets": datasets,
-                            "means": {st: float(per[st].mean()) for st in ranked},
-                            "stds": {st: float(per[st].std()) for st in ranked},
-                            "winner": win, "runner_up": second, "margin": margin, "spread": spread,
-                            "rule": rule_text, "rule_strategies": list(rule_set), "agrees": bool(agrees),
-                            "gap_to_rule": gap_to_rule, "rule_spread": rule_spread})
+                            "means": means, "stds": stds, "winner": win,
+                            "runner_up": claim.against if claim else None,
+                            "margin": claim.gap if claim else float("nan"),
+                            "kind": claim.kind if claim else "single", "claim": claim.to_json() if claim else None,
+                            "tied": tied, "rule": rule_text, "rule_strategies": list(rule_set),
+                            "agrees": bool(win in rule_set or any(st in rule_set for st in tied)),
+                            "gap_to_rule": means[win] - means[ruled[0]] if ruled else float("nan")})
+        return out
+
+    def gain_claims(self) -> list[dict]:
+        """Per (dataset, shots): the best pretrained strategy against scratch, by the claims rule."""
+        out = []
+        for ds in self.config.datasets:
+            for sh in self.config.shots:
+                values = {st: v for st in self.config.strategies if (v := self.by_seed([ds], [sh], st))}
+                pretrained = [st for st in PRETRAINED if st in values]
+                if "scratch" in values and pretrained:
+                    best = claims.best_of(values, pretrained)
+                    out.append({**claims.compare(best, values, ["scratch"]).to_json(), "dataset": ds,
+                                "domain": DOMAINS[ds], "shots": sh})
         return out
 
     def negative_transfer(self) -> list[dict]:
-        """Every (dataset, shots) where scratch beat the best pretrained strategy (mean over seeds)."""
-        return [{"dataset": ds, "domain": DOMAINS[ds], "shots": int(sh), "gain": g}
-                for ds, row in self.gain_by_dataset().items() for sh, g in row.items() if g < 0]
+        """Every (dataset, shots) where scratch beat every pretrained strategy by the claims rule (the best
+        pretrained one's claim against scratch is "hurt"), with both numbers."""
+        return [{"dataset": c["dataset"], "domain": c["domain"], "shots": int(c["shots"]),
+                 "gain": c["subject_mean"] - c["against_mean"], "pretrained": c["subject"],
+                 "pretrained_acc": c["subject_mean"], "scratch_acc": c["against_mean"], "claim": c}
+                for c in self.gain_claims() if c["kind"] == "hurt"]
+
+    def far_vs_near_claims(self) -> list[dict]:
+        """Per shots value: the gain of pretraining (best pretrained minus scratch, per seed, mean over the domain's
+        datasets) near ImageNet against far from it, by the claims rule."""
+        out = []
+        for sh in self.config.shots:
+            gains = {}
+            for domain in ("near", "far"):
+                per = []
+                for ds in (d for d in self.config.datasets if DOMAINS[d] == domain):
+                    values = {st: self.by_seed([ds], [sh], st) for st in self.config.strategies}
+                    pretrained = [st for st in PRETRAINED if values.get(st)]
+                    if not values.get("scratch") or not pretrained:
+                        continue
+                    best = claims.best_of(values, pretrained)
+                    per.append({seed: values[best][seed] - values["scratch"][seed] for seed in values[best]
+                                if seed in values["scratch"]})
+                shared = set.intersection(*(set(p) for p in per)) if per else set()
+                if shared:
+                    gains[domain] = {seed: float(np.mean([p[seed] for p in per])) for seed in shared}
+            if len(gains) == 2:
+                out.append({**claims.compare("near", gains, ["far"]).to_json(), "shots": sh})
+        return out
 
     def far_vs_near(self) -> str:
-        """The page's answer to "does pretraining help less far from ImageNet?", shots value by shots value."""
-        gain = self.gain()
-        if not {"near", "far"} <= set(gain):
-            return "Choose at least one near and one far dataset to compare the domains."
-        shots = [sh for sh in gain["near"] if sh in gain["far"]]
-        less = [sh for sh in shots if gain["far"][sh] < gain["near"][sh]]
-        numbers = "; ".join(f"{sh} shots: far {gain['far'][sh] * 100:+.0f} pts vs near {gain['near'][sh] * 100:+.0f} pts"
-                            for sh in shots)
-        claim = "the best pretrained strategy's lead over scratch smaller far from ImageNet than near it"
-        head = ("Yes: at every data size, the best pretrained strategy's lead over scratch is smaller far from "
-                "ImageNet than near it" if len(less) == len(shots) else
+        """The page's answer to "does pretraining help less far from ImageNet?", shots value by shots value, each by
+        the claims rule on the per-seed gains."""
+        found = self.far_vs_near_claims()
+        if not found:
+            return "Choose at least one near and one far dataset (and scratch) to compare the domains."
+        less = [str(c["shots"]) for c in found if c["kind"] == "helped"]
+        numbers = " ".join(f"{c['shots']} shots: " + claims.Claim.from_json(c).sentence(
+            "the gain near ImageNet", "far from it", "best pretrained minus scratch") for c in found)
+        claim = "pretraining's lead over scratch clearly smaller far from ImageNet than near it"
+        head = (f"Yes: at every data size, {claim}" if len(less) == len(found) else
                 f"No: at no data size is {claim}" if not less else f"Only at {', '.join(less)} shots is {claim}")
-        return f"{head} ({numbers}; mean over the domain's datasets and {self.config.seeds} seeds)."
+        return f"{head}. {numbers}"
 
     def to_json(self) -> dict:
         kind, sentence = self.verdict()
         return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.cells(),
-                "gain": self.gain(), "gain_by_dataset": self.gain_by_dataset(), "far_vs_near": self.far_vs_near(), "quadrants": self.quadrants(),
-                "negative_transfer": self.negative_transfer(), "records": self.records, "verdict": sentence,
+                "gain": self.gain(), "gain_by_dataset": self.gain_by_dataset(), "gain_claims": self.gain_claims(),
+                "far_vs_near": self.far_vs_near(), "far_vs_near_claims": self.far_vs_near_claims(),
+                "quadrants": self.quadrants(), "negative_transfer": self.negative_transfer(), "records": self.records, "verdict": sentence,
                 "verdict_kind": kind, "status": self.status, "message": self.message, "device": self.device,
                 "seconds": round(self.seconds, 3)}
 
@@ -291,24 +336,36 @@ class DomainsResult(contract.Result):
         return out
 
     def verdict(self) -> Verdict:
+        """Quadrant by quadrant, the measured winner (or the tie) next to the decks' rule, and negative transfer."""
         if self.status != "finished":
-            return Verdict(self.status, self.message or f"The grid ended early ({self.status}).")
+            return self.ended_early()
         quads = self.quadrants()
-        n = self.config.seeds
         if not quads:
             return Verdict("single", f"{len(self.records)} runs; choose two shots values and near and far datasets "
                                      f"for the 2×2 chart.")
         agree = sum(q["agrees"] for q in quads)
-        parts = [f"{q['size']} data, {q['domain']}: {_name(q['winner'])} wins ({q['means'][q['winner']]:.0%})"
-                 for q in quads]
+        parts = [f"{q['size']} data, {q['domain']}: {quadrant_words(q)}"
+                 + ("" if q["agrees"] else f" (the decks' rule: {q['rule']})") for q in quads]
         negative = self.negative_transfer()
-        neg = ("Negative transfer (scratch ahead of every pretrained strategy): " + ", ".join(
-            f"{x['dataset']} at {x['shots']} shots by {-x['gain'] * 100:.0f} points" for x in negative)
-               if negative else "No dataset shows negative transfer here: some pretrained strategy beats scratch "
-                                "at every data size.")
-        text = (f"The measurement agrees with the decks' rule in {agree} of {len(quads)} quadrants "
-                f"({'; '.join(parts)}; validation accuracy, mean of {n} seed{'s' * (n > 1)}). {neg}")
-        return Verdict("helped" if agree == len(quads) else "neutral", text)
+        neg = ("Negative transfer (scratch ahead of every pretrained strategy by the rule): " + "; ".join(
+            f"{x['dataset']} at {x['shots']} shots, scratch {x['scratch_acc']:.0%} vs {_name(x['pretrained'])} "
+            f"{x['pretrained_acc']:.0%}" for x in negative) + "." if negative else
+            "No dataset shows negative transfer here: at every data size scratch does not beat the best pretrained "
+            "strategy by the rule.")
+        text = (f"The measurement agrees with the decks' rule in {agree} of {len(quads)} quadrants ("
+                f"{'; '.join(parts)}; validation accuracy over {self.config.seeds} seeds). {neg}")
+        return Verdict("helped" if agree == len(quads) else "mixed", text)
+
+
+def quadrant_words(q: dict) -> str:
+    """A quadrant's result in words: 'partial wins (93%, +4.1 points over full, ...)' or 'a tie: ...'."""
+    if q["kind"] == "helped":
+        c = q["claim"]
+        return (f"{_name(q['winner'])} wins ({q['means'][q['winner']]:.0%}; {c['gap'] * 100:+.1f} points over "
+                f"{_name(q['runner_up'])}, 95% interval {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f})")
+    if q["kind"] == "single":
+        return f"{_name(q['winner'])} leads ({q['means'][q['winner']]:.0%}; one seed says little)"
+    return "a tie between " + " and ".join(f"{_name(st)} ({q['means'][st]:.0%})" for st in q["tied"])
 
 
 def _name(strategy: str) -> str:

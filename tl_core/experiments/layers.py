@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import backbones, contract, data, device as devices, finetuning
+from tl_core import backbones, claims, contract, data, device as devices, finetuning
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 
@@ -194,12 +194,22 @@ class LayersResult(contract.Result):
         """(seeds, stages): relative change of every finished seed."""
         return np.array([r.change for r in self.done()]) if self.done() else np.zeros((0, len(self.stages)))
 
-    def early_late(self) -> tuple[float, float]:
-        """Mean relative change of the first half of the pretrained stages and of the second half (the new
-        head, whose start is random, is left out of both)."""
-        c = self.change().mean(0)[:-1]
-        half = len(c) // 2
-        return float(c[:half].mean()), float(c[half:].mean())
+    def halves(self) -> tuple[list[str], list[str]]:
+        """(early, late): the first and second half of the pretrained stages (the new head, whose start is random,
+        is in neither: its change says nothing about transfer)."""
+        pretrained = self.stages[:-1]
+        half = len(pretrained) // 2
+        return pretrained[:half], pretrained[half:]
+
+    def claim(self) -> claims.Claim | None:
+        """Per seed, the late half's mean relative change against the early half's (a scale: compared as factors)."""
+        done = self.done()
+        if not done:
+            return None
+        early, late = (len(h) for h in self.halves())
+        values = {"late stages": {r.seed: float(np.mean(r.change[early:early + late])) for r in done},
+                  "early stages": {r.seed: float(np.mean(r.change[:early])) for r in done}}
+        return claims.compare("late stages", values, ["early stages"], metric="relative change")
 
     def to_json(self) -> dict:
         ch = self.change()
@@ -209,6 +219,8 @@ class LayersResult(contract.Result):
                 "relative_change": ch.mean(0).tolist() if len(ch) else [],
                 "relative_change_std": ch.std(0).tolist() if len(ch) else [],
                 "relative_change_seeds": ch.tolist(), "val_acc": acc["mean"], "val_acc_std": acc["std"],
+                "early_stages": self.halves()[0], "late_stages": self.halves()[1],
+                "claim": c.to_json() if (c := self.claim()) else None,
                 "patch_stages": [{"stage": p["stage"], "channel": p["channel"], "field": p["field"],
                                   "activations": p["activations"]} for p in self.patches],
                 "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
@@ -223,23 +235,21 @@ class LayersResult(contract.Result):
         return out
 
     def verdict(self) -> Verdict:
+        """Did the early stages move less than the late ones under full fine-tuning? By the claims rule, per seed."""
         if self.status != "finished" or not self.done():
-            return Verdict(self.status, self.message or f"The run ended early ({self.status}).")
-        ch = self.change()
-        early, late = self.early_late()
-        means = ch.mean(0)[:-1]
-        n = len(ch)
-        # per seed: did the early half move less than the late half?
-        half = len(means) // 2
-        per_seed = sum(r[:half].mean() < r[half:-1].mean() for r in ch)
-        least, most = self.stages[int(means.argmin())], self.stages[int(means.argmax())]
-        numbers = (f"early stages moved {early:.2%} of their size on average, late stages {late:.2%} "
-                   f"(least: {least}, most: {most}; mean of {n} seed{'s' * (n > 1)}, early < late in {per_seed} of {n})")
-        if early < late and per_seed == n:
-            return Verdict("helped", f"Under full fine-tuning the early stages barely moved and the late ones moved "
-                                     f"most: {numbers}. Fine-tuning keeps the early stages nearly as ImageNet left them, so "
-                                     f"freezing them changes little.")
-        return Verdict("neutral", f"Here the early stages did not clearly move less than the late ones: {numbers}.")
+            return self.ended_early()
+        claim = self.claim()
+        early, late = self.halves()
+        what = (f"Under full fine-tuning, the late stages ({late[0]} to {late[-1]}) and the early ones ({early[0]} to "
+                f"{early[-1]})")
+        text = claim.sentence("the late stages", "the early stages", "mean relative weight change")
+        if claim.kind == "helped":
+            return Verdict("helped", f"The early stages barely moved and the late ones moved most: {text} Fine-tuning "
+                                     f"keeps the early stages nearly as ImageNet left them, so freezing them changes "
+                                     f"little.")
+        if claim.kind == "hurt":
+            return Verdict("hurt", f"Here the early stages moved more than the late ones, against the decks: {text}")
+        return Verdict(claim.kind, f"{what} moved alike by the rule: {text}")
 
 
 def run(cfg: LayersConfig = LayersConfig(), progress: Progress | None = None, should_stop: Stop | None = None,

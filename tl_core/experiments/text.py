@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, contract, device as devices, finetuning, freeze, text
+from tl_core import backbones, claims, contract, device as devices, finetuning, freeze, text
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -129,6 +129,7 @@ class TextResult(contract.ConditionsResult):
         acc = contract.seed_stats([r.val_acc for r in done])
         return {"label": self.config.label(condition), "frozen_stages": self.config.frozen(condition),
                 "val_acc": acc["mean"], "val_acc_std": acc["std"], "val_acc_seeds": acc["seeds"],
+                "seeds": [r.seed for r in done],
                 "train_acc": contract.seed_stats([r.train_acc for r in done])["mean"],
                 "history": {k: getattr(runs[0].history, k) for k in CURVES},
                 "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
@@ -141,7 +142,9 @@ class TextResult(contract.ConditionsResult):
         if conditions:
             out.update(self.summary(conditions[0]))   # the first condition's numbers at the top level
         out.update({"conditions": {c: self.summary(c) for c in conditions}, "classes": self.classes,
-                    "stages": self.stage_names, "encoder": BACKBONE, "verdict": sentence, "verdict_kind": kind,
+                    "stages": self.stage_names, "encoder": BACKBONE,
+                    "claim": c.to_json() if (c := claim_of(self.values())) else None,
+                    "verdict": sentence, "verdict_kind": kind,
                     "status": self.status, "message": self.message, "device": self.device,
                     "cached_seconds": round(self.cached_seconds, 3), "seconds": round(self.seconds, 3)})
         return out
@@ -150,11 +153,14 @@ class TextResult(contract.ConditionsResult):
         """Condition label → its seeds' histories: what the overfitting plot draws."""
         return {self.config.label(c): [r.history for r in self.by_condition(c)] for c in self.ran()}
 
+    def values(self) -> dict[str, dict[int, float]]:
+        return {c: {r.seed: r.val_acc for r in self.by_condition(c) if r.history.status == "finished"}
+                for c in self.ran()}
+
     def verdict(self) -> Verdict:
         if self.status != "finished":
-            return Verdict(self.status, self.message or f"The run ended early ({self.status}).")
-        return compare({c: [r.val_acc for r in self.by_condition(c)] for c in self.ran()}, self.config,
-                       f"{self.config.shots} sentences per topic")
+            return self.ended_early()
+        return compare(self.values(), self.config, f"{self.config.shots} sentences per topic")
 
     def tuned_model(self) -> backbones.StagedModel | None:
         """The first fine-tuned model (first seed), rebuilt from the pretrained encoder and its trained stages."""
@@ -165,31 +171,25 @@ class TextResult(contract.ConditionsResult):
         return model
 
 
-def compare(accs: dict[str, list[float]], cfg: TextConfig, where: str) -> Verdict:
-    """Transfer (the best pretrained condition) against scratch over seeds. 'Clear' means the gap is more
-    than twice the seeds' spread and holds in every seed; otherwise the verdict says there is no clear
-    difference. Without scratch: the conditions side by side."""
-    stats = {c: contract.seed_stats(v) for c, v in accs.items() if v}
-    n = max((len(s["seeds"]) for s in stats.values()), default=0)
-    numbers = "; ".join(f"{cfg.label(c)} {s['mean']:.0%} ± {s['std']:.0%}" for c, s in stats.items())
-    numbers = f"{numbers} (validation accuracy at {where}, mean ± std of {n} seed{'s' * (n > 1)})"
-    if n < 2:
-        numbers += ". One seed says little: raise 'seeds' for a band"
-    transfer = [c for c in stats if c != "scratch"]
-    if "scratch" not in stats or not transfer:
-        return Verdict("single", f"{numbers}. Add 'scratch' to the conditions to see what pretraining is worth.")
-    best = max(transfer, key=lambda c: stats[c]["mean"])
-    p, s = stats[best], stats["scratch"]
-    gap = p["mean"] - s["mean"]
-    spread = max(p["std"], s["std"], 0.01)
-    wins = sum(a > b for a, b in zip(p["seeds"], s["seeds"]))
-    if gap > 2 * spread and wins == len(p["seeds"]):
-        return Verdict("helped", f"Pretraining helped: {cfg.label(best)} beats the same model from scratch by "
-                                 f"{gap * 100:.0f} points in every seed. {numbers}.")
-    if gap < -2 * spread and wins == 0:
-        return Verdict("hurt", f"Negative transfer: scratch beats {cfg.label(best)} by {-gap * 100:.0f} points. {numbers}.")
-    return Verdict("neutral", f"No clear difference between the best pretrained condition ({cfg.label(best)}) and "
-                              f"scratch here (ahead in {wins} of {len(p['seeds'])} seeds). {numbers}.")
+def claim_of(values: dict[str, dict[int, float]]) -> claims.Claim | None:
+    """The best pretrained condition against scratch (None without scratch or a pretrained condition)."""
+    transfer = [c for c in values if c != "scratch" and values[c]]
+    if not values.get("scratch") or not transfer:
+        return None
+    return claims.compare(claims.best_of(values, transfer), values, ["scratch"])
+
+
+def compare(values: dict[str, dict[int, float]], cfg: TextConfig, where: str) -> Verdict:
+    """Transfer (the best pretrained condition) against scratch by the claims rule; without scratch, the
+    conditions side by side."""
+    claim = claim_of(values)
+    if claim is None:
+        stats = {c: contract.seed_stats(list(v.values())) for c, v in values.items() if v}
+        numbers = "; ".join(f"{cfg.label(c)} {s['mean']:.0%} ± {s['std']:.0%}" for c, s in stats.items())
+        return Verdict("single", f"{numbers} (validation accuracy at {where}). Add 'scratch' to the conditions to "
+                                 f"see what pretraining is worth.")
+    lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: "}.get(claim.kind, "")
+    return Verdict(claim.kind, f"{lead}at {where}, " + claim.sentence(cfg.label(claim.subject), cfg.label("scratch")))
 
 
 # ---- training one condition ----------------------------------------------------------------------------
@@ -305,6 +305,14 @@ class TextSweepResult(contract.Result):
         return [r.val_acc for r in self.runs if r.condition == condition and r.shots == shots
                 and r.history.status == "finished"]
 
+    def values(self, shots: int) -> dict[str, dict[int, float]]:
+        return {c: {r.seed: r.val_acc for r in self.runs if r.condition == c and r.shots == shots
+                    and r.history.status == "finished"} for c in self.config.conditions}
+
+    def claims(self) -> list[dict]:
+        """Per shots value: the best pretrained condition against scratch."""
+        return [{**c.to_json(), "shots": s} for s in self.config.shots if (c := claim_of(self.values(s)))]
+
     def table(self) -> dict[str, dict[str, dict]]:
         """condition → shots → seed stats of validation accuracy."""
         return {c: {str(s): contract.seed_stats(self.accs(c, s)) for s in self.config.shots if self.accs(c, s)}
@@ -313,7 +321,7 @@ class TextSweepResult(contract.Result):
     def to_json(self) -> dict:
         kind, sentence = self.verdict()
         return {"experiment": self.kind, "config": contract.record(self.config), "shots": list(self.config.shots),
-                "table": self.table(),
+                "table": self.table(), "claims": self.claims(),
                 "records": [{"condition": r.condition, "seed": r.seed, "shots": r.shots, "val_acc": r.val_acc,
                              "train_acc": r.train_acc, "status": r.history.status} for r in self.runs],
                 "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
@@ -325,12 +333,10 @@ class TextSweepResult(contract.Result):
 
     def verdict(self) -> Verdict:
         if self.status != "finished":
-            return Verdict(self.status, self.message or f"The sweep ended early ({self.status}).")
-        verdicts = [compare({c: self.accs(c, s) for c in self.config.conditions}, self.config, f"{s} per topic")
-                    for s in self.config.shots]
+            return self.ended_early()
+        verdicts = [compare(self.values(s), self.config, f"{s} sentences per topic") for s in self.config.shots]
         kinds = {v.kind for v in verdicts}
-        kind = kinds.pop() if len(kinds) == 1 else "neutral"
-        return Verdict(kind, " ".join(f"{s} shots: {v.text}" for s, v in zip(self.config.shots, verdicts)))
+        return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(v.text for v in verdicts))
 
 
 def sweep(cfg: TextSweepConfig = TextSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
