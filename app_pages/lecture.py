@@ -1,7 +1,8 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import device as devices, lecture, plots
+from tl_core import device as devices, lecture
+from tl_core.plots import base as figures
 
 N = len(lecture.STEPS)
 # ←/→ (and PageUp/PageDown, as presentation clickers send) move between steps, unless the focus is in a field
@@ -112,8 +113,8 @@ if notes:
 
 def chart(out: dict) -> None:
     ui.verdict(step.verdict(out))
-    fig = plots.lecture_chart(step.chart(out))
-    ui.chart(plots.projector(fig) if big else fig, f"lec_chart_{step.key}")
+    fig = step.chart(out)
+    ui.chart(figures.projector(fig) if big else fig, f"lec_chart_{step.key}")
 
 
 why = lecture.status(step)

@@ -292,12 +292,12 @@ def test_continue_from_loaded_weights_is_not_the_registry_run_and_can_freeze(sha
 
 
 def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
-    from tl_core import plots
+    from tl_core.plots import base, state as figures
 
     ins = state.inspect_lab("shapes_cnn", "pretrained")
-    bars = plots.state_groups(ins).data[0]
+    bars = figures.state_groups(ins).data[0]
     assert list(bars.x) == [g["module"] for g in ins.groups] and sum(bars.y) == ins.total_elements
-    band, line = plots.band_traces([1, 2, 3], [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "x", "#1b9e77")
+    band, line = base.band_traces([1, 2, 3], [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], "x", "#1b9e77")
     assert band.mode == "lines" and band.fill == "toself"   # a band's outline, not its vertices as dots
 
 

@@ -26,184 +26,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-import numpy as np
-
-from tl_core import contract, plots, store
+from tl_core import claims, contract, store
 from tl_core.contract import Verdict
 
 TINY_ENV = "TL_LECTURE_TINY"
 
 
-# ---- what a step draws: bands over seeds, from a run's JSON ------------------------------------------
+# ---- what a step draws: the full page's own figure of the run's JSON ------------------------------------
 
-@dataclass
-class Series:
-    """One line of a chart with its band: mean and 10th/90th percentile over seeds at every x."""
-    name: str
-    color: str                 # a condition plots knows a colour for (scratch, pretrained, guided, ...) or a colour
-    x: list
-    mean: list
-    low: list
-    high: list
-    dash: str | None = None
+def _figures(name: str):
+    return importlib.import_module(f"tl_core.plots.{name}")
 
 
-@dataclass
-class Chart:
-    title: str
-    x_title: str
-    y_title: str
-    series: list[Series]
-    log_x: bool = False
-    log_y: bool = False
-    percent: bool = False      # y is an accuracy in [0, 1]
-    bars: bool = False         # stacked bars over categories (x), no band
-    x_labels: list = field(default_factory=list)   # names for x = 1, 2, ... (e.g. a backbone's stages)
-    y_format: str = ""         # plotly tick format of y, e.g. ".1%"
-
-
-def band(per_x: list[list[float]]) -> tuple[list, list, list]:
-    """Mean, 10th and 90th percentile over seeds of the values at each x (the band plots draws)."""
-    arr = [np.asarray(v, dtype=float) for v in per_x]
-    return ([float(a.mean()) for a in arr], [float(np.percentile(a, 10)) for a in arr],
-            [float(np.percentile(a, 90)) for a in arr])
-
-
-def _epochs_band(name: str, color: str, curves: list[list[float]], dash: str | None = None) -> Series | None:
-    """Per-seed per-epoch curves (cut to the shortest, e.g. after a Stop) as a band over epochs."""
-    curves = [c for c in curves if c]
-    if not curves:
-        return None
-    n = min(len(c) for c in curves)
-    mean, low, high = band([[c[i] for c in curves] for i in range(n)])
-    return Series(name, color, list(range(1, n + 1)), mean, low, high, dash)
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' * (n != 1)}"
-
-
-def finetune_chart(out: dict, splits: tuple[str, ...] = ("val",), title: str = "") -> Chart:
-    """The lab's run: accuracy per epoch for every weights condition (validation dashed when train is shown)."""
-    series = []
-    for weights, s in out.get("conditions", {}).items():
-        for split in splits:
-            dash = "dash" if split == "val" and len(splits) > 1 else None
-            label = f"{s.get('label', weights)}, {'validation' if split == 'val' else 'train'}"
-            series.append(_epochs_band(label, weights, [h[f"{split}_acc"] for h in s.get("histories", [])], dash))
-    seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(title or f"Validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})", "epoch",
-                 "accuracy", [s for s in series if s], percent=True)
-
-
-def _sweep_groups(out: dict, group: Callable[[dict], str]) -> dict[str, dict]:
-    """Sweep records grouped by `group(record)`, then by shots: {group: {shots: [value per seed]}}."""
-    groups: dict[str, dict] = {}
-    for r in out.get("records", []):
-        if r.get("status", "finished") == "finished" and r.get("shots") is not None:
-            groups.setdefault(group(r), {}).setdefault(r["shots"], []).append(r)
-    return groups
-
-
-def overfit_chart(out: dict) -> Chart:
-    """Train (solid) vs validation (dashed) accuracy per epoch: the gap between them is the overfitting."""
-    seeds = out.get("config", {}).get("seeds", 0)
-    return finetune_chart(out, ("train", "val"), f"Train vs validation accuracy per epoch (line: mean of "
-                                                 f"{_seeds(seeds)}; {plots.BAND})")
-
-
-def freeze_chart(out: dict) -> Chart:
-    """Validation accuracy against images per class, one line per freeze depth."""
-    from tl_core import backbones   # the backbone's stage count names the depths (feature extraction = all but one)
-
-    n = len(backbones.stage_names(out["config"]["backbone"])) if out.get("config", {}).get("backbone") else 0
-    groups = _sweep_groups(out, lambda r: r["freeze"])
-    palette = ("pretrained", "guided", "scratch", "freeze_head_only")
-    series = []
-    for i, (depth, runs) in enumerate(sorted(groups.items(), key=lambda kv: -int(kv[0]))):
-        k = int(depth)
-        name = ("feature extraction (all but the head frozen)" if n and k == n - 1 else
-                "full fine-tuning (nothing frozen)" if k == 0 else
-                f"{k} of {n} stages frozen (the last {n - k} train)" if n else f"{k} stages frozen")
-        shots = sorted(runs)
-        mean, low, high = band([[r["val_acc"] for r in runs[s]] for s in shots])
-        series.append(Series(name, palette[i % len(palette)], shots, mean, low, high))
-    seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(f"Validation accuracy by freeze depth (line: mean of {_seeds(seeds)}; {plots.BAND})",
-                 "training images per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
-
-
-def toy_chart(out: dict) -> Chart:
-    """The toy's test error per fine-tuning epoch, both conditions (the run keeps mean and 10th/90th percentile)."""
-    series = []
-    for name in ("scratch", "pretrained"):
-        c = out.get(name, {}).get("curves", {})
-        if c.get("test_mse_mean"):
-            series.append(Series(plots.LABELS[name], name, list(range(1, len(c["test_mse_mean"]) + 1)),
-                                 c["test_mse_mean"], c["test_mse_p10"], c["test_mse_p90"]))
-    seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(f"Test error on task B while fine-tuning ({seeds} networks per condition; {plots.BAND})",
-                 "fine-tuning epoch", "test MSE (log scale)", series, log_y=True)
-
-
-def ssl_chart(out: dict) -> Chart:
-    counts = out.get("label_counts", [])
-    series = []
-    for mode, label in plots.SSL_LABELS.items():
-        per = [out.get("by_labels", {}).get(str(n), {}).get(mode, {}).get("val_acc_seeds") or [] for n in counts]
-        if counts and all(per):
-            series.append(Series(label, mode, counts, *band(per)))
-    seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(f"Accuracy vs labels per class (line: mean of {_seeds(seeds)}; {plots.BAND})",
-                 "labelled samples per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
-
-
-def gtl_chart(out: dict) -> Chart:
-    series = [_epochs_band(label, c, out.get(c, {}).get("val_acc_curves", [])) for c, label in plots.GTL_LABELS.items()]
-    seeds = out.get("config", {}).get("seeds", 0)
-    return Chart(f"Few-shot target classes: validation accuracy per epoch (line: mean of {_seeds(seeds)}; {plots.BAND})",
-                 "fine-tuning epoch", "validation accuracy", [s for s in series if s], percent=True)
-
-
-def layers_chart(out: dict) -> Chart:
-    """How far each pretrained stage's weights moved under full fine-tuning, relative to their size, over seeds (the
-    new head is left out: it starts from random weights, so its change says nothing about transfer)."""
-    stages, per_seed = out.get("stages", [])[:-1], out.get("relative_change_seeds", [])
-    if not per_seed or not stages:
-        return Chart("How far each stage moved", "stage", "relative change", [])
-    mean, low, high = band([[seed[i] for seed in per_seed] for i in range(len(stages))])
-    return Chart(f"How far each pretrained stage moved under full fine-tuning (line: mean of {_seeds(len(per_seed))}; "
-                 f"{plots.BAND})", "stage (input → output; the new head left out)", "‖w − w₀‖ / ‖w₀‖",
-                 [Series("relative change of the stage's weights", "pretrained", list(range(1, len(stages) + 1)),
-                         mean, low, high)], x_labels=stages, y_format=".1%")
-
-
-def domains_chart(dataset: str) -> Callable[[dict], Chart]:
-    """One dataset of the strategy grid: validation accuracy against images per class, one line per strategy."""
-    def chart(out: dict) -> Chart:
-        groups: dict[str, dict] = {}
-        for r in out.get("records", []):
-            if r["dataset"] == dataset:
-                groups.setdefault(r["strategy"], {}).setdefault(r["shots"], []).append(r["val_acc"])
-        colors = {"feature_extraction": "pretrained", "partial": "partial", "full": "guided", "scratch": "scratch"}
-        series = []
-        for strategy, by_shots in groups.items():
-            shots = sorted(by_shots)
-            series.append(Series(strategy.replace("_", " "), colors.get(strategy, strategy), shots,
-                                 *band([by_shots[s] for s in shots])))
-        seeds = out.get("config", {}).get("seeds", 0)
-        return Chart(f"{dataset}: validation accuracy by strategy (line: mean of {_seeds(seeds)}; {plots.BAND})",
-                     "training images per class (log scale)", "validation accuracy", series, log_x=True, percent=True)
-    return chart
-
-
-def weights_chart(out: dict) -> Chart:
-    stages = [g["stage"] for g in out.get("stages", [])]
-    return Chart("An encoder-only file loaded with strict off: what each stage got", "stage",
-                 "tensors (state_dict keys)", [
-                     Series("loaded from the file", "pretrained", stages, [g["loaded"] for g in out["stages"]], [], []),
-                     Series("kept at their initial values (the new head)", "scratch", stages,
-                            [g["initial"] for g in out["stages"]], [], [])], bars=True)
+def _chart(module: str, function: str, **kwargs) -> Callable[[dict], Any]:
+    """A step's chart: the figure its full page draws, from the same JSON (imported when first drawn)."""
+    return lambda out: getattr(_figures(module), function)(out, **kwargs)
 
 
 # ---- verdicts that the run's JSON doesn't carry ---------------------------------------------------------
@@ -213,30 +50,19 @@ def _json_verdict(module, out: dict) -> Verdict:
 
 
 def _overfit_verdict(module, out: dict) -> Verdict:
-    """Did the networks learn their training images much better than new ones? Clear = a gap of 10 points or more
-    and beyond twice the seeds' spread."""
-    runs = [h for s in out.get("conditions", {}).values() for h in s.get("histories", []) if h["val_acc"]]
+    """Did the networks learn their training images better than new ones? The final train accuracy against the
+    final validation accuracy, paired run by run, by the claims rule."""
+    runs = [(i, h) for i, h in enumerate(h for s in out.get("conditions", {}).values() for h in s.get("histories", []))
+            if h["val_acc"]]
     if not runs:
         return Verdict("single", "")
-    train = [h["train_acc"][-1] for h in runs]
-    val = [h["val_acc"][-1] for h in runs]
-    gap = [t - v for t, v in zip(train, val)]
-    spread = max(float(np.std(gap)), 0.01)
-    numbers = (f"after {len(runs[0]['val_acc'])} epochs, train accuracy {np.mean(train):.0%} vs validation "
-               f"{np.mean(val):.0%} (mean of {_seeds(len(runs))}; train ahead in {sum(g > 0 for g in gap)} of {len(gap)})")
-    if np.mean(gap) >= max(0.1, 2 * spread):
-        return Verdict("helped", f"Overfitting: {numbers}. The network knows its training images far better than new "
-                                 f"ones.")
-    return Verdict("neutral", f"No clear overfitting here: {numbers}.")
-
-
-def _ssl_verdict(module, out: dict) -> Verdict:
-    """The SSL page's own verdict, read from the recorded per-mode summaries."""
-    view = type("SSLView", (), {})()
-    view.status, view.message = out.get("status", "finished"), out.get("message", "")
-    view.config = contract.from_record(module.SSLConfig, out["config"])
-    view.summary = lambda mode: out[mode]
-    return module.verdict(view)
+    values = {"train": {i: h["train_acc"][-1] for i, h in runs}, "validation": {i: h["val_acc"][-1] for i, h in runs}}
+    claim = claims.compare("train", values, ["validation"])
+    epochs = len(runs[0][1]["val_acc"])
+    text = claim.sentence("the training images", "new images", f"accuracy after {epochs} epochs")
+    if claim.kind == "helped":
+        return Verdict("helped", f"Overfitting: {text} The network knows its training images far better than new ones.")
+    return Verdict(claim.kind, f"No clear overfitting by the rule: {text}")
 
 
 # ---- the steps ---------------------------------------------------------------------------------------
@@ -283,7 +109,7 @@ class Step:
     tiny: dict = field(default_factory=dict)   # overrides under TL_LECTURE_TINY=1
     link: tuple = ()               # (config field, the full page's widget key)
     fixed: tuple = ()              # (widget key, value) the link always carries
-    chart: Callable[[dict], Chart] | None = None
+    chart: Callable[[dict], Any] | None = None      # the run's JSON -> its full page's figure
     judge: Callable[[Any, dict], Verdict] = _json_verdict
     compute: Callable[[Any], dict] | None = None   # nothing to train: the step's JSON, computed at once
 
@@ -343,7 +169,7 @@ def _domain_step(key: str, title: str, dataset: str, text: str, notes: str) -> S
                                                val_per_class=10),
                 tiny=dict(shots=(2,), epochs=2, image_size=32, val_per_class=4,
                           strategies=("feature_extraction", "scratch")),
-                link=DOMAINS_LINK, chart=domains_chart(dataset))
+                link=DOMAINS_LINK, chart=_chart("domains", "strategy_chart"))
 
 
 STEPS: tuple[Step, ...] = (
@@ -356,7 +182,7 @@ STEPS: tuple[Step, ...] = (
          "is why it is the slow part of the run.",
          page="finetune", module="finetune", kind="finetune",
          make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=48, val_per_class=10),
-         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), link=FT_LINK, chart=finetune_chart),
+         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), link=FT_LINK, chart=_chart("finetune", "curves")),
     Step("overfit", "Overfitting with little data",
          "With 2 images per digit, a network trained from scratch learns its training images by heart: train accuracy "
          "climbs to 100% while validation accuracy on new images stays far below. The gap between the two lines is "
@@ -367,7 +193,7 @@ STEPS: tuple[Step, ...] = (
          page="finetune", module="finetune", kind="finetune",
          make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=40, image_size=32,
                                          val_per_class=10),
-         tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), link=FT_LINK, chart=overfit_chart,
+         tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), link=FT_LINK, chart=_chart("finetune", "curves"),
          judge=_overfit_verdict),
     Step("toy", "Pretraining as a regulariser",
          "Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
@@ -376,7 +202,7 @@ STEPS: tuple[Step, ...] = (
          "Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
          "prior misleads and the advantage turns into negative transfer.",
          page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
-         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), link=TOY_LINK, chart=toy_chart),
+         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), link=TOY_LINK, chart=_chart("toy", "losses")),
     Step("layers", "What layers learn",
          "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so the "
          "early layers transfer to almost any image task. Measured here: fine-tune every stage on a few textures and "
@@ -385,7 +211,7 @@ STEPS: tuple[Step, ...] = (
          "pictures. Ask which stages a microscope image would still need.",
          page="layers", module="layers", kind="layers",
          make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
-         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), link=LAYERS_LINK, chart=layers_chart),
+         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), link=LAYERS_LINK, chart=_chart("layers", "relative_change")),
     Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
          "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
          "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
@@ -398,7 +224,7 @@ STEPS: tuple[Step, ...] = (
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
                                       epochs=5, image_size=48, val_per_class=10, seeds=2),
          tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")), link=SWEEP_LINK,
-         chart=freeze_chart),
+         chart=_chart("finetune", "shots_sweep")),
     _domain_step(
         "strategy", "Which strategy for which data", "textures",
         "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
@@ -417,7 +243,7 @@ STEPS: tuple[Step, ...] = (
          "encoder and the new head keeps its initial values.",
          "Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix and "
          "use *strip prefix*: the report explains the classic `Missing key(s)` traceback.",
-         page="state", compute=weights_demo, link=LOAD_LINK, fixed=(("sd_part", "encoder"),), chart=weights_chart),
+         page="state", compute=weights_demo, link=LOAD_LINK, fixed=(("sd_part", "encoder"),), chart=_chart("state", "loaded_stages")),
     Step("ssl", "Self-supervised pretraining",
          "No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
          "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch.",
@@ -425,8 +251,7 @@ STEPS: tuple[Step, ...] = (
          "bands cross: with many labels scratch catches up.",
          page="ssl", module="selfsup", kind="ssl",
          make=lambda m: m.SSLConfig(pretrain_epochs=10, epochs=60, label_counts=(1, 5, 20)),
-         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), link=SSL_LINK, chart=ssl_chart,
-         judge=_ssl_verdict),
+         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), link=SSL_LINK, chart=_chart("ssl", "label_curve")),
     Step("gtl", "Guided Transfer Learning",
          "Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight moves. "
          "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put.",
@@ -435,7 +260,7 @@ STEPS: tuple[Step, ...] = (
          page="gtl", module="gtl", kind="gtl",
          make=lambda m: m.GTLConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
          tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10), link=GTL_LINK,
-         chart=gtl_chart),
+         chart=_chart("gtl", "curves")),
     Step("text", "Text: the same ideas for sentences",
          "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
          "sentences, fine-tune its last layers, or train the same network from scratch.",
@@ -443,8 +268,7 @@ STEPS: tuple[Step, ...] = (
          page="text", module="text", kind="text",
          make=lambda m: m.QUICK,   # the text page's own quick comparison: feature extraction vs scratch
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16), link=TEXT_LINK,
-         chart=lambda out: finetune_chart(out, title="Validation accuracy per epoch, feature extraction vs scratch "
-                                                      f"(line: mean of {_seeds(out['config']['seeds'])}; {plots.BAND})")),
+         chart=_chart("text", "curves")),
 )
 
 
@@ -617,8 +441,8 @@ def handout(db: store.Store | None, projector: bool = False) -> str:
             v = step.verdict(out)
             if v.text:
                 parts.append(f"<p class='verdict {html.escape(v.kind)}'>{html.escape(v.text)}</p>")
-            fig = plots.lecture_chart(step.chart(out))
-            fig = plots.projector(fig) if projector else fig
+            fig = step.chart(out)
+            fig = _figures("base").projector(fig) if projector else fig
             parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False,
                                      config={"displaylogo": False}))
             first = False

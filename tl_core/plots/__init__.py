@@ -1,2 +1,2 @@
-"""Transfer Lab's figures: `base` (style, colours, bands) and one module per experiment."""
-from tl_core.plots._old import *  # noqa: F401,F403 - pages not yet moved to their own module (temporary)
+"""Transfer Lab's figures: `base` (style, one colour per condition, bands, the projector view) and one module per
+experiment, each drawing a run from its JSON. Import the module you draw with: `from tl_core.plots import finetune`."""
