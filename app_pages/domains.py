@@ -7,8 +7,6 @@ from tl_core import contract
 from tl_core.plots import domains as figures
 from tl_core.experiments import domains
 
-D = domains.DomainsConfig()
-spec = lambda name: contract.spec(domains.DomainsConfig, name)  # noqa: E731 - a setting's choices and help
 
 link = ui.page("Which strategy?", "dom_",
                "The decks' decision chart: **how much data** (few or more images per class) × **how similar** the new "
@@ -18,20 +16,11 @@ link = ui.page("Which strategy?", "dom_",
                "**scratch** (same network, random weights). Every cell over several seeds.", settings="Grid settings")
 
 with st.sidebar:
-    datasets = st.multiselect("Datasets: near (textures, faces), far (microscopy, digits)", list(domains.DOMAINS),
-                              default=list(D.datasets), key="dom_datasets", bind=ui.URL, help=spec("datasets").help)
-    shots = st.multiselect("Training images per class (few, more)", [2, 5, 10, 15, 20, 40], default=list(D.shots),
-                           key="dom_shots", bind=ui.URL, help=spec("shots").help)
-    strategies = st.multiselect("Strategies", list(domains.STRATEGIES), default=list(D.strategies), key="dom_strategies",
-                                bind=ui.URL, help="\n".join(f"- **{k}**: {v}" for k, v in domains.STRATEGIES.items()))
-    seeds = st.slider("Seeds (for the bands)", 1, 5, D.seeds, key="dom_seeds", bind=ui.URL, help=spec("seeds").help)
-    epochs = st.slider("Epochs", 2, 30, D.epochs, key="dom_epochs", bind=ui.URL, help=spec("epochs").help)
-    size = st.select_slider("Image size (px)", [32, 48, 64, 96], value=D.image_size, key="dom_size", bind=ui.URL,
-                            help=spec("image_size").help)
+    picked = ui.widgets(domains.DomainsConfig, ("datasets", "shots", "strategies", "seeds", "epochs", "image_size"),
+                        "dom_")
 
 link.report()
-cfg = domains.DomainsConfig(datasets=tuple(datasets), shots=tuple(sorted(shots)), strategies=tuple(strategies),
-                            seeds=seeds, epochs=epochs, image_size=size)
+cfg = domains.DomainsConfig(**picked)
 try:
     contract.validate(cfg)
 except ValueError as err:

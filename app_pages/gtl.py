@@ -7,8 +7,7 @@ from tl_core import contract
 from tl_core.plots import gtl as figures
 from tl_core.experiments import gtl, gtl_sweep
 
-D = gtl.GTLConfig()
-spec = lambda name: contract.spec(gtl.GTLConfig, name)  # noqa: E731 - a setting's choices and help
+G = gtl.GTLConfig
 
 link = ui.page("Guided Transfer Learning", "gtl_",
                "Pretraining can teach *how* to learn, not only *what*: inductive biases from scouts (Nikolić et al., "
@@ -21,33 +20,11 @@ link = ui.page("Guided Transfer Learning", "gtl_",
                "programmes).", settings="GTL settings")
 
 with st.sidebar:
-    data_name = st.radio("Data", spec("data").choices, key="gtl_data", bind=ui.URL, horizontal=True,
-                         help="\n".join(f"- **{k}**: {v}" for k, v in spec("data").choice_help.items()))
-    source = st.radio("Source", spec("source").choices, key="gtl_source", bind=ui.URL, horizontal=True,
-                      help="\n".join(f"- **{k}**: {v}" for k, v in spec("source").choice_help.items()))
-    arch = st.radio("Base network", spec("arch").choices, key="gtl_arch", bind=ui.URL, horizontal=True,
-                    help="\n".join(f"- **{k}**: {v}" for k, v in spec("arch").choice_help.items()))
-    target = st.multiselect("Target classes (held out of pretraining)", list(gtl.DIGITS),
-                            default=list(D.target_classes), key="gtl_target", bind=ui.URL,
-                            format_func=lambda c: gtl.class_name(data_name, c), help=spec("target_classes").help)
-    scouts = st.slider("Scouts", 2, 64, D.scouts, key="gtl_scouts", bind=ui.URL, help=spec("scouts").help)
-    scout_classes = st.slider("Classes per scout sub-problem", 2, 8, D.scout_classes, key="gtl_scout_classes",
-                              bind=ui.URL, help=spec("scout_classes").help)
-    scout_epochs = st.slider("Scout epochs", 1, 30, D.scout_epochs, key="gtl_scout_epochs", bind=ui.URL,
-                             help=spec("scout_epochs").help)
-    focus = st.radio("Focus (per-tensor normalisation)", spec("focus").choices, key="gtl_focus", bind=ui.URL,
-                     captions=list(spec("focus").choice_help.values()))
-    temperature = st.select_slider("Temperature (below 1 colder: more frozen; above 1 warmer: freer)",
-                                   [0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
-                                   value=D.temperature, key="gtl_temperature", bind=ui.URL,
-                                   help=spec("temperature").help)
-    free = st.select_slider("Binary: free top fraction of each tensor (0 = off)", [0.0, 0.05, 0.1, 0.25, 0.5], value=D.free_fraction,
-                            key="gtl_free", bind=ui.URL, help=spec("free_fraction").help)
-    shots = st.select_slider("Target samples per class (shots)", [1, 2, 5, 10, 20], value=D.shots, key="gtl_shots",
-                             bind=ui.URL, help=spec("shots").help)
-    seeds = st.slider("Seeds (for the band)", 2, 10, D.seeds, key="gtl_seeds", bind=ui.URL, help=spec("seeds").help)
-    epochs = st.slider("Fine-tuning epochs", 10, 200, D.epochs, step=10, key="gtl_epochs", bind=ui.URL,
-                       help=spec("epochs").help)
+    data_name = ui.widget(G, "data", "gtl_")
+    picked = ui.widgets(G, ("source", "arch", "target_classes", "scouts", "scout_classes", "scout_epochs", "focus",
+                            "temperature", "free_fraction", "shots", "seeds", "epochs"), "gtl_",
+                        target_classes={"fmt": lambda c: gtl.class_name(data_name, c)},
+                        focus={"captions": list(contract.spec(G, "focus").choice_help.values()), "horizontal": False})
     st.caption("Changing only target settings (shots, focus, seeds, …) reuses the base and the scouts.")
 
 
@@ -59,8 +36,8 @@ def sweep_section() -> None:
     st.markdown("Guided fine-tuning against freezing the body, plain fine-tuning and scratch at 1, 2, 5 and 10 shots, "
                 "from a **related** source (the other classes) and an **unrelated** one (the same samples with their "
                 "features shuffled), with the sidebar's scouts, seeds and epochs.")
-    sweep_cfg = gtl_sweep.GTLSweepConfig(data=data_name, target_classes=tuple(sorted(target)), seeds=seeds,
-                                         scouts=scouts, scout_epochs=scout_epochs, epochs=epochs)
+    sweep_cfg = gtl_sweep.GTLSweepConfig(data=data_name, target_classes=cfg.target_classes, seeds=cfg.seeds,
+                                         scouts=cfg.scouts, scout_epochs=cfg.scout_epochs, epochs=cfg.epochs)
     kept = st.session_state.setdefault("gtl_sweep_results", {})
     sweep = ui.run_button("gtl_sweep", "Run the sweep", "gtl-sweep", sweep_cfg, results=kept,
                           run=lambda progress, should_stop: gtl_sweep.run(sweep_cfg, progress=progress,
@@ -76,9 +53,7 @@ def sweep_section() -> None:
 
 results = st.session_state.setdefault("gtl_results", {})
 link.report()
-cfg = gtl.GTLConfig(data=data_name, source=source, arch=arch, target_classes=tuple(sorted(target)), scouts=scouts, scout_classes=scout_classes,
-                    scout_epochs=scout_epochs, focus=focus, temperature=temperature, free_fraction=free,
-                    shots=shots, seeds=seeds, epochs=epochs)
+cfg = G(data=data_name, **{**picked, "target_classes": tuple(sorted(picked["target_classes"]))})
 try:
     contract.validate(cfg)
 except ValueError as err:
@@ -94,10 +69,10 @@ if result is None:
 out = result.to_json()
 ui.verdict(result.verdict())
 for col, c in zip(st.columns(4), gtl.CONDITIONS):
-    col.metric(figures.LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {seeds} seeds",
+    col.metric(figures.LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {cfg.seeds} seeds",
                delta_color="off", delta_arrow="off", border=True)
 s = result.scouted
-st.caption(f"Base: {arch} pretrained on {data_name} classes {', '.join(s.source_classes)} ({source} source; "
+st.caption(f"Base: {cfg.arch} pretrained on {data_name} classes {', '.join(s.source_classes)} ({cfg.source} source; "
            f"{s.source_val_acc:.1%} on held-out source samples). {len(s.scouts)} scouts in {s.scout_seconds:.1f} s"
            f"{' (reused from cache)' if result.scouts_cached else ''}. {result.device} · {result.seconds:.1f} s.")
 ui.chart(figures.curves(out), "gtl_curves_chart")
@@ -118,7 +93,7 @@ ui.chart(figures.histogram(result.guide), "gtl_hist_chart", left)
 ui.chart(figures.layer_means(result.guide), "gtl_layers_chart", right)
 buffer = io.BytesIO()
 gtl.guide_file(result.guide, buffer)
-st.download_button("Download the guide (.pt)", buffer.getvalue(), file_name=f"gtl_guide_{arch}.pt",
+st.download_button("Download the guide (.pt)", buffer.getvalue(), file_name=f"gtl_guide_{cfg.arch}.pt",
                    key="gtl_download", help="torch.load → {parameter name: guide tensor}, shaped like the parameter")
 
 sweep_section()

@@ -5,8 +5,7 @@ from tl_core import backbones, contract, data, userdata
 from tl_core.plots import layers as figures
 from tl_core.experiments import layers
 
-D = layers.LayersConfig()
-spec = lambda name: contract.spec(layers.LayersConfig, name)  # noqa: E731 - a setting's choices and help
+L = layers.LayersConfig
 
 link = ui.page("What layers learn", "lay_",
                "Zeiler & Fergus looked inside a trained network: **early layers** respond to edges, colours and textures "
@@ -16,21 +15,18 @@ link = ui.page("What layers learn", "lay_",
                "the whole network is fine-tuned.", settings="Settings")
 
 with st.sidebar:
-    name = st.selectbox("Backbone", backbones.IMAGE, key="lay_backbone", bind=ui.URL)
+    name = ui.widget(L, "backbone", "lay_")
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(("Weights: " if available else "No pretrained weights here: ") + note)
-    dataset = st.selectbox("Dataset", spec("dataset").choices, index=spec("dataset").choices.index(D.dataset),
-                           key="lay_dataset", bind=ui.URL, help="\n".join(f"- **{k}**: {data.DATASETS[k]}"
-                                                                            for k in spec("dataset").choices))
-    shots = st.select_slider("Training images per class", [5, 10, 20, 40], value=D.shots, key="lay_shots", bind=ui.URL)
-    epochs = st.slider("Epochs of full fine-tuning", 1, 30, D.epochs, key="lay_epochs", bind=ui.URL, help=spec("epochs").help)
-    size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], value=D.image_size, key="lay_size", bind=ui.URL)
-    seeds = st.slider("Seeds (for the band)", 1, 5, D.seeds, key="lay_seeds", bind=ui.URL, help=spec("seeds").help)
+    dataset = ui.widget(L, "dataset", "lay_", help="\n".join(f"- **{k}**: {data.DATASETS[k]}"
+                                                             for k in contract.spec(L, "dataset").choices))
+    picked = ui.widgets(L, ("shots", "epochs", "image_size", "seeds"), "lay_")
 
 link.report()
 if not available:
     st.stop()
-cfg = layers.LayersConfig(backbone=name, dataset=dataset, shots=shots, epochs=epochs, image_size=size, seeds=seeds)
+cfg = L(backbone=name, dataset=dataset, **picked)
+shots, seeds, size = cfg.shots, cfg.seeds, cfg.image_size
 try:
     contract.validate(cfg)
 except ValueError as err:

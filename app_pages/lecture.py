@@ -146,7 +146,4 @@ elif before is not None:
 else:
     st.info(f"Press **{label}** to train this step now, or **Prepare the lecture** (sidebar) to run every step in "
             "advance.")
-missing = lecture.unlinked(step, cfg)
-st.markdown(f"[Open in the full page with these settings →]({url})" + (
-    f"  \n<small>The full page has no setting for {', '.join(missing)}: it uses its own default there.</small>"
-    if missing else ""), unsafe_allow_html=True)
+st.markdown(f"[Open in the full page with these settings →]({url})")

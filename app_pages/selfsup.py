@@ -4,8 +4,7 @@ from app_pages import ui
 from tl_core.plots import ssl as figures
 from tl_core.experiments import selfsup
 
-CURVE = [1, 2, 5, 10, 20, 50]
-D = selfsup.SSLConfig()  # the page starts from the config's defaults: a link names only what differs
+S = selfsup.SSLConfig   # the page starts from the config's defaults: a link names only what differs
 FLOW = """encoder, decoder = Encoder(features), Decoder(features)
 autoencoder = Autoencoder(encoder, decoder)           # pretrain: hide features, reconstruct them
 fit(MaskedReconstruction(autoencoder, ...), (pool, pool), loss_fn=masked_mse)
@@ -22,20 +21,15 @@ link = ui.page("Self-supervised pretraining", "ssl_",
                "head on a *small* labelled set, and compared with the same network trained from scratch.", settings="SSL settings")
 
 with st.sidebar:
-    data = st.radio("Data", list(selfsup.DATA), key="ssl_data", bind=ui.URL, captions=list(selfsup.DATA.values()))
-    mask_ratio = st.slider("Mask ratio (fraction hidden)", 0.1, 0.9, D.mask_ratio, step=0.05, key="ssl_mask", bind=ui.URL,
-                           help="genes for expression data, 4×4 patches for digits")
-    labels = st.select_slider("Labelled samples per class", CURVE, value=D.labels, key="ssl_labels", bind=ui.URL)
-    curve = st.multiselect("Label counts on the curve", CURVE, default=[1, 2, 5, 20], key="ssl_curve", bind=ui.URL)
-    seeds = st.slider("Seeds (for the band)", 1, 5, D.seeds, key="ssl_seeds", bind=ui.URL)
-    pretrain_epochs = st.slider("Pretraining epochs", 2, 100, D.pretrain_epochs, key="ssl_pretrain_epochs", bind=ui.URL)
-    epochs = st.slider("Downstream epochs", 10, 300, D.epochs, step=10, key="ssl_epochs", bind=ui.URL)
+    picked = ui.widgets(S, ("data", "mask_ratio", "labels", "label_counts", "seeds", "pretrain_epochs", "epochs"),
+                        "ssl_", data={"captions": list(selfsup.DATA.values()), "horizontal": False},
+                        label_counts={"value": (1, 2, 5, 20)},
+                        mask_ratio={"help": "genes for expression data, 4×4 patches for digits"})
     st.caption("Pretraining is cached by its settings: changing only the label counts, seeds or downstream "
                "epochs reuses it.")
 
 link.report()
-cfg = selfsup.SSLConfig(data=data, labels=labels, mask_ratio=mask_ratio, seeds=seeds, pretrain_epochs=pretrain_epochs,
-                        epochs=epochs, label_counts=tuple(sorted(curve)))
+cfg = S(**{**picked, "label_counts": tuple(sorted(picked["label_counts"]))})
 result = ui.run_button("ssl", "Pretrain and compare", "ssl", cfg,
                        lambda progress, should_stop: selfsup.run(cfg, progress=progress, should_stop=should_stop),
                        results=st.session_state.setdefault("ssl_results", {}), button_key="ssl_run",

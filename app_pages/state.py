@@ -70,13 +70,13 @@ st.dataframe(ins.table(), key="sd_keys_table", hide_index=True, height=320)
 
 st.header("3 · Load into an architecture")
 c = st.columns([2, 1.4, 1, 1, 0.8])
-into = c[0].selectbox("Architecture", list(backbones.REGISTRY), key="sd_into", bind=ui.URL,
+into = c[0].selectbox("Architecture", list(backbones.REGISTRY), key="sd_load_arch", bind=ui.URL,
                       index=list(backbones.REGISTRY).index("shapes_cnn"), help="\n".join(
                       f"- **{k}**: {v}" for k, v in contract.spec(state.LoadConfig, "arch").choice_help.items()))
-classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_classes", bind=ui.URL)
-strip = c[2].text_input("Strip prefix", key="sd_strip", bind=ui.URL, placeholder="module.")
-add = c[3].text_input("Add prefix", key="sd_add", bind=ui.URL, placeholder="encoder.")
-strict = c[4].toggle("strict", True, key="sd_strict", bind=ui.URL, help="strict: every key must match in name and shape, or nothing "
+classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_load_num_classes", bind=ui.URL)
+strip = c[2].text_input("Strip prefix", key="sd_load_strip_prefix", bind=ui.URL, placeholder="module.")
+add = c[3].text_input("Add prefix", key="sd_load_add_prefix", bind=ui.URL, placeholder="encoder.")
+strict = c[4].toggle("strict", True, key="sd_load_strict", bind=ui.URL, help="strict: every key must match in name and shape, or nothing "
                      "loads. Off: what matches loads, the rest keeps its initial (scratch) values.")
 link.report()
 cfg = state.LoadConfig(into, int(classes) or None, strict, strip.strip(), add.strip())

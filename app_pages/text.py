@@ -6,8 +6,6 @@ from tl_core.plots import text as figures
 from tl_core.experiments import text as exp
 
 C = exp.TextConfig
-D = C()  # the page starts from the config's defaults: a link names only what differs, as CLI flags do
-spec = lambda name: contract.spec(C, name)  # noqa: E731 - a setting's choices and help
 
 link = ui.page("Transfer for text", "text_",
                "Language models transfer too. **all-MiniLM-L6-v2** (a 6-layer BERT-family encoder, 22 M parameters) "
@@ -18,28 +16,16 @@ link = ui.page("Transfer for text", "text_",
 
 with st.sidebar:
     topics = text.topics()
-    classes = st.multiselect("Topics (classes)", list(topics), default=list(D.classes), key="text_classes", bind=ui.URL,
-                             format_func=lambda t: f"{t} ({topics[t]})", help="chatterbot-corpus conversation lines "
-                             "labelled by topic; the number is how many sentences the topic has")
-    conditions = st.multiselect("Conditions", list(exp.CONDITIONS), default=list(D.conditions), key="text_conditions",
-                                bind=ui.URL, help="\n".join(f"- **{k}**: {v}" for k, v in exp.CONDITIONS.items()))
-    layers = st.slider("k: layers fine-tuned under last_k", 1, text.LAYERS - 1, D.layers, key="text_layers", bind=ui.URL,
-                       help=spec("layers").help)
-    shots = st.select_slider("Training sentences per topic", [1, 2, 4, 8, 16, 32], value=D.shots, key="text_shots",
-                             bind=ui.URL, help=spec("shots").help)
-    seeds = st.slider("Seeds (for the band)", 1, 10, D.seeds, key="text_seeds", bind=ui.URL, help=spec("seeds").help)
-    epochs = st.slider("Epochs", 1, 50, D.epochs, key="text_epochs", bind=ui.URL, help=spec("epochs").help)
-    lr = st.select_slider("Head learning rate", [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], value=D.lr, key="text_lr", bind=ui.URL)
-    encoder_lr = st.select_slider("Encoder learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], value=D.encoder_lr,
-                                  key="text_encoder_lr", bind=ui.URL, help=spec("encoder_lr").help)
-    max_length = st.select_slider("Tokens per sentence (max)", [8, 16, 24, 32, 64, 128, 256], value=D.max_length,
-                                  key="text_max_length", bind=ui.URL, help=spec("max_length").help)
+    picked = ui.widgets(C, ("classes", "conditions", "layers", "shots", "seeds", "epochs", "lr", "encoder_lr",
+                            "max_length"), "text_",
+                        classes={"options": list(topics), "fmt": lambda t: f"{t} ({topics[t]})",
+                                 "help": "chatterbot-corpus conversation lines labelled by topic; the number is how "
+                                         "many sentences the topic has"})
     st.caption("Fine-tuning and scratch train 22 M weights: the slow part on a CPU. Feature extraction trains only "
                "the head, on embeddings computed once.")
 
 link.report()
-cfg = C(classes=tuple(classes), conditions=tuple(conditions), layers=layers, shots=shots, seeds=seeds, epochs=epochs,
-        lr=lr, encoder_lr=encoder_lr, max_length=max_length)
+cfg = C(**picked)
 
 st.subheader("What the tokenizer does")
 left, right = st.columns([3, 2])
@@ -98,11 +84,10 @@ if tok is not None and result.train_texts:
                       column_config={"similarity": st.column_config.NumberColumn(format="%.2f")})
 
 st.subheader("Shots sweep")
-sweep_shots = st.multiselect("Sentences per topic", [1, 2, 4, 8, 16, 32], default=[2, 8, 32], key="text_sweep_shots",
-                             bind=ui.URL)
+sweep_shots = ui.widget(exp.TextSweepConfig, "shots", "text_sweep_", st)
 link.report()  # again: the sweep's settings are drawn only once the page has a result
 sweep_cfg = exp.TextSweepConfig(**{**contract.record(cfg), "classes": cfg.classes, "conditions": cfg.conditions,
-                                   "shots": tuple(sweep_shots)})
+                                   "shots": sweep_shots})
 sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg, lambda progress, stop: exp.sweep(
     sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("text_sweeps", {}),
     button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)

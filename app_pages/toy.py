@@ -6,7 +6,6 @@ from tl_core.plots import toy as figures
 from tl_core.experiments import toy
 
 D = toy.ToyConfig()
-LEARNING_RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -21,26 +20,20 @@ link = ui.page("Pretraining acts as a regulariser", "toy_",
                "and the same networks **pretrained on a related task A** (many points) and then fine-tuned on B. "
                "Both fit B's points; which ones also get the *rest* of B right?", settings="Toy settings")
 
+T = toy.ToyConfig
 with st.sidebar:
-    relation = st.radio("How task A relates to B", toy.RELATIONS, index=toy.RELATIONS.index(D.relation),
-                        key="toy_relation", bind=ui.URL, captions=list(toy.RELATION_HELP.values()))
-    b_points = st.slider("Task B training points", 1, 20, D.b_points, key="toy_b_points", bind=ui.URL,
-                         help=contract.spec(D, "b_points").help)
-    noise = st.slider("Noise on training targets (std)", 0.0, 0.5, D.noise, step=0.01, key="toy_noise", bind=ui.URL)
+    relation = ui.widget(T, "relation", "toy_", captions=list(toy.RELATION_HELP.values()), horizontal=False)
+    b_points, noise = ui.widget(T, "b_points", "toy_"), ui.widget(T, "noise", "toy_")
     preset = st.selectbox("Network", [*toy.PRESETS, "custom"], key="toy_preset", bind=ui.URL)
-    width, depth = toy.PRESETS.get(preset, (16, 2))
+    width, depth = toy.PRESETS.get(preset, (D.width, D.depth))
     if preset == "custom":
-        width = st.slider("Hidden units per layer", 1, 128, D.width, key="toy_width", bind=ui.URL)
-        depth = st.slider("Hidden layers", 1, 4, D.depth, key="toy_depth", bind=ui.URL)
-    seeds = st.slider("Seeds per condition", 5, 100, D.seeds, step=5, key="toy_seeds", bind=ui.URL)
-    epochs = st.slider("Fine-tuning epochs", 50, 2000, D.epochs, step=50, key="toy_epochs", bind=ui.URL)
-    lr = st.select_slider("Learning rate (Adam)", LEARNING_RATES, value=D.lr, key="toy_lr", bind=ui.URL)
+        width, depth = ui.widget(T, "width", "toy_"), ui.widget(T, "depth", "toy_")
+    picked = ui.widgets(T, ("seeds", "epochs", "lr"), "toy_")
 
 link.report()
-cfg = toy.ToyConfig(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth,
-                    seeds=seeds, epochs=epochs, lr=lr)
+cfg = T(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth, **picked)
 recorded = st.session_state.setdefault("toy_recorded", set())
-with st.spinner(f"Training {2 * seeds} networks…"):
+with st.spinner(f"Training {2 * cfg.seeds} networks…"):
     if cfg in recorded:
         result = run_toy(cfg)
     else:  # once per session and setting (also when another session's run is reused), as running before it trains

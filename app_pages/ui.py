@@ -55,6 +55,7 @@ def widget(cls, name: str, prefix: str, where=None, *, value=_UNSET, key: str = 
     key = key or f"{prefix}{name}"
     default = s.default if value is _UNSET else value
     label = label or s.title or s.label.replace("-", " ").capitalize()
+    horizontal = kwargs.pop("horizontal", True)
     common = {"key": key, "help": kwargs.pop("help", _help(s)), **({"bind": URL} if bind else {}), **kwargs}
     offered = options if options is not None else s.steps if s.steps is not None else s.choices
     if s.kind is bool and not s.many:
@@ -67,9 +68,9 @@ def widget(cls, name: str, prefix: str, where=None, *, value=_UNSET, key: str = 
         return tuple(opts[texts.index(t)] for t in picked)
     if s.kind is str:
         choices = list(offered)
-        if len(choices) <= 4 and all(len(str(c)) <= 14 for c in choices):
-            return where.radio(label, choices, index=choices.index(default), horizontal=True, format_func=fmt or str,
-                               **common)
+        if "captions" in common or (len(choices) <= 4 and all(len(str(c)) <= 14 for c in choices)):
+            return where.radio(label, choices, index=choices.index(default), horizontal=horizontal,
+                               format_func=fmt or str, **common)
         return where.selectbox(label, choices, index=choices.index(default), format_func=fmt or str, **common)
     if offered is not None:
         opts = list(offered)

@@ -38,7 +38,7 @@ def test_domains_page_shows_the_grid_from_the_history_without_training(server, p
     store.Store().record("domains", domains.DomainsResult(config=TINY.resolve(), records=records, seconds=1.0),
                          contract.record(TINY))
     query = "&".join([*(f"dom_datasets={d}" for d in TINY.datasets), *(f"dom_shots={s}" for s in TINY.shots),
-                      f"dom_seeds={TINY.seeds}", f"dom_epochs={TINY.epochs}", f"dom_size={TINY.image_size}"])
+                      f"dom_seeds={TINY.seeds}", f"dom_epochs={TINY.epochs}", f"dom_image_size={TINY.image_size}"])
     page.goto(f"{server}/domains?{query}")
     page.get_by_text("Shown from the run history").wait_for(timeout=90_000)
     page.get_by_text("Which strategy for which data, measured").first.wait_for(timeout=60_000)

@@ -130,7 +130,7 @@ def test_page_draws_the_last_grid_from_the_history_at_once(grid):
     cfg = contract.from_record(domains.DomainsConfig, grid["config"])
     at = open_page("app_pages/domains.py", {"dom_datasets": list(cfg.datasets), "dom_shots": list(map(str, cfg.shots)),
                                              "dom_seeds": str(cfg.seeds), "dom_epochs": str(cfg.epochs),
-                                             "dom_size": str(cfg.image_size), "dom_strategies": list(cfg.strategies)})
+                                             "dom_image_size": str(cfg.image_size), "dom_strategies": list(cfg.strategies)})
     assert not at.exception
     assert any("Shown from the run history" in c.value for c in at.caption)
     assert any("agrees with the decks' rule in" in m.value for m in [*at.success, *at.info])

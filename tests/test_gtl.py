@@ -471,10 +471,10 @@ def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch
 
 def test_page_warns_instead_of_crashing_on_bad_settings(app):
     _small_page(app)
-    app.multiselect(key="gtl_target").set_value(["7"]).run()
+    app.multiselect(key="gtl_target_classes").set_value(["7"]).run()
     assert not app.exception
     assert "choose 2 to 8 target classes" in app.warning[0].value
-    app.multiselect(key="gtl_target").set_value(["1", "2", "3", "4", "5", "6", "7"]).run()
+    app.multiselect(key="gtl_target_classes").set_value(["1", "2", "3", "4", "5", "6", "7"]).run()
     app.slider(key="gtl_scout_classes").set_value(5).run()
     assert not app.exception and "classes per scout" in app.warning[0].value
 

@@ -80,9 +80,9 @@ def test_a_link_opens_the_page_with_its_settings_and_draws_without_training():
     from conftest import open_page
 
     at = open_page("app_pages/layers.py", {"lay_dataset": "microscopy", "lay_shots": "10", "lay_epochs": "4",
-                                           "lay_size": "48", "lay_seeds": "2"})
+                                           "lay_image_size": "48", "lay_seeds": "2"})
     assert not at.exception and not at.warning
-    assert (at.session_state["lay_dataset"], at.session_state["lay_shots"], at.session_state["lay_size"]) == \
+    assert (at.session_state["lay_dataset"], at.session_state["lay_shots"], at.session_state["lay_image_size"]) == \
         ("microscopy", 10, 48)
     assert "10 microscopy images per class, 2 seeds" in at.info[0].value
     assert any("microscopy image 0" in c.value for c in at.caption)    # the activation maps of a dataset image

@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import open_page
-from tl_core import cli, device as devices, lecture, store
+from tl_core import cli, device as devices, lecture, pages, store
 from tl_core.plots import base
 
 N = len(lecture.STEPS)
@@ -142,8 +142,6 @@ def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lectu
     assert sorted((r.kind, r.status) for r in db.runs()) == [("gtl", "finished"), ("toy", "failed")]
 
 
-PAGES = {"finetune": "finetune", "toy": "toy", "layers": "layers", "domains": "domains", "state": "state",
-         "ssl": "selfsup", "gtl": "gtl", "text": "text"}
 
 
 @pytest.mark.parametrize("step", [s for s in lecture.STEPS if s.page and s.page != "toy"],  # the toy trains on opening
@@ -154,7 +152,7 @@ def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, step):
     url = lecture.link(step)
     assert url.startswith(f"/{step.page}?")
     params = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    at = open_page(f"app_pages/{PAGES[step.page]}.py", params)
+    at = open_page(pages.page(step.page).file, params)
     assert not at.exception
     assert not [w.value for w in at.warning if "link" in w.value]   # every value is one the page can use
     for key, value in params.items():   # widgets drawn only after a run (the sweep's) keep the value in the URL

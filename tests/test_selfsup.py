@@ -241,7 +241,7 @@ def test_page_pretrains_compares_and_reuses_the_pretraining(app, small):
     assert "load_state_dict" in app.code[0].value                       # the deck's flow, before any run
     app.slider(key="ssl_pretrain_epochs").set_value(SMALL.pretrain_epochs)
     app.slider(key="ssl_epochs").set_value(SMALL.epochs)
-    app.multiselect(key="ssl_curve").set_value([1, 2])
+    app.multiselect(key="ssl_label_counts").set_value([1, 2])
     app.run()
     app.button(key="ssl_run").click().run()
     assert not app.exception

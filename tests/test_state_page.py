@@ -16,10 +16,10 @@ def _metrics(app) -> list[str]:
 
 
 def _load(app, into: str, classes: int = 0, strict: bool = True, strip: str = "") -> None:
-    app.selectbox(key="sd_into").set_value(into)
-    app.number_input(key="sd_classes").set_value(classes)
-    app.toggle(key="sd_strict").set_value(strict)
-    app.text_input(key="sd_strip").set_value(strip)
+    app.selectbox(key="sd_load_arch").set_value(into)
+    app.number_input(key="sd_load_num_classes").set_value(classes)
+    app.toggle(key="sd_load_strict").set_value(strict)
+    app.text_input(key="sd_load_strip_prefix").set_value(strip)
     app.run()
     app.button(key="sd_load").click().run()
     assert not app.exception

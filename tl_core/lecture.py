@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from tl_core import claims, contract, store
+from tl_core import claims, contract, pages, store
 from tl_core.contract import Verdict
 
 TINY_ENV = "TL_LECTURE_TINY"
@@ -67,27 +67,6 @@ def _overfit_verdict(module, out: dict) -> Verdict:
 
 # ---- the steps ---------------------------------------------------------------------------------------
 
-FT_LINK = (("backbone", "ft_backbone"), ("weights", "ft_weights"), ("dataset", "ft_dataset"), ("shots", "ft_shots"),
-           ("freeze", "ft_freeze"), ("strategy", "ft_strategy"), ("epochs", "ft_epochs"), ("lr", "ft_lr"),
-           ("image_size", "ft_image_size"), ("seeds", "ft_seeds"))
-SWEEP_LINK = tuple(p for p in FT_LINK if p[0] not in ("shots", "freeze")) + (("shots", "ft_sweep_shots"),
-                                                                            ("freezes", "ft_sweep_freezes"))
-TOY_LINK = (("relation", "toy_relation"), ("b_points", "toy_b_points"), ("noise", "toy_noise"), ("seeds", "toy_seeds"),
-            ("epochs", "toy_epochs"), ("lr", "toy_lr"))
-SSL_LINK = (("data", "ssl_data"), ("mask_ratio", "ssl_mask"), ("labels", "ssl_labels"), ("label_counts", "ssl_curve"),
-            ("seeds", "ssl_seeds"), ("pretrain_epochs", "ssl_pretrain_epochs"), ("epochs", "ssl_epochs"))
-GTL_LINK = (("arch", "gtl_arch"), ("target_classes", "gtl_target"), ("scouts", "gtl_scouts"),
-            ("scout_classes", "gtl_scout_classes"), ("scout_epochs", "gtl_scout_epochs"), ("focus", "gtl_focus"),
-            ("temperature", "gtl_temperature"), ("free_fraction", "gtl_free"), ("shots", "gtl_shots"),
-            ("seeds", "gtl_seeds"), ("epochs", "gtl_epochs"))
-LOAD_LINK = (("arch", "sd_into"), ("num_classes", "sd_classes"), ("strict", "sd_strict"))
-LAYERS_LINK = (("backbone", "lay_backbone"), ("dataset", "lay_dataset"), ("shots", "lay_shots"), ("epochs", "lay_epochs"),
-               ("image_size", "lay_size"), ("seeds", "lay_seeds"))
-DOMAINS_LINK = (("datasets", "dom_datasets"), ("shots", "dom_shots"), ("seeds", "dom_seeds"), ("epochs", "dom_epochs"),
-                ("image_size", "dom_size"))
-TEXT_LINK = (("classes", "text_classes"), ("conditions", "text_conditions"), ("layers", "text_layers"),
-             ("shots", "text_shots"), ("seeds", "text_seeds"), ("epochs", "text_epochs"), ("lr", "text_lr"),
-             ("encoder_lr", "text_encoder_lr"), ("max_length", "text_max_length"))
 FIVE = ("0", "1", "2", "3", "4")
 
 
@@ -107,7 +86,7 @@ class Step:
     runner: str = "run"            # the module's function that runs the config
     kind: str = ""                 # the run's kind in the history
     tiny: dict = field(default_factory=dict)   # overrides under TL_LECTURE_TINY=1
-    link: tuple = ()               # (config field, the full page's widget key)
+    prefixes: tuple = ()           # (config field, widget-key prefix) where it is not the page's own prefix
     fixed: tuple = ()              # (widget key, value) the link always carries
     chart: Callable[[dict], Any] | None = None      # the run's JSON -> its full page's figure
     judge: Callable[[Any, dict], Verdict] = _json_verdict
@@ -169,7 +148,7 @@ def _domain_step(key: str, title: str, dataset: str, text: str, notes: str) -> S
                                                val_per_class=10),
                 tiny=dict(shots=(2,), epochs=2, image_size=32, val_per_class=4,
                           strategies=("feature_extraction", "scratch")),
-                link=DOMAINS_LINK, chart=_chart("domains", "strategy_chart"))
+                chart=_chart("domains", "strategy_chart"))
 
 
 STEPS: tuple[Step, ...] = (
@@ -182,7 +161,7 @@ STEPS: tuple[Step, ...] = (
          "is why it is the slow part of the run.",
          page="finetune", module="finetune", kind="finetune",
          make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=48, val_per_class=10),
-         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), link=FT_LINK, chart=_chart("finetune", "curves")),
+         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), chart=_chart("finetune", "curves")),
     Step("overfit", "Overfitting with little data",
          "With 2 images per digit, a network trained from scratch learns its training images by heart: train accuracy "
          "climbs to 100% while validation accuracy on new images stays far below. The gap between the two lines is "
@@ -193,7 +172,7 @@ STEPS: tuple[Step, ...] = (
          page="finetune", module="finetune", kind="finetune",
          make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=40, image_size=32,
                                          val_per_class=10),
-         tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), link=FT_LINK, chart=_chart("finetune", "curves"),
+         tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), chart=_chart("finetune", "curves"),
          judge=_overfit_verdict),
     Step("toy", "Pretraining as a regulariser",
          "Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
@@ -202,7 +181,7 @@ STEPS: tuple[Step, ...] = (
          "Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
          "prior misleads and the advantage turns into negative transfer.",
          page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
-         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), link=TOY_LINK, chart=_chart("toy", "losses")),
+         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), chart=_chart("toy", "losses")),
     Step("layers", "What layers learn",
          "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so the "
          "early layers transfer to almost any image task. Measured here: fine-tune every stage on a few textures and "
@@ -211,7 +190,7 @@ STEPS: tuple[Step, ...] = (
          "pictures. Ask which stages a microscope image would still need.",
          page="layers", module="layers", kind="layers",
          make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
-         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), link=LAYERS_LINK, chart=_chart("layers", "relative_change")),
+         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), chart=_chart("layers", "relative_change")),
     Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
          "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
          "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
@@ -223,8 +202,8 @@ STEPS: tuple[Step, ...] = (
          page="finetune", module="finetune", runner="sweep", kind="sweep",
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
                                       epochs=5, image_size=48, val_per_class=10, seeds=2),
-         tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")), link=SWEEP_LINK,
-         chart=_chart("finetune", "shots_sweep")),
+         tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")),
+         prefixes=(("shots", "ft_sweep_"), ("freezes", "ft_sweep_")), chart=_chart("finetune", "shots_sweep")),
     _domain_step(
         "strategy", "Which strategy for which data", "textures",
         "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
@@ -243,7 +222,7 @@ STEPS: tuple[Step, ...] = (
          "encoder and the new head keeps its initial values.",
          "Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix and "
          "use *strip prefix*: the report explains the classic `Missing key(s)` traceback.",
-         page="state", compute=weights_demo, link=LOAD_LINK, fixed=(("sd_part", "encoder"),), chart=_chart("state", "loaded_stages")),
+         page="state", compute=weights_demo, fixed=(("sd_part", "encoder"),), prefixes=tuple((f, "sd_load_") for f in ("arch", "num_classes", "strict", "strip_prefix", "add_prefix")), chart=_chart("state", "loaded_stages")),
     Step("ssl", "Self-supervised pretraining",
          "No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
          "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch.",
@@ -251,7 +230,7 @@ STEPS: tuple[Step, ...] = (
          "bands cross: with many labels scratch catches up.",
          page="ssl", module="selfsup", kind="ssl",
          make=lambda m: m.SSLConfig(pretrain_epochs=10, epochs=60, label_counts=(1, 5, 20)),
-         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), link=SSL_LINK, chart=_chart("ssl", "label_curve")),
+         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), chart=_chart("ssl", "label_curve")),
     Step("gtl", "Guided Transfer Learning",
          "Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight moves. "
          "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put.",
@@ -259,7 +238,7 @@ STEPS: tuple[Step, ...] = (
          "guide itself as heat maps.",
          page="gtl", module="gtl", kind="gtl",
          make=lambda m: m.GTLConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
-         tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10), link=GTL_LINK,
+         tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10),
          chart=_chart("gtl", "curves")),
     Step("text", "Text: the same ideas for sentences",
          "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
@@ -267,7 +246,7 @@ STEPS: tuple[Step, ...] = (
          "The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch.",
          page="text", module="text", kind="text",
          make=lambda m: m.QUICK,   # the text page's own quick comparison: feature extraction vs scratch
-         tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16), link=TEXT_LINK,
+         tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16),
          chart=_chart("text", "curves")),
 )
 
@@ -338,19 +317,12 @@ def link(step: Step, cfg=None) -> str:
         cfg = None
     if cfg is not None:
         mine, default = recorded(cfg), recorded(type(cfg)())
-        for name, key in step.link:
-            if name in mine and mine[name] != default.get(name):
-                value = _text(mine[name])
+        prefix, other = pages.page(step.page).prefix, dict(step.prefixes)
+        for name, value in mine.items():
+            if value != default.get(name):   # a page widget's key is its prefix and the setting's name
+                key, value = other.get(name, prefix) + name, _text(value)
                 params += [(key, v) for v in value] if isinstance(value, list) else [(key, value)]
     return f"/{step.page}" + (f"?{urlencode(params)}" if params else "")
-
-
-def unlinked(step: Step, cfg) -> list[str]:
-    """The step's settings the full page has no widget for (it uses its defaults there), as `name value`."""
-    mine, default = recorded(cfg), recorded(type(cfg)())
-    linked = {name for name, _ in step.link}
-    return [f"{name.replace('_', ' ')} {','.join(_text(v)) if isinstance(v, list) else _text(v)}"
-            for name, v in mine.items() if name not in linked and v != default.get(name)]
 
 
 def _load_config(step: Step):

@@ -63,21 +63,24 @@ def _nonempty(what: str):
 class DomainsConfig:
     datasets: tuple[str, ...] = setting(("textures", "microscopy"), "target datasets, comma-separated: near "
                                         "(textures, faces) or far (microscopy, digits) from ImageNet; digits (10 "
-                                        "classes) costs about 3× a 3-class dataset", check=_datasets_problem)
+                                        "classes) costs about 3× a 3-class dataset", check=_datasets_problem,
+                                        title="Datasets: near (textures, faces), far (microscopy, digits)",
+                                        steps=tuple(DOMAINS))
     shots: tuple[int, ...] = setting((5, 20), "training images per class, comma-separated: few and more",
-                                     lo=1, hi=1000, check=_nonempty("shots value"))
+                                     lo=1, hi=1000, check=_nonempty("shots value"),
+                                     title="Training images per class (few, more)", steps=(2, 5, 10, 15, 20, 40))
     strategies: tuple[str, ...] = setting(tuple(STRATEGIES), "strategies, comma-separated", choices=STRATEGIES,
-                                          check=_nonempty("strategy"))
+                                          check=_nonempty("strategy"), title="Strategies")
     backbone: str = setting("efficientnet_lite0", "the pretrained backbone", choices=backbones.IMAGE)
-    epochs: int = setting(8, "passes over the training images", lo=1, hi=500)
+    epochs: int = setting(8, "passes over the training images", lo=1, hi=500, title="Epochs", span=(2, 30))
     lr: float = setting(3e-3, "Adam learning rate when only the head or the last stages train", lo=1e-6, hi=1)
     full_lr: float = setting(3e-3, "Adam learning rate when every stage trains (full, scratch)", lo=1e-6, hi=1,
                              label="full lr")
     image_size: int = setting(48, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE,
-                              label="image size")
+                              label="image size", title="Image size (px)", steps=(32, 48, 64, 96))
     batch_size: int = setting(8, "images per step (small: more steps, so training from scratch can start to learn)",
                               lo=1, hi=1024, label="batch size")
-    seeds: int = setting(3, "runs per cell, for bands", lo=1, hi=20)
+    seeds: int = setting(3, "runs per cell, for bands", lo=1, hi=20, title="Seeds (for the bands)", span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
     val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class")
     engine: str = engines.engine_setting()

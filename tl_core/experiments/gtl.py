@@ -67,31 +67,41 @@ def _positive(label: str):
 
 @dataclass(frozen=True)
 class GTLConfig:
-    data: str = setting("expression", "the data: source and target classes come from it", choices=DATA)
-    source: str = setting("related", "what the base and the scouts learn from", choices=SOURCES)
-    arch: str = setting("mlp", "base network", choices=ARCHS, label="model")
+    data: str = setting("expression", "the data: source and target classes come from it", choices=DATA, title="Data")
+    source: str = setting("related", "what the base and the scouts learn from", choices=SOURCES, title="Source")
+    arch: str = setting("mlp", "base network", choices=ARCHS, label="model", title="Base network")
     target_classes: tuple[str, ...] = setting(("7", "8", "9"), "classes (0-9: digits or cell types) held out of "
                                               "pretraining and scouts: the few-shot target task, comma-separated",
-                                              label="target classes")
+                                              label="target classes", title="Target classes (held out of pretraining)",
+                                              steps=DIGITS)
     pretrain_epochs: int = setting(15, "epochs of the base model on the source classes", lo=1, hi=500,
                                    label="pretrain epochs")
-    scouts: int = setting(16, "K scouts, trained at once", lo=1, hi=256)
+    scouts: int = setting(16, "K scouts, trained at once", lo=1, hi=256, title="Scouts", span=(2, 64))
     scout_classes: int = setting(3, "source classes in each scout's sub-problem", lo=2, hi=8,
-                                 label="classes per scout")
+                                 label="classes per scout", title="Classes per scout sub-problem")
     scout_images: int = setting(60, "training images per class in a scout's sub-problem", lo=1, hi=150,
                                 label="scout images per class")
-    scout_epochs: int = setting(5, "epochs of every scout", lo=1, hi=500, label="scout epochs")
+    scout_epochs: int = setting(5, "epochs of every scout", lo=1, hi=500, label="scout epochs", title="Scout epochs",
+                                span=(1, 30))
     scout_lr: float = setting(1e-3, "the scouts' Adam learning rate", lo=0, hi=1,
                               check=_positive("scout learning rate"), label="scout learning rate")
     change: str = setting("squared", "raw guide: squared or absolute change", choices=CHANGES)
-    focus: str = setting("minmax", "per-tensor normalisation of the raw guide", choices=FOCUS)
+    focus: str = setting("minmax", "per-tensor normalisation of the raw guide", choices=FOCUS,
+                         title="Focus (per-tensor normalisation)")
     temperature: float = setting(0.25, "guide ** (1 / T): 1 = as is; > 1 warmer (every weight freer, 1 stays 1); "
-                                 "< 1 colder (the low ones toward frozen)", lo=0.1, hi=10, label="temperature")
+                                 "< 1 colder (the low ones toward frozen)", lo=0.1, hi=10, label="temperature",
+                                 title="Temperature (below 1 colder: more frozen; above 1 warmer: freer)",
+                                 steps=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0))
     free_fraction: float = setting(0.0, "0 = off; else a binary guide: in each tensor its top fraction free, the "
-                                   "rest frozen", lo=0, hi=1, label="free fraction")
-    shots: int = setting(1, "target training images per class", lo=1, hi=100)
-    seeds: int = setting(5, "few-shot splits (and head inits) per condition, for bands", lo=1, hi=50)
-    epochs: int = setting(60, "target fine-tuning epochs (full batch: one step each)", lo=1, hi=2000)
+                                   "rest frozen", lo=0, hi=1, label="free fraction",
+                                   title="Binary: free top fraction of each tensor (0 = off)",
+                                   steps=(0.0, 0.05, 0.1, 0.25, 0.5))
+    shots: int = setting(1, "target training images per class", lo=1, hi=100, title="Target samples per class (shots)",
+                         steps=(1, 2, 5, 10, 20))
+    seeds: int = setting(5, "few-shot splits (and head inits) per condition, for bands", lo=1, hi=50,
+                         title="Seeds (for the band)", span=(2, 10))
+    epochs: int = setting(60, "target fine-tuning epochs (full batch: one step each)", lo=1, hi=2000,
+                          title="Fine-tuning epochs", span=(10, 200, 10))
     lr: float = setting(1e-2, "target Adam learning rate, every condition", lo=0, hi=1,
                         check=_positive("learning rate"), label="learning rate")
     seed: int = setting(0, "base, scouts and the first split", lo=0)

@@ -28,14 +28,18 @@ _DATASETS = tuple(d for d in data.DATASETS if d != "shapes")   # the real images
 
 @dataclass(frozen=True)
 class LayersConfig:
-    backbone: str = setting("efficientnet_lite0", "the pretrained backbone", choices=backbones.IMAGE)
-    dataset: str = setting("textures", "the dataset fine-tuned on, and whose patches are shown", choices=_DATASETS)
-    shots: int = setting(20, "training images per class", lo=1, hi=1000)
-    epochs: int = setting(8, "passes over the training images (full fine-tuning: every stage trains)", lo=1, hi=500)
+    backbone: str = setting("efficientnet_lite0", "the pretrained backbone", choices=backbones.IMAGE, title="Backbone")
+    dataset: str = setting("textures", "the dataset fine-tuned on, and whose patches are shown", choices=_DATASETS,
+                           title="Dataset")
+    shots: int = setting(20, "training images per class", lo=1, hi=1000, title="Training images per class",
+                         steps=(5, 10, 20, 40))
+    epochs: int = setting(8, "passes over the training images (full fine-tuning: every stage trains)", lo=1, hi=500,
+                          title="Epochs of full fine-tuning", span=(1, 30))
     lr: float = setting(1e-3, "Adam learning rate", lo=1e-6, hi=1)
-    image_size: int = setting(64, "pixels", lo=data.MIN_SIZE, hi=data.MAX_SIZE, label="image size")
+    image_size: int = setting(64, "pixels", lo=data.MIN_SIZE, hi=data.MAX_SIZE, label="image size",
+                              title="Image size (px)", steps=(32, 48, 64, 96, 128))
     batch_size: int = setting(32, "images per step", lo=1, hi=1024, label="batch size")
-    seeds: int = setting(3, "fine-tuning runs, for bands", lo=1, hi=20)
+    seeds: int = setting(3, "fine-tuning runs, for bands", lo=1, hi=20, title="Seeds (for the band)", span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, random init", lo=0)
     val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class")
     patches: int = setting(6, "strongest patches shown per stage", lo=1, hi=16)

@@ -64,21 +64,26 @@ def _lr_problem(lr) -> str:
 
 @dataclass(frozen=True)
 class SSLConfig:
-    data: str = setting("expression", "the data to pretrain and compare on", choices=DATA)
-    labels: int = setting(2, "labelled samples per class for the downstream task", lo=1, hi=200)
+    data: str = setting("expression", "the data to pretrain and compare on", choices=DATA, title="Data")
+    labels: int = setting(2, "labelled samples per class for the downstream task", lo=1, hi=200,
+                          title="Labelled samples per class", steps=(1, 2, 5, 10, 20, 50))
     mask_ratio: float = setting(0.5, "fraction of features (expression) or patches (digits) hidden per sample",
-                                lo=0.05, hi=0.95, label="mask ratio")
+                                lo=0.05, hi=0.95, label="mask ratio", title="Mask ratio (fraction hidden)",
+                                span=(0.1, 0.9, 0.05))
     seeds: int = setting(3, "downstream runs per condition (labelled draw, head/scratch init), for bands",
-                         lo=1, hi=20)
+                         lo=1, hi=20, title="Seeds (for the band)", span=(1, 5))
     seed: int = setting(0, "data split, pretraining, and the first downstream seed", lo=0)
-    pretrain_epochs: int = setting(20, "passes over the unlabelled pool", lo=1, hi=500, label="pretrain epochs")
-    epochs: int = setting(100, "downstream epochs (full batch: the labelled set is small)", lo=1, hi=2000)
+    pretrain_epochs: int = setting(20, "passes over the unlabelled pool", lo=1, hi=500, label="pretrain epochs",
+                                   title="Pretraining epochs", span=(2, 100))
+    epochs: int = setting(100, "downstream epochs (full batch: the labelled set is small)", lo=1, hi=2000,
+                          title="Downstream epochs", span=(10, 300, 10))
     lr: float = setting(3e-3, "Adam learning rate, pretraining and downstream, in (0, 1]", check=_lr_problem)
     hidden: int = setting(128, "encoder: features → hidden → latent; hidden units", lo=4, hi=4096)
     latent: int = setting(32, "encoder output size", lo=2, hi=1024)
     label_counts: tuple[int, ...] = setting((), "more label counts per class for accuracy vs labels, "
                                                 "comma-separated, e.g. 1,2,5,20", lo=1, hi=200,
-                                            label="label counts", flag="--sweep")
+                                            label="label counts", flag="--sweep", title="Label counts on the curve",
+                                            steps=(1, 2, 5, 10, 20, 50))
 
     def pretrain_key(self) -> tuple:
         """Everything pretraining depends on: a new label count or downstream setting reuses it."""

@@ -54,20 +54,25 @@ def _conditions_problem(conditions: tuple) -> str:
 class TextConfig:
     dataset: str = setting("topics", "labelled sentences", choices=text.DATASETS)
     classes: tuple[str, ...] = setting(text.DEFAULT_CLASSES, "topics to tell apart, comma-separated",
-                                       check=_classes_problem)
+                                       check=_classes_problem, title="Topics (classes)")
     conditions: tuple[str, ...] = setting(("feature", "last_k", "scratch"),
                                           "what to compare, comma-separated", choices=CONDITIONS,
-                                          check=_conditions_problem)
-    layers: int = setting(2, "k: the last transformer layers that fine-tune under last_k", lo=1, hi=text.LAYERS - 1)
-    shots: int = setting(8, "training sentences per topic", lo=1, hi=10_000)
-    epochs: int = setting(10, "passes over the training sentences", lo=1, hi=500)
-    lr: float = setting(1e-2, "Adam learning rate of the new head", lo=1e-7, hi=10)
+                                          check=_conditions_problem, title="Conditions")
+    layers: int = setting(2, "k: the last transformer layers that fine-tune under last_k", lo=1, hi=text.LAYERS - 1,
+                          title="k: layers fine-tuned under last_k")
+    shots: int = setting(8, "training sentences per topic", lo=1, hi=10_000, title="Training sentences per topic",
+                         steps=(1, 2, 4, 8, 16, 32))
+    epochs: int = setting(10, "passes over the training sentences", lo=1, hi=500, title="Epochs", span=(1, 50))
+    lr: float = setting(1e-2, "Adam learning rate of the new head", lo=1e-7, hi=10, title="Head learning rate",
+                        steps=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
     encoder_lr: float = setting(1e-4, "Adam learning rate of the encoder stages that train (fine-tuning, scratch)",
-                                lo=1e-8, hi=1, label="encoder lr")
+                                lo=1e-8, hi=1, label="encoder lr", title="Encoder learning rate",
+                                steps=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3))
     batch_size: int = setting(16, "sentences per step", lo=1, hi=4096, label="batch size")
     max_length: int = setting(24, f"tokens per sentence; longer ones are cut (the model reads at most "
-                                  f"{text.MAX_TOKENS})", lo=4, hi=text.MAX_TOKENS, label="max length")
-    seeds: int = setting(3, "runs per condition, for bands", lo=1, hi=20)
+                                  f"{text.MAX_TOKENS})", lo=4, hi=text.MAX_TOKENS, label="max length",
+                                  title="Tokens per sentence (max)", steps=(8, 16, 24, 32, 64, 128, 256))
+    seeds: int = setting(3, "runs per condition, for bands", lo=1, hi=20, title="Seeds (for the band)", span=(1, 10))
     seed: int = setting(0, "first seed: split, head init, scratch init, dropout", lo=0)
     val_per_class: int = setting(12, "fixed validation sentences per topic", lo=1, hi=1000)
     cache: bool = setting(True, "compute the frozen stages once over the sentences (--no-cache: every epoch)")
@@ -283,7 +288,8 @@ class TextSweepConfig(TextConfig):
     conditions: tuple[str, ...] = setting(("feature", "last_k", "scratch"), "what to compare, comma-separated",
                                           choices=CONDITIONS, check=_conditions_problem)
     shots: tuple[int, ...] = setting((2, 8, 32), "training sentences per topic, comma-separated", lo=1, hi=10_000,
-                                     check=lambda v: "" if v else "give at least one shots value")
+                                     check=lambda v: "" if v else "give at least one shots value",
+                                     title="Sentences per topic", steps=(1, 2, 4, 8, 16, 32))
 
     def resolve(self) -> "TextSweepConfig":
         return replace(self, shots=tuple(sorted(set(self.shots))))

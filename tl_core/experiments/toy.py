@@ -43,16 +43,21 @@ RELATION_HELP = {
 
 @dataclass(frozen=True)
 class ToyConfig:
-    relation: str = setting("shifted", "how task A relates to task B", choices=RELATION_HELP)
-    b_points: int = setting(2, "training points for task B", lo=1, hi=20)
+    relation: str = setting("shifted", "how task A relates to task B", choices=RELATION_HELP,
+                            title="How task A relates to B")
+    b_points: int = setting(2, "training points for task B", lo=1, hi=20, title="Task B training points")
     a_points: int = setting(64, "training points for task A (plenty for a 1-D function)", lo=2, hi=100_000)
-    noise: float = setting(0.05, "std of the Gaussian noise on every training target", lo=0, hi=10)
-    width: int = setting(16, "hidden units per layer", lo=1, hi=1024)
-    depth: int = setting(2, "hidden layers", lo=1, hi=8)
-    seeds: int = setting(30, "networks per condition, one per seed, trained at once", lo=1, hi=1000)
-    epochs: int = setting(300, "fine-tuning epochs on B (full batch: one Adam step each)", lo=1, hi=100_000)
+    noise: float = setting(0.05, "std of the Gaussian noise on every training target", lo=0, hi=10,
+                           title="Noise on training targets (std)", span=(0.0, 0.5, 0.01))
+    width: int = setting(16, "hidden units per layer", lo=1, hi=1024, title="Hidden units per layer", span=(1, 128))
+    depth: int = setting(2, "hidden layers", lo=1, hi=8, title="Hidden layers", span=(1, 4))
+    seeds: int = setting(30, "networks per condition, one per seed, trained at once", lo=1, hi=1000,
+                         title="Seeds per condition", span=(5, 100, 5))
+    epochs: int = setting(300, "fine-tuning epochs on B (full batch: one Adam step each)", lo=1, hi=100_000,
+                          title="Fine-tuning epochs", span=(50, 2000, 50))
     pretrain_epochs: int = setting(300, "epochs on task A before fine-tuning", lo=1, hi=100_000)
-    lr: float = setting(0.01, "Adam learning rate, both phases", lo=1e-7, hi=10)
+    lr: float = setting(0.01, "Adam learning rate, both phases", lo=1e-7, hi=10, title="Learning rate (Adam)",
+                        steps=(0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0))
     seed: int = setting(0, "draws the data; network k starts from seed*10000 + k", lo=0)
     test_points: int = setting(100, "dense, noise-free test grid over x in [-2, 2]", lo=2, hi=100_000)
 
