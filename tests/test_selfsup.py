@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tl_core import backbones, cli, contract, store
+from tl_core import backbones, cli, contract, ssl, store
 from tl_core.experiments import selfsup
 
 # small enough for a busy 2-core CPU, big enough that the effect is real
@@ -23,7 +23,7 @@ def small():
 
 @pytest.mark.parametrize("ratio", [0.1, 0.5, 0.9])
 def test_mask_hides_exactly_the_requested_fraction_of_genes(ratio):
-    mask = selfsup.random_mask(64, torch.arange(500), ratio, torch.Generator().manual_seed(0))
+    mask = ssl.random_mask(64, torch.arange(500), ratio, torch.Generator().manual_seed(0))
     assert mask.shape == (64, 500)
     assert (mask.sum(1) == round(ratio * 500)).all()          # every sample, not only on average
     assert not (mask[0] == mask[1]).all()                     # a different draw per sample
@@ -31,7 +31,7 @@ def test_mask_hides_exactly_the_requested_fraction_of_genes(ratio):
 
 def test_image_mask_hides_whole_patches_and_exactly_that_fraction():
     ds = selfsup.load("digits")
-    mask = selfsup.random_mask(32, ds.units, 0.25, torch.Generator().manual_seed(1))
+    mask = ssl.random_mask(32, ds.units, 0.25, torch.Generator().manual_seed(1))
     assert ds.image_side == 16 and int(ds.units.max()) + 1 == 16  # 16 patches of 4 × 4 pixels
     assert (mask.float().mean(1) == 0.25).all()
     per_patch = torch.zeros(32, 16).index_add_(1, ds.units, mask.float())
@@ -41,13 +41,13 @@ def test_image_mask_hides_whole_patches_and_exactly_that_fraction():
 
 def test_masked_loss_scores_only_the_hidden_features():
     target = torch.randn(5, 20)
-    mask = selfsup.random_mask(5, torch.arange(20), 0.5, torch.Generator().manual_seed(0)).float()
+    mask = ssl.random_mask(5, torch.arange(20), 0.5, torch.Generator().manual_seed(0)).float()
     recon = target.clone()
     recon[mask.bool()] += 1.0                                   # error 1 on every hidden feature
     out = torch.stack([recon, mask], 1)
-    assert selfsup.masked_mse(out, target).item() == pytest.approx(1.0)
+    assert ssl.masked_mse(out, target).item() == pytest.approx(1.0)
     recon[~mask.bool()] += 100.0                                # visible features do not count
-    assert selfsup.masked_mse(torch.stack([recon, mask], 1), target).item() == pytest.approx(1.0)
+    assert ssl.masked_mse(torch.stack([recon, mask], 1), target).item() == pytest.approx(1.0)
 
 
 def test_reconstruction_loss_falls_below_predicting_the_mean(small):
@@ -84,25 +84,25 @@ def test_result_names_its_metrics_curves_and_headline(small):
 
 def test_encoder_only_save_and_load_into_downstream_model_gives_identical_outputs():
     torch.manual_seed(0)
-    auto = selfsup.Autoencoder(selfsup.Encoder(40, 16, 8), selfsup.Decoder(40, 16, 8))
+    auto = ssl.Autoencoder(ssl.Encoder(40, 16, 8), ssl.Decoder(40, 16, 8))
     buffer = io.BytesIO()
     torch.save(auto.encoder.state_dict(), buffer)
     saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
     assert set(saved) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}  # no decoder keys
-    model = selfsup.DownstreamModel(selfsup.Encoder(40, 16, 8), nn.Linear(8, 3))
+    model = ssl.DownstreamModel(ssl.Encoder(40, 16, 8), nn.Linear(8, 3))
     x = torch.randn(10, 40)
     assert not torch.equal(model.encoder(x), auto.encoder(x))
     model.encoder.load_state_dict(saved)
     assert torch.equal(model.encoder(x), auto.encoder(x))
     assert model(x).shape == (10, 3)
-    assert torch.equal(selfsup.load_encoder(selfsup.encoder_bytes(auto.encoder), 40, 16, 8)(x), auto.encoder(x))
+    assert torch.equal(ssl.load_encoder(ssl.encoder_bytes(auto.encoder), 40, 16, 8)(x), auto.encoder(x))
 
 
 def test_frozen_downstream_keeps_the_pretrained_encoder_bit_identical(small):
     ds = selfsup.load("expression")
     model, hist, acc = selfsup.train_downstream(ds, SMALL, "ssl_frozen", small.pretrained.encoder, 2, 0,
                                                 torch.device("cpu"))
-    reference = selfsup.load_encoder(small.pretrained.encoder, ds.features, SMALL.hidden, SMALL.latent)
+    reference = ssl.load_encoder(small.pretrained.encoder, ds.features, SMALL.hidden, SMALL.latent)
     with torch.no_grad():
         assert torch.equal(model.encoder(ds.x[:50]), reference(ds.x[:50]))
     assert acc == small.accs("ssl_frozen")[0] and len(hist.train_loss) == SMALL.epochs  # the run it reports
@@ -117,10 +117,10 @@ def test_a_pickle_carrying_code_is_refused_and_wrong_weights_are_named(capsys):
     buffer = io.BytesIO()
     torch.save({"net.0.weight": _Evil()}, buffer)
     with pytest.raises(ValueError, match="refused: this file is not a plain state_dict"):
-        selfsup.load_encoder(buffer.getvalue(), 40, 16, 8)
+        ssl.load_encoder(buffer.getvalue(), 40, 16, 8)
     assert "pickled code ran" not in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"do not fit Encoder\(50, 16, 8\)"):
-        selfsup.load_encoder(selfsup.encoder_bytes(selfsup.Encoder(40, 16, 8)), 50, 16, 8)
+        ssl.load_encoder(ssl.encoder_bytes(ssl.Encoder(40, 16, 8)), 50, 16, 8)
 
 
 def test_changing_only_the_label_count_reuses_the_pretraining(small):
@@ -164,16 +164,16 @@ def test_stop_ends_pretraining_and_downstream_training_within_an_epoch(small):
 
 def test_the_registry_builds_the_pages_encoder_and_downstream_model():
     for data, features, classes in (("expression", 500, 8), ("digits", 256, 10)):
-        enc = selfsup.architecture(data, downstream=False)
-        assert isinstance(enc, selfsup.Encoder) and enc(torch.zeros(2, features)).shape == (2, SMALL.latent)
-        down = selfsup.architecture(data, downstream=True)
-        assert isinstance(down, selfsup.DownstreamModel) and down(torch.zeros(2, features)).shape == (2, classes)
-        down.encoder.load_state_dict(torch.load(io.BytesIO(selfsup.encoder_bytes(enc)), weights_only=True))
+        enc = ssl.architecture(data, downstream=False)
+        assert isinstance(enc, ssl.Encoder) and enc(torch.zeros(2, features)).shape == (2, SMALL.latent)
+        down = ssl.architecture(data, downstream=True)
+        assert isinstance(down, ssl.DownstreamModel) and down(torch.zeros(2, features)).shape == (2, classes)
+        down.encoder.load_state_dict(torch.load(io.BytesIO(ssl.encoder_bytes(enc)), weights_only=True))
         for part, built in (("encoder", enc), ("downstream", down)):
             entry = backbones.REGISTRY[f"ssl_{part}_{data}"]
             assert type(entry.build(False)) is type(built)
     with pytest.raises(ValueError, match="data must be one of"):
-        selfsup.architecture("rna", False)
+        ssl.architecture("rna", False)
 
 
 def test_digits_are_pretrained_by_patches_and_compared():
@@ -203,7 +203,7 @@ def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path)
     assert out["seconds"] > 0 and out["config"]["labels"] == 2 and out["config"]["mask_ratio"] == 0.5
     assert out["status"] == "finished" and out["device"]
     assert out["encoder_file"] == str(enc) and "model_path" not in out
-    encoder = selfsup.Encoder(500, SMALL.hidden, SMALL.latent)
+    encoder = ssl.Encoder(500, SMALL.hidden, SMALL.latent)
     encoder.load_state_dict(torch.load(enc, weights_only=True))   # the saved file is the encoder alone
     run = store.Store().runs(kind="ssl")[0]                          # recorded as the page records it
     assert run.config == contract.record(SMALL) and run.status == "finished"

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tl_core import backbones, cli, contract, state
+from tl_core import backbones, cli, contract, ssl, state
 from tl_core.experiments import finetune
 
 
@@ -303,26 +303,23 @@ def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
 
 def test_the_ssl_encoder_file_loads_into_the_downstream_model_once_prefixed():
     """The self-supervised page's encoder-only download, taken to the workshop: the deck's flow."""
-    from tl_core.experiments import selfsup as ssl
-
-    encoder = ssl.Encoder(ssl.GENES, ssl.SSLConfig().hidden, ssl.SSLConfig().latent)
+    genes = ssl.SHAPES["expression"][0]
+    encoder = ssl.Encoder(genes, ssl.HIDDEN, ssl.LATENT)
     sd = state.read(ssl.encoder_bytes(encoder), "encoder.pt").state
     plain = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, True, "", ""), "encoder.pt", [])
     assert plain.outcome == "refused" and len(plain.unexpected) == len(sd)
     assert any("encoder." in h for h in plain.hints)
     fixed = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, False, "", "encoder."), "encoder.pt", [])
     assert fixed.outcome == "partial" and sorted(fixed.missing) == ["head.bias", "head.weight"]
-    x = torch.randn(3, ssl.GENES)
+    x = torch.randn(3, genes)
     assert torch.equal(fixed.model.encoder(x), encoder(x))
 
 
 def test_readme_examples_inspect_and_load_an_ssl_encoder(tmp_path, capsys):
     """README: `inspect enc.pt --json` and `load enc.pt --into ssl_downstream_expression --add-prefix encoder.
     --no-strict --json`."""
-    from tl_core.experiments import selfsup
-
     path = tmp_path / "enc.pt"
-    path.write_bytes(selfsup.encoder_bytes(selfsup.architecture("expression", downstream=False)))
+    path.write_bytes(ssl.encoder_bytes(ssl.architecture("expression", downstream=False)))
     code, out = _main(capsys, "inspect", str(path), "--json")
     assert code == 0 and out["n_keys"] == 4 and out["format"] == "pt"
     code, out = _main(capsys, "load", str(path), "--into", "ssl_downstream_expression", "--add-prefix", "encoder.",

@@ -70,10 +70,6 @@ class Fake(contract.Result):
     config: dict
     val_acc: float
     curve: list = field(default_factory=list)
-    status: str = "finished"
-    seconds: float = 0.1
-    device: str = "cpu"
-    message: str = ""
     kind = "finetune"
     headline = "val_acc"
 
@@ -88,7 +84,7 @@ class Fake(contract.Result):
 
 
 def _fake_result(i: int, epochs: int = 50) -> Fake:
-    return Fake({"i": i, "dataset": "digits"}, i / 100, [i / 100] * epochs)
+    return Fake({"i": i, "dataset": "digits"}, i / 100, [i / 100] * epochs, seconds=0.1, device="cpu")
 
 
 def test_what_changed_shows_only_the_fields_that_differ(tmp_path):

@@ -247,11 +247,11 @@ def _hub_status(weights) -> tuple[bool, str]:
 
 
 def _build_ssl(data: str, downstream: bool, pretrained: bool) -> nn.Module:
-    from tl_core.experiments import selfsup
+    from tl_core import ssl
 
     if pretrained:
         raise WeightsUnavailable("the SSL models have no stored weights: pretrain one on the self-supervised page")
-    return selfsup.architecture(data, downstream)
+    return ssl.architecture(data, downstream)
 
 
 def _split_children(m) -> list[tuple[str, nn.Module]]:

@@ -101,6 +101,10 @@ class Claim:
     def sentence(self, subject: str | None = None, against: str | None = None, what: str | None = None) -> str:
         """One plain sentence: both conditions, both numbers, the gap and its interval, and what the rule says.
         subject/against: how to name the conditions (default: their keys); what: the metric in words."""
+        text = self._sentence(subject, against, what)
+        return text[:1].upper() + text[1:]
+
+    def _sentence(self, subject: str | None, against: str | None, what: str | None) -> str:
         a, b = subject or self.subject, against or self.against
         what = what or METRICS[self.metric][0]
         numbers = f"{what} {self.value(self.subject_mean)} {a} vs {self.value(self.against_mean)} {b}"

@@ -253,14 +253,29 @@ class Verdict(NamedTuple):
     text: str    # one honest sentence, whichever way it goes
 
 
+@dataclass(kw_only=True)
 class Result:
-    """What every experiment returns. Subclasses (dataclasses) set `config`, `status`, `message`,
-    `device`, `seconds` and implement `to_json()`, `metrics()`, `curves()` and `verdict()`."""
-    kind: str = ""           # the experiment's name: store kind and CLI command
-    headline: str = ""       # the metric a list of runs shows for this run
+    """What every experiment returns. A subclass (a dataclass) sets `kind` and `headline`, holds its `config`, and
+    gives `body()` (its own JSON keys), `metrics()`, `curves()` and `verdict()`; what every result shares is here:
+    how the run ended, where and how long it ran, and the JSON around the body."""
+    status: str = "finished"   # finished | stopped | diverged | failed
+    message: str = ""          # why it ended early, in words
+    device: str = ""           # where it trained, in words
+    seconds: float = 0.0
+    kind = ""                  # the experiment's name: store kind and CLI command
+    headline = ""              # the metric a list of runs shows for this run
+
+    def body(self) -> dict:
+        """The experiment's own JSON keys (numbers, curves, `claim`)."""
+        return {}
 
     def to_json(self) -> dict:
-        raise NotImplementedError
+        """The run as JSON: the experiment, its recorded config, its body, the verdict and how the run ended."""
+        kind, sentence = self.verdict()
+        config = getattr(self, "config", None)
+        return {"experiment": self.kind, "config": record(config) if config is not None else {}, **self.body(),
+                "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
+                "device": self.device, "seconds": round(self.seconds, 3)}
 
     def metrics(self) -> dict[str, float]:
         """Named final numbers (dotted names), finite floats only."""
@@ -283,10 +298,7 @@ class Result:
         out = {**self.to_json(), **getattr(self, "extras", {})}
         metrics = {k: float(v) for k, v in self.metrics().items() if _finite(v)}
         return {"json": out, "metrics": metrics, "curves": self.curves(), "headline": self.headline,
-                "status": getattr(self, "status", out.get("status", "finished")),
-                "message": getattr(self, "message", out.get("message", "")),
-                "device": getattr(self, "device", out.get("device", "")),
-                "seconds": getattr(self, "seconds", out.get("seconds"))}
+                "status": self.status, "message": self.message, "device": self.device, "seconds": self.seconds}
 
 
 class ConditionsResult(Result):

@@ -1,28 +1,30 @@
 """Transfer Lab's experiments, one module each, every one declared through `tl_core.contract`.
 
-COMMANDS says which module declares each command, so that `python -m tl_core toy` imports the toy alone
-(not the text encoder's libraries, nor the lab's); EXPERIMENTS (name → Experiment, every command) is what
+COMMANDS (command → the module that declares it) is read from the modules' source, every
+`contract.Experiment("name", ...)` in them (a pattern search: no import, a few milliseconds): so that `python -m tl_core toy` imports the
+toy alone (not the text encoder's libraries, nor the lab's). EXPERIMENTS (name → Experiment, every command) is what
 `--help` and the tests loop over. The pages import the modules themselves.
 """
 import importlib
+import re
+from pathlib import Path
 
-COMMANDS = {
-    "toy": "tl_core.experiments.toy",
-    "finetune": "tl_core.experiments.finetune",
-    "sweep": "tl_core.experiments.finetune",
-    "predict": "tl_core.experiments.finetune",
-    "ssl": "tl_core.experiments.selfsup",
-    "inspect": "tl_core.experiments.workshop",
-    "load": "tl_core.experiments.workshop",
-    "gtl": "tl_core.experiments.gtl",
-    "gtl-sweep": "tl_core.experiments.gtl_sweep",
-    "pretrain": "tl_core.experiments.pretrain",
-    "layers": "tl_core.experiments.layers",
-    "domains": "tl_core.experiments.domains",
-    "text": "tl_core.experiments.text",
-    "text-sweep": "tl_core.experiments.text",
-    "lecture": "tl_core.lecture",   # the lecture's tool: it runs the experiments above, step by step
-}
+_HERE = Path(__file__).resolve().parent
+_SOURCES = [*sorted(p for p in _HERE.glob("*.py") if p.name != "__init__.py"), _HERE.parent / "lecture.py"]
+
+
+_DECLARED = re.compile(r"\bExperiment\(\s*\"([\w-]+)\"")
+
+
+def _declared() -> dict[str, str]:
+    out = {}
+    for path in _SOURCES:
+        module = ("tl_core.experiments." if path.parent == _HERE else "tl_core.") + path.stem
+        out.update({name: module for name in _DECLARED.findall(path.read_text(encoding="utf-8"))})
+    return out
+
+
+COMMANDS = _declared()
 
 
 def command(name: str):

@@ -162,10 +162,6 @@ def _size(shots: int, all_shots: tuple) -> str:
 class DomainsResult(contract.Result):
     config: DomainsConfig
     records: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    device: str = ""
-    status: str = "finished"
-    message: str = ""
     kind = "domains"
     headline = ""
 
@@ -324,14 +320,11 @@ class DomainsResult(contract.Result):
                 f"No: at no data size is {claim}" if not less else f"Only at {', '.join(less)} shots is {claim}")
         return f"{head}. {numbers}"
 
-    def to_json(self) -> dict:
-        kind, sentence = self.verdict()
-        return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.cells(),
+    def body(self) -> dict:
+        return {"cells": self.cells(),
                 "gain": self.gain(), "gain_by_dataset": self.gain_by_dataset(), "gain_claims": self.gain_claims(),
                 "far_vs_near": self.far_vs_near(), "far_vs_near_claims": self.far_vs_near_claims(),
-                "quadrants": self.quadrants(), "negative_transfer": self.negative_transfer(), "records": self.records, "verdict": sentence,
-                "verdict_kind": kind, "status": self.status, "message": self.message, "device": self.device,
-                "seconds": round(self.seconds, 3)}
+                "quadrants": self.quadrants(), "negative_transfer": self.negative_transfer(), "records": self.records}
 
     def metrics(self) -> dict[str, float]:
         out = {f"{c['dataset']}.shots {c['shots']}.{c['strategy']}.val_acc": c["val_acc_mean"] for c in self.cells()}

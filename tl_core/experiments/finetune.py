@@ -93,11 +93,7 @@ class FinetuneResult(contract.ConditionsResult):
     frozen: int                   # frozen stages at the start
     runs: list[Run]
     val: data.ImageSet            # the first run's validation set (its confusion matrix, misclassified images)
-    device: str
     weights_note: str
-    seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     # the first run's trained weights (pretrained when it ran), on the CPU: for predict and export
     model_state: dict | None = field(default=None, repr=False)
     kind = "finetune"
@@ -126,19 +122,13 @@ class FinetuneResult(contract.ConditionsResult):
             "status": first.status,
         }
 
-    def to_json(self) -> dict:
+    def body(self) -> dict:
         conditions = self.ran()
-        kind, sentence = self.verdict()
-        out = {"experiment": self.kind, "config": contract.record(self.config)}
-        if conditions:
-            out.update(self.summary(conditions[0]))  # the first condition's numbers at the top level
+        out = self.summary(conditions[0]) if conditions else {}   # the first condition's numbers at the top level
         out.update({
             "conditions": {w: self.summary(w) for w in conditions},
             "classes": self.classes, "stages": self.stage_names, "frozen_stages": self.frozen,
-            "claim": c.to_json() if (c := self.claim()) else None,
-            "verdict": sentence, "verdict_kind": kind,
-            "status": self.status, "message": self.message, "device": self.device,
-            "weights_note": self.weights_note, "seconds": round(self.seconds, 3),
+            "claim": c.to_json() if (c := self.claim()) else None, "weights_note": self.weights_note,
         })
         if self.runs:
             first = self.runs[0]
@@ -265,10 +255,6 @@ class SweepConfig(FinetuneConfig):
 class SweepResult(contract.Result):
     config: SweepConfig
     records: list[dict] = field(default_factory=list)   # weights, seed, shots, freeze, val_acc, train_acc
-    seconds: float = 0.0
-    device: str = ""
-    status: str = "finished"
-    message: str = ""
     kind = "sweep"
     headline = ""
 
@@ -296,13 +282,10 @@ class SweepResult(contract.Result):
                     g[i, j] = float(np.mean(accs))
         return g
 
-    def to_json(self) -> dict:
-        kind, sentence = self.verdict()
-        return {"experiment": self.kind, "config": contract.record(self.config), "shots": self.shots,
-                "freezes": self.freezes, "stages": list(backbones.stage_names(self.config.backbone)),
-                "grid": {w: self.grid(w).tolist() for w in self.config.conditions()},
-                "records": self.records, "claims": self.claims(), "verdict": sentence, "verdict_kind": kind, "status": self.status,
-                "message": self.message, "device": self.device, "seconds": round(self.seconds, 3)}
+    def body(self) -> dict:
+        return {"shots": self.shots, "freezes": self.freezes, "stages": list(backbones.stage_names(self.config.backbone)),
+                "grid": {w: self.grid(w).tolist() for w in self.config.conditions()}, "records": self.records,
+                "claims": self.claims()}
 
     def values(self, shots) -> dict[str, dict[int, float]]:
         """At one shots value: each freeze depth's (and scratch's) validation accuracy by seed."""
@@ -458,8 +441,11 @@ def _after(args, result: FinetuneResult) -> dict:
     extras = {"skipped": [{"file": s.name, "reason": s.reason} for s in args.images.skipped],
               "counts": args.images.counts()}
     if args.export and result.runs:
-        extras["export"] = export.save(export.from_result(result), args.export)
+        clf = export.from_result(result)
+        extras["export"] = export.save(clf, args.export)
         extras["model_path"] = extras["export"]["model.pt"]
+        extras.update(onnx_path=extras["export"]["model.onnx"], onnx_max_abs_diff=clf.meta["onnx"]["max_abs_diff"])
+        sys.stderr.write(export.parity_line(clf) + "\n")
     return extras
 
 
@@ -491,7 +477,7 @@ def _predict(args) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
-    clf = export.load(args.model)
+    clf = export.load(args.model, onnx=args.onnx)
     predictions = []
     for path in args.images:
         try:
@@ -501,11 +487,17 @@ def _predict(args) -> int:
         predictions.append({"image": path, "top": [{"class": c, "probability": p} for c, p in top]})
     if args.json:
         print(json.dumps({"model": str(args.model), "backbone": clf.meta["backbone"], "classes": clf.classes,
-                          "image_size": clf.image_size, "predictions": predictions}))
+                          "image_size": clf.image_size, "runtime": clf.runtime, "predictions": predictions}))
     else:
         for pred in predictions:
             print(pred["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in pred["top"]))
     return 0
+
+
+def _onnx_flag() -> contract.Option:
+    from tl_core import export
+
+    return export.ONNX_FLAG   # predict --onnx: run model.onnx with onnxruntime
 
 
 EXPERIMENTS = (
@@ -522,5 +514,5 @@ EXPERIMENTS = (
         recorded=False, device=False, options=(
             contract.Option("images", "image files (jpg, png, webp, bmp, gif, tiff)", nargs="+"),
             contract.Option("--model", "the exported model.pt (model.json beside it), its folder or zip", required=True),
-            contract.Option("--top-k", "classes to list per image", default=3, type=int))),
+            contract.Option("--top-k", "classes to list per image", default=3, type=int), _onnx_flag())),
 )

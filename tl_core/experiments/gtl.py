@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import claims, contract, data, device as devices, stacked
+from tl_core import claims, contract, data, device as devices, expression, stacked
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
@@ -158,25 +158,14 @@ CELLS_PER_TYPE = 300
 BACKGROUND, MARK, NOISE = 0.1, (0.5, 1.0), 0.6   # programme activity: background scale, a marker's range; gene noise
 
 
+ATLAS = expression.Atlas(GENES, PROGRAMME_GENES, TYPE_PROGRAMMES, NUISANCE, cells_per_type=CELLS_PER_TYPE,
+                         background=BACKGROUND, mark=MARK, noise=NOISE)
+
+
 @functools.lru_cache(maxsize=2)
-def _atlas(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y): standardised log1p counts (N, GENES) and cell types (N,): Poisson counts of a log-normal mean
-    (gene baseline + programme activities + library size + biological noise)."""
-    rng = np.random.default_rng(seed)
-    n_prog = PROGRAMMES + NUISANCE
-    loadings = np.zeros((n_prog, GENES))
-    for p in range(n_prog):
-        loadings[p, p * PROGRAMME_GENES:(p + 1) * PROGRAMME_GENES] = rng.uniform(0.6, 1.4, PROGRAMME_GENES)
-    y = np.repeat(np.arange(len(TYPE_PROGRAMMES)), CELLS_PER_TYPE)
-    n = len(y)
-    activity = rng.gamma(0.5, BACKGROUND, (n, n_prog))                   # every programme: a little, at random
-    marks = np.array(TYPE_PROGRAMMES)[y]                                 # (n, 2): the type's own programmes
-    for k in range(2):
-        activity[np.arange(n), marks[:, k]] += rng.uniform(*MARK, n)
-    activity[:, PROGRAMMES:] = rng.gamma(1.0, 0.6, (n, NUISANCE))
-    log_mean = (rng.normal(1.0, 0.7, GENES) + activity @ loadings + rng.normal(0.0, 0.3, (n, 1))
-                + rng.normal(0.0, NOISE, (n, GENES)))
-    x = np.log1p(rng.poisson(np.exp(log_mean))).astype(np.float32)
+def atlas(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): standardised log1p counts (N, GENES) and cell types (N,) of the atlas (`tl_core.expression`)."""
+    x, y = expression.simulate(ATLAS, seed)
     x = (x - x.mean(0)) / x.std(0).clip(min=0.05)
     return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -194,7 +183,7 @@ def load_classes(name: str, classes: tuple[str, ...], source: str = "related") -
     if name == "digits":
         ds = load_digits(classes)
     else:
-        x, y = _atlas()
+        x, y = atlas()
         keep = torch.tensor([DIGITS.index(c) for c in classes])
         rows = torch.isin(y, keep)
         relabel = torch.full((len(DIGITS),), -1, dtype=torch.long)
@@ -457,11 +446,7 @@ class GTLResult(contract.Result):
     raw: dict[str, torch.Tensor]         # the raw guide before focus
     scouted: Scouted
     runs: list[SeedRun]
-    device: str
     scouts_cached: bool = False
-    seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     kind = "gtl"
     headline = "guided.val_acc_mean"
 
@@ -491,12 +476,9 @@ class GTLResult(contract.Result):
             "parameters": int(values.numel()),
         }
 
-    def to_json(self) -> dict:
-        kind, sentence = self.verdict()
+    def body(self) -> dict:
         s = self.scouted
         return {
-            "experiment": self.kind,
-            "config": contract.record(self.config),
             **{c: self.summary(c) for c in CONDITIONS},
             "guide": self.guide_summary(),
             "claim": c.to_json() if (c := self.claim()) else None,
@@ -504,9 +486,6 @@ class GTLResult(contract.Result):
                      "pretrain_seconds": round(s.pretrain_seconds, 3)},
             "scouts": {"count": len(s.scouts), "classes": s.tasks, "seconds": round(s.scout_seconds, 3),
                        "cached": self.scouts_cached},
-            "verdict": sentence, "verdict_kind": kind,
-            "status": self.status, "message": self.message, "device": self.device,
-            "seconds": round(self.seconds, 3),
         }
 
     def metrics(self) -> dict[str, float]:

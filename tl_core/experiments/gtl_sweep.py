@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from tl_core import claims, contract, engine as engines
+from tl_core import claims, contract, data, engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import gtl
 
@@ -73,10 +73,6 @@ class SweepResult(contract.Result):
     scouts: dict                   # source → classes of each scout
     guide_mean: dict               # source → mean guide
     base_acc: dict                 # source → the base's accuracy on held-out source samples
-    device: str
-    seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     kind = "gtl-sweep"
     headline = "related.guided.shots1.val_acc_mean"
 
@@ -144,13 +140,9 @@ class SweepResult(contract.Result):
             lines.append("; ".join(parts) + ".")
         return lines
 
-    def to_json(self) -> dict:
-        kind, sentence = self.verdict()
-        return {"experiment": self.kind, "config": contract.record(self.config), "cells": self.table(),
-                "claims": self.claims(), "findings": self.findings(), "scouts": self.scouts, "guide_mean": self.guide_mean,
-                "base_source_val_acc": self.base_acc, "verdict": sentence, "verdict_kind": kind,
-                "status": self.status, "message": self.message, "device": self.device,
-                "seconds": round(self.seconds, 3)}
+    def body(self) -> dict:
+        return {"cells": self.table(), "claims": self.claims(), "findings": self.findings(), "scouts": self.scouts,
+                "guide_mean": self.guide_mean, "base_source_val_acc": self.base_acc}
 
     def metrics(self) -> dict[str, float]:
         """<source>.<condition>.shots<k>.val_acc_mean / _std for every cell."""
@@ -176,7 +168,7 @@ def run(cfg: GTLSweepConfig = GTLSweepConfig(), progress: Progress | None = None
 def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> SweepResult:
     start = time.perf_counter()
     target = gtl.load_classes(cfg.data, cfg.target_classes)
-    gtl.data.few_shot_split(target, max(cfg.shots), cfg.seed, cfg.val_per_class)  # a clear error if too many shots
+    data.few_shot_split(target, max(cfg.shots), cfg.seed, cfg.val_per_class)  # a clear error if too many shots
     bases, guides, scouts, guide_mean, base_acc = {}, {}, {}, {}, {}
     for i, source in enumerate(cfg.sources):
         lab = cfg.lab(source)
@@ -184,8 +176,8 @@ def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, shou
             if progress else None
         scouted, _ = gtl.pretrain_and_scout(lab, dev, step, should_stop)
         if should_stop is not None and should_stop():
-            return SweepResult(cfg, [], [], {}, {}, {}, str(dev), time.perf_counter() - start, "stopped",
-                               "stopped by the user while pretraining a base and its scouts")
+            return SweepResult(cfg, [], [], {}, {}, {}, device=str(dev), seconds=time.perf_counter() - start,
+                               status="stopped", message="stopped by the user while pretraining a base and its scouts")
         bases[source], guides[source] = scouted.base, gtl.make_guide(scouted.raw(lab.change), lab)
         scouts[source], base_acc[source] = scouted.tasks, scouted.source_val_acc
         guide_mean[source] = float(torch.cat([g.flatten() for g in guides[source].values()]).mean())
@@ -203,8 +195,8 @@ def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, shou
              for src in (("none",) if c == "scratch" else cfg.sources)]
     out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(0.2, 1.0),
                              engine=cfg.engine, address=cfg.address)
-    return SweepResult(cfg, out.results, out.cells, scouts, guide_mean, base_acc, str(dev),
-                       time.perf_counter() - start, out.status, out.message)
+    return SweepResult(cfg, out.results, out.cells, scouts, guide_mean, base_acc, device=str(dev),
+                       seconds=time.perf_counter() - start, status=out.status, message=out.message)
 
 
 def _text(result: SweepResult, out: dict) -> str:

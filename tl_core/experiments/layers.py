@@ -184,10 +184,6 @@ class LayersResult(contract.Result):
     patches: list = field(default_factory=list, repr=False)    # top_patches of the pretrained model
     tuned_state: dict | None = field(default=None, repr=False)  # the first seed's fine-tuned weights (CPU)
     classes: list = field(default_factory=list)
-    seconds: float = 0.0
-    device: str = ""
-    status: str = "finished"
-    message: str = ""
     kind = "layers"
     headline = ""
 
@@ -215,20 +211,17 @@ class LayersResult(contract.Result):
                   "early stages": {r.seed: float(np.mean(r.change[:early])) for r in done}}
         return claims.compare("late stages", values, ["early stages"], metric="relative change")
 
-    def to_json(self) -> dict:
+    def body(self) -> dict:
         ch = self.change()
-        kind, sentence = self.verdict()
         acc = contract.seed_stats([r.val_acc for r in self.done()])
-        return {"experiment": self.kind, "config": contract.record(self.config), "stages": self.stages,
+        return {"stages": self.stages,
                 "relative_change": ch.mean(0).tolist() if len(ch) else [],
                 "relative_change_std": ch.std(0).tolist() if len(ch) else [],
                 "relative_change_seeds": ch.tolist(), "val_acc": acc["mean"], "val_acc_std": acc["std"],
                 "early_stages": self.halves()[0], "late_stages": self.halves()[1],
                 "claim": c.to_json() if (c := self.claim()) else None,
                 "patch_stages": [{"stage": p["stage"], "channel": p["channel"], "field": p["field"],
-                                  "activations": p["activations"]} for p in self.patches],
-                "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
-                "device": self.device, "seconds": round(self.seconds, 3)}
+                                  "activations": p["activations"]} for p in self.patches]}
 
     def metrics(self) -> dict[str, float]:
         ch = self.change()

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
-import pickle
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import claims, contract, data as datasets, device as devices
+from tl_core import claims, contract, data as datasets, device as devices, expression
+from tl_core.ssl import (HIDDEN, LATENT, SHAPES, Autoencoder, Decoder, DownstreamModel, Encoder, MaskedReconstruction,
+                         encoder_bytes, masked_mse)
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -48,12 +48,12 @@ MODES = {"scratch": "from scratch (same encoder, random weights)",
          "ssl_finetuned": "SSL encoder, fine-tuned (encoder and head train)"}
 MODES_SHORT = {"scratch": "scratch", "ssl_frozen": "the SSL encoder frozen", "ssl_finetuned": "the SSL encoder fine-tuned"}
 LABEL_COUNTS = (1, 2, 5, 10, 20, 50)   # labelled samples per class on the accuracy-vs-labels curve
-EVAL_MASK_SEED = 12345                 # validation masks are the same every epoch: a comparable curve
 
-# expression generator
-GENES, CELL_TYPES, NUISANCE = 500, 8, 4
-GENES_PER_PROGRAMME = 30
+# the expression data: one programme marks each cell type (tl_core.expression's generator)
+(GENES, CELL_TYPES), NUISANCE, GENES_PER_PROGRAMME = SHAPES["expression"], 4, 30
 POOL, VAL_PER_CLASS = 4000, 50         # unlabelled pool size; fixed validation samples per class
+ATLAS = expression.Atlas(GENES, GENES_PER_PROGRAMME, tuple((k,) for k in range(CELL_TYPES)), NUISANCE,
+                         cells=POOL + VAL_PER_CLASS * CELL_TYPES, background=0.35, mark=(0.7, 1.3))
 PATCH = 4                              # digits: masking unit is a PATCH × PATCH block of the 16 × 16 image
 DIGIT_SIDE = 16
 
@@ -78,8 +78,8 @@ class SSLConfig:
     epochs: int = setting(100, "downstream epochs (full batch: the labelled set is small)", lo=1, hi=2000,
                           title="Downstream epochs", span=(10, 300, 10))
     lr: float = setting(3e-3, "Adam learning rate, pretraining and downstream, in (0, 1]", check=_lr_problem)
-    hidden: int = setting(128, "encoder: features → hidden → latent; hidden units", lo=4, hi=4096)
-    latent: int = setting(32, "encoder output size", lo=2, hi=1024)
+    hidden: int = setting(HIDDEN, "encoder: features → hidden → latent; hidden units", lo=4, hi=4096)
+    latent: int = setting(LATENT, "encoder output size", lo=2, hi=1024)
     label_counts: tuple[int, ...] = setting((), "more label counts per class for accuracy vs labels, "
                                                 "comma-separated, e.g. 1,2,5,20", lo=1, hi=200,
                                             label="label counts", flag="--sweep", title="Label counts on the curve",
@@ -97,128 +97,6 @@ class SSLConfig:
     def counts(self) -> list[int]:
         """Every label count the run trains: cfg.labels and the extra ones, ascending."""
         return sorted({self.labels, *self.label_counts})
-
-
-# ---------------------------------------------------------------- the deck's modules
-
-class _TwoLayers(nn.Module):
-    """a → hidden → b with a ReLU between: the shape of both halves of the autoencoder."""
-
-    def __init__(self, a: int, hidden: int, b: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(a, hidden), nn.ReLU(), nn.Linear(hidden, b))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class Encoder(_TwoLayers):
-    """features → hidden → latent code. The part that travels from pretraining to the downstream task."""
-
-    def __init__(self, in_features: int, hidden: int = 128, latent: int = 32):
-        super().__init__(in_features, hidden, latent)
-
-
-class Decoder(_TwoLayers):
-    """latent code → hidden → features: needed only to pretrain, thrown away afterwards."""
-
-    def __init__(self, out_features: int, hidden: int = 128, latent: int = 32):
-        super().__init__(latent, hidden, out_features)
-
-
-class Autoencoder(nn.Module):
-    def __init__(self, encoder: Encoder, decoder: Decoder):
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
-
-
-class DownstreamModel(nn.Module):
-    """The same Encoder class with new prediction layers in place of the decoder."""
-
-    def __init__(self, encoder: Encoder, head: nn.Module):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
-
-
-def architecture(data: str, downstream: bool) -> nn.Module:
-    """The page's Encoder for `data` at SSLConfig's default sizes, or (downstream) the DownstreamModel that
-    reuses it with a new Linear head, one output per class: what an encoder file from the page loads into
-    (the registry's ssl_encoder_* and ssl_downstream_* entries)."""
-    if data not in DATA:
-        raise ValueError(f"data must be one of {', '.join(DATA)}, got {data!r}")
-    cfg = SSLConfig(data=data)
-    features, classes = (GENES, CELL_TYPES) if data == "expression" else (DIGIT_SIDE ** 2, 10)
-    encoder = Encoder(features, cfg.hidden, cfg.latent)
-    return DownstreamModel(encoder, nn.Linear(cfg.latent, classes)) if downstream else encoder
-
-
-def encoder_bytes(encoder: Encoder) -> bytes:
-    """Only the encoder's state_dict, as the bytes of a .pt file (the download button's content)."""
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, buffer)
-    return buffer.getvalue()
-
-
-def load_encoder(blob: bytes, in_features: int, hidden: int, latent: int) -> Encoder:
-    """A fresh Encoder with the saved weights; weights_only=True refuses a file that carries pickled code."""
-    encoder = Encoder(in_features, hidden, latent)
-    try:
-        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"refused: this file is not a plain state_dict of tensors ({str(err).splitlines()[0]})") from None
-    try:
-        encoder.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise ValueError(f"these weights do not fit Encoder({in_features}, {hidden}, {latent}): "
-                         f"{str(err).splitlines()[0]}") from None
-    return encoder
-
-
-# ---------------------------------------------------------------- masking
-
-def random_mask(n: int, units: torch.Tensor, ratio: float, gen: torch.Generator) -> torch.Tensor:
-    """(n, features) bool, True = hidden. `units[f]` is the masking unit of feature f (the feature itself,
-    or its image patch); exactly round(ratio · units) units are hidden in every sample."""
-    n_units = int(units.max()) + 1
-    k = hidden_units(ratio, n_units)
-    order = torch.rand(n, n_units, generator=gen).argsort(1)
-    hide = torch.zeros(n, n_units, dtype=torch.bool).scatter_(1, order[:, :k], True)
-    return hide[:, units.cpu()]
-
-
-def hidden_units(ratio: float, n_units: int) -> int:
-    """How many units a mask ratio hides: at least one, and at least one left visible."""
-    return min(max(round(ratio * n_units), 1), n_units - 1)
-
-
-class MaskedReconstruction(nn.Module):
-    """What `fit` trains in pretraining: hide, encode, decode. The output stacks the reconstruction and
-    the mask, (N, 2, features), so that `masked_mse` scores the hidden part only. A fresh mask every
-    step in training; the same masks every epoch in evaluation, so the validation curve is comparable."""
-
-    def __init__(self, autoencoder: Autoencoder, units: torch.Tensor, ratio: float, seed: int):
-        super().__init__()
-        self.autoencoder, self.ratio = autoencoder, ratio
-        self.register_buffer("units", units.clone(), persistent=False)
-        self.gen = devices.generator(seed)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gen = self.gen if self.training else devices.generator(EVAL_MASK_SEED)
-        mask = random_mask(len(x), self.units, self.ratio, gen).to(x.device)
-        recon = self.autoencoder(x.masked_fill(mask, 0.0))  # 0 = the feature's mean after standardising
-        return torch.stack([recon, mask.to(recon.dtype)], 1)
-
-
-def masked_mse(out: torch.Tensor, target: torch.Tensor, per_member: bool = False) -> torch.Tensor:
-    """Mean squared error over the hidden features only (a loss for `fit(loss_fn=...)`)."""
-    recon, mask = out[:, 0], out[:, 1]
-    return ((recon - target) ** 2 * mask).sum() / mask.sum().clamp_min(1)
 
 
 # ---------------------------------------------------------------- data
@@ -256,27 +134,9 @@ class SSLData:
 
 
 def _expression(seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
-    """log1p counts (N, GENES) of a mix of programmes; class = the dominant cell-type programme."""
-    rng = np.random.default_rng(seed)
-    n_prog = CELL_TYPES + NUISANCE
-    n = POOL + VAL_PER_CLASS * CELL_TYPES
-    # a programme switches on a set of genes with its own strength per gene
-    genes = rng.permutation(GENES)[:n_prog * GENES_PER_PROGRAMME].reshape(n_prog, GENES_PER_PROGRAMME)
-    loadings = np.zeros((n_prog, GENES))
-    for p in range(n_prog):
-        loadings[p, genes[p]] = rng.uniform(0.6, 1.4, GENES_PER_PROGRAMME)
-    y = rng.integers(0, CELL_TYPES, n)
-    activity = np.zeros((n, n_prog))
-    activity[:, :CELL_TYPES] = rng.gamma(0.5, 0.35, (n, CELL_TYPES))        # other cell types: a little
-    activity[np.arange(n), y] += rng.uniform(0.7, 1.3, n)                    # its own cell type: dominant
-    activity[:, CELL_TYPES:] = rng.gamma(1.0, 0.6, (n, NUISANCE))           # cycle, stress, batch: anyone
-    base = rng.normal(1.0, 0.7, GENES)                                      # each gene's baseline
-    library = rng.normal(0.0, 0.3, (n, 1))                                  # sequencing depth
-    log_mean = base + activity @ loadings + library + rng.normal(0.0, 0.6, (n, GENES))  # biological noise
-    counts = rng.poisson(np.exp(log_mean))                                  # sampling noise
-    order = [int(g) for g in genes[:CELL_TYPES].ravel()]
-    order += [g for g in range(GENES) if g not in set(order)]
-    return np.log1p(counts).astype(np.float32), y.astype(np.int64), [f"type {k + 1}" for k in range(CELL_TYPES)], order
+    """log1p counts (N, GENES) of cells of random types, each type marked by one programme (tl_core.expression)."""
+    x, y = expression.simulate(ATLAS, seed)
+    return x, y, [f"type {k + 1}" for k in range(CELL_TYPES)], list(range(GENES))
 
 
 @functools.lru_cache(maxsize=8)
@@ -412,10 +272,6 @@ class DownstreamRun:
                 "train_acc": h.train_acc[-1] if h.train_acc else None, "status": h.status}
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 @dataclass
 class SSLResult(contract.Result):
     config: SSLConfig
@@ -423,10 +279,6 @@ class SSLResult(contract.Result):
     label_counts: list[int]                              # every count trained: cfg.labels and cfg.label_counts
     records: list[dict] = field(default_factory=list)   # mode, labels, seed, val_acc, train_acc, status
     classes: list[str] = field(default_factory=list)
-    device: str = ""
-    seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     kind = "ssl"
     headline = "ssl_finetuned.val_acc"
 
@@ -453,9 +305,8 @@ class SSLResult(contract.Result):
         best = claims.best_of(values, ("ssl_frozen", "ssl_finetuned"))
         return claims.compare(best, values, ["scratch"])
 
-    def to_json(self) -> dict:
-        out = {"experiment": self.kind, "config": contract.record(self.config), "classes": self.classes,
-               "label_counts": self.label_counts}
+    def body(self) -> dict:
+        out = {"classes": self.classes, "label_counts": self.label_counts}
         out.update({mode: self.summary(mode) for mode in MODES})
         out["by_labels"] = {str(n): {mode: self.summary(mode, n) for mode in MODES} for n in self.label_counts}
         claim = self.claim() if self.status == "finished" else None
@@ -464,8 +315,7 @@ class SSLResult(contract.Result):
                     "claims": [{**c.to_json(), "labels": n} for n in self.label_counts if (c := self.claim(n))],
                     "recon_history": {"train": list(h.train_loss), "val": list(h.val_loss)},
                     "recon_loss": self.pretrained.recon_loss(), "pretrain_seconds": round(self.pretrained.seconds, 3),
-                    "records": self.records, "status": self.status, "message": self.message,
-                    "device": self.device, "seconds": round(self.seconds, 3)})
+                    "records": self.records})
         return out
 
     def metrics(self) -> dict[str, float]:
@@ -478,7 +328,7 @@ class SSLResult(contract.Result):
                     for n in self.label_counts for mode in MODES})
         rl = self.pretrained.recon_loss()
         out.update({f"recon_loss.{k}": rl[k] for k in ("first", "last", "val_last")})
-        return {k: float(v) for k, v in out.items() if _finite(v)}
+        return out   # Result.record keeps the finite ones
 
     def curves(self) -> dict[str, list]:
         h = self.pretrained.history
@@ -544,7 +394,7 @@ def finetune_note(result: SSLResult) -> str:
     claim = claims.compare("ssl_finetuned", values, ["ssl_frozen"])
     why = {"helped": " There are enough labels to adapt its features.",
            "hurt": " With so few labels, training the encoder too lets it overfit them."}.get(claim.kind, "")
-    return claim.sentence("Fine-tuning the encoder", "keeping it frozen") + why
+    return claim.sentence("fine-tuning the encoder", "keeping it frozen") + why
 
 
 def _after(args, result: SSLResult) -> dict:

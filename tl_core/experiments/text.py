@@ -107,10 +107,6 @@ class TextResult(contract.ConditionsResult):
     classes: list[str]
     stage_names: list[str]
     runs: list[Run]
-    device: str
-    seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     cached_seconds: float = 0.0     # computing the frozen stages' features (once for every seed)
     # the first seed's training sentences, and the first fine-tuned model's trained stages (CPU): what the
     # page's nearest-neighbour view compares before and after fine-tuning
@@ -140,18 +136,13 @@ class TextResult(contract.ConditionsResult):
                 "histories": [{k: getattr(r.history, k) for k in CURVES} for r in runs],
                 "status": runs[0].history.status}
 
-    def to_json(self) -> dict:
+    def body(self) -> dict:
         conditions = self.ran()
-        kind, sentence = self.verdict()
-        out = {"experiment": self.kind, "config": contract.record(self.config)}
-        if conditions:
-            out.update(self.summary(conditions[0]))   # the first condition's numbers at the top level
+        out = self.summary(conditions[0]) if conditions else {}   # the first condition's numbers at the top level
         out.update({"conditions": {c: self.summary(c) for c in conditions}, "classes": self.classes,
                     "stages": self.stage_names, "encoder": BACKBONE,
                     "claim": c.to_json() if (c := claim_of(self.values())) else None,
-                    "verdict": sentence, "verdict_kind": kind,
-                    "status": self.status, "message": self.message, "device": self.device,
-                    "cached_seconds": round(self.cached_seconds, 3), "seconds": round(self.seconds, 3)})
+                    "cached_seconds": round(self.cached_seconds, 3)})
         return out
 
     def histories(self) -> dict[str, list[History]]:
@@ -299,11 +290,7 @@ class TextSweepConfig(TextConfig):
 class TextSweepResult(contract.Result):
     config: TextSweepConfig
     runs: list[Run] = field(default_factory=list)
-    device: str = ""
-    seconds: float = 0.0
     cached_seconds: float = 0.0
-    status: str = "finished"
-    message: str = ""
     kind = "text-sweep"
     headline = ""
 
@@ -324,15 +311,11 @@ class TextSweepResult(contract.Result):
         return {c: {str(s): contract.seed_stats(self.accs(c, s)) for s in self.config.shots if self.accs(c, s)}
                 for c in self.config.conditions}
 
-    def to_json(self) -> dict:
-        kind, sentence = self.verdict()
-        return {"experiment": self.kind, "config": contract.record(self.config), "shots": list(self.config.shots),
-                "table": self.table(), "claims": self.claims(),
+    def body(self) -> dict:
+        return {"shots": list(self.config.shots), "table": self.table(), "claims": self.claims(),
                 "records": [{"condition": r.condition, "seed": r.seed, "shots": r.shots, "val_acc": r.val_acc,
                              "train_acc": r.train_acc, "status": r.history.status} for r in self.runs],
-                "verdict": sentence, "verdict_kind": kind, "status": self.status, "message": self.message,
-                "device": self.device, "cached_seconds": round(self.cached_seconds, 3),
-                "seconds": round(self.seconds, 3)}
+                "cached_seconds": round(self.cached_seconds, 3)}
 
     def metrics(self) -> dict[str, float]:
         return {f"table.{c}.shots {s}.val_acc": v["mean"] for c, row in self.table().items() for s, v in row.items()}

@@ -144,10 +144,6 @@ class ToyResult(contract.Result):
     b_train: tuple[np.ndarray, np.ndarray]
     scratch: Condition | None
     pretrained: Condition | None
-    device: str
-    seconds: float = 0.0
-    status: str = "finished"       # finished, stopped or diverged
-    message: str = ""
     kind = "toy"
     headline = "test_mse_ratio"
 
@@ -155,9 +151,8 @@ class ToyResult(contract.Result):
     def pretrain_history(self) -> History | None:
         return self.pretrained.pretrain_history if self.pretrained else None
 
-    def to_json(self) -> dict:
-        v = self.verdict()
-        out = {"experiment": self.kind, "config": contract.record(self.config), "seeds": member_seeds(self.config),
+    def body(self) -> dict:
+        out = {"seeds": member_seeds(self.config),
                "x_test": self.x_test.tolist(), "y_test": self.y_test.tolist(), "a_test": self.a_test.tolist(),
                "b_train": [np.asarray(v).tolist() for v in self.b_train]}
         if self.scratch and self.pretrained:
@@ -165,8 +160,6 @@ class ToyResult(contract.Result):
                        test_mse_ratio=test_mse_ratio(self),
                        pretrained_wins=int((self.pretrained.test_mse < self.scratch.test_mse).sum()),
                        claim=self.claim().to_json())
-        out.update(verdict=v.text, verdict_kind=v.kind, status=self.status, message=self.message,
-                   device=self.device, seconds=round(self.seconds, 4))
         return out
 
     def metrics(self) -> dict[str, float]:
