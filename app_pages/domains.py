@@ -18,6 +18,7 @@ link = ui.page("Which strategy?", "dom_",
 with st.sidebar:
     picked = ui.widgets(domains.DomainsConfig, ("datasets", "shots", "strategies", "seeds", "epochs", "image_size"),
                         "dom_")
+picked.update(ui.more_settings(domains.DomainsConfig, ("backbone", "val_per_class"), "dom_"))
 
 link.report()
 cfg = domains.DomainsConfig(**picked)

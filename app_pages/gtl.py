@@ -17,15 +17,23 @@ link = ui.page("Guided Transfer Learning", "gtl_",
                "tensor to 0 … 1. **4** Fine-tune on the few-shot target classes with every update scaled by the "
                "guide: 0 = frozen, 1 = free. The default data is high-dimensional and low-sample, as in the method's "
                "papers: a synthetic RNA-seq-like atlas (400 genes; each cell type marked by two shared gene "
-               "programmes).", settings="GTL settings")
+               "programmes). The question the verdict answers: **does guidance beat simply freezing the body?** "
+               "(against the stronger of freezing all but the head and plain fine-tuning).", settings="GTL settings")
+
+
+def best_try() -> None:
+    st.session_state.update({f"gtl_{k}": v for k, v in gtl.BEST_TRY.items()})
+
 
 with st.sidebar:
+    st.button("Preset: guidance's best try", key="gtl_best_try", on_click=best_try, help=gtl.BEST_TRY_NOTE)
     data_name = ui.widget(G, "data", "gtl_")
     picked = ui.widgets(G, ("source", "arch", "target_classes", "scouts", "scout_classes", "scout_epochs", "focus",
                             "temperature", "free_fraction", "shots", "seeds", "epochs"), "gtl_",
                         target_classes={"fmt": lambda c: gtl.class_name(data_name, c)},
                         focus={"captions": list(contract.spec(G, "focus").choice_help.values()), "horizontal": False})
     st.caption("Changing only target settings (shots, focus, seeds, …) reuses the base and the scouts.")
+picked.update(ui.more_settings(G, ("pretrain_epochs", "val_per_class"), "gtl_"))
 
 
 

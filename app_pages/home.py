@@ -23,21 +23,21 @@ st.info(f"Training runs on **{device.describe()}** (CUDA first, then Apple MPS, 
 st.subheader("Pages")
 for p in PAGES[1:]:   # in the sidebar's order
     st.page_link(p.file, label=f"{p.title}: {p.description}", icon=f":material/{p.icon}:")
-st.caption("Every claim a page makes is shown over many seeds, with a band, and the page says so "
-           "when the seeds disagree with it.")
+st.caption("Every verdict a page states comes from one rule: the condition against the strongest other one, paired "
+           "over seeds, a win or a loss only when the gap is at least a point and its 95% interval excludes zero; "
+           "otherwise a tie, said as a tie.")
 
 st.subheader("A 30-second tour")
 st.markdown(
     """
-1. Open the **Regularisation toy**. The left panel shows 30 networks trained from scratch on two
-   points: they all pass through the points and disagree everywhere else.
-2. The right panel starts the same 30 networks from weights pretrained on a related task A:
-   they pass through the points *and* stay near the true line.
-3. Set *How task A relates to B* to **unrelated** and watch the advantage turn into a handicap.
-4. Open the **Fine-tuning lab** and press **Train**: EfficientNet-Lite0, pretrained on ImageNet,
-   against the same network from scratch on 5 digits per class. Then run the **shots sweep**: with
-   20 images per class, scratch catches up.
-5. Open **Runs**: everything you just trained is there. Pick two runs and the page shows exactly
+1. Open the **Regularisation toy**. The left panel shows 30 networks trained from scratch on task B's two
+   points; the right panel the same 30 networks pretrained on a related task A first. Look at how far each one
+   wanders from B's dashed line between and beyond the points; the verdict above the charts says what the seeds
+   show, with its interval.
+2. Set *How task A relates to B* to **unrelated** and read the verdict again: the prior can point the wrong way.
+3. Open the **Fine-tuning lab** and press **Train**: EfficientNet-Lite0, pretrained on ImageNet, against the same
+   network from scratch on 5 digits per class. Then run the **shots sweep** and see at which data size the two meet.
+4. Open **Runs**: everything you just trained is there. Pick two runs of one experiment and the page shows exactly
    which settings differ, with their curves on the same axes.
 """
 )

@@ -21,6 +21,7 @@ with st.sidebar:
     dataset = ui.widget(L, "dataset", "lay_", help="\n".join(f"- **{k}**: {data.DATASETS[k]}"
                                                              for k in contract.spec(L, "dataset").choices))
     picked = ui.widgets(L, ("shots", "epochs", "image_size", "seeds"), "lay_")
+picked.update(ui.more_settings(L, ("val_per_class",), "lay_"))
 
 link.report()
 if not available:

@@ -23,6 +23,7 @@ with st.sidebar:
                                          "many sentences the topic has"})
     st.caption("Fine-tuning and scratch train 22 M weights: the slow part on a CPU. Feature extraction trains only "
                "the head, on embeddings computed once.")
+picked.update(ui.more_settings(C, ("val_per_class",), "text_"))
 
 link.report()
 cfg = C(**picked)

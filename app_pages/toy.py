@@ -29,6 +29,7 @@ with st.sidebar:
     if preset == "custom":
         width, depth = ui.widget(T, "width", "toy_"), ui.widget(T, "depth", "toy_")
     picked = ui.widgets(T, ("seeds", "epochs", "lr"), "toy_")
+picked.update(ui.more_settings(T, ("pretrain_epochs",), "toy_"))
 
 link.report()
 cfg = T(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth, **picked)

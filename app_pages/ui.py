@@ -89,6 +89,13 @@ def widgets(cls, names, prefix: str, where=None, **per_name) -> dict:
     return {n: widget(cls, n, prefix, where, **per_name.get(n, {})) for n in names}
 
 
+def more_settings(cls, names, prefix: str, **per_name) -> dict:
+    """Settings a class rarely changes (validation size, a class subset), in a closed expander of the sidebar: a
+    link (the lecture's, a colleague's) still sets them, and the page runs exactly the config it names."""
+    with st.sidebar.expander("More settings"):
+        return widgets(cls, names, prefix, st, **per_name)
+
+
 def chart(fig, key: str, where=st) -> None:
     """A plotly chart with plotly's own PNG export (camera icon) and a self-contained HTML download."""
     where.plotly_chart(fig, key=key, config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})
@@ -178,10 +185,10 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
     return results.get(key)
 
 
-def verdict(v) -> None:
-    """A result's verdict, coloured by what it says."""
-    {"helped": st.success, "hurt": st.error, "unfit": st.warning, "diverged": st.warning,
-     "stopped": st.warning, "failed": st.error}.get(v.kind, st.info)(v.text)
+def verdict(v, where=st) -> None:
+    """A result's verdict, coloured by what it says (a tie, a mix or a single seed in blue)."""
+    {"helped": where.success, "hurt": where.error, "unfit": where.warning, "diverged": where.warning,
+     "stopped": where.warning, "failed": where.error}.get(v.kind, where.info)(v.text)
 
 
 def _same(value, given: list[str]) -> bool:

@@ -37,7 +37,7 @@ def main() -> None:
     train, _ = data.few_shot_split(source, None, cfg.seed, val_per_class=20)
     base = gtl.make_net(cfg.arch, len(source.classes), cfg.seed)
     tasks = gtl.scout_tasks(train, cfg)
-    fit_cfg = gtl._scout_fit(cfg)
+    fit_cfg = gtl.scout_fit(cfg)
     assert stacked.Stacked(base, [dict(base.named_parameters())])._plan is not None, "not the fast path"
     gtl.train_scouts(base, tasks[:2], fit_cfg, batched=True, dev=dev)   # warm up: lazy imports, first calls
     gtl.train_scouts(base, tasks[:2], fit_cfg, batched=False, dev=dev)

@@ -47,6 +47,39 @@ def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_cha
     assert re.search(rf"[?&]step={N - 1}\b", page.url)
 
 
+@pytest.mark.parametrize("width,height", [(1400, 900), (1920, 1080)])
+def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server, prepared, width, height):  # noqa: F811
+    """A teacher's projector: no sidebar, large type, and every step's main chart wholly inside the window without
+    scrolling; no step carries a developer's note about settings the full page lacks."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(f"{server}/lecture?step=1&lec_big=true")
+        for number in range(1, N + 1):
+            step = lecture.step_at(number)
+            _title(page, number).wait_for(timeout=60_000)
+            chart = page.locator(f"[data-testid='stMain'] .st-key-lec_chart_{step.key} .main-svg").first
+            chart.wait_for(timeout=30_000)
+            page.wait_for_timeout(400)
+            box = chart.bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= height + 1, (number, box)
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (number, box)
+            assert page.locator("section[data-testid='stSidebar']").is_visible() is False
+            heading = _title(page, number).evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+            assert heading >= 34, heading
+            assert page.get_by_text("has no setting for").count() == 0
+            assert page.get_by_text("Traceback").count() == 0
+            if number in (1, 3, 7) or width == 1400 and number == N:
+                page.screenshot(path=str(ARTIFACTS / f"lecture_projector_{width}_step{number}.png"))
+            if number < N:
+                page.keyboard.press("ArrowRight")
+        browser.close()
+
+
 def test_projector_view_from_a_link(server, page, prepared):  # noqa: F811
     number = 2
     page.goto(f"{server}/lecture?step={number}&lec_big=true")

@@ -143,5 +143,5 @@ def test_a_cell_travels_to_another_process_as_it_is():
     import torch
 
     cfg = domains.DomainsConfig(datasets=("faces",), shots=(2, 4)).resolve()
-    copy = cloudpickle.loads(cloudpickle.dumps(domains._TrainOne(cfg, torch.device("cpu"))))
+    copy = cloudpickle.loads(cloudpickle.dumps(domains.CellTrainer(cfg, torch.device("cpu"))))
     assert copy.cfg == cfg and copy.dev == torch.device("cpu")

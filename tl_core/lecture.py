@@ -43,26 +43,152 @@ def _chart(module: str, function: str, **kwargs) -> Callable[[dict], Any]:
     return lambda out: getattr(_figures(module), function)(out, **kwargs)
 
 
-# ---- verdicts that the run's JSON doesn't carry ---------------------------------------------------------
+# ---- what a step says: its run's claim, in the audience's words ------------------------------------------
 
-def _json_verdict(module, out: dict) -> Verdict:
-    return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
+def _kind(c: dict, a: str, b: str) -> str:
+    """What the claims rule found, said plainly: a clear win or loss with its interval, a tie, or one seed."""
+    if c["kind"] == "single":
+        return "one seed says little: run it with more seeds before believing either"
+    lo, hi = c["low"] * 100, c["high"] * 100
+    if c["kind"] == "helped":
+        return f"{a} is clearly ahead ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
+    if c["kind"] == "hurt":
+        return f"{a} is clearly behind ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
+    why = "the seeds disagree too much to tell them apart" if lo <= 0 <= hi else "the gap is under a point"
+    return f"a tie: {why} ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
 
 
-def _overfit_verdict(module, out: dict) -> Verdict:
-    """Did the networks learn their training images better than new ones? The final train accuracy against the
-    final validation accuracy, paired run by run, by the claims rule."""
-    runs = [(i, h) for i, h in enumerate(h for s in out.get("conditions", {}).values() for h in s.get("histories", []))
-            if h["val_acc"]]
+def _pair(c: dict, a: str, b: str) -> str:
+    return f"{a} {c['subject_mean']:.0%}, {b} {c['against_mean']:.0%}"
+
+
+def _said(kind: str, text: str, rule: str = "", agrees: bool = True) -> Verdict:
+    """A step's words; where the run departs from what the decks say, it says so."""
+    return Verdict(kind, text + ("" if agrees or not rule else f" The decks say {rule}; this run does not show it."))
+
+
+def _ended(out: dict) -> Verdict | None:
+    if out.get("status", "finished") != "finished":
+        return Verdict(out["status"], out.get("message") or "The run ended early.")
+    return None
+
+
+def _say_idea(out: dict) -> Verdict:
+    c, cfg = out.get("claim"), out["config"]
+    if c is None:
+        return Verdict("single", out.get("verdict", ""))
+    text = (f"On new images after training on {cfg['shots']} per class: {_pair(c, 'pretrained', 'from scratch')}. "
+            f"{_kind(c, 'pretrained', 'scratch').capitalize()}.")
+    return _said(c["kind"], text, "a pretrained start wins with little data", c["kind"] == "helped")
+
+
+def _say_overfit(out: dict) -> Verdict:
+    """Train against validation accuracy at the last epoch, paired run by run (the claims rule)."""
+    runs = [h for s in out.get("conditions", {}).values() for h in s.get("histories", []) if h["val_acc"]]
     if not runs:
         return Verdict("single", "")
-    values = {"train": {i: h["train_acc"][-1] for i, h in runs}, "validation": {i: h["val_acc"][-1] for i, h in runs}}
-    claim = claims.compare("train", values, ["validation"])
-    epochs = len(runs[0][1]["val_acc"])
-    text = claim.sentence("the training images", "new images", f"accuracy after {epochs} epochs")
-    if claim.kind == "helped":
-        return Verdict("helped", f"Overfitting: {text} The network knows its training images far better than new ones.")
-    return Verdict(claim.kind, f"No clear overfitting by the rule: {text}")
+    values = {"train": {i: h["train_acc"][-1] for i, h in enumerate(runs)},
+              "validation": {i: h["val_acc"][-1] for i, h in enumerate(runs)}}
+    c = claims.compare("train", values, ["validation"]).to_json()
+    text = (f"After {len(runs[0]['val_acc'])} epochs on {out['config']['shots']} images per class: "
+            f"{_pair(c, 'training images', 'new images')} right. {_kind(c, 'the training images', 'new').capitalize()}"
+            f"{': the network learnt its training images by heart (overfitting)' if c['kind'] == 'helped' else ''}.")
+    return _said("helped" if c["kind"] == "helped" else c["kind"], text, "little data makes a big model overfit",
+                 c["kind"] == "helped")
+
+
+def _say_toy(out: dict) -> Verdict:
+    c = out.get("claim")
+    if c is None:
+        return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
+    factor = 10 ** abs(c["gap"] or 0)
+    closer = (f"the pretrained networks stay ×{factor:.1f} closer to B's line than the ones from scratch"
+              if (c["gap"] or 0) >= 0 else f"the networks from scratch stay ×{factor:.1f} closer to B's line")
+    kind = {"helped": "pretraining clearly helped", "hurt": "pretraining clearly hurt"}.get(c["kind"], "a tie")
+    text = (f"Both fit B's {out['config']['b_points']} points; away from them {closer} (test error "
+            f"{c['subject_mean']:.3g} vs {c['against_mean']:.3g}, {c['seeds']} networks each): {kind}.")
+    return _said(c["kind"], text, "a pretrained start acts as a prior", c["kind"] == "helped")
+
+
+def _say_layers(out: dict) -> Verdict:
+    c = out.get("claim")
+    if c is None:
+        return Verdict("single", "")
+    text = (f"Under full fine-tuning the late stages moved {c['subject_mean']:.1%} of their size, the early ones "
+            f"{c['against_mean']:.1%} (mean of {c['seeds']} seeds): "
+            + {"helped": "the early stages barely moved, so freezing them costs little.",
+               "hurt": "here the early stages moved more."}.get(c["kind"], "the seeds cannot tell the two apart."))
+    return _said(c["kind"], text, "the early, general stages change least", c["kind"] == "helped")
+
+
+def _depth(subject: str, stages: int) -> str:
+    depth = int(subject.split("(")[1].split()[0])
+    return ("feature extraction" if depth == stages - 1 else "full fine-tuning" if depth == 0
+            else f"the last {stages - depth} stages trained")
+
+
+def _say_freeze(out: dict) -> Verdict:
+    stages, parts, kinds = len(out.get("stages", [])), [], set()
+    for c in out.get("claims", []):
+        best, other = _depth(c["subject"], stages), _depth(c["against"], stages)
+        result = (f"{best} wins ({c['subject_mean']:.0%} vs {other} {c['against_mean']:.0%})" if c["kind"] == "helped"
+                  else f"{best} {c['subject_mean']:.0%} and {other} {c['against_mean']:.0%} tie")
+        parts.append(f"with {c['shots']} images per class, {result}")
+        kinds.add(c["kind"])
+    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", "; ".join(parts).capitalize() + "." if parts else "")
+
+
+def _say_domains(out: dict) -> Verdict:
+    if (ended := _ended(out)) is not None:
+        return ended
+    from tl_core.experiments import domains
+
+    parts = [f"{q['size']} images: {domains.quadrant_words(q)}; the decks: {q['rule']}"
+             + ("" if q["agrees"] else " (this run disagrees)") for q in out.get("quadrants", [])]
+    neg = out.get("negative_transfer", [])
+    if neg:
+        parts.append("negative transfer: " + "; ".join(
+            f"at {x['shots']} shots scratch {x['scratch_acc']:.0%} beats every pretrained strategy (best: "
+            f"{x['pretrained'].replace('_', ' ')} {x['pretrained_acc']:.0%})" for x in neg))
+    agree = all(q["agrees"] for q in out.get("quadrants", []))
+    return Verdict("helped" if agree and not neg else "hurt" if neg else "mixed", ". ".join(parts).capitalize() + ".")
+
+
+def _say_ssl(out: dict) -> Verdict:
+    c = out.get("claim")
+    if c is None:
+        return Verdict("single", out.get("verdict", ""))
+    name = "the frozen SSL encoder" if c["subject"] == "ssl_frozen" else "the fine-tuned SSL encoder"
+    text = (f"With {out['config']['labels']} labels per class: {_pair(c, name, 'scratch')}. "
+            f"{_kind(c, name, 'scratch').capitalize()}.")
+    return _said(c["kind"], text, "pretraining without labels helps when labels are few", c["kind"] == "helped")
+
+
+def _say_gtl(out: dict) -> Verdict:
+    """The GTL sweep: does guidance beat simply freezing the body, from a related source and an unrelated one."""
+    from tl_core.experiments import gtl
+
+    parts = []
+    for source in out["config"]["sources"]:
+        mine = [c for c in out.get("claims", []) if c["source"] == source and c["question"] == "guidance"]
+        wins = [str(c["shots"]) for c in mine if c["kind"] == "helped"]
+        losses = [f"{c['shots']} ({c['gap'] * 100:+.0f} vs {gtl.NAMES[c['against']]})" for c in mine
+                  if c["kind"] == "hurt"]
+        parts.append(f"{source} source: guided fine-tuning beats the stronger of freezing the body and plain "
+                     f"fine-tuning at {', '.join(wins) or 'no'} shots"
+                     + (f", and trails it at {', '.join(losses)}: a source that does not fit makes guidance hurt"
+                        if losses else ", and ties it elsewhere"))
+    return Verdict("mixed", "; ".join(parts).capitalize() + ".")
+
+
+def _say_text(out: dict) -> Verdict:
+    c = out.get("claim")
+    if c is None:
+        return Verdict("single", out.get("verdict", ""))
+    text = (f"With {out['config']['shots']} labelled sentences per topic: "
+            f"{_pair(c, 'the pretrained encoder', 'the same model from scratch')}. "
+            f"{_kind(c, 'the pretrained encoder', 'scratch').capitalize()}.")
+    return _said(c["kind"], text, "pretrained language models transfer to few labels", c["kind"] == "helped")
 
 
 # ---- the steps ---------------------------------------------------------------------------------------
@@ -89,7 +215,7 @@ class Step:
     prefixes: tuple = ()           # (config field, widget-key prefix) where it is not the page's own prefix
     fixed: tuple = ()              # (widget key, value) the link always carries
     chart: Callable[[dict], Any] | None = None      # the run's JSON -> its full page's figure
-    judge: Callable[[Any, dict], Verdict] = _json_verdict
+    say: Callable[[dict], Verdict] | None = None   # the run's JSON -> what the step says (default: its verdict)
     compute: Callable[[Any], dict] | None = None   # nothing to train: the step's JSON, computed at once
 
     def experiment(self):
@@ -117,7 +243,10 @@ class Step:
         return self.compute is None
 
     def verdict(self, out: dict) -> Verdict:
-        return self.judge(self.experiment(), out)
+        """What the step says of its run, in the audience's words, from the run's claims."""
+        if out.get("status", "finished") != "finished":
+            return Verdict(out["status"], out.get("message") or "The run ended early.")
+        return self.say(out) if self.say else Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
 
 
 def weights_demo(state) -> dict:
@@ -171,7 +300,7 @@ STEPS: tuple[Step, ...] = (
          make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=40, image_size=32,
                                          val_per_class=10),
          tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), chart=_chart("finetune", "curves"),
-         judge=_overfit_verdict),
+         say=_say_overfit),
     Step("toy", "Pretraining as a regulariser",
          "Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
          "another slope) also stay close to B's line between and beyond the points: the pretrained start acts as a "

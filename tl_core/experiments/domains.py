@@ -71,7 +71,8 @@ class DomainsConfig:
                                      title="Training images per class (few, more)", steps=(2, 5, 10, 15, 20, 40))
     strategies: tuple[str, ...] = setting(tuple(STRATEGIES), "strategies, comma-separated", choices=STRATEGIES,
                                           check=_nonempty("strategy"), title="Strategies")
-    backbone: str = setting("efficientnet_lite0", "the pretrained backbone", choices=backbones.IMAGE)
+    backbone: str = setting("efficientnet_lite0", "the pretrained backbone: the source task (ImageNet photos, or Transfer "
+                            "Lab's synthetic shapes)", choices=backbones.IMAGE, title="Backbone (the source task)")
     epochs: int = setting(8, "passes over the training images", lo=1, hi=500, title="Epochs", span=(2, 30))
     lr: float = setting(3e-3, "Adam learning rate when only the head or the last stages train", lo=1e-6, hi=1)
     full_lr: float = setting(3e-3, "Adam learning rate when every stage trains (full, scratch)", lo=1e-6, hi=1,
@@ -82,7 +83,8 @@ class DomainsConfig:
                               lo=1, hi=1024, label="batch size")
     seeds: int = setting(3, "runs per cell, for bands", lo=1, hi=20, title="Seeds (for the bands)", span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
-    val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class")
+    val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class",
+                                 title="Validation images per class", span=(2, 50))
     engine: str = engines.engine_setting()
     address: str = engines.address_setting()
 
@@ -144,7 +146,7 @@ def train_cell(cfg: DomainsConfig, dev: torch.device, cell: contract.Cell, on_ep
     return out
 
 
-class _TrainOne:
+class CellTrainer:
     """`train_one` for the runner: a plain object holding the config and device (picklable for Ray)."""
 
     def __init__(self, cfg: DomainsConfig, dev: torch.device):
@@ -380,7 +382,7 @@ def run(cfg: DomainsConfig = DomainsConfig(), progress: Progress | None = None, 
     dev = devices.pick(device)
     cells = [contract.Cell(st, cfg.seed + s, (("dataset", ds),))
              for ds in cfg.datasets for st in cfg.strategies for s in range(cfg.seeds)]
-    done = contract.run_cells(cells, _TrainOne(cfg, dev), progress, should_stop, epochs=cfg.epochs * len(cfg.shots),
+    done = contract.run_cells(cells, CellTrainer(cfg, dev), progress, should_stop, epochs=cfg.epochs * len(cfg.shots),
                               engine=cfg.engine, address=cfg.address)
     records = [r for cell in done.results for r in cell.records]
     return DomainsResult(config=cfg, records=records, seconds=time.perf_counter() - start,

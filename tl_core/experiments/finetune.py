@@ -45,7 +45,8 @@ class FinetuneConfig:
     backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE, title="Backbone")
     weights: str = setting("both", "which weights to start from", choices=WEIGHT_CHOICES, title="Weights")
     dataset: str = setting("digits", f"a built-in dataset: {', '.join(data.DATASETS)}", check=_dataset_problem)
-    classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)")
+    classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)",
+                                       title="Classes (none chosen = all)")
     shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000,
                                 title="Training images per class", steps=(1, 2, 5, 10, 20, None))
     freeze: str = setting("all", "frozen stages: all (all but the head), none, or a count", check=_freeze_problem)
@@ -59,7 +60,8 @@ class FinetuneConfig:
     seeds: int = setting(3, "runs per weights condition, for bands", lo=1, hi=20, title="Seeds (for the band)",
                          span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
-    val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500)
+    val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500,
+                                 title="Validation images per class", span=(2, 50))
     unfreeze_every: int = setting(2, "gradual unfreezing: epochs per phase", lo=1, hi=1000)
     cache: bool = setting(True, "cache the frozen prefix's features (--no-cache: re-run them every epoch)")
     val_fraction: float = setting(0.15, "own images: class-balanced validation share", lo=0.05, hi=0.5,

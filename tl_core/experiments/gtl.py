@@ -58,6 +58,15 @@ FOCUS = {
 }
 CONDITIONS = ("guided", "freeze_head_only", "plain", "scratch")   # the claim's order: guided against freezing first
 BASELINES = ("freeze_head_only", "plain")   # what "does guidance help?" is asked against: the stronger of the two
+# Searched on validation draws (seed 100 and 200, 5 seeds each; about 3,150 settings of the existing knobs): the
+# one setting where guided beat the stronger baseline by the rule on both draws. Offered as a preset, not a default:
+# on the reported seeds (0-4) it is a tie, and on digits it trails plain fine-tuning.
+BEST_TRY = {"scout_classes": 2, "free_fraction": 0.05, "shots": 10}
+BEST_TRY_NOTE = ("Scouts on 2-class sub-problems, only the top 5% of each tensor free, 10 shots: the one setting of "
+                 "about 3,150 searched on validation seeds where guidance beat freezing the body by the rule on two "
+                 "draws (+1.5 and +1.2 points). The freed weights are mostly the first layer's programme genes. On "
+                 "seeds 0-4 it ties freezing (+1.2 points, interval -0.4 to +2.8): on this data guidance behaves "
+                 "like freezing.")
 
 
 def _positive(label: str):
@@ -75,7 +84,7 @@ class GTLConfig:
                                               label="target classes", title="Target classes (held out of pretraining)",
                                               steps=DIGITS)
     pretrain_epochs: int = setting(15, "epochs of the base model on the source classes", lo=1, hi=500,
-                                   label="pretrain epochs")
+                                   label="pretrain epochs", title="Pretraining epochs of the base", span=(1, 50))
     scouts: int = setting(16, "K scouts, trained at once", lo=1, hi=256, title="Scouts", span=(2, 64))
     scout_classes: int = setting(3, "source classes in each scout's sub-problem", lo=2, hi=8,
                                  label="classes per scout", title="Classes per scout sub-problem")
@@ -106,7 +115,7 @@ class GTLConfig:
                         check=_positive("learning rate"), label="learning rate")
     seed: int = setting(0, "base, scouts and the first split", lo=0)
     val_per_class: int = setting(50, "fixed target validation images per class, per seed", lo=5, hi=100,
-                                 label="val per class")
+                                 label="val per class", title="Validation samples per class", span=(5, 100))
 
     def source_classes(self) -> tuple[str, ...]:
         return tuple(c for c in DIGITS if c not in self.target_classes)
@@ -350,7 +359,7 @@ def scout_tasks(source_train: data.ImageSet, cfg: GTLConfig) -> list[ScoutTask]:
     return tasks
 
 
-def _scout_fit(cfg: GTLConfig) -> FitConfig:
+def scout_fit(cfg: GTLConfig) -> FitConfig:
     return FitConfig(epochs=cfg.scout_epochs, lr=cfg.scout_lr, batch_size=32, seed=cfg.seed)
 
 
@@ -417,7 +426,7 @@ def pretrain_and_scout(cfg: GTLConfig, dev: torch.device, progress: Progress | N
     if progress:
         progress(0.1, f"training {cfg.scouts} scouts at once")
     tasks = scout_tasks(train, cfg)
-    finals = train_scouts(base, tasks, _scout_fit(cfg), batched=True, dev=dev, should_stop=should_stop)
+    finals = train_scouts(base, tasks, scout_fit(cfg), batched=True, dev=dev, should_stop=should_stop)
     scouted = Scouted(base=base.cpu(), scouts=finals, tasks=[t.classes for t in tasks],
                       source_classes=list(source.classes), source_val_acc=float(acc),
                       pretrain_seconds=t1 - t0, scout_seconds=time.perf_counter() - t1)

@@ -41,7 +41,8 @@ class LayersConfig:
     batch_size: int = setting(32, "images per step", lo=1, hi=1024, label="batch size")
     seeds: int = setting(3, "fine-tuning runs, for bands", lo=1, hi=20, title="Seeds (for the band)", span=(1, 5))
     seed: int = setting(0, "first seed: split, head init, random init", lo=0)
-    val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class")
+    val_per_class: int = setting(20, "fixed validation images per class", lo=1, hi=200, label="val per class",
+                                 title="Validation images per class", span=(2, 50))
     patches: int = setting(6, "strongest patches shown per stage", lo=1, hi=16)
 
     def check(self) -> None:

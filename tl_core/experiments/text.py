@@ -74,7 +74,8 @@ class TextConfig:
                                   title="Tokens per sentence (max)", steps=(8, 16, 24, 32, 64, 128, 256))
     seeds: int = setting(3, "runs per condition, for bands", lo=1, hi=20, title="Seeds (for the band)", span=(1, 10))
     seed: int = setting(0, "first seed: split, head init, scratch init, dropout", lo=0)
-    val_per_class: int = setting(12, "fixed validation sentences per topic", lo=1, hi=1000)
+    val_per_class: int = setting(12, "fixed validation sentences per topic", lo=1, hi=1000,
+                                 title="Validation sentences per topic", span=(1, 50))
     cache: bool = setting(True, "compute the frozen stages once over the sentences (--no-cache: every epoch)")
 
     def frozen(self, condition: str) -> int:

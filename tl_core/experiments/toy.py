@@ -55,7 +55,8 @@ class ToyConfig:
                          title="Seeds per condition", span=(5, 100, 5))
     epochs: int = setting(300, "fine-tuning epochs on B (full batch: one Adam step each)", lo=1, hi=100_000,
                           title="Fine-tuning epochs", span=(50, 2000, 50))
-    pretrain_epochs: int = setting(300, "epochs on task A before fine-tuning", lo=1, hi=100_000)
+    pretrain_epochs: int = setting(300, "epochs on task A before fine-tuning", lo=1, hi=100_000,
+                                   title="Pretraining epochs on A", span=(50, 2000, 50))
     lr: float = setting(0.01, "Adam learning rate, both phases", lo=1e-7, hi=10, title="Learning rate (Adam)",
                         steps=(0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0))
     seed: int = setting(0, "draws the data; network k starts from seed*10000 + k", lo=0)

@@ -147,16 +147,20 @@ def unit(a: np.ndarray) -> np.ndarray:
     return np.full_like(a, 0.5, dtype=float) if hi - lo < 1e-12 else (a - lo) / (hi - lo)
 
 
-def projector(fig: go.Figure, scale: float = 1.5) -> go.Figure:
+PROJECTOR_HEIGHT = 600   # px: a chart beside the step's words inside a 1400×900 window, with the header above it
+
+
+def projector(fig: go.Figure, scale: float = 1.5, fit: bool = False) -> go.Figure:
     """The same figure for the back of a room: every font (ticks and axis titles too) `scale` times larger,
-    thicker lines, taller, and a long title broken after its first part."""
+    thicker lines, taller (fit: exactly PROJECTOR_HEIGHT, to sit inside the window), and a long title broken after
+    its first part."""
     fig = go.Figure(fig)
     base = round((fig.layout.font.size or 15) * scale)
     title = fig.layout.title.text or ""
     if len(title) > 50 and " (" in title:   # "What it shows (how it is measured)": the second part on its own line
         head, rest = title.split(" (", 1)
         title = f"{head}<br><span style='font-size:{round(base * 0.8)}px'>({rest}</span>"
-    fig.update_layout(font=dict(size=base), height=round((fig.layout.height or 460) * 1.25),
+    fig.update_layout(font=dict(size=base), height=PROJECTOR_HEIGHT if fit else round((fig.layout.height or 460) * 1.25),
                       title=dict(text=title, font_size=round((fig.layout.title.font.size or 20) * scale)),
                       legend_font_size=base, margin=dict(t=130, b=70, l=90))
     fig.update_xaxes(tickfont_size=base, title_font_size=base)

@@ -1,0 +1,67 @@
+"""The Lecture page's presenter tools (not a page: app.py does not list it): the arrow keys, the projector view's
+styling, and Prepare the lecture in the sidebar."""
+import streamlit as st
+
+from app_pages import ui
+from tl_core import device as devices, lecture
+
+# ←/→ (and PageUp/PageDown, as presentation clickers send) move between steps, unless the focus is in a field
+KEYS_JS = """
+export default function(component) {
+    const { setTriggerValue } = component;
+    window.__tlLectureKey = (where) => setTriggerValue("move", where);
+    if (!window.__tlLectureKeys) {
+        window.__tlLectureKeys = true;
+        document.addEventListener("keydown", (e) => {
+            const t = e.target, tag = ((t && t.tagName) || "").toLowerCase();
+            if (e.altKey || e.ctrlKey || e.metaKey || !window.__tlLectureKey) return;
+            if (["input", "textarea", "select"].includes(tag) || (t && (t.isContentEditable ||
+                t.getAttribute("role") === "slider"))) return;
+            const where = {ArrowRight: "next", PageDown: "next", ArrowLeft: "previous", PageUp: "previous"}[e.key];
+            if (where) { e.preventDefault(); window.__tlLectureKey(where); }
+        });
+    }
+    return () => { window.__tlLectureKey = null; };
+}
+"""
+keys = st.components.v2.component("lecture_keys", html="<span></span>", js=KEYS_JS)
+
+# The projector view: no sidebar, large type, the step's words beside its chart so that the chart fits the window
+PROJECTOR_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none}
+.stMainBlockContainer {padding-top: 0.8rem !important; padding-bottom: 0 !important; max-width: 100% !important}
+.stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.55rem !important; line-height: 1.4}
+.stMainBlockContainer h2 {font-size: 2.3rem !important; padding: 0.2rem 0 !important}
+.stMainBlockContainer button p, .stMainBlockContainer [data-baseweb='select'] div {font-size: 1.2rem !important}
+</style>"""
+
+
+def prepare_sidebar(db) -> None:
+    """Prepare the lecture (every step once, in advance, into the history), with a bar and Stop."""
+    with st.sidebar:
+        st.header("Before the class")
+        st.caption("Runs every step once, in advance, on this machine; the lecture then shows each result at once "
+                   "(from the run history) and offers to re-run it live.")
+        if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
+            st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
+                       "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
+        if st.button("Prepare the lecture", type="primary", key="lec_prepare", disabled=db is None,
+                     help="needs the run history, which this machine can't write now" if db is None else None):
+            st.session_state["lec_preparing"] = True
+            bar = st.progress(0.0, text="Preparing the lecture…")
+            st.button("Stop", key="lec_prepare_stop")
+
+            def progress(fraction, message):
+                if not ui.stop_requested():  # touching Streamlit now would end the run before it is kept
+                    bar.progress(min(fraction, 1.0), text=message)
+
+            with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another session…")):
+                done = lecture.prepare(db, ui.session_id(), progress, ui.stop_requested)
+            st.session_state.pop("lec_preparing", None)
+            bar.empty()
+            ran = [p for p in done if p.state == "ran"]
+            st.success(f"Prepared: {len(ran)} step(s) run now, {sum(p.state == 'history' for p in done)} already in "
+                       f"the history.")
+            for p in done:
+                if p.state in ("failed", "stopped", "diverged"):
+                    st.warning(f"Step {p.number} ({p.step.title}): {p.state}. {p.message}")
