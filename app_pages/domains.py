@@ -15,7 +15,14 @@ link = ui.page("Which strategy?", "dom_",
                "extraction** (only a new head trains), **partial** (the last stages train), **full** fine-tuning, and "
                "**scratch** (same network, random weights). Every cell over several seeds.", settings="Grid settings")
 
+def far_source() -> None:
+    st.session_state.update({f"dom_{k}": list(v) if isinstance(v, tuple) else v for k, v in domains.FAR_SOURCE.items()})
+
+
 with st.sidebar:
+    st.button("Preset: a far source task (negative transfer)", key="dom_far_source", on_click=far_source,
+              help="Transfer Lab's shapes CNN (pretrained on synthetic shapes) with its features frozen, on handwritten "
+                   "digits, against the same network from scratch: a source task too far from the target")
     picked = ui.widgets(domains.DomainsConfig, ("datasets", "shots", "strategies", "seeds", "epochs", "image_size"),
                         "dom_")
 picked.update(ui.more_settings(domains.DomainsConfig, ("backbone", "val_per_class"), "dom_"))

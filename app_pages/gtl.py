@@ -45,7 +45,8 @@ def sweep_section() -> None:
                 "from a **related** source (the other classes) and an **unrelated** one (the same samples with their "
                 "features shuffled), with the sidebar's scouts, seeds and epochs.")
     sweep_cfg = gtl_sweep.GTLSweepConfig(data=data_name, target_classes=cfg.target_classes, seeds=cfg.seeds,
-                                         scouts=cfg.scouts, scout_epochs=cfg.scout_epochs, epochs=cfg.epochs)
+                                         scouts=cfg.scouts, scout_epochs=cfg.scout_epochs, epochs=cfg.epochs,
+                                         pretrain_epochs=cfg.pretrain_epochs, val_per_class=cfg.val_per_class)
     kept = st.session_state.setdefault("gtl_sweep_results", {})
     sweep = ui.run_button("gtl_sweep", "Run the sweep", "gtl-sweep", sweep_cfg, results=kept,
                           run=lambda progress, should_stop: gtl_sweep.run(sweep_cfg, progress=progress,

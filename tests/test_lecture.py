@@ -101,13 +101,13 @@ def test_cli_refuses_a_handout_it_cannot_write_before_training_anything(lecture_
 def test_re_run_live_trains_the_step_again_and_records_it(prepared, lecture_env):
     step = next(s for s in lecture.STEPS if s.key == "gtl")
     db = store.Store(lecture_env)
-    before = len(db.runs(kind="gtl"))
+    before = len(db.runs(kind=step.kind))
     at = open_page(PAGE, {"step": str(lecture.STEPS.index(step) + 1)})
     at.button(key="lec_run_gtl").click().run()
     assert not at.exception
     assert "Live run" in " ".join(c.value for c in at.caption)
-    assert len(db.runs(kind="gtl")) == before + 1
-    assert db.runs(kind="gtl")[0].status == "finished"
+    assert len(db.runs(kind=step.kind)) == before + 1
+    assert db.runs(kind=step.kind)[0].status == "finished"
 
 
 def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lecture_env, tmp_path):
@@ -137,7 +137,7 @@ def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lectu
         done = lecture.prepare(db, device="cpu")
     assert [(p.state, p.message) for p in done][0] == ("failed", "out of memory")
     assert done[1].state == "ran"
-    assert sorted((r.kind, r.status) for r in db.runs()) == [("gtl", "finished"), ("toy", "failed")]
+    assert sorted((r.kind, r.status) for r in db.runs()) == [(gtl.kind, "finished"), ("toy", "failed")]
 
 
 
@@ -153,7 +153,10 @@ def test_open_in_the_full_page_carries_the_steps_settings(lecture_env, step):
     at = open_page(pages.page(step.page).file, params)
     assert not at.exception
     assert not [w.value for w in at.warning if "link" in w.value]   # every value is one the page can use
-    for key, value in params.items():   # widgets drawn only after a run (the sweep's) keep the value in the URL
+    for key, value in params.items():
+        # every setting the step changes is a widget of its page (no fallback to a default there); the lab's sweep
+        # widgets are drawn only once the lab has a result, so the link keeps their values until then
+        assert key in at.session_state or key.startswith("ft_sweep_"), f"{step.key}: the page has no widget {key}"
         got = at.session_state[key] if key in at.session_state else at.query_params[key]
         texts = [str(v).lower() for v in (got if isinstance(got, (list, tuple)) else [got])]
         want = [str(v).lower() for v in (value if isinstance(value, list) else [value])]
@@ -217,3 +220,24 @@ def test_every_steps_config_builds_in_both_sizes(step, monkeypatch):
         else:
             assert step.compute(step.experiment())["status"] == "finished"
 
+
+
+def test_each_step_says_what_its_own_run_shows_from_its_claims(prepared, lecture_env):
+    """A step's words come from its run's claim (the claims rule), kind for kind, with the run's numbers in them."""
+    db = store.Store(lecture_env)
+    checked = 0
+    for step in lecture.STEPS:
+        out, _ = lecture.shown(step, db)
+        if not out or not out.get("claim") or step.key == "overfit":
+            continue
+        said, claim = step.verdict(out), out["claim"]
+        assert said.kind == claim["kind"], (step.key, said, claim)
+        if claim["metric"] == "accuracy":
+            assert f"{claim['subject_mean']:.0%}" in said.text and f"{claim['against_mean']:.0%}" in said.text
+        if claim["kind"] == "tie":
+            assert "tie" in said.text or "cannot tell" in said.text, said.text
+        checked += 1
+    assert checked >= 4
+    far = lecture.shown(next(s for s in lecture.STEPS if s.key == "far"), db)[0]
+    for x in far["negative_transfer"]:   # named with both numbers, and said
+        assert f"{x['scratch_acc']:.0%}" in lecture.STEPS[6].verdict(far).text

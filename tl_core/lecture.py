@@ -268,14 +268,16 @@ def weights_demo(state) -> dict:
             "verdict": f"{strict.message()} Then, {loose.message()}", "verdict_kind": "single"}
 
 
-def _domain_step(key: str, title: str, dataset: str, text: str, notes: str) -> Step:
-    """A step on one dataset of the strategy grid (every strategy, few and more images per class)."""
+def _domain_step(key: str, title: str, dataset: str, text: str, notes: str, preset: str = "") -> Step:
+    """A step on one dataset of the strategy grid (every strategy, few and more images per class), or on one of
+    the strategy page's presets (the module's constant named `preset`)."""
+    settings = {"datasets": (dataset,), "shots": (2, 10), "seeds": 3, "epochs": 4, "image_size": 48,
+                "val_per_class": 10}
     return Step(key, title, text, notes, page="domains", module="domains", kind="domains",
-                make=lambda m: m.DomainsConfig(datasets=(dataset,), shots=(2, 10), seeds=2, epochs=4, image_size=48,
-                                               val_per_class=10),
+                make=lambda m: m.DomainsConfig(**{**settings, **(getattr(m, preset) if preset else {})}),
                 tiny=dict(shots=(2,), epochs=2, image_size=32, val_per_class=4,
                           strategies=("feature_extraction", "scratch")),
-                chart=_chart("domains", "strategy_chart"))
+                chart=_chart("domains", "strategy_chart"), say=_say_domains)
 
 
 STEPS: tuple[Step, ...] = (
@@ -288,7 +290,8 @@ STEPS: tuple[Step, ...] = (
          "is why it is the slow part of the run.",
          page="finetune", module="finetune", kind="finetune",
          make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=48, val_per_class=10),
-         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), chart=_chart("finetune", "curves")),
+         tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), chart=_chart("finetune", "curves"),
+         say=_say_idea),
     Step("overfit", "Overfitting with little data",
          "With 2 images per digit, a network trained from scratch learns its training images by heart: train accuracy "
          "climbs to 100% while validation accuracy on new images stays far below. The gap between the two lines is "
@@ -308,7 +311,7 @@ STEPS: tuple[Step, ...] = (
          "Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
          "prior misleads and the advantage turns into negative transfer.",
          page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
-         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), chart=_chart("toy", "losses")),
+         tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), chart=_chart("toy", "functions"), say=_say_toy),
     Step("layers", "What layers learn",
          "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so the "
          "early layers transfer to almost any image task. Measured here: fine-tune every stage on a few textures and "
@@ -317,7 +320,8 @@ STEPS: tuple[Step, ...] = (
          "pictures. Ask which stages a microscope image would still need.",
          page="layers", module="layers", kind="layers",
          make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
-         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), chart=_chart("layers", "relative_change")),
+         tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), chart=_chart("layers", "relative_change"),
+         say=_say_layers),
     Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
          "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets some or all "
          "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
@@ -330,7 +334,8 @@ STEPS: tuple[Step, ...] = (
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
                                       epochs=5, image_size=48, val_per_class=10, seeds=2),
          tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")),
-         prefixes=(("shots", "ft_sweep_"), ("freezes", "ft_sweep_")), chart=_chart("finetune", "shots_sweep")),
+         prefixes=(("shots", "ft_sweep_"), ("freezes", "ft_sweep_")), chart=_chart("finetune", "shots_sweep"),
+         say=_say_freeze),
     _domain_step(
         "strategy", "Which strategy for which data", "textures",
         "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
@@ -338,11 +343,14 @@ STEPS: tuple[Step, ...] = (
         "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
         "near column (textures); the next one the far column. The full page runs every quadrant at once."),
     _domain_step(
-        "far", "Far domains and negative transfer", "microscopy",
-        "When the target is far from the pretraining data (microscopy, tissue), frozen ImageNet features may fit "
-        "badly, and a pretrained start can even do worse than random weights: negative transfer.",
-        "Compare with the toy's *unrelated* task A: the same mechanism, a prior that points the wrong way. Whether "
-        "it happens here is what the verdict says: on many far datasets ImageNet features still help."),
+        "far", "Far source tasks and negative transfer", "digits",
+        "If the source task is too different from the target, its features can be bad ones, and a pretrained start "
+        "can do worse than random weights: negative transfer. Here the source is Transfer Lab's own small CNN, "
+        "pretrained on synthetic shapes; the target is handwritten digits; its features are kept frozen.",
+        "ImageNet features still help on every built-in dataset (the strategy page shows it); a source task this far "
+        "(clean synthetic shapes) does not. Ask what a shape detector misses about pen strokes. On the full page, "
+        "add *partial* to the strategies: letting the last stages learn closes most of the gap.",
+        preset="FAR_SOURCE"),
     Step("weights", "Saving and loading weights: state_dict, encoder only",
          "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
          "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "
@@ -357,16 +365,19 @@ STEPS: tuple[Step, ...] = (
          "bands cross: with many labels scratch catches up.",
          page="ssl", module="selfsup", kind="ssl",
          make=lambda m: m.SSLConfig(pretrain_epochs=10, epochs=60, label_counts=(1, 5, 20)),
-         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), chart=_chart("ssl", "label_curve")),
+         tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), chart=_chart("ssl", "label_curve"),
+         say=_say_ssl),
     Step("gtl", "Guided Transfer Learning",
          "Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight moves. "
-         "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put.",
-         "Four conditions: scratch, plain fine-tuning, freeze all but the head, and guided. The full page shows the "
-         "guide itself as heat maps.",
-         page="gtl", module="gtl", kind="gtl",
-         make=lambda m: m.GTLConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
+         "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put. From "
+         "an unrelated source, the guide keeps weights that point the wrong way.",
+         "Does guidance beat simply freezing the body? Four conditions (guided, freeze all but the head, plain "
+         "fine-tuning, scratch) from a related source and from an unrelated one (the same cells, features shuffled): "
+         "the second is the other face of negative transfer. The full page shows the guide itself as heat maps.",
+         page="gtl", module="gtl_sweep", kind="gtl-sweep",
+         make=lambda m: m.GTLSweepConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
          tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10),
-         chart=_chart("gtl", "curves")),
+         prefixes=(("shots", "gtl_sweep_"), ("sources", "gtl_sweep_")), chart=_chart("gtl", "sweep"), say=_say_gtl),
     Step("text", "Text: the same ideas for sentences",
          "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
          "sentences, fine-tune its last layers, or train the same network from scratch.",
@@ -374,7 +385,7 @@ STEPS: tuple[Step, ...] = (
          page="text", module="text", kind="text",
          make=lambda m: m.QUICK,   # the text page's own quick comparison: feature extraction vs scratch
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16),
-         chart=_chart("text", "curves")),
+         chart=_chart("text", "curves"), say=_say_text),
 )
 
 

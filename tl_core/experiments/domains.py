@@ -35,6 +35,12 @@ STRATEGIES = {
     "scratch": "every stage trains, starting from random weights",
 }
 PRETRAINED = ("feature_extraction", "partial", "full")
+# Negative transfer on real images, chosen on validation seeds (100-102 and 200-202): a source task far from the target
+# (Transfer Lab's shapes CNN, pretrained on synthetic shapes) with its features frozen, on handwritten digits.
+# Scratch beat feature extraction by the claims rule at 5 and 20 shots on both draws (83% vs 34%, 95% vs 53%; 75% vs
+# 30%, 93% vs 48%); letting the last stages train (partial) ties scratch. The strategy page's preset, the lecture's step.
+FAR_SOURCE = {"backbone": "shapes_cnn", "datasets": ("digits",), "shots": (5, 20), "image_size": 32, "epochs": 6,
+              "strategies": ("feature_extraction", "scratch")}
 PARTIAL_STAGES = 3   # stages that train under "partial": for Lite0 block 7, the head conv and the classifier
 # the decks' rule for each quadrant (data size, similarity): what they recommend, and which strategies count as it
 RULE = {
