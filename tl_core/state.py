@@ -180,7 +180,8 @@ def read(raw: bytes, name: str = "file") -> StateFile:
             raise ValueError(f"{name}: .safetensors files need the safetensors package, which is not "
                              f"installed here; save a .pt file instead") from None
         try:
-            return StateFile(name, dict(load_safetensors(raw)), "safetensors", notes)
+            tensors = dict(load_safetensors(raw))
+            return StateFile(name, tensors, "safetensors", notes + adapter_notes(tensors, raw))
         except Exception as err:  # the library raises its own error types for corrupt headers
             raise ValueError(f"{name}: not a valid safetensors file ({str(err).splitlines()[0][:120]})") from None
     try:
@@ -206,11 +207,40 @@ def read_path(path: str | Path) -> StateFile:
 
 # ---- inspection ------------------------------------------------------------------------------------
 
+def adapter_notes(tensors: dict[str, torch.Tensor], raw: bytes = b"") -> list[str]:
+    """What a LoRA adapter file (Hugging Face peft's keys: ….lora_A.weight, ….lora_B.weight) is, in words, with
+    the file's safetensors metadata (rank, targets, ...) when it has any; [] for any other state_dict."""
+    adapted = sorted({k.split(".lora_A.")[0] for k in tensors if ".lora_A." in k})
+    if not adapted:
+        return []
+    ranks = sorted({int(v.shape[0]) for k, v in tensors.items() if ".lora_A." in k})
+    rest = [k for k in tensors if ".lora_" not in k]
+    notes = [f"a LoRA adapter (Hugging Face peft): {len(adapted)} adapted layers at rank "
+             f"{', '.join(map(str, ranks))} (lora_A: rank × inputs, lora_B: outputs × rank)"
+             + (f", and {len(rest)} other tensors ({', '.join(rest[:4])})" if rest else "")
+             + "; it is loaded with peft onto its base model, not with load_state_dict"]
+    try:
+        import json
+
+        size = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8:8 + size]).get("__metadata__") or {} if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        meta = {}
+    shown = {k: v for k, v in meta.items() if k != "format"}
+    if shown:
+        text = ", ".join(f"{k}={v}" for k, v in shown.items())
+        notes.append(f"metadata: {text[:300]}{'…' if len(text) > 300 else ''}")
+    return notes
+
+
+PEFT_PREFIX = "base_model.model."   # peft's keys: the base model's own names below it
+
+
 def file_groups(keys) -> dict[str, str]:
     """key → module for a file without an architecture: its first name below a prefix every key shares
     (module., encoder.), split by block number when it holds three or more numbered blocks (blocks.3)."""
     keys = list(keys)
-    split = [k.split(".") for k in keys]
+    split = [k.removeprefix(PEFT_PREFIX).split(".") for k in keys]
     depth = 0
     while len(keys) > 1 and all(len(s) > depth + 1 for s in split) and len({s[depth] for s in split}) == 1:
         depth += 1
