@@ -36,7 +36,7 @@ else:
                    "settings.")
 presenter.keys(key="lec_keys", on_move_change=on_key)
 
-nav = st.columns([1.1, 5, 1.1, 1.4, 1.4], vertical_alignment="center")
+nav = st.columns([1.1, 4.4, 1.1, 1.3, 1.1], vertical_alignment="center")
 nav[1].selectbox("Step", range(1, N + 1), key="lec_jump", label_visibility="collapsed",
                  on_change=lambda: go(st.session_state["lec_jump"]),
                  format_func=lambda i: f"Step {i} of {N} · {lecture.step_at(i).title}")
@@ -44,8 +44,8 @@ nav[0].button("← Previous", key="lec_prev", on_click=move, args=(-1,), disable
               width="stretch")
 nav[2].button("Next →", key="lec_next", on_click=move, args=(1,), disabled=st.session_state["step"] == N,
               width="stretch")
-nav[3].toggle("Projector view", key="lec_big", bind=ui.URL, help="large type, no sidebar, each chart inside the window")
-notes = nav[4].toggle("Teacher notes", key="lec_notes", help="what to point at and what to ask; hidden from the class")
+nav[3].toggle("Projector", key="lec_big", bind=ui.URL, help="large type, no sidebar, each chart inside the window")
+notes = nav[4].toggle("Notes", key="lec_notes", help="what to point at and what to ask; hidden from the class")
 link.report()
 
 db = ui.history()
@@ -81,10 +81,10 @@ if not step.trains():
 
 cfg = step.config()
 before = lecture.latest(step, db, cfg)
-label = "Re-run live" if before else "Run live"
+label = ("Re-run" if big else "Re-run live") if before else ("Run" if big else "Run live")
 with words:
-    result = ui.run_button(f"lec_{step.key}", label + (f" (measured: {max(before.seconds, 1):.0f} s)"
-                                                       if before and before.seconds else ""), step.kind, cfg,
+    measured = f" (measured: {max(before.seconds, 1):.0f} s)" if before and before.seconds and not big else ""
+    result = ui.run_button(f"lec_{step.key}", label + measured, step.kind, cfg,
                            lambda progress, stop: step.run(cfg, progress=progress, should_stop=stop),
                            results=st.session_state.setdefault("lec_results", {}), key=(step.key, cfg),
                            button_key=f"lec_run_{step.key}")

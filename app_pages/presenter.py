@@ -3,7 +3,8 @@ styling, and Prepare the lecture in the sidebar."""
 import streamlit as st
 
 from app_pages import ui
-from tl_core import device as devices, lecture
+from tl_core import device as devices
+from tl_core import lecture
 
 # ←/→ (and PageUp/PageDown, as presentation clickers send) move between steps, unless the focus is in a field
 KEYS_JS = """
@@ -28,7 +29,8 @@ keys = st.components.v2.component("lecture_keys", html="<span></span>", js=KEYS_
 
 # The projector view: no sidebar, large type, the step's words beside its chart so that the chart fits the window
 PROJECTOR_CSS = """<style>
-section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"] {display: none}
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+header[data-testid="stHeader"] {display: none}
 .stMainBlockContainer {padding-top: 0.8rem !important; padding-bottom: 0 !important; max-width: 100% !important}
 .stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.55rem !important; line-height: 1.4}
 .stMainBlockContainer h2 {font-size: 2.3rem !important; padding: 0.2rem 0 !important}

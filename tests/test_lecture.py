@@ -10,9 +10,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import open_page
-from tl_core import cli, contract, device as devices, lecture, pages, store
+from tl_core import cli, contract, lecture, pages, store
+from tl_core import device as devices
 from tl_core.plots import base
+
+from conftest import open_page
 
 N = len(lecture.STEPS)
 PAGE = "app_pages/lecture.py"

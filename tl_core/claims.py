@@ -37,6 +37,7 @@ METRICS = {
     "test MSE": ("test MSE", True, False),
     "relative change": ("relative weight change", True, True),
     "agreement": ("top-1 agreement", False, True),
+    "cosine": ("embedding cosine similarity", False, True),
 }
 
 

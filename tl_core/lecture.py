@@ -58,6 +58,11 @@ def _kind(c: dict, a: str, b: str) -> str:
     return f"a tie: {why} ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
 
 
+def _cap(text: str) -> str:
+    """The first letter upper case, the rest as it is (str.capitalize would lower 'ImageNet')."""
+    return text[:1].upper() + text[1:]
+
+
 def _pair(c: dict, a: str, b: str) -> str:
     return f"{a} {c['subject_mean']:.0%}, {b} {c['against_mean']:.0%}"
 
@@ -78,7 +83,7 @@ def _say_idea(out: dict) -> Verdict:
     if c is None:
         return Verdict("single", out.get("verdict", ""))
     text = (f"On new images after training on {cfg['shots']} per class: {_pair(c, 'pretrained', 'from scratch')}. "
-            f"{_kind(c, 'pretrained', 'scratch').capitalize()}.")
+            f"{_cap(_kind(c, 'pretrained', 'scratch'))}.")
     return _said(c["kind"], text, "a pretrained start wins with little data", c["kind"] == "helped")
 
 
@@ -90,9 +95,11 @@ def _say_overfit(out: dict) -> Verdict:
     values = {"train": {i: h["train_acc"][-1] for i, h in enumerate(runs)},
               "validation": {i: h["val_acc"][-1] for i, h in enumerate(runs)}}
     c = claims.compare("train", values, ["validation"]).to_json()
-    text = (f"After {len(runs[0]['val_acc'])} epochs on {out['config']['shots']} images per class: "
-            f"{_pair(c, 'training images', 'new images')} right. {_kind(c, 'the training images', 'new').capitalize()}"
-            f"{': the network learnt its training images by heart (overfitting)' if c['kind'] == 'helped' else ''}.")
+    gap = f"{c['gap'] * 100:+.0f} points; 95% interval {c['low'] * 100:+.0f} to {c['high'] * 100:+.0f}"
+    found = {"helped": f"it knows its training images far better than new ones ({gap}): overfitting",
+             "single": "one run says little"}.get(c["kind"], f"no clear gap between the two ({gap})")
+    text = (f"After {len(runs[0]['val_acc'])} epochs on {out['config']['shots']} images per class, the network gets "
+            f"{c['subject_mean']:.0%} of its training images right and {c['against_mean']:.0%} of new ones: {found}.")
     return _said("helped" if c["kind"] == "helped" else c["kind"], text, "little data makes a big model overfit",
                  c["kind"] == "helped")
 
@@ -124,7 +131,7 @@ def _say_layers(out: dict) -> Verdict:
 def _depth(subject: str, stages: int) -> str:
     depth = int(subject.split("(")[1].split()[0])
     return ("feature extraction" if depth == stages - 1 else "full fine-tuning" if depth == 0
-            else f"the last {stages - depth} stages trained")
+            else f"partial fine-tuning (the last {stages - depth} stages)")
 
 
 def _say_freeze(out: dict) -> Verdict:
@@ -135,23 +142,33 @@ def _say_freeze(out: dict) -> Verdict:
                   else f"{best} {c['subject_mean']:.0%} and {other} {c['against_mean']:.0%} tie")
         parts.append(f"with {c['shots']} images per class, {result}")
         kinds.add(c["kind"])
-    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", "; ".join(parts).capitalize() + "." if parts else "")
+    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", _cap("; ".join(parts)) + "." if parts else "")
 
 
 def _say_domains(out: dict) -> Verdict:
-    if (ended := _ended(out)) is not None:
-        return ended
+    """Each quadrant's result next to the decks' rule (and where they part ways)."""
     from tl_core.experiments import domains
 
     parts = [f"{q['size']} images: {domains.quadrant_words(q)}; the decks: {q['rule']}"
              + ("" if q["agrees"] else " (this run disagrees)") for q in out.get("quadrants", [])]
-    neg = out.get("negative_transfer", [])
-    if neg:
-        parts.append("negative transfer: " + "; ".join(
-            f"at {x['shots']} shots scratch {x['scratch_acc']:.0%} beats every pretrained strategy (best: "
-            f"{x['pretrained'].replace('_', ' ')} {x['pretrained_acc']:.0%})" for x in neg))
     agree = all(q["agrees"] for q in out.get("quadrants", []))
-    return Verdict("helped" if agree and not neg else "hurt" if neg else "mixed", ". ".join(parts).capitalize() + ".")
+    return Verdict("helped" if agree else "mixed", ". ".join(_cap(p) for p in parts) + ".")
+
+
+def _say_negative(out: dict) -> Verdict:
+    """Where scratch beat every pretrained strategy of the run by the claims rule: negative transfer, or not."""
+    neg = out.get("negative_transfer", [])
+    backbone = out["config"]["backbone"]
+    if not neg:
+        parts = [f"at {c['shots']} shots: {_pair(c, c['subject'].replace('_', ' '), 'scratch')}, "
+                 + _kind(c, c["subject"].replace("_", " "), "scratch") for c in out.get("gain_claims", [])]
+        return Verdict("mixed", f"No negative transfer in this run ({'; '.join(parts)}): the decks warn of it, and "
+                                f"these seeds do not show it.")
+    parts = [f"at {x['shots']} images per class, scratch {x['scratch_acc']:.0%} vs "
+             f"{x['pretrained'].replace('_', ' ')} {x['pretrained_acc']:.0%}" for x in neg]
+    return Verdict("hurt", f"Negative transfer, as the decks warn: the frozen features of {backbone} lose to the same "
+                           f"network from scratch, {'; '.join(parts)} (by the claims rule over "
+                           f"{out['config']['seeds']} seeds). The source task is too far from the target.")
 
 
 def _say_ssl(out: dict) -> Verdict:
@@ -160,7 +177,7 @@ def _say_ssl(out: dict) -> Verdict:
         return Verdict("single", out.get("verdict", ""))
     name = "the frozen SSL encoder" if c["subject"] == "ssl_frozen" else "the fine-tuned SSL encoder"
     text = (f"With {out['config']['labels']} labels per class: {_pair(c, name, 'scratch')}. "
-            f"{_kind(c, name, 'scratch').capitalize()}.")
+            f"{_cap(_kind(c, name, 'scratch'))}.")
     return _said(c["kind"], text, "pretraining without labels helps when labels are few", c["kind"] == "helped")
 
 
@@ -171,14 +188,38 @@ def _say_gtl(out: dict) -> Verdict:
     parts = []
     for source in out["config"]["sources"]:
         mine = [c for c in out.get("claims", []) if c["source"] == source and c["question"] == "guidance"]
-        wins = [str(c["shots"]) for c in mine if c["kind"] == "helped"]
-        losses = [f"{c['shots']} ({c['gap'] * 100:+.0f} vs {gtl.NAMES[c['against']]})" for c in mine
-                  if c["kind"] == "hurt"]
-        parts.append(f"{source} source: guided fine-tuning beats the stronger of freezing the body and plain "
-                     f"fine-tuning at {', '.join(wins) or 'no'} shots"
-                     + (f", and trails it at {', '.join(losses)}: a source that does not fit makes guidance hurt"
-                        if losses else ", and ties it elsewhere"))
-    return Verdict("mixed", "; ".join(parts).capitalize() + ".")
+        by = {k: [c for c in mine if c["kind"] == k] for k in ("helped", "hurt")}
+        said = [f"beats the stronger of freezing the body and plain fine-tuning at {_shots(by['helped'])}"
+                if by["helped"] else "",
+                f"trails it at {_shots(by['hurt'])} (by " + ", ".join(f"{-c['gap'] * 100:.0f}" for c in by["hurt"])
+                + f" points, against {gtl.NAMES[by['hurt'][0]['against']]})" if by["hurt"] else ""]
+        said = [s for s in said if s] or ["ties freezing the body at every shots value"]
+        parts.append(f"{source} source: guided fine-tuning " + ", and ".join(said))
+    hurt = any(c["kind"] == "hurt" for c in out.get("claims", []) if c["question"] == "guidance")
+    return Verdict("mixed", ". ".join(_cap(p) for p in parts) + "." + (
+        " From a source that does not fit, the guide keeps the wrong weights: guidance hurts." if hurt else ""))
+
+
+def _shots(claims_: list[dict]) -> str:
+    shots = [str(c["shots"]) for c in claims_]
+    return (", ".join(shots[:-1]) + " and " + shots[-1] if len(shots) > 1 else shots[0]) + " shots"
+
+
+def _say_peft(out: dict) -> Verdict:
+    """The best parameter-efficient method against full fine-tuning: accuracy (the claim), share trained, forgetting."""
+    c = out.get("claim")
+    if c is None:
+        return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
+    methods = {m["condition"]: m for m in out.get("methods", [])}
+    mine, full = methods.get(c["subject"], {}), methods.get(c["against"], {})
+    a, b = mine.get("label", c["subject"]), full.get("label", c["against"])
+    text = f"{_pair(c, a, b)}: {_kind(c, a, b)}, training {mine.get('trainable_fraction', 0):.1%} of the weights"
+    key = out.get("forgetting_measure", "agreement")
+    forgot = [(m.get("forgetting") or {}).get(key) for m in (mine, full)]
+    forgot = [f.get("mean") if isinstance(f, dict) else f for f in forgot]
+    if None not in forgot:
+        text += f"; {key} with the original model {forgot[0]:.2f} vs {forgot[1]:.2f} (1 = forgot nothing)"
+    return Verdict(c["kind"], _cap(text) + ".")
 
 
 def _say_text(out: dict) -> Verdict:
@@ -187,7 +228,7 @@ def _say_text(out: dict) -> Verdict:
         return Verdict("single", out.get("verdict", ""))
     text = (f"With {out['config']['shots']} labelled sentences per topic: "
             f"{_pair(c, 'the pretrained encoder', 'the same model from scratch')}. "
-            f"{_kind(c, 'the pretrained encoder', 'scratch').capitalize()}.")
+            f"{_cap(_kind(c, 'the pretrained encoder', 'scratch'))}.")
     return _said(c["kind"], text, "pretrained language models transfer to few labels", c["kind"] == "helped")
 
 
@@ -237,7 +278,14 @@ class Step:
         return cfg
 
     def run(self, cfg, progress=None, should_stop=None, device: str = "auto"):
-        return getattr(self.experiment(), self.runner)(cfg, progress=progress, should_stop=should_stop, device=device)
+        """The step's run, on one CPU thread: a step's models are small, and on a busy 2-core machine one thread
+        each (in up to two processes) prepared the lecture about 5x faster than two threads; the same numbers
+        whether it is prepared in advance, in another process or re-run live."""
+        from tl_core import device as devices
+
+        with devices.one_cpu_thread(devices.pick(device)):
+            return getattr(self.experiment(), self.runner)(cfg, progress=progress, should_stop=should_stop,
+                                                           device=device)
 
     def trains(self) -> bool:
         return self.compute is None
@@ -268,16 +316,17 @@ def weights_demo(state) -> dict:
             "verdict": f"{strict.message()} Then, {loose.message()}", "verdict_kind": "single"}
 
 
-def _domain_step(key: str, title: str, dataset: str, text: str, notes: str, preset: str = "") -> Step:
+def _domain_step(key: str, title: str, dataset: str, text: str, notes: str, preset: str = "",
+                 say: Callable[[dict], Verdict] = _say_domains) -> Step:
     """A step on one dataset of the strategy grid (every strategy, few and more images per class), or on one of
     the strategy page's presets (the module's constant named `preset`)."""
-    settings = {"datasets": (dataset,), "shots": (2, 10), "seeds": 3, "epochs": 4, "image_size": 48,
+    settings = {"datasets": (dataset,), "shots": (2, 10), "seeds": 3, "epochs": 4, "image_size": 32,
                 "val_per_class": 10}
     return Step(key, title, text, notes, page="domains", module="domains", kind="domains",
                 make=lambda m: m.DomainsConfig(**{**settings, **(getattr(m, preset) if preset else {})}),
                 tiny=dict(shots=(2,), epochs=2, image_size=32, val_per_class=4,
                           strategies=("feature_extraction", "scratch")),
-                chart=_chart("domains", "strategy_chart"), say=_say_domains)
+                chart=_chart("domains", "domain_bars"), say=say)
 
 
 STEPS: tuple[Step, ...] = (
@@ -289,7 +338,7 @@ STEPS: tuple[Step, ...] = (
          "could possibly teach about handwritten digits (edges, strokes, contrast). Scratch trains every stage, which "
          "is why it is the slow part of the run.",
          page="finetune", module="finetune", kind="finetune",
-         make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=48, val_per_class=10),
+         make=lambda m: m.FinetuneConfig(weights="both", classes=FIVE, epochs=6, image_size=32, val_per_class=10),
          tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), chart=_chart("finetune", "curves"),
          say=_say_idea),
     Step("overfit", "Overfitting with little data",
@@ -300,7 +349,7 @@ STEPS: tuple[Step, ...] = (
          "set score on new images? On the full page, raise *training images per class* and watch the gap close. "
          "The small CNN trains at 32 px so that this step stays fast.",
          page="finetune", module="finetune", kind="finetune",
-         make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=40, image_size=32,
+         make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=20, image_size=32,
                                          val_per_class=10),
          tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), chart=_chart("finetune", "curves"),
          say=_say_overfit),
@@ -332,7 +381,7 @@ STEPS: tuple[Step, ...] = (
          "also the fastest.",
          page="finetune", module="finetune", runner="sweep", kind="sweep",
          make=lambda m: m.SweepConfig(weights="pretrained", classes=FIVE, shots=(2, 10), freezes=("all", "7", "none"),
-                                      epochs=5, image_size=48, val_per_class=10, seeds=2),
+                                      epochs=5, image_size=32, val_per_class=10, seeds=3),
          tiny=dict(epochs=2, shots=(1, 2), val_per_class=4, image_size=32, freezes=("all", "7")),
          prefixes=(("shots", "ft_sweep_"), ("freezes", "ft_sweep_")), chart=_chart("finetune", "shots_sweep"),
          say=_say_freeze),
@@ -342,6 +391,18 @@ STEPS: tuple[Step, ...] = (
         "has a recommended strategy; here each is measured instead of stated.",
         "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
         "near column (textures); the next one the far column. The full page runs every quadrant at once."),
+    Step("peft", "Fine-tuning at scale: train 1% of the weights",
+         "Companies and researchers fine-tune big pretrained models for their own data, and the cost can be huge. "
+         "Parameter-efficient fine-tuning trains a few percent of the weights (LoRA adapters beside frozen layers) and "
+         "saves kilobytes instead of the whole model. "
+         "Does it keep up with full fine-tuning, and what does each forget?",
+         "Read the x axis: agreement with the original ImageNet model on photos nobody trained on "
+         "(1 = forgot nothing). "
+         "Full fine-tuning moves BatchNorm's statistics too, which is most of what it forgets here. The full page adds "
+         "BitFit, more ranks, partial fine-tuning and the text encoder.",
+         page="peft", module="peft", kind="peft", make=lambda m: m.LECTURE,
+         tiny=dict(shots=2, epochs=1, seeds=2, image_size=32, val_per_class=4),
+         chart=_chart("peft", "accuracy_vs_forgetting"), say=_say_peft),
     _domain_step(
         "far", "Far source tasks and negative transfer", "digits",
         "If the source task is too different from the target, its features can be bad ones, and a pretrained start "
@@ -350,14 +411,16 @@ STEPS: tuple[Step, ...] = (
         "ImageNet features still help on every built-in dataset (the strategy page shows it); a source task this far "
         "(clean synthetic shapes) does not. Ask what a shape detector misses about pen strokes. On the full page, "
         "add *partial* to the strategies: letting the last stages learn closes most of the gap.",
-        preset="FAR_SOURCE"),
+        preset="FAR_SOURCE", say=_say_negative),
     Step("weights", "Saving and loading weights: state_dict, encoder only",
          "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
          "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "
          "encoder and the new head keeps its initial values.",
          "Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix and "
          "use *strip prefix*: the report explains the classic `Missing key(s)` traceback.",
-         page="state", compute=weights_demo, fixed=(("sd_part", "encoder"),), prefixes=tuple((f, "sd_load_") for f in ("arch", "num_classes", "strict", "strip_prefix", "add_prefix")), chart=_chart("state", "loaded_stages")),
+         page="state", compute=weights_demo, fixed=(("sd_part", "encoder"),),
+         prefixes=tuple((f, "sd_load_") for f in ("arch", "num_classes", "strict", "strip_prefix", "add_prefix")),
+         chart=_chart("state", "loaded_stages")),
     Step("ssl", "Self-supervised pretraining",
          "No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
          "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch.",
@@ -383,7 +446,7 @@ STEPS: tuple[Step, ...] = (
          "sentences, fine-tune its last layers, or train the same network from scratch.",
          "The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch.",
          page="text", module="text", kind="text",
-         make=lambda m: m.QUICK,   # the text page's own quick comparison: feature extraction vs scratch
+         make=lambda m: dataclasses.replace(m.QUICK, epochs=4),   # feature extraction vs scratch, 2 sentences a topic
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16),
          chart=_chart("text", "curves"), say=_say_text),
 )
@@ -490,39 +553,52 @@ def prepare(db: store.Store | None, session: str = "lecture", progress=None, sho
             force: bool = False) -> list[Prepared]:
     """Run, once, every step that has no finished run of its config in the history (all of them with `force`),
     each recorded like any run; steps that share a config share its run. Progress goes over the steps that
-    train; a Stop ends the current step's run (kept as stopped) and skips the rest."""
+    train; a Stop ends the running step's run (kept as stopped) and skips the rest. (Two processes at once were
+    slower here than one after another: each starts cold, loading torch, data and weights.)"""
     out = []
     for i, step in enumerate(STEPS, 1):
         why = status(step)
         out.append(Prepared(i, step, "unavailable" if why else "pending" if step.trains() else "instant",
                             message=why or ("" if step.trains() else "nothing to train: shown at once")))
-    todo = [p for p in out if p.state == "pending"]
-    ran: set = set()
-    for j, entry in enumerate(todo):
-        step, cfg = entry.step, entry.step.config()
-        if should_stop is not None and should_stop():
-            entry.state, entry.message = "stopped", "not run: the lecture's preparation was stopped"
-            continue
-        run = latest(step, db, cfg) if not force or (step.kind, cfg) in ran else None
+    todo, seen = [], {}
+    for entry in (p for p in out if p.state == "pending"):
+        cfg = entry.step.config()
+        run = latest(entry.step, db, cfg) if not force else None
         if run is not None:
             entry.state, entry.run_id, entry.seconds = "history", run.id, run.seconds
+        elif (entry.step.kind, cfg) in seen:   # another step with this config runs it: share its run
+            seen[entry.step.kind, cfg].append(entry)
+        else:
+            seen[entry.step.kind, cfg] = [entry]
+            todo.append((entry, cfg))
+    for j, (entry, cfg) in enumerate(todo):
+        if should_stop is not None and should_stop():
+            entry.state, entry.message = "stopped", "not run: the lecture's preparation was stopped"
             continue
 
         def sub(fraction, message, j=j, entry=entry):
             if progress is not None:
                 progress((j + min(fraction, 1.0)) / len(todo), f"step {entry.number} ({entry.step.title}): {message}")
 
-        tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else nullcontext({})
-        try:
-            with tracked as rec:
-                result = rec["result"] = step.run(cfg, progress=sub, should_stop=should_stop, device=device)
-        except Exception as err:  # noqa: BLE001 - one step that fails (kept as failed in the history) leaves the rest
-            entry.state, entry.message = "failed", str(err).splitlines()[0] if str(err) else type(err).__name__
-            continue
-        ran.add((step.kind, cfg))
-        entry.run_id, entry.seconds, entry.message = rec.get("id"), result.seconds, result.message
-        entry.state = "ran" if result.status == "finished" else result.status
+        entry.state, entry.run_id, entry.seconds, entry.message = _run_step(entry.step, cfg, db, session, sub,
+                                                                            should_stop, device)
+    for entry, cfg in todo:   # steps that shared a run show it
+        for other in seen[entry.step.kind, cfg][1:]:
+            other.state, other.run_id, other.seconds = ("history" if entry.state == "ran" else entry.state,
+                                                        entry.run_id, entry.seconds)
     return out
+
+
+def _run_step(step: Step, cfg, db, session: str, progress, should_stop, device: str) -> tuple:
+    """Train one step's config, recorded in the history: (state, run id, seconds, message)."""
+    tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else nullcontext({})
+    rec: dict = {}
+    try:
+        with tracked as rec:
+            result = rec["result"] = step.run(cfg, progress=progress, should_stop=should_stop, device=device)
+    except Exception as err:  # one step that fails (kept as failed in the history) leaves the rest
+        return "failed", rec.get("id"), None, (str(err).splitlines() or [type(err).__name__])[0]
+    return ("ran" if result.status == "finished" else result.status), rec.get("id"), result.seconds, result.message
 
 
 def shown(step: Step, db: store.Store | None) -> tuple[dict | None, store.Run | None]:

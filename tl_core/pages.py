@@ -1,10 +1,12 @@
 """Every page of the app, once: `app.py`'s navigation, Home's page list, the lecture's links and the tests'
-page tables all read PAGES, in the sidebar's order.
+page tables all read PAGES, in the sidebar's order, from `pages.toml` beside this file.
 
-Adding a page is one line here (and the thin script in `app_pages/`)."""
+Adding a page is one block in pages.toml (and the thin script in `app_pages/`)."""
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -26,30 +28,12 @@ class Page:
         return f"/{self.path}"
 
 
-PAGES: tuple[Page, ...] = (
-    Page("Home", "home", "", "home", "what transfer learning is, the training device, a 30-second tour"),
-    Page("Lecture", "co_present", "lecture", "lecture",
-         "the whole story as one guided tour, a live experiment per step", "lec_", "lecture"),
-    Page("Regularisation toy", "show_chart", "toy", "toy",
-         "task A → task B with two points: a pretrained start as a prior over functions", "toy_", "toy"),
-    Page("Fine-tuning lab", "tune", "finetune", "finetune",
-         "real pretrained backbones, freeze depth, strategy, few shots; shots sweep", "ft_", "finetune"),
-    Page("What layers learn", "layers", "layers", "layers",
-         "first-layer filters, activation maps, strongest patches, how far each stage moves", "lay_", "layers"),
-    Page("Which strategy?", "grid_view", "domains", "domains",
-         "the decks' 2×2 chart (few/more data × near/far) measured over seeds", "dom_", "domains"),
-    Page("Your own images", "photo_camera", "own", "own",
-         "a zip of class folders or webcam shots → fine-tune, predict, export", "own_", "finetune"),
-    Page("Self-supervised pretraining", "visibility_off", "ssl", "selfsup",
-         "hide inputs, reconstruct them, reuse the encoder on a few labels", "ssl_", "ssl"),
-    Page("State-dict workshop", "database", "state", "state",
-         "inspect, save and load weights; see why architectures must match", "sd_", "inspect"),
-    Page("Guided Transfer Learning", "explore", "gtl", "gtl",
-         "scouts say how far each weight should move; does guidance beat freezing the body?", "gtl_", "gtl"),
-    Page("Transfer for text", "translate", "text", "text",
-         "a pretrained sentence encoder on a few labelled sentences per topic", "text_", "text"),
-    Page("Runs", "history", "runs", "runs", "every experiment kept, compared side by side, exported", "runs_"),
-)
+def _read() -> tuple[Page, ...]:
+    with open(Path(__file__).with_name("pages.toml"), "rb") as f:
+        return tuple(Page(**entry) for entry in tomllib.load(f)["page"])
+
+
+PAGES: tuple[Page, ...] = _read()
 
 
 def page(path: str) -> Page:

@@ -263,6 +263,11 @@ def topics() -> dict[str, int]:
     return {t: len(ls) for t, ls in _topics().items()}
 
 
+def sentences(topic: str) -> tuple[str, ...]:
+    """A topic's sentences in file order (the ones `load` draws from)."""
+    return _topics()[topic]
+
+
 # topics with enough sentences for 32 shots and a validation set, and far enough apart to be a task
 DEFAULT_CLASSES = ("ai", "emotion", "literature", "money", "science", "sports")
 DATASETS = {"topics": "chatterbot-corpus conversation lines labelled by topic (English, BSD-3-Clause)"}

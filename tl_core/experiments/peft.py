@@ -242,7 +242,7 @@ def held_out_sentences(topics: tuple[str, ...]) -> list[str]:
     out = []
     for t in sorted(text.topics()):
         if t not in topics:
-            out += list(text._topics()[t][:HELD_OUT_PER_TOPIC])
+            out += list(text.sentences(t)[:HELD_OUT_PER_TOPIC])
     return out[:HELD_OUT_MAX]
 
 

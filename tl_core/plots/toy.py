@@ -24,7 +24,7 @@ def functions(out: dict) -> go.Figure:
     x, y = np.asarray(out["x_test"]), np.asarray(out["y_test"])
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"From scratch on B ({cfg['seeds']} seeds)",
-                                        f"Pretrained on A ({cfg['relation']}), fine-tuned on B"])
+                                        f"Pretrained on A ({cfg['relation']}), then B"])
     lo, hi = float(y.min()), float(y.max())
     pad = max(1.0, 0.6 * (hi - lo))
     for col, name in ((1, "scratch"), (2, "pretrained")):
