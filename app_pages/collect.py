@@ -61,6 +61,11 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
                 S["own_zip_error"] = str(err)
         if S.get("own_zip_error"):
             st.error(S["own_zip_error"])
+        if st.button("Try a sample set", key="own_sample", icon=":material/photo_library:",
+                     help="No photos yet? 40 photos that ship with scikit-image (astronaut, cat, coffee, rocket: 10 "
+                          "crops each), read as an uploaded zip is; they replace the images collected so far."):
+            imgs, S["own_zip_error"] = userdata.sample_set(), None   # userdata.read_zip of a zip built in memory
+            S["own_data"], S["own_gen"], gen = imgs, gen + 1, gen + 1
     with cam_tab:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         new_class = left.text_input("New class name", key="own_new_class", placeholder="e.g. thumbs up")

@@ -377,3 +377,41 @@ def read_zip(source, label: str | None = None) -> UserImages:
                else UserImages.empty().images)
     return UserImages(stacked, torch.tensor(labels, dtype=torch.long), classes, tuple(names), tuple(skipped),
                       tuple(notes), source=label)
+
+
+# ---- a sample set: real photos that ship with scikit-image, to try the flow before collecting any --------
+
+SAMPLE_NAME = "sample set (scikit-image photos).zip"
+SAMPLE_PHOTOS = {"astronaut": "astronaut", "cat": "chelsea", "coffee": "coffee", "rocket": "rocket"}  # → skimage.data
+SAMPLE_PER_CLASS = 10
+
+
+def sample_zip(per_class: int = SAMPLE_PER_CLASS, seed: int = 0) -> bytes:
+    """A class-folder zip built in memory from photos installed with scikit-image (its `skimage.data` images:
+    Eileen Collins the astronaut, Chelsea the cat, a cup of coffee, a rocket on its launch pad): per class,
+    `per_class` random square crops (50-90% of the short side), half of them mirrored, as JPEG and PNG. The
+    same bytes every call for a seed; read it with `read_zip` like any upload."""
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:   # JPEG/PNG are compressed already
+        for name, photo in SAMPLE_PHOTOS.items():
+            img = getattr(skdata, photo)()
+            h, w = img.shape[:2]
+            for i in range(per_class):
+                side = int(min(h, w) * rng.uniform(0.5, 0.9))
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                crop = Image.fromarray(img[y:y + side, x:x + side]).resize((160, 160), Image.Resampling.BILINEAR)
+                if i % 2:
+                    crop = ImageOps.mirror(crop)
+                fmt = "PNG" if i % 3 == 0 else "JPEG"
+                out = io.BytesIO()
+                crop.save(out, fmt)
+                zf.writestr(f"{name}/{name}_{i:02d}.{fmt.lower()}", out.getvalue())
+    return buf.getvalue()
+
+
+def sample_set(per_class: int = SAMPLE_PER_CLASS, seed: int = 0) -> UserImages:
+    """The sample set as an upload becomes: `sample_zip` through `read_zip`, the path every zip takes."""
+    return read_zip(sample_zip(per_class, seed), SAMPLE_NAME)
