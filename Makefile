@@ -4,12 +4,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install run test bench load clean
+.PHONY: install check-python run test bench load clean
 
 install: $(STAMP)
 
+# Transfer Lab's pinned packages (torch 2.14.1 from this machine's disk among them) are for Python 3.11.
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null || \
+		{ echo "make: Transfer Lab needs Python 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1). Set PYTHON=python3.11."; exit 1; }
+
 # Re-installs only when requirements.txt changed since the last install.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
@@ -23,6 +28,7 @@ test: install
 	else \
 		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install chromium)."; \
 	fi
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
 bench: install

@@ -50,7 +50,8 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
 
     zip_tab, cam_tab = st.tabs(["Upload a zip of class folders", "Webcam or single images"])
     with zip_tab:
-        st.caption(f"{userdata.LAYOUT} Limits: {userdata.limits_text()}. A new zip replaces the images collected so far.")
+        st.caption(f"{userdata.LAYOUT} Limits: {userdata.limits_text()}. "
+                   "A new zip replaces the images collected so far.")
         up = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip")
         if up is not None and S.get("own_zip_id") != up.file_id:
             S["own_zip_id"], S["own_zip_error"] = up.file_id, None

@@ -4,9 +4,8 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core import contract
-from tl_core.plots import domains as figures
 from tl_core.experiments import domains
-
+from tl_core.plots import domains as figures
 
 link = ui.page("Which strategy?", "dom_",
                "The decks' decision chart: **how much data** (few or more images per class) × **how similar** the new "
@@ -21,8 +20,8 @@ def far_source() -> None:
 
 with st.sidebar:
     st.button("Preset: a far source task (negative transfer)", key="dom_far_source", on_click=far_source,
-              help="Transfer Lab's shapes CNN (pretrained on synthetic shapes) with its features frozen, on handwritten "
-                   "digits, against the same network from scratch: a source task too far from the target")
+              help="Transfer Lab's shapes CNN (pretrained on synthetic shapes) with its features frozen, on "
+                   "handwritten digits, against the same network from scratch: a source task too far from the target")
     picked = ui.widgets(domains.DomainsConfig, ("datasets", "shots", "strategies", "seeds", "epochs", "image_size"),
                         "dom_")
 picked.update(ui.more_settings(domains.DomainsConfig, ("backbone", "val_per_class"), "dom_"))
@@ -42,8 +41,9 @@ result = ui.run_button("dom", "Re-run the grid" if kept else "Run the grid", "do
                        run=lambda progress, should_stop: domains.run(cfg, progress=progress, should_stop=should_stop))
 if result is None and kept is not None:
     result, run_ = kept
-    st.caption(f"Shown from the run history: run #{run_.id}, {time.strftime('%Y-%m-%d %H:%M', time.localtime(run_.created))}"
-               f", {run_.seconds or 0:.0f} s on {run_.device}. Press **Re-run the grid** to train it again.")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.created))
+    st.caption(f"Shown from the run history: run #{run_.id}, {when}, {run_.seconds or 0:.0f} s on {run_.device}. "
+               "Press **Re-run the grid** to train it again.")
 if result is None:
     st.info("Press **Run the grid** (the defaults take a few minutes on a laptop CPU; a grid once run is shown "
             "from the run history at once).")
@@ -63,8 +63,8 @@ if out["quadrants"]:
 st.subheader("Does pretraining help less far from ImageNet?")
 st.markdown(out["far_vs_near"])
 for col, (domain, row) in zip(st.columns(max(len(out["gain"]), 1)), out["gain"].items()):
-    col.metric(f"{domain}: best pretrained − scratch", " · ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items()),
-               border=True)
+    col.metric(f"{domain}: best pretrained − scratch",
+               " · ".join(f"{g * 100:+.0f} pts @ {sh}" for sh, g in row.items()), border=True)
 if out["negative_transfer"]:
     st.error("Negative transfer measured (scratch ahead of every pretrained strategy by the claims rule): " + "; ".join(
         f"{x['dataset']} at {x['shots']} shots: scratch {x['scratch_acc']:.0%} vs {x['pretrained'].replace('_', ' ')} "

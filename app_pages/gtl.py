@@ -4,8 +4,8 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core import contract
-from tl_core.plots import gtl as figures
 from tl_core.experiments import gtl, gtl_sweep
+from tl_core.plots import gtl as figures
 
 G = gtl.GTLConfig
 
@@ -78,8 +78,9 @@ if result is None:
 out = result.to_json()
 ui.verdict(result.verdict())
 for col, c in zip(st.columns(4), gtl.CONDITIONS):
-    col.metric(figures.LABELS[c], f"{out[c]['val_acc_mean']:.1%}", f"± {out[c]['val_acc_std']:.1%} over {cfg.seeds} seeds",
-               delta_color="off", delta_arrow="off", border=True)
+    col.metric(figures.LABELS[c], f"{out[c]['val_acc_mean']:.1%}",
+               f"± {out[c]['val_acc_std']:.1%} over {cfg.seeds} seeds", delta_color="off", delta_arrow="off",
+               border=True)
 s = result.scouted
 st.caption(f"Base: {cfg.arch} pretrained on {data_name} classes {', '.join(s.source_classes)} ({cfg.source} source; "
            f"{s.source_val_acc:.1%} on held-out source samples). {len(s.scouts)} scouts in {s.scout_seconds:.1f} s"

@@ -2,17 +2,17 @@ import streamlit as st
 
 from app_pages import collect, ui
 from tl_core import backbones, contract, data, userdata
-from tl_core.plots import layers as figures
 from tl_core.experiments import layers
+from tl_core.plots import layers as figures
 
 L = layers.LayersConfig
 
 link = ui.page("What layers learn", "lay_",
-               "Zeiler & Fergus looked inside a trained network: **early layers** respond to edges, colours and textures "
-               "(useful for any image), **late layers** to parts and whole objects of the training classes. That is why "
-               "transfer learning freezes the early layers. Here: the first layer's filters, one image through every "
-               "stage, the patches of a dataset that each stage likes most, and how far each stage's weights move when "
-               "the whole network is fine-tuned.", settings="Settings")
+               "Zeiler & Fergus looked inside a trained network: **early layers** respond to edges, colours and "
+               "textures (useful for any image), **late layers** to parts and whole objects of the training classes. "
+               "That is why transfer learning freezes the early layers. Here: the first layer's filters, one image "
+               "through every stage, the patches of a dataset that each stage likes most, and how far each stage's "
+               "weights move when the whole network is fine-tuned.", settings="Settings")
 
 with st.sidebar:
     name = ui.widget(L, "backbone", "lay_")

@@ -11,10 +11,10 @@ link = ui.page("Parameter-efficient fine-tuning", "peft_",
                "Fine-tuning at scale means training **1% of the weights** or less. **LoRA** freezes every weight "
                "matrix W and learns a low-rank update beside it, W + (α/r)·B·A with B·A of rank r (Hugging Face "
                "`peft`); **BitFit** trains only the biases. Both beside **head only** (feature extraction), the "
-               "**last stages** (partial), **full** fine-tuning and **scratch**, over seeds: the accuracy each reaches, "
-               "what it trains, saves and keeps in Adam's state, and what it **forgets** — the fine-tuned body under "
-               "the *original* ImageNet head against the original model, on images no method trained on (for text: "
-               "sentence embeddings before vs after).", settings="PEFT settings")
+               "**last stages** (partial), **full** fine-tuning and **scratch**, over seeds: the accuracy each "
+               "reaches, what it trains, saves and keeps in Adam's state, and what it **forgets** — the fine-tuned "
+               "body under the *original* ImageNet head against the original model, on images no method trained on "
+               "(for text: sentence embeddings before vs after).", settings="PEFT settings")
 
 with st.sidebar:
     modality = ui.widget(P, "modality", "peft_", captions=list(peft.MODALITIES.values()))

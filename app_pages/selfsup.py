@@ -1,8 +1,8 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core.plots import ssl as figures
 from tl_core.experiments import selfsup
+from tl_core.plots import ssl as figures
 
 S = selfsup.SSLConfig   # the page starts from the config's defaults: a link names only what differs
 FLOW = """encoder, decoder = Encoder(features), Decoder(features)
@@ -18,7 +18,8 @@ fit(model, (x_labelled, y_labelled))                  # frozen (head only) or fi
 link = ui.page("Self-supervised pretraining", "ssl_",
                "No labels for pretraining? **Hide part of every input and train a network to fill it in.** "
                "The encoder that learns this on a large *unlabelled* pool is then reused with a new prediction "
-               "head on a *small* labelled set, and compared with the same network trained from scratch.", settings="SSL settings")
+               "head on a *small* labelled set, and compared with the same network trained from scratch.",
+               settings="SSL settings")
 
 with st.sidebar:
     picked = ui.widgets(S, ("data", "mask_ratio", "labels", "label_counts", "seeds", "pretrain_epochs", "epochs"),

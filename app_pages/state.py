@@ -1,11 +1,10 @@
 import streamlit as st
 
-from app_pages import ui
+from app_pages import load_view, ui
 from tl_core import backbones, contract, data, state
-from tl_core.plots import state as sd_figures
-from tl_core.plots import finetune as ft_figures
 from tl_core.experiments import finetune
-
+from tl_core.plots import finetune as ft_figures
+from tl_core.plots import state as sd_figures
 
 link = ui.page("State-dict workshop", "sd_",
                "How weights travel in PyTorch: `model.state_dict()` is a dict **name → tensor**; `torch.save` writes "
@@ -13,7 +12,8 @@ link = ui.page("State-dict workshop", "sd_",
                "or your own file, download it whole, encoder only or head only, and load it into another architecture "
                "to see which keys are **missing**, **unexpected** or **shape-mismatched**, instead of a traceback.")
 # uploads read safely, built models, reports and runs: they survive reruns and page switches
-files, bad, labs, reports, runs = (st.session_state.setdefault(f"sd_{k}", {}) for k in ("files", "bad", "labs", "reports", "runs"))
+files, bad, labs, reports, runs = (st.session_state.setdefault(f"sd_{k}", {})
+                                   for k in ("files", "bad", "labs", "reports", "runs"))
 
 st.header("1 · Weights to work with")
 left, right = st.columns(2)
@@ -35,8 +35,8 @@ if source == "lab model":
     arch = left.selectbox("Lab model", backbones.IMAGE, key="sd_arch", index=backbones.IMAGE.index("shapes_cnn"),
                           bind=ui.URL, help="Each name is a backbone of the fine-tuning lab's registry.")
     available, note = backbones.weights_status(arch)
-    weights = left.radio("Weights", ["pretrained", "scratch"] if available else ["scratch"], key="sd_weights", bind=ui.URL,
-                         horizontal=True, help=note)
+    weights = left.radio("Weights", ["pretrained", "scratch"] if available else ["scratch"], key="sd_weights",
+                         bind=ui.URL, horizontal=True, help=note)
     part = left.radio("Part", list(state.PARTS), key="sd_part", bind=ui.URL, horizontal=True,
                       captions=["every stage", "every stage but the head", "the head only"])
     if (arch, weights) not in labs:
@@ -53,7 +53,8 @@ if source == "lab model":
         col.download_button(f"Download {p}", lambda sd=labs[(arch, weights)][p], fmt=fmt: state.to_bytes(sd, fmt),
                             f"{arch}_{weights}_{p}.{fmt}", key=f"sd_download_{p}", on_click="ignore")
 else:
-    picked = left.selectbox("Uploaded file", list(files), key="sd_file", format_func=lambda k: f"{k[0]} ({k[1]:,} bytes)")
+    picked = left.selectbox("Uploaded file", list(files), key="sd_file",
+                            format_func=lambda k: f"{k[0]} ({k[1]:,} bytes)")
     sd, name, notes = files[picked].state, files[picked].name, files[picked].notes
     ins = state.inspect(sd, name, notes=notes)
 source_id = ("lab", arch, weights, part) if source == "lab model" else ("file", *picked)
@@ -76,8 +77,8 @@ into = c[0].selectbox("Architecture", list(backbones.REGISTRY), key="sd_load_arc
 classes = c[1].number_input("Head classes (0 = its own)", 0, 10_000, 0, key="sd_load_num_classes", bind=ui.URL)
 strip = c[2].text_input("Strip prefix", key="sd_load_strip_prefix", bind=ui.URL, placeholder="module.")
 add = c[3].text_input("Add prefix", key="sd_load_add_prefix", bind=ui.URL, placeholder="encoder.")
-strict = c[4].toggle("strict", True, key="sd_load_strict", bind=ui.URL, help="strict: every key must match in name and shape, or nothing "
-                     "loads. Off: what matches loads, the rest keeps its initial (scratch) values.")
+strict = c[4].toggle("strict", True, key="sd_load_strict", bind=ui.URL, help="strict: every key must match in name and "
+                     "shape, or nothing loads. Off: what matches loads, the rest keeps its initial (scratch) values.")
 link.report()
 cfg = state.LoadConfig(into, int(classes) or None, strict, strip.strip(), add.strip())
 if st.button("Load", type="primary", key="sd_load", disabled=(source_id, cfg) in reports):
@@ -89,29 +90,22 @@ report = reports.get((source_id, cfg))
 if report is None:
     st.info("Choose an architecture and press **Load**: the report lists missing, unexpected and mismatched keys.")
     st.stop()
-{"loaded": st.success, "partial": st.warning, "refused": st.error}[report.outcome](report.message())
-for hint in report.hints:
-    st.info(f"Hint: {hint}.")
-for col, (title, what, rows) in zip(st.columns(3), report.lists()):
-    col.metric(f"{title} ({what})", len(rows))
-    if rows:
-        col.dataframe(rows, key=f"sd_report_{title.lower()}", hide_index=True, height=min(260, 38 + 35 * len(rows)))
-    else:
-        col.caption("none")
+load_view.show(report)   # the outcome, its hints, the missing, unexpected and mismatched keys
 
 if report.model is None or into not in backbones.IMAGE:
     st.stop()
 st.header("4 · Continue fine-tuning")
-c, n = st.columns(4), len(backbones.stage_names(into))
+c, n, datasets = st.columns(4), len(backbones.stage_names(into)), list(data.DATASETS)
 ft = finetune.FinetuneConfig(
     backbone=into, weights="pretrained", shots=10, image_size=32, lr=1e-3,
-    dataset=c[0].selectbox("Dataset", list(data.DATASETS), index=list(data.DATASETS).index("textures"), key="sd_ft_dataset", bind=ui.URL),
+    dataset=c[0].selectbox("Dataset", datasets, index=datasets.index("textures"), key="sd_ft_dataset", bind=ui.URL),
     epochs=c[1].slider("Epochs", 1, 15, 4, key="sd_ft_epochs", bind=ui.URL),
     seeds=c[2].slider("Seeds (for the band)", 2, 5, 2, key="sd_ft_seeds", bind=ui.URL),
     freeze=str(c[3].slider("Frozen stages", 0, n - 1, 0, key="sd_ft_freeze", bind=ui.URL,
                            help=f"0 = every stage trains from the loaded weights; {n - 1} = only the head")))
-st.caption(f"The fine-tuning lab's run from the weights of {name} instead of the registry's: {ft.shots} images per class "
-           f"at {ft.image_size} px, Adam lr {ft.lr}, a new head when the class count differs, frozen stages cached.")
+st.caption(f"The fine-tuning lab's run from the weights of {name} instead of the registry's: {ft.shots} images per "
+           f"class at {ft.image_size} px, Adam lr {ft.lr}, a new head when the class count differs, frozen stages "
+           "cached.")
 result = ui.run_button("sd_ft", "Continue fine-tuning", "continue", ft, lambda progress, stop: finetune.run(
     ft, progress=progress, should_stop=stop, init=report.model, init_note=f"weights loaded from {name}"),
     results=runs, key=(source_id, cfg, ft), button_key="sd_ft_run", start="Preparing data and the loaded model…",

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tl_core import data, device as devices, stacked  # noqa: E402
+from tl_core import data, stacked  # noqa: E402
+from tl_core import device as devices
 from tl_core.experiments import gtl  # noqa: E402
 
 
@@ -52,8 +53,9 @@ def main() -> None:
 
     seq, bat = best(False), best(True)
     steps = cfg.scout_epochs * -(-len(tasks[0].y) // fit_cfg.batch_size)
+    where = devices.describe(dev) if dev.type != "cpu" else f"cpu, {args.threads} thread(s)"
     print(f"{args.scouts} scouts ({args.arch}, {len(tasks[0].y)} images each, {steps} Adam steps, "
-          f"{devices.describe(dev) if dev.type != 'cpu' else f'cpu, {args.threads} thread(s)'}), best of {args.repeats}:")
+          f"{where}), best of {args.repeats}:")
     print(f"  sequential {seq:.3f} s   batched {bat:.3f} s   ratio {seq / bat:.1f}x (target >= 4x)")
 
 

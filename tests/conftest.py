@@ -28,7 +28,8 @@ def pytest_collection_modifyitems(config, items):
         return
     if os.environ.get("TL_REQUIRE_BROWSER") == "1":
         raise pytest.UsageError("TL_REQUIRE_BROWSER=1 but Chromium is not installed (apt-get install chromium)")
-    skip = pytest.mark.skip(reason="Chromium not installed: browser tests SKIPPED (apt-get install chromium to run them)")
+    skip = pytest.mark.skip(reason="Chromium not installed: browser tests SKIPPED "
+                                   "(apt-get install chromium to run them)")
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)

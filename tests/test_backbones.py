@@ -43,7 +43,8 @@ def test_staged_lite0_equals_timms_own_forward():
     reference.load_state_dict(backbones.lite0_state_dict(reference))
     staged = backbones.create("efficientnet_lite0", "pretrained")
     x = torch.rand(2, 3, 64, 64)
-    mean, std = torch.tensor(backbones.IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(backbones.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(backbones.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(backbones.IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         np.testing.assert_allclose(staged.eval()(x), reference.eval()((x - mean) / std), atol=1e-4)
 

@@ -73,7 +73,8 @@ def test_every_declared_command_is_in_the_command_table():
 
     from tl_core import experiments
 
-    modules = [f"tl_core.experiments.{m.name}" for m in pkgutil.iter_modules(experiments.__path__)] + ["tl_core.lecture"]
+    modules = ([f"tl_core.experiments.{m.name}" for m in pkgutil.iter_modules(experiments.__path__)]
+               + ["tl_core.lecture"])
     declared = {e.name: name for name in modules for e in getattr(importlib.import_module(name), "EXPERIMENTS", ())}
     assert declared == experiments.COMMANDS
 

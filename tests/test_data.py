@@ -198,11 +198,13 @@ def offered_shots(ds):
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda ds: few_shot_split(ds, 16), "shots=16 is more than class 'c1' has left after the 20 validation images (15): choose at most 15"),
+    (lambda ds: few_shot_split(ds, 16),
+     "shots=16 is more than class 'c1' has left after the 20 validation images (15): choose at most 15"),
     (lambda ds: few_shot_split(ds, 0), "shots must be a whole number of at least 1"),
     (lambda ds: few_shot_split(ds, -1), "got -1"),
     (lambda ds: few_shot_split(ds, 2.5), "shots must be a whole number"),
-    (lambda ds: few_shot_split(ds, 1, val_per_class=35), "class 'c1' has only 35 images: it needs at least 36 (35 for validation and 1 for training)"),
+    (lambda ds: few_shot_split(ds, 1, val_per_class=35),
+     "class 'c1' has only 35 images: it needs at least 36 (35 for validation and 1 for training)"),
     (lambda ds: max_shots(ds, val_per_class=40), "class 'c0' has only 40 images: it needs at least 41"),
     (lambda ds: few_shot_split(ds, 1, val_per_class=0), "val_per_class must be a whole number of at least 1"),
 ])
@@ -213,5 +215,6 @@ def test_split_errors(call, words):
 
 
 def test_split_error_on_faces(sets):
-    with pytest.raises(ValueError, match=r"shots=81 is more than class 'face' has left after the 20 validation images \(80\): choose at most 80"):
+    with pytest.raises(ValueError, match=r"shots=81 is more than class 'face' has left after the 20 validation "
+                                         r"images \(80\): choose at most 80"):
         few_shot_split(sets["faces"], 81)

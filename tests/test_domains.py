@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from conftest import open_page
 from tl_core import claims, contract
 from tl_core.experiments import domains
+
+from conftest import open_page
 
 # a small real grid: one near and one far dataset, few and more shots, the cheapest pretrained strategy and scratch
 SMALL = ["--datasets", "textures,microscopy", "--shots", "5,15", "--strategies", "feature_extraction,scratch",
@@ -49,7 +50,8 @@ def test_gain_winner_margin_and_negative_transfer_come_from_the_seeds_means():
     assert quads[("more", "near")]["winner"] == "full" and quads[("few", "far")]["winner"] == "partial"
     cells = {(c["dataset"], c["shots"], c["strategy"]): c for c in r.to_json()["cells"]}
     assert cells[("textures", 5, "partial")]["val_acc_std"] == pytest.approx(0.01)
-    assert "scratch ahead of every pretrained strategy" in r.verdict().text and "microscopy at 40 shots" in r.verdict().text
+    assert ("scratch ahead of every pretrained strategy" in r.verdict().text
+            and "microscopy at 40 shots" in r.verdict().text)
 
 
 def test_a_quadrant_whose_top_two_the_seeds_cannot_tell_apart_is_a_tie_and_counts_the_rules_strategy():
@@ -75,7 +77,8 @@ def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
     few = next(q for q in r.quadrants() if q["size"] == "few")
     assert few["winner"] == "full" and not few["agrees"] and few["gap_to_rule"] == pytest.approx(0.4)
     assert "agrees with the decks' rule in 1 of 2" in r.verdict().text
-    assert "few data, near: full wins" in r.verdict().text and "(the decks' rule: feature extraction" in r.verdict().text
+    assert ("few data, near: full wins" in r.verdict().text
+            and "(the decks' rule: feature extraction" in r.verdict().text)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +133,8 @@ def test_page_draws_the_last_grid_from_the_history_at_once(grid):
     cfg = contract.from_record(domains.DomainsConfig, grid["config"])
     at = open_page("app_pages/domains.py", {"dom_datasets": list(cfg.datasets), "dom_shots": list(map(str, cfg.shots)),
                                              "dom_seeds": str(cfg.seeds), "dom_epochs": str(cfg.epochs),
-                                             "dom_image_size": str(cfg.image_size), "dom_strategies": list(cfg.strategies)})
+                                             "dom_image_size": str(cfg.image_size),
+                                             "dom_strategies": list(cfg.strategies)})
     assert not at.exception
     assert any("Shown from the run history" in c.value for c in at.caption)
     assert any("agrees with the decks' rule in" in m.value for m in [*at.success, *at.info])

@@ -302,7 +302,8 @@ def test_run_compares_four_conditions_over_seeds_and_heads_start_equal():
         assert len(out[c]["val_acc_seeds"]) == SMALL.seeds
         assert 0 <= out[c]["val_acc_mean"] <= 1
         assert all(len(curve) == SMALL.epochs for curve in out[c]["val_acc_curves"])
-    assert set(out["guide"]["per_layer"]) == {n for n, _ in gtl.make_net("mlp", 3, 0).body.named_parameters(prefix="body")}
+    body = gtl.make_net("mlp", 3, 0).body
+    assert set(out["guide"]["per_layer"]) == {n for n, _ in body.named_parameters(prefix="body")}
     assert result.guide["body.fc1.weight"].shape == (64, gtl.GENES)         # the default data: expression
     assert 0 <= out["guide"]["mean"] <= 1 and out["base"]["source_val_acc"] > 0.5
     assert out["status"] == "finished" and out["verdict"]
@@ -421,7 +422,8 @@ def test_cli_text_summary_names_every_condition_and_the_verdict(capsys):
                      "--scout-epochs", "2", "--val-per-class", "10", "--device", "cpu", "--no-record"])
     assert code == 0
     text = capsys.readouterr().out
-    assert text.startswith("GTL: expression (related source), mlp, target classes 7,8,9, 1 shot(s), 4 scouts on 3 classes")
+    assert text.startswith("GTL: expression (related source), mlp, target classes 7,8,9, 1 shot(s), "
+                           "4 scouts on 3 classes")
     assert all(f"  {c:<17} val acc" in text for c in gtl.CONDITIONS) and "mean guide" in text
     assert text.strip().splitlines()[-1].lower().startswith(("guided fine-tuning", "one seed"))
 

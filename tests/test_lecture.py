@@ -170,7 +170,8 @@ def test_a_link_opens_its_step_and_a_bad_step_is_named(lecture_env):
     assert at.header[0].value == f"5. {lecture.step_at(5).title}"
     assert not [i for i in at.info if "Teacher notes" in i.value]
     at.toggle(key="lec_notes").set_value(True).run()
-    assert [i.value for i in at.info if "Teacher notes" in i.value] == [f"**Teacher notes.** {lecture.step_at(5).notes}"]
+    notes = [i.value for i in at.info if "Teacher notes" in i.value]
+    assert notes == [f"**Teacher notes.** {lecture.step_at(5).notes}"]
     at = open_page(PAGE, {"step": "seven"})
     assert at.header[0].value.startswith("1. ")
     assert any("step `seven`" in w.value for w in at.warning)

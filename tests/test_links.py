@@ -3,16 +3,18 @@ those settings (toy and lab: tests/test_runs_page.py), and values a page can't u
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tl_core import store
+
 from conftest import open_page as _open
 from test_own import photos_zip
-from tl_core import store
 
 LINKS = {
     "app_pages/selfsup.py": {"ssl_data": "digits", "ssl_mask_ratio": "0.7", "ssl_labels": "5", "ssl_seeds": "2",
                              "ssl_pretrain_epochs": "9", "ssl_epochs": "40"},
     "app_pages/state.py": {"sd_arch": "efficientnet_lite0", "sd_weights": "scratch", "sd_part": "head",
                            "sd_format": "safetensors", "sd_load_arch": "efficientnet_lite0", "sd_load_num_classes": "3",
-                           "sd_load_strip_prefix": "module.", "sd_load_add_prefix": "encoder.", "sd_load_strict": "false"},
+                           "sd_load_strip_prefix": "module.", "sd_load_add_prefix": "encoder.",
+                           "sd_load_strict": "false"},
     "app_pages/gtl.py": {"gtl_arch": "cnn", "gtl_scouts": "8", "gtl_scout_classes": "4", "gtl_scout_epochs": "3",
                          "gtl_focus": "raw", "gtl_temperature": "2.0", "gtl_free_fraction": "0.25", "gtl_shots": "5",
                          "gtl_seeds": "3", "gtl_epochs": "30"},
@@ -64,7 +66,7 @@ def test_bad_link_values_fall_back_to_defaults_with_a_notice(app, page, params, 
 
 
 @pytest.mark.parametrize("page,params,later", [
-    ("app_pages/gtl.py", {"gtl_target_classes": ["7", "8", "9"]}, []),        # a multiselect as repeated keys, at its default
+    ("app_pages/gtl.py", {"gtl_target_classes": ["7", "8", "9"]}, []),  # a multiselect as repeated keys, at its default
     ("app_pages/state.py", {"sd_load_strict": "true", "sd_ft_epochs": "8"}, ["sd_ft_epochs"]),  # drawn after a Load
     ("app_pages/finetune.py", {"ft_sweep_shots": ["1", "20"]}, ["ft_sweep_shots"]),        # drawn after a Train
 ])

@@ -83,6 +83,30 @@ def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(
     assert not app.exception and len(app.get("plotly_chart")) >= 4
 
 
+def test_finetune_lr_finder_sets_the_rate_and_the_trained_model_downloads(app, monkeypatch):
+    from tl_core import contract, train
+    from tl_core.experiments import finetune, lr_find
+
+    fits = []
+    real = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: fits.append(k) or real(*a, **k))
+    app.switch_page("app_pages/finetune.py").run()
+    app.selectbox(key="ft_backbone").set_value("shapes_cnn")
+    app.select_slider(key="ft_image_size").set_value(32).run()
+    assert any(e.label == "Model card: shapes_cnn at 32 px" for e in app.sidebar.expander)
+    app.button(key="ft_lr_find").click().run()
+    assert not app.exception and len(fits) == 1 and fits[0]["after_step"] is not None   # THE loop
+    res = next(iter(app.session_state["ft_lr_finds"].values()))
+    step = lr_find.nearest_step(res.suggested_lr, contract.spec(finetune.FinetuneConfig, "lr").steps)
+    assert "Learning-rate range test" in str(app.get("plotly_chart")[0].proto.spec)
+    app.button(key="ft_lr_use").click().run()
+    assert not app.exception and app.select_slider(key="ft_lr").value == step
+    assert app.query_params.get("ft_lr") in (str(step), [str(step)])                    # the link carries it
+    _train_small_lab(app, dataset="textures", epochs=1, seeds=1)
+    assert next(iter(app.session_state["ft_results"])).lr == step
+    assert any("ONNX parity: max |p_torch - p_onnxruntime|" in c.value for c in app.caption)
+
+
 def test_finetune_controls_reach_the_run(app):
     app.switch_page("app_pages/finetune.py").run()
     app.selectbox(key="ft_backbone").set_value("shapes_cnn").run()   # the freeze slider follows its stages
@@ -94,7 +118,8 @@ def test_finetune_controls_reach_the_run(app):
     app.slider(key="ft_freeze").set_value(2)
     _train_small_lab(app, dataset="textures", epochs=4, seeds=1)
     (cfg, result), = app.session_state["ft_results"].items()
-    assert (cfg.weights, cfg.strategy, cfg.shots, cfg.lr, cfg.freeze, cfg.epochs) == ("pretrained", "gradual", 2, 1e-2, "2", 4)
+    assert (cfg.weights, cfg.strategy, cfg.shots, cfg.lr, cfg.freeze, cfg.epochs) == (
+        "pretrained", "gradual", 2, 1e-2, "2", 4)
     assert len(result.runs) == 1 and len(result.runs[0].history.train_loss) == 4
     assert "pretrained: validation accuracy" in app.info[0].value      # one condition: no comparison claimed
     assert "frozen: conv1, conv2" in " ".join(c.value for c in app.caption)

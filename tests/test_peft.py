@@ -67,7 +67,8 @@ def test_lora_trainable_count_is_the_sum_of_the_adapter_shapes_products(prep):
     # block 7's expansion (192 → 1152) and projection (1152 → 320) 1×1 convs and conv_head (320 → 1280), rank 4 each
     assert sum(v.numel() for v in lora.values()) == 4 * ((192 + 1152) + (1152 + 320) + (320 + 1280))
     assert {k.split(".lora_")[0] for k in lora} == {"base_model.model.blocks.6.0.conv_pw",
-                                                     "base_model.model.blocks.6.0.conv_pwl", "base_model.model.conv_head"}
+                                                     "base_model.model.blocks.6.0.conv_pwl",
+                                                     "base_model.model.conv_head"}
     assert tuned.depth == 7   # stem and blocks 1-6: frozen, no adapter, run once from the cache
 
 
@@ -145,7 +146,8 @@ def test_the_json_has_every_method_with_costs_and_forgetting(tiny):
         assert m["trainable_fraction"] == pytest.approx(m["trainable_params"] / by[("full", None)]["trainable_params"])
         assert m["optimizer_bytes"] >= 8 * m["trainable_params"]   # Adam: two moments per trained weight
     assert by[("head", None)]["forgetting"] == {"agreement": 1.0, "cka": pytest.approx(1.0)}   # the body untouched
-    assert by[("lora", 1)]["trainable_params"] < by[("lora", 4)]["trainable_params"] < by[("full", None)]["trainable_params"]
+    assert (by[("lora", 1)]["trainable_params"] < by[("lora", 4)]["trainable_params"]
+            < by[("full", None)]["trainable_params"])
     assert by[("lora", 4)]["adapter_bytes"] < by[("full", None)]["adapter_bytes"] == by[("full", None)]["full_bytes"]
     assert by[("scratch", None)]["forgetting"]["agreement"] < 0.5
     assert out["claim"]["against"] == "full" and out["claim"]["subject"] in ("bitfit", "lora_r1", "lora_r4")

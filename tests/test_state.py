@@ -202,7 +202,8 @@ def test_cli_inspect_json(tmp_path, shapes_sd, capsys):
     assert out["n_keys"] == len(shapes_sd) and out["format"] == "pt"
     assert out["keys"][0] == {"key": "conv1.0.weight", "shape": [32, 3, 3, 3], "dtype": "float32",
                               "elements": 864, "bytes": 3456, "module": "conv1"}
-    assert sum(g["elements"] for g in out["groups"]) == out["total_elements"] == sum(v.numel() for v in shapes_sd.values())
+    assert (sum(g["elements"] for g in out["groups"]) == out["total_elements"]
+            == sum(v.numel() for v in shapes_sd.values()))
 
 
 def test_cli_load_exit_codes_and_report(tmp_path, shapes_sd, capsys):
@@ -292,7 +293,8 @@ def test_continue_from_loaded_weights_is_not_the_registry_run_and_can_freeze(sha
 
 
 def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
-    from tl_core.plots import base, state as figures
+    from tl_core.plots import base
+    from tl_core.plots import state as figures
 
     ins = state.inspect_lab("shapes_cnn", "pretrained")
     bars = figures.state_groups(ins).data[0]
@@ -309,7 +311,8 @@ def test_the_ssl_encoder_file_loads_into_the_downstream_model_once_prefixed():
     plain = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, True, "", ""), "encoder.pt", [])
     assert plain.outcome == "refused" and len(plain.unexpected) == len(sd)
     assert any("encoder." in h for h in plain.hints)
-    fixed = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, False, "", "encoder."), "encoder.pt", [])
+    fixed = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, False, "", "encoder."),
+                            "encoder.pt", [])
     assert fixed.outcome == "partial" and sorted(fixed.missing) == ["head.bias", "head.weight"]
     x = torch.randn(3, genes)
     assert torch.equal(fixed.model.encoder(x), encoder(x))

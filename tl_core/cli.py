@@ -1,9 +1,9 @@
 """Command-line twins of the pages: `python -m tl_core <experiment> ... --json`.
 
-A thin loop over `tl_core.experiments` (only the command's own module is imported): every experiment's flags come from its config's
-declared settings, its run is the same function its page calls, and its runs go into the same history
-with the same recorded config. Bad options end with exit code 2 and one line saying what is wrong; no
-traceback. `runs` reads and edits the history.
+A thin loop over `tl_core.experiments` (only the command's own module is imported): every experiment's flags
+come from its config's declared settings, its run is the same function its page calls, and its runs go into the
+same history with the same recorded config. Bad options end with exit code 2 and one line saying what is wrong;
+no traceback. `runs` reads and edits the history.
 """
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import contextlib
 import json
 import sys
 
-from tl_core import contract, engine, store
-from tl_core import experiments
+from tl_core import contract, engine, experiments, store
 
 
 class OneLineParser(argparse.ArgumentParser):

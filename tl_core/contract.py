@@ -370,13 +370,13 @@ def run_cells(cells: list[Cell], train_one: Callable, progress: Progress | None 
               should_stop: Stop | None = None, epochs: int = 0, span: tuple[float, float] = (0.0, 1.0),
               keep_going: bool = False, engine: str = "local", address: str = "",
               on_cell: Callable | None = None) -> Outcome:
-    """Train every cell in order (engine "ray": as Ray tasks, see `tl_core.engine`): `train_one(cell, on_epoch, should_stop)` returns the cell's result, which
-    has a `history` (train.History) or a `status`. Progress goes from span[0] to span[1], per epoch when
-    `epochs` is given; Stop is checked before every cell and passed to the training loop, which checks it
-    every epoch. The plan ends at the first cell that did not finish (stopped or diverged), or, with
-    `keep_going`, goes on past a diverged cell (the outcome still says "diverged"). `on_cell(cell, result)`
-    sees each finished cell as it arrives. With engine "ray", `train_one` must be picklable and keep
-    what it makes in its result (it runs in another process)."""
+    """Train every cell in order (engine "ray": as Ray tasks, see `tl_core.engine`):
+    `train_one(cell, on_epoch, should_stop)` returns the cell's result, which has a `history` (train.History) or a
+    `status`. Progress goes from span[0] to span[1], per epoch when `epochs` is given; Stop is checked before every
+    cell and passed to the training loop, which checks it every epoch. The plan ends at the first cell that did not
+    finish (stopped or diverged), or, with `keep_going`, goes on past a diverged cell (the outcome still says
+    "diverged"). `on_cell(cell, result)` sees each finished cell as it arrives. With engine "ray", `train_one` must
+    be picklable and keep what it makes in its result (it runs in another process)."""
     if engine == "ray":
         from tl_core import engine as engines
         return engines.run_cells_ray(cells, train_one, progress, should_stop, epochs, span, keep_going, address,

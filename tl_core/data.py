@@ -287,7 +287,8 @@ def class_split(labels: torch.Tensor, n_classes: int, seed: int, val: Callable[[
     return np.sort(np.concatenate(train)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
 
 
-def few_shot_split(ds: ImageSet, shots: int | None, seed: int = 0, val_per_class: int = 20) -> tuple[ImageSet, ImageSet]:
+def few_shot_split(ds: ImageSet, shots: int | None, seed: int = 0,
+                   val_per_class: int = 20) -> tuple[ImageSet, ImageSet]:
     """(train, val): `shots` training images per class (None = all left) and `val_per_class` validation
     images per class (see `class_split`)."""
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1):

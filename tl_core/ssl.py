@@ -86,7 +86,8 @@ def load_encoder(blob: bytes, in_features: int, hidden: int, latent: int) -> Enc
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"refused: this file is not a plain state_dict of tensors ({str(err).splitlines()[0]})") from None
+        raise ValueError("refused: this file is not a plain state_dict of tensors "
+                         f"({str(err).splitlines()[0]})") from None
     try:
         encoder.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:

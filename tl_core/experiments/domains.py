@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, claims, contract, data, device as devices, engine as engines, finetuning, store
+from tl_core import backbones, claims, contract, data, finetuning, store
+from tl_core import device as devices
+from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 
@@ -38,7 +40,8 @@ PRETRAINED = ("feature_extraction", "partial", "full")
 # Negative transfer on real images, chosen on validation seeds (100-102 and 200-202): a source task far from the target
 # (Transfer Lab's shapes CNN, pretrained on synthetic shapes) with its features frozen, on handwritten digits.
 # Scratch beat feature extraction by the claims rule at 5 and 20 shots on both draws (83% vs 34%, 95% vs 53%; 75% vs
-# 30%, 93% vs 48%); letting the last stages train (partial) ties scratch. The strategy page's preset, the lecture's step.
+# 30%, 93% vs 48%); letting the last stages train (partial) ties scratch.
+# The strategy page's preset, the lecture's step.
 FAR_SOURCE = {"backbone": "shapes_cnn", "datasets": ("digits",), "shots": (5, 20), "image_size": 32, "epochs": 6,
               "strategies": ("feature_extraction", "scratch")}
 PARTIAL_STAGES = 3   # stages that train under "partial": for Lite0 block 7, the head conv and the classifier
@@ -77,8 +80,9 @@ class DomainsConfig:
                                      title="Training images per class (few, more)", steps=(2, 5, 10, 15, 20, 40))
     strategies: tuple[str, ...] = setting(tuple(STRATEGIES), "strategies, comma-separated", choices=STRATEGIES,
                                           check=_nonempty("strategy"), title="Strategies")
-    backbone: str = setting("efficientnet_lite0", "the pretrained backbone: the source task (ImageNet photos, or Transfer "
-                            "Lab's synthetic shapes)", choices=backbones.IMAGE, title="Backbone (the source task)")
+    backbone: str = setting("efficientnet_lite0", "the pretrained backbone: the source task (ImageNet photos, or "
+                            "Transfer Lab's synthetic shapes)", choices=backbones.IMAGE,
+                            title="Backbone (the source task)")
     epochs: int = setting(8, "passes over the training images", lo=1, hi=500, title="Epochs", span=(2, 30))
     lr: float = setting(3e-3, "Adam learning rate when only the head or the last stages train", lo=1e-6, hi=1)
     full_lr: float = setting(3e-3, "Adam learning rate when every stage trains (full, scratch)", lo=1e-6, hi=1,
@@ -406,7 +410,8 @@ def from_history(db: store.Store, cfg: DomainsConfig) -> tuple[DomainsResult, st
 
 
 def _text(result: DomainsResult, out: dict) -> str:
-    lines = [f"{'dataset':<11} {'domain':<5} {'shots':>5}  " + "  ".join(f"{_name(s):>18}" for s in result.config.strategies)]
+    lines = [f"{'dataset':<11} {'domain':<5} {'shots':>5}  "
+             + "  ".join(f"{_name(s):>18}" for s in result.config.strategies)]
     for ds in result.config.datasets:
         for sh in result.config.shots:
             cells = [f"{result.mean(ds, sh, st):.3f} ± {np.std(result.accs(ds, sh, st) or [np.nan]):.3f}"

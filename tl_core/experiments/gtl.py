@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tl_core import claims, contract, data, device as devices, expression, stacked
+from tl_core import claims, contract, data, expression, stacked
+from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
@@ -122,8 +123,8 @@ class GTLConfig:
 
     def scout_key(self) -> tuple:
         """What the base model and the scouts depend on: change nothing else and they are reused."""
-        return (self.data, self.source, self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs, self.scouts,
-                self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
+        return (self.data, self.source, self.arch, tuple(sorted(self.target_classes)), self.pretrain_epochs,
+                self.scouts, self.scout_classes, self.scout_images, self.scout_epochs, self.scout_lr, self.seed)
 
     def resolve(self) -> "GTLConfig":
         """Target digits in order: '9,8,7' on the CLI and the page's 7, 8, 9 are one config."""

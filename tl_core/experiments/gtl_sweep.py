@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from tl_core import claims, contract, data, engine as engines
+from tl_core import claims, contract, data
+from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import gtl
 

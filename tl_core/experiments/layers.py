@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import backbones, claims, contract, data, device as devices, finetuning
+from tl_core import backbones, claims, contract, data, finetuning
+from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.experiments import finetune
 

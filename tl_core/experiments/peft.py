@@ -734,7 +734,8 @@ class PeftResult(contract.Result):
         return ("agreement", "cka") if self.config.modality == "image" else ("cosine",)
 
     def method_row(self, condition: str) -> dict:
-        runs = [r for r in self.by_condition(condition) if r.history.status == "finished"] or self.by_condition(condition)
+        runs = ([r for r in self.by_condition(condition) if r.history.status == "finished"]
+                or self.by_condition(condition))
         first = runs[0]
         method, rank = method_of(condition)
         acc = contract.seed_stats([r.val_acc for r in runs])
@@ -825,7 +826,8 @@ class PeftResult(contract.Result):
         return {k: v for k, v in out.items() if _num(v) is not None}
 
     def curves(self) -> dict[str, list]:
-        return {f"conditions.{c}.history.{k}": contract.mean_curve([getattr(r.history, k) for r in self.by_condition(c)])
+        return {f"conditions.{c}.history.{k}":
+                    contract.mean_curve([getattr(r.history, k) for r in self.by_condition(c)])
                 for c in self.ran() for k in ("val_acc", "train_loss")}
 
     def verdict(self) -> Verdict:

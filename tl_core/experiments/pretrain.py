@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from tl_core import backbones, contract, data, device as devices
+from tl_core import backbones, contract, data
+from tl_core import device as devices
 from tl_core.train import FitConfig, fit
 
 

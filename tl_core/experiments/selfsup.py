@@ -32,10 +32,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import claims, contract, data as datasets, device as devices, expression
-from tl_core.ssl import (HIDDEN, LATENT, SHAPES, Autoencoder, Decoder, DownstreamModel, Encoder, MaskedReconstruction,
-                         encoder_bytes, masked_mse)
+from tl_core import claims, contract, expression
+from tl_core import data as datasets
+from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.ssl import (
+    HIDDEN,
+    LATENT,
+    SHAPES,
+    Autoencoder,
+    Decoder,
+    DownstreamModel,
+    Encoder,
+    MaskedReconstruction,
+    encoder_bytes,
+    masked_mse,
+)
 from tl_core.train import FitConfig, History, evaluate, fit
 
 DATA = {
@@ -46,7 +58,8 @@ DATA = {
 MODES = {"scratch": "from scratch (same encoder, random weights)",
          "ssl_frozen": "SSL encoder, frozen (only the new head trains)",
          "ssl_finetuned": "SSL encoder, fine-tuned (encoder and head train)"}
-MODES_SHORT = {"scratch": "scratch", "ssl_frozen": "the SSL encoder frozen", "ssl_finetuned": "the SSL encoder fine-tuned"}
+MODES_SHORT = {"scratch": "scratch", "ssl_frozen": "the SSL encoder frozen",
+               "ssl_finetuned": "the SSL encoder fine-tuned"}
 LABEL_COUNTS = (1, 2, 5, 10, 20, 50)   # labelled samples per class on the accuracy-vs-labels curve
 
 # the expression data: one programme marks each cell type (tl_core.expression's generator)
@@ -157,9 +170,9 @@ def load(name: str, seed: int = 0) -> SSLData:
     pool, val = datasets.class_split(y, len(classes), seed, val=lambda n: VAL_PER_CLASS)
     raw_t = torch.from_numpy(raw)
     mean, std = raw_t[pool].mean(0), raw_t[pool].std(0).clamp_min(0.05)
-    return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, mean=mean, std=std, y=torch.from_numpy(y), classes=classes,
-                   pool=torch.from_numpy(pool), val=torch.from_numpy(val), units=units, image_side=side,
-                   feature_order=order)
+    return SSLData(name=name, raw=raw_t, x=(raw_t - mean) / std, mean=mean, std=std, y=torch.from_numpy(y),
+                   classes=classes, pool=torch.from_numpy(pool), val=torch.from_numpy(val), units=units,
+                   image_side=side, feature_order=order)
 
 
 # ---------------------------------------------------------------- pretraining (cached by config)
@@ -251,7 +264,8 @@ def train_downstream(ds: SSLData, cfg: SSLConfig, mode: str, encoder: bytes | No
     model = DownstreamModel(enc, head).to(dev)
     idx = ds.labelled(labels, seed)
     with devices.one_cpu_thread(dev):
-        hist = fit(model, (ds.x[idx], ds.y[idx]), None, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
+        hist = fit(model, (ds.x[idx], ds.y[idx]), None,
+                   FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=0, seed=seed),
                    task="classification", on_epoch=on_epoch, should_stop=should_stop)
         _, val_acc = evaluate(model, (ds.x[ds.val], ds.y[ds.val]), "classification")
     return model, hist, val_acc
@@ -365,7 +379,7 @@ def run(cfg: SSLConfig = SSLConfig(), progress: Progress | None = None, should_s
                                             on_epoch=on_epoch, should_stop=should_stop)
         return DownstreamRun(cell.condition, cell["labels"], cell.seed, hist, val_acc)
 
-    out = contract.run_cells(cells, train_one, progress, should_stop, span=(share, 1.0))
+    out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(share, 1.0))
     result.records = [r.record() for r in out.results]
     result.status, result.message = out.status, out.message
     result.seconds = time.perf_counter() - start

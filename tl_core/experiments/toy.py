@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import claims, contract, device as devices
+from tl_core import claims, contract
+from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit

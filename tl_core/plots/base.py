@@ -19,8 +19,9 @@ _BASE = {
     "full": "#e7298a", "guided": "#66a61e", "lora": "#e6ab02", "bitfit": "#a6761d", "head": "#1f78b4",
     "truth": "#222222", "task_a": "#666666", "other": "#999999",
 }
-ALIASES = {"feature": "feature_extraction", "freeze_head_only": "feature_extraction", "ssl_frozen": "feature_extraction",
-           "last_k": "partial", "plain": "full", "ssl_finetuned": "full", "train": "pretrained"}
+ALIASES = {"feature": "feature_extraction", "freeze_head_only": "feature_extraction",
+           "ssl_frozen": "feature_extraction", "last_k": "partial", "plain": "full", "ssl_finetuned": "full",
+           "train": "pretrained"}
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 BAND = "band: 10th-90th percentile over seeds"
 
@@ -55,7 +56,8 @@ def band(x, mean, low, high, name: str, colour: str, *, dash: str | None = None,
     group = f"{name}-{dash}"
     traces = []
     if len(low):
-        traces.append(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([np.asarray(high), np.asarray(low)[::-1]]),
+        traces.append(go.Scatter(x=np.concatenate([x, x[::-1]]),
+                                 y=np.concatenate([np.asarray(high), np.asarray(low)[::-1]]),
                                  fill="toself", mode="lines", fillcolor=rgba(colour, 0.18), line=dict(width=0),
                                  hoverinfo="skip", legendgroup=group, showlegend=False, name=f"{name} band"))
     traces.append(go.Scatter(x=x, y=np.asarray(mean), mode="lines+markers" if markers else "lines", name=name,
@@ -160,12 +162,15 @@ def projector(fig: go.Figure, scale: float = 1.5, fit: bool = False) -> go.Figur
     if len(title) > 50 and " (" in title:   # "What it shows (how it is measured)": the second part on its own line
         head, rest = title.split(" (", 1)
         title = f"{head}<br><span style='font-size:{round(base * 0.8)}px'>({rest}</span>"
-    fig.update_layout(font=dict(size=base), height=PROJECTOR_HEIGHT if fit else round((fig.layout.height or 460) * 1.25),
+    fig.update_layout(font=dict(size=base),
+                      height=PROJECTOR_HEIGHT if fit else round((fig.layout.height or 460) * 1.25),
                       title=dict(text=title, font_size=round((fig.layout.title.font.size or 20) * scale)),
-                      legend_font_size=base, margin=dict(t=130, b=70, l=90))
+                      legend=dict(font_size=base, y=-0.3 if fit else -0.2),
+                      margin=dict(t=130, b=110 if fit else 70, l=90))
     fig.update_xaxes(tickfont_size=base, title_font_size=base)
     fig.update_yaxes(tickfont_size=base, title_font_size=base)
     fig.update_annotations(font_size=base)
-    fig.update_traces(line_width=5, selector=lambda t: getattr(t, "line", None) is not None and (t.line.width or 0) >= 2)
+    fig.update_traces(line_width=5,
+                      selector=lambda t: getattr(t, "line", None) is not None and (t.line.width or 0) >= 2)
     fig.update_traces(marker_size=12, selector=dict(mode="lines+markers"))
     return fig

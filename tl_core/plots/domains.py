@@ -63,7 +63,8 @@ def domain_bars(out: dict) -> go.Figure:
     for st in out["config"]["strategies"]:
         mine = {(c["dataset"], c["domain"], c["shots"]): c for c in cells if c["strategy"] == st}
         fig.add_trace(go.Bar(x=labels, y=[mine[g]["val_acc_mean"] if g in mine else None for g in groups],
-                             error_y=dict(type="data", array=[mine[g]["val_acc_std"] if g in mine else 0 for g in groups]),
+                             error_y=dict(type="data",
+                                          array=[mine[g]["val_acc_std"] if g in mine else 0 for g in groups]),
                              name=_name(st), marker_color=color(st)))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.05], tickformat=".0%")

@@ -8,8 +8,18 @@ import warnings
 import numpy as np
 import plotly.graph_objects as go
 
-from tl_core.plots.base import (BAND, band_traces, color, confusion, image_grid, log_x, overfitting_curves,
-                                percent_axis, seeds_text, style)
+from tl_core.plots.base import (
+    BAND,
+    band_traces,
+    color,
+    confusion,
+    image_grid,
+    log_x,
+    overfitting_curves,
+    percent_axis,
+    seeds_text,
+    style,
+)
 
 
 def condition_name(out: dict):
@@ -25,7 +35,8 @@ def curves(out: dict) -> go.Figure:
 
 def first_confusion(out: dict) -> go.Figure:
     c = out["confusion"]
-    return confusion(c["matrix"], out["classes"], f"Confusion matrix ({c['weights']}, seed {c['seed']}, validation set)")
+    return confusion(c["matrix"], out["classes"],
+                     f"Confusion matrix ({c['weights']}, seed {c['seed']}, validation set)")
 
 
 def depth_name(depth: int, stages: int) -> str:
@@ -34,7 +45,8 @@ def depth_name(depth: int, stages: int) -> str:
         return "feature extraction (all but the head frozen)"
     if depth == 0:
         return "full fine-tuning (nothing frozen)"
-    return f"{depth} of {stages} stages frozen (the last {stages - depth} train)" if stages else f"{depth} stages frozen"
+    return (f"{depth} of {stages} stages frozen (the last {stages - depth} train)" if stages
+            else f"{depth} stages frozen")
 
 
 def shots_sweep(out: dict) -> go.Figure:

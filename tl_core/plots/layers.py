@@ -82,7 +82,8 @@ def activation_grid(image: np.ndarray, maps: dict) -> go.Figure:
     cols = len(stages) + 1
     titles = []
     for r, name in enumerate(names):
-        titles += ["input" if r == 0 else ""] + [f"{s}<br>{m['size'][0]}×{m['size'][1]}" for s, m in zip(stages, maps[name])]
+        titles += ["input" if r == 0 else ""] + [f"{s}<br>{m['size'][0]}×{m['size'][1]}"
+                                                 for s, m in zip(stages, maps[name])]
     fig = make_subplots(rows=len(names), cols=cols, subplot_titles=titles, horizontal_spacing=0.012,
                         vertical_spacing=0.1, row_titles=names)
     side = 96   # every panel drawn at about this many pixels a side, whatever its map's size
