@@ -1,17 +1,18 @@
 import streamlit as st
 
-from app_pages import ui
-from tl_core import backbones, contract, data, engine
-from tl_core.plots import finetune as figures
+from app_pages import kit, lr_view, ui
+from tl_core import augment, backbones, contract, data, engine
 from tl_core.experiments import finetune
+from tl_core.plots import finetune as figures
 
 F = finetune.FinetuneConfig
 D = F()  # the page starts from the config's defaults: a link names only what differs, as CLI flags do
 
 link = ui.page("Fine-tuning lab", "ft_",
-               "Take a pretrained backbone (ImageNet, or Transfer Lab's own shapes CNN), freeze its first stages, train on a *few* images "
-               "per class, and compare with the same network from scratch. Frozen stages run once: their "
-               "features are cached, so only the trainable rest costs time per epoch.", settings="Lab settings")
+               "Take a pretrained backbone (ImageNet, or Transfer Lab's own shapes CNN), freeze its first stages, "
+               "train on a *few* images per class, and compare with the same network from scratch. Frozen stages run "
+               "once: their features are cached, so only the trainable rest costs time per epoch.",
+               settings="Lab settings")
 
 with st.sidebar:
     name = ui.widget(F, "backbone", "ft_")
@@ -26,12 +27,16 @@ with st.sidebar:
     n = len(backbones.stage_names(name))
     k = st.slider("Frozen stages", 0, n - 1, n - 1, key="ft_freeze", bind=ui.URL,
                   help=f"{n - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
-    picked = ui.widgets(F, ("strategy", "epochs", "lr", "image_size", "seeds"), "ft_",
+    picked = ui.widgets(F, ("strategy", "epochs", "lr", "image_size", "seeds", "augment"), "ft_",
                         strategy={"captions": list(finetune.STRATEGIES.values())})
     st.caption("Scratch = the same network from random weights, every stage trained: the slow part on a CPU.")
+    kit.model_card(name, picked["image_size"])
+more = ui.more_settings(F, ("classes", "val_per_class"), "ft_", classes={"options": data.load(dataset, 16).classes})
 
 link.report()
-cfg = F(backbone=name, weights=weights, dataset=dataset, shots=shots, freeze=str(k), **picked)
+cfg = F(backbone=name, weights=weights, dataset=dataset, shots=shots, freeze=str(k), **picked, **more)
+lr_view.finder(cfg)   # the learning-rate range test; "Use this rate" sets ft_lr
+kit.augmentation(cfg, "ft_aug")   # with augmentation on: how much slower (measured here), a preview grid
 result = ui.run_button("ft", "Train", "finetune", cfg, lambda progress, stop: finetune.run(
     cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_results", {}),
     button_key="ft_train", start="Preparing data and backbone…")
@@ -40,10 +45,14 @@ if result is None:
             "at once.")
     st.stop()
 ui.verdict(result.verdict())
-st.caption(f"{result.device} · {result.seconds:.1f} s · frozen: {', '.join(result.stage_names[:result.frozen]) or 'none'}"
-           f" · trainable: {', '.join(result.stage_names[result.frozen:])} · {result.weights_note}")
+frozen = ", ".join(result.stage_names[:result.frozen]) or "none"
+st.caption(f"{result.device} · {result.seconds:.1f} s · frozen: {frozen} · trainable: "
+           f"{', '.join(result.stage_names[result.frozen:])} · {result.weights_note} · augmentation: "
+           f"{augment.words(result.config.augment)}")
+kit.download_model(result, "ft_model")   # model.pt + model.onnx (parity-checked) + model.json + predict.py
 out = result.to_json()
 ui.chart(figures.curves(out), "ft_curves")
+kit.augment_compare(result, st.session_state["ft_results"], cfg, "ft_aug_compare")   # with vs without augmentation
 left, right = st.columns(2)
 ui.chart(figures.first_confusion(out), "ft_confusion", left)
 if (fig := figures.misclassified(result)) is not None:
@@ -58,8 +67,8 @@ sweep_freezes = ui.widget(S, "freezes", "ft_sweep_", st, label="Frozen stages",
 link.report()  # again: the sweep's settings are drawn only once the lab has a result
 sweep_engine, sweep_address = engine.app_engine()   # a Ray cluster when TL_RAY_ADDRESS is set
 st.caption(f"The sweep runs on **{engine.describe(sweep_engine, sweep_address)}**.")
-sweep_cfg = S(**{**contract.record(cfg), "classes": (), "shots": sweep_shots, "freezes": sweep_freezes,
-                 "engine": sweep_engine, "address": sweep_address})
+sweep_cfg = S(**{**contract.record(cfg), "classes": cfg.classes, "augment": cfg.augment, "shots": sweep_shots,
+                 "freezes": sweep_freezes, "engine": sweep_engine, "address": sweep_address})
 sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, lambda progress, stop: finetune.sweep(
     sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_sweeps", {}),
     button_key="ft_sweep", start="Sweeping…", disabled=not sweep_shots or not sweep_freezes)
@@ -70,3 +79,6 @@ if sw is not None:
     if "pretrained" in cfg.conditions():
         ui.chart(figures.freeze_heatmap(sw_out), "ft_heat")
     st.caption(f"{len(sw.records)} runs in {sw.seconds:.1f} s on {sw.device}.")
+
+from app_pages import cam_view  # noqa: E402, I001  (a confusion-matrix cell's images with Grad-CAM)
+cam_view.show(result, "ft_cam")

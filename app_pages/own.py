@@ -1,9 +1,9 @@
 import streamlit as st
 
-from app_pages import collect, ui
+from app_pages import collect, kit, ui
 from tl_core import backbones, export
-from tl_core.plots import finetune as figures
 from tl_core.experiments import finetune
+from tl_core.plots import finetune as figures
 
 S = st.session_state
 # The training settings are bound to the URL (a link reproduces them) and kept for the session by
@@ -29,7 +29,7 @@ with st.sidebar:
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(f"**{backbones.REGISTRY[name].title}**. " +
                                               ("Weights: " if available else "No pretrained weights: ") + note)
-    weights = st.radio("Weights", ["pretrained", "both", "scratch"] if available else ["scratch"], key="own_weights",
+    weights = st.radio("Weights", list(finetune.WEIGHT_CHOICES) if available else ["scratch"], key="own_weights",
                        horizontal=True, **SETTING)
     n_stages = len(backbones.stage_names(name))
     if S.get("own_freeze", 0) > n_stages - 1:  # kept from a deeper backbone (a link, the back button)
@@ -43,6 +43,8 @@ with st.sidebar:
     seeds = st.slider("Seeds (each a different validation split)", 1, 5, 3, key="own_seeds", **SETTING)
     val_fraction = st.slider("Validation share per class", 0.05, 0.5, 0.15, step=0.05, key="own_val", format="%.2f",
                              **SETTING)
+    augment = ui.widget(finetune.FinetuneConfig, "augment", "own_", st, persist_state="session")
+    kit.model_card(name, size)
 link.report()
 
 problems, warnings = ready.problems(), ready.warnings(val_fraction)
@@ -55,9 +57,10 @@ st.download_button("Download these images as a zip (re-upload it later)", ready.
 
 cfg = finetune.FinetuneConfig(backbone=name, weights=weights, dataset=f"own: {ready.source}", shots=None,
                               freeze=str(k), strategy=strategy, epochs=epochs, lr=lr, image_size=size, seeds=seeds,
-                              val_fraction=val_fraction)
-results = S.setdefault("own_results", {})
-key = (ready.fingerprint, tuple(ready.classes), cfg)
+                              val_fraction=val_fraction, augment=augment)
+results, key = S.setdefault("own_results", {}), (ready.fingerprint, tuple(ready.classes), cfg)
+if not problems:   # with augmentation on: how much slower (measured here), a preview grid
+    kit.augmentation(cfg, "own_aug", lambda: ready.to_imageset(size), ready.fingerprint)
 if ui.run_button("own", "Train", "own", cfg, lambda progress, stop: finetune.run(
         cfg, progress=progress, should_stop=stop, dataset=ready.to_imageset(size)), results=results, key=key,
         button_key="own_train", start="Preparing images and backbone…", disabled=bool(problems)) is not None:
@@ -67,15 +70,10 @@ if result is not None:
     if key not in results:
         st.info("Showing your last trained model: the images or settings changed since. Press **Train** to update.")
     ui.verdict(result.verdict())
-    st.caption(f"{result.device} · {result.seconds:.1f} s · frozen: {', '.join(result.stage_names[:result.frozen]) or 'none'}"
-               f" · {result.weights_note} · validation: {result.config.val_fraction:.0%} of each class, a new split per seed")
-    n_val = result.runs[0].confusion.sum(1)  # validation images per class
-    if n_val.min() < 5:
-        st.warning(f"Only {int(n_val.sum())} validation images ({', '.join(f'{c}: {int(n)}' for c, n in zip(result.classes, n_val))}"
-                   f"): one image is {1 / max(int(n_val[n_val > 0].min()), 1):.0%} of a class's accuracy, so read the "
-                   f"seeds' band, not one number. More images per class give a steadier measure.")
+    kit.own_run_note(result)   # where and how it trained; a warning when the validation images are few
     out = result.to_json()
     ui.chart(figures.curves(out), "own_curves")
+    kit.augment_compare(result, results, key if key in results else S.get("own_last"), "own_aug_compare")
     left, right = st.columns(2)
     ui.chart(figures.per_class_accuracy(out), "own_per_class", left)
     ui.chart(figures.first_confusion(out), "own_confusion", right)
@@ -96,9 +94,7 @@ if source == "imported":
 elif result is not None:
     clf = S.setdefault("own_classifiers", {}).get(id(result)) or export.from_result(result)
     S["own_classifiers"] = {id(result): clf}
-    st.download_button("Download the model (.zip: model.pt state_dict, model.json, predict.py)",
-                       lambda: export.to_zip(clf), file_name="transfer_lab_model.zip", mime="application/zip",
-                       key="own_export", on_click="ignore")
+    kit.download_model(result, "own_export", "Download the model", clf)   # with model.onnx, parity-checked
     with st.expander("How to use the exported model in Python"):
         st.code(export.SNIPPET, language="python")
 if clf is None:
@@ -107,9 +103,7 @@ if clf is None:
 file_tab, shot_tab = st.tabs(["Upload an image", "Webcam"])
 image = file_tab.file_uploader("An image to classify", type=collect.IMAGE_TYPES, key="own_predict_file")
 shot = shot_tab.camera_input("Take a photo to classify", key="own_predict_cam")
-for f in (image, shot):
-    if f is None:
-        continue
+for f in (x for x in (image, shot) if x is not None):
     try:
         top = clf.topk(f.getvalue(), k=min(5, len(clf.classes)))
     except ValueError as err:

@@ -307,7 +307,8 @@ def test_cli_finetune_zip_export_then_predict(tmp_path, capsys):
     assert rc == 0 and out["counts"] == {"astronaut": 8, "cat": 8, "coffee": 8}
     assert out["config"]["dataset"] == "own: photos.zip" and out["config"]["shots"] is None
     assert len(out["val_acc_seeds"]) == 2 and out["val_acc"] >= 0.6     # chance is 1/3: ImageNet features transfer
-    assert set(out["export"]) == {"model.pt", "model.json", "predict.py"}
+    assert set(out["export"]) == {"model.pt", "model.onnx", "model.json", "predict.py"}
+    assert out["onnx_path"] == out["export"]["model.onnx"] and 0 <= out["onnx_max_abs_diff"] <= 1e-4
     rc = cli.main(["predict", "--model", out["export"]["model.pt"], str(tmp_path / "mug.jpg"), "--top-k", "2",
                    "--json"])
     pred = json.loads(capsys.readouterr().out)
@@ -322,6 +323,8 @@ def test_cli_finetune_zip_export_then_predict(tmp_path, capsys):
 # ---- the page ----------------------------------------------------------------------------------------------
 
 def _small_training(app):
+    assert app.radio(key="own_weights").value == finetune.FinetuneConfig().weights   # the lab's default: both
+    app.radio(key="own_weights").set_value("pretrained")
     app.selectbox(key="own_backbone").set_value("shapes_cnn")
     app.select_slider(key="own_size").set_value(32)
     app.slider(key="own_epochs").set_value(3)
@@ -414,3 +417,32 @@ def test_an_export_zip_bomb_or_corrupt_member_is_refused_before_reading():
     raw[raw.index(b"weights") + 3] ^= 0xFF                # flip a byte: bad CRC
     with pytest.raises(ValueError, match="corrupt"):
         export.from_zip(bytes(raw))
+
+
+def test_page_sample_set_defaults_card_and_a_damaged_onnx_import(app, monkeypatch):
+    from tl_core import backbones
+
+    read = []
+    real = userdata.read_zip
+    monkeypatch.setattr(userdata, "read_zip", lambda *a, **k: read.append(a) or real(*a, **k))
+    app.switch_page("app_pages/own.py").run()
+    app.button(key="own_sample").click().run()                    # one click: the upload path, from memory
+    assert not app.exception and read and isinstance(read[0][0], bytes)
+    assert app.subheader[0].value == f"Your classes: 40 images from {userdata.SAMPLE_NAME}"
+    d = finetune.FinetuneConfig()                                  # the lab's defaults are the page's
+    n = len(backbones.stage_names(d.backbone))
+    assert {k: app.session_state[f"own_{k}"] for k in ("backbone", "weights", "strategy", "epochs", "lr", "size",
+                                                       "seeds", "val", "freeze")} == {
+        "backbone": d.backbone, "weights": d.weights, "strategy": d.strategy, "epochs": d.epochs, "lr": d.lr,
+        "size": d.image_size, "seeds": d.seeds, "val": d.val_fraction, "freeze": n - 1}
+    assert any(e.label.startswith("Model card: efficientnet_lite0 at 64 px") for e in app.sidebar.expander)
+    meta = {"format": export.FORMAT, "backbone": "shapes_cnn", "classes": ["a", "b"], "image_size": 32}
+    bundle = export.to_zip(export.Classifier(backbones.create("shapes_cnn", "pretrained", 2).eval(), meta))
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(bundle)) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info)[:500] if info.filename == "model.onnx" else src.read(info))
+    app.radio(key="own_model_source").set_value("imported").run()
+    app.file_uploader(key="own_import").set_value(("model.zip", damaged.getvalue(), "application/zip")).run()
+    assert not app.exception and [e.value for e in app.error] == [
+        next(e.value for e in app.error if "model.onnx is not a valid ONNX model" in e.value)]

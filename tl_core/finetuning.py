@@ -22,6 +22,7 @@ from sklearn.metrics import confusion_matrix, recall_score
 from torch import nn
 
 from tl_core import backbones, freeze
+from tl_core.augment import Augmenter
 from tl_core.contract import Stop
 from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
 
@@ -63,8 +64,7 @@ class FrozenCache:
         missing = want[~done[want]].unique()
         if len(missing):
             start = time.perf_counter()
-            new = frozen_features(self.model.prefix(depth), inputs[missing.to(inputs.device)], self.batch_size,
-                                  should_stop)
+            new = self._compute(depth, inputs[missing.to(inputs.device)], should_stop)
             if feats is None:
                 feats = new.new_zeros((len(inputs), *new.shape[1:]))
             feats[missing.to(feats.device)] = new
@@ -72,6 +72,60 @@ class FrozenCache:
             self._by[key] = (inputs, feats, done)
             self.seconds += time.perf_counter() - start
         return feats if rows is None else feats[want.to(feats.device)]
+
+    def _compute(self, depth: int, x: torch.Tensor, should_stop: Stop | None) -> torch.Tensor:
+        return frozen_features(self.model.prefix(depth), x, self.batch_size, should_stop)
+
+
+class SharedFrozenCache(FrozenCache):
+    """A FrozenCache shared by every seed of a run and, kept by the caller, by every run with the same frozen
+    weights (the lab keeps one per backbone: the registry's pretrained prefix). It computes exactly the batches
+    a per-run cache computes (the same images in the same batches of `batch_size`), and keeps each batch's
+    features by what the batch *is* (a hash of its pixels): a batch met again (the same split, the validation
+    images of another seed or run) is not computed again. Sharing by batch, not by image, keeps a run's numbers
+    bit for bit those of a per-run cache: a conv's result for an image can depend on the batch it is in (on
+    this CPU, batches under 16 images take another kernel). Past `budget` bytes of features it starts afresh."""
+
+    def __init__(self, source, batch_size: int = 64, device=None, budget: int = 512 * 2**20):
+        super().__init__(source, batch_size, device)
+        import threading
+
+        self.budget, self.bytes = budget, 0
+        self._batches: dict[tuple[int, bytes], torch.Tensor] = {}   # (depth, hash of a batch) → its features
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def _digest(batch: torch.Tensor) -> bytes:
+        import hashlib
+
+        raw = batch.detach().cpu().contiguous()
+        return hashlib.blake2b(raw.numpy().tobytes(), digest_size=16).digest() + bytes(str(tuple(raw.shape)), "ascii")
+
+    def has(self, depth: int, inputs: torch.Tensor) -> bool:
+        with self._lock:
+            return super().has(depth, inputs) or all(
+                (depth, self._digest(inputs[i:i + self.batch_size])) in self._batches
+                for i in range(0, len(inputs), self.batch_size))
+
+    def _compute(self, depth: int, x: torch.Tensor, should_stop: Stop | None) -> torch.Tensor:
+        out = []
+        for i in range(0, len(x), self.batch_size):   # the batches frozen_features makes of x
+            batch = x[i:i + self.batch_size]
+            key = (depth, self._digest(batch))
+            if key not in self._batches:
+                self._batches[key] = frozen_features(self.model.prefix(depth), batch, self.batch_size, should_stop)
+                self.bytes += self._batches[key].element_size() * self._batches[key].numel()
+            out.append(self._batches[key])
+        return torch.cat(out)
+
+    def at(self, depth: int, inputs: torch.Tensor, rows: torch.Tensor | None = None,
+           should_stop: Stop | None = None) -> torch.Tensor:
+        with self._lock:
+            if self.bytes > self.budget:   # start afresh, before this call needs any of it
+                self._batches, self._by, self.bytes = {}, {}, 0
+            while len(self._by) > 32:      # the tensors of runs long gone
+                self._by.pop(next(iter(self._by)))
+            return super().at(depth, inputs, rows, should_stop)
 
 
 @dataclass
@@ -96,7 +150,9 @@ class Run:
 class Trainer:
     """Trains one staged model under a strategy (fixed depth, discriminative learning rates, gradual
     unfreezing), on the frozen prefix's cached features where the cache is on. `cfg` has freeze, strategy,
-    epochs, lr, batch_size, seed, unfreeze_every and cache (the lab's config has them all)."""
+    epochs, lr, batch_size, seed, unfreeze_every and cache (the lab's config has them all), and may have
+    augment (training-image augmentation, `tl_core.augment`: the frozen prefix then runs on every augmented
+    training batch; validation and prediction see the images as they are)."""
 
     def __init__(self, model: backbones.StagedModel, cfg, dev: torch.device, cache: FrozenCache | None = None):
         self.model, self.cfg, self.dev = model, cfg, dev
@@ -105,21 +161,33 @@ class Trainer:
         # gradual unfreezing and discriminative LRs reach down to stage `floor`: to the stem when the
         # freeze depth is the deepest (all but the head), else to the chosen depth
         self.floor = 0 if self.k == self.n - 1 else self.k
-        self.cache = cache if cache is not None else FrozenCache(model, cfg.batch_size)
+        # augmentation (cfg.augment, when the config has it): training images are new every epoch, so their
+        # frozen-prefix features are never cached, and an augmented run never reads or fills a cache shared
+        # with other runs; only the (unaugmented) validation images' features are kept, in a cache of its own
+        self.augment = tuple(getattr(cfg, "augment", ()) or ())
+        if cache is None or (self.augment and isinstance(cache, SharedFrozenCache)):
+            cache = FrozenCache(model, cfg.batch_size)
+        self.cache = cache
 
     def features(self, k: int, images: torch.Tensor, should_stop=None) -> torch.Tensor:
         return self.cache.at(k, images, should_stop=should_stop)
 
-    def _fit_at(self, k: int, epochs: int, train, val, params=None, **hooks) -> History:
-        """Train with the first k stages frozen; on cached features when allowed."""
+    def _fit_at(self, k: int, epochs: int, train, val, params=None, augmenter: Augmenter | None = None,
+                **hooks) -> History:
+        """Train with the first k stages frozen; on cached features when allowed. With an augmenter, every
+        training batch is augmented afresh and the frozen prefix runs on it (no cache for training images)."""
         freeze.freeze_to(self.model, k)
         fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+        stop = hooks.get("should_stop")
         if self.cfg.cache and k > 0 and params is None:
-            stop = hooks.get("should_stop")
-            xs, xv = self.features(k, train.images, stop), self.features(k, val.images, stop)
-            return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
+            if augmenter is None:
+                xs, xv = self.features(k, train.images, stop), self.features(k, val.images, stop)
+                return fit(self.model.suffix(k), (xs, train.labels), (xv, val.labels), fit_cfg, **hooks)
+            xv, prefix, size = self.features(k, val.images, stop), self.model.prefix(k), self.cfg.batch_size
+            return fit(self.model.suffix(k), (train.images, train.labels), (xv, val.labels), fit_cfg,
+                       transform=lambda xb: frozen_features(prefix, augmenter(xb), size), **hooks)
         return fit(self.model, (train.images, train.labels), (val.images, val.labels), fit_cfg, params=params,
-                   **hooks)
+                   transform=augmenter, **hooks)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities; from the cached features of the frozen prefix when it has them."""
@@ -130,6 +198,8 @@ class Trainer:
 
     def train(self, train, val, **hooks) -> History:
         cfg = self.cfg
+        # one augmentation stream per run (every phase of gradual unfreezing continues it), seeded by the run
+        hooks["augmenter"] = Augmenter(self.augment, cfg.seed) if self.augment else None
         if cfg.strategy == "fixed":
             return self._fit_at(self.k, cfg.epochs, train, val, **hooks)
         if cfg.strategy == "discriminative":

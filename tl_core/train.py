@@ -204,6 +204,7 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
     """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
 
@@ -214,7 +215,9 @@ def fit(
     per_member) replaces the task's loss (MSE / cross-entropy) in training and validation, e.g. the
     self-supervised masked reconstruction loss; accuracy is still reported for classification.
     after_step() runs right after every optimizer step (Guided Transfer Learning rescales each
-    update there).
+    update there). transform(xb) replaces every training mini-batch's inputs before the forward pass, a new
+    call per batch and epoch (augmentation: `tl_core.augment`, then the frozen stages when they are not
+    cached); validation data are never transformed.
     """
     cfg = cfg or FitConfig()
     cfg.validate()
@@ -239,6 +242,8 @@ def fit(
             if stopped():
                 cut = True
                 break
+            if transform is not None:
+                xb = transform(xb)
             xb, yb = xb.to(dev), yb.to(dev)
             # forward
             out = model(xb)
@@ -291,7 +296,8 @@ def fit(
 def frozen_features(prefix: nn.Module, x: torch.Tensor, batch_size: int = 64,
                     should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Run the frozen prefix once over x, in eval mode, batch by batch. Training then costs only the
-    trainable rest: the main speed lever on a laptop. (No augmentation: the cache would freeze it too.)
+    trainable rest: the main speed lever on a laptop. (Features of augmented images cannot be cached: an
+    augmented run calls this on every training batch, `finetuning.Trainer`.)
     should_stop() is checked before every batch; a True raises Stopped."""
     prefix.eval()
     dev = _device_of(prefix)

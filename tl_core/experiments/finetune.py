@@ -9,18 +9,23 @@ gradual unfreezing at that depth.
 """
 from __future__ import annotations
 
+import collections
 import copy
+import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+import torch
 from torch import nn
 
-from tl_core import backbones, claims, contract, data, device as devices, engine as engines, freeze, store
+from tl_core import augment, backbones, claims, contract, data, freeze, serve, store
+from tl_core import device as devices
+from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.finetuning import Run, Trainer
+from tl_core.finetuning import Run, SharedFrozenCache, Trainer
 
 WEIGHT_CHOICES = {"both": "pretrained and scratch side by side", "pretrained": "the registry's pretrained weights",
                   "scratch": "random weights, every stage trained"}
@@ -66,14 +71,20 @@ class FinetuneConfig:
     cache: bool = setting(True, "cache the frozen prefix's features (--no-cache: re-run them every epoch)")
     val_fraction: float = setting(0.15, "own images: class-balanced validation share", lo=0.05, hi=0.5,
                                   label="validation fraction")
+    augment: tuple[str, ...] = setting((), "augment the training images, comma-separated (default: none); every "
+                                           "epoch a new draw, validation untouched; the frozen stages then run "
+                                           "on every epoch's images (no cache for them): slower",
+                                       choices=augment.CHOICES, title="Augmentation (training images only)")
 
     def check(self) -> None:
         backbones.check_size(self.backbone, self.image_size)
         freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))
 
     def resolve(self) -> "FinetuneConfig":
-        """Freeze depth as a stage count, however it was spelt: 'all' on the CLI and 9 on the page are one."""
-        return replace(self, freeze=str(freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))))
+        """Freeze depth as a stage count, however it was spelt: 'all' on the CLI and 9 on the page are one; the
+        augmentations in one order, each once."""
+        return replace(self, freeze=str(freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))),
+                       augment=augment.canonical(self.augment))
 
     def for_weights(self, weights: str) -> "FinetuneConfig":
         """Scratch means from random weights with every stage trained (freezing random features would
@@ -169,6 +180,11 @@ def _splitter(cfg: FinetuneConfig, dataset: data.ImageSet | None):
     return dataset, lambda seed: data.fraction_split(dataset, cfg.val_fraction, seed, cfg.shots)
 
 
+def first_split(cfg: FinetuneConfig, dataset: data.ImageSet | None = None) -> tuple[data.ImageSet, data.ImageSet]:
+    """(train, val) of cfg's first seed: the images its first run trains and validates on."""
+    return _splitter(cfg, dataset)[1](cfg.seed)
+
+
 def model_for(cfg: FinetuneConfig, weights: str, num_classes: int, seed: int,
               init: nn.Module | None = None) -> backbones.StagedModel:
     """The model one run starts from: the registry's weights, or `init` (weights loaded elsewhere, e.g. in
@@ -176,6 +192,126 @@ def model_for(cfg: FinetuneConfig, weights: str, num_classes: int, seed: int,
     if init is not None and weights == "pretrained":
         return backbones.create(cfg.backbone, num_classes=num_classes, seed=seed, module=copy.deepcopy(init))
     return backbones.create(cfg.backbone, weights, num_classes, seed)
+
+
+# What a lab run shares with the runs before it in this process, number for number (bench/lab_run.py measures it;
+# False: every run alone, as before): the frozen features of the registry's pretrained prefix, by image (every
+# seed, shots value and run on the same images), and scratch runs by their settings (scratch does not depend on
+# the freeze depth or the strategy, so a second lab run that changes only those trains no scratch network).
+REUSE = True
+_FEATURES: collections.OrderedDict = collections.OrderedDict()   # (backbone, device) → SharedFrozenCache
+_SCRATCH: collections.OrderedDict = collections.OrderedDict()    # scratch settings, seed, data → (Run, names, state)
+
+
+def _frozen_cache(cfg: FinetuneConfig, num_classes: int, dev, init: nn.Module | None):
+    """The frozen-feature cache a pretrained cell uses: one per backbone in this process for the registry's
+    weights, one per run for weights loaded elsewhere (`init`), None when REUSE is off (a cache per cell) or the
+    run augments its training images (their features are new every epoch; the trainer keeps its own cache of the
+    validation images' features)."""
+    if not REUSE or cfg.augment:
+        return None
+
+    def pristine():  # the frozen weights, built without drawing from the run's random stream
+        with torch.random.fork_rng():
+            return model_for(cfg, "pretrained", num_classes, cfg.seed, init).to(dev).eval()
+
+    if init is not None:
+        return SharedFrozenCache(pristine, cfg.batch_size)
+    key = (cfg.backbone, str(dev))
+    if key not in _FEATURES:
+        _FEATURES[key] = SharedFrozenCache(pristine, cfg.batch_size)
+        while len(_FEATURES) > 3:
+            _FEATURES.popitem(last=False)
+    return _FEATURES[key]
+
+
+def _data_key(cfg: FinetuneConfig, dataset: data.ImageSet | None) -> str:
+    """The images a run trains on, beyond what its config names: a hash of the user's own images."""
+    if dataset is None:
+        return ""
+    h = hashlib.blake2b(digest_size=16)
+    for t in (dataset.images, dataset.labels):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest() + json.dumps(list(dataset.classes))
+
+
+def _scratch_key(cfg: FinetuneConfig, seed: int, data_key: str) -> str:
+    """What a scratch run depends on: every setting but the freeze depth, the strategy, the weights asked and
+    the number of seeds (plus its own seed and the images)."""
+    sub = replace(cfg.for_weights("scratch"), weights="scratch", seeds=1, unfreeze_every=1, cache=True)
+    return json.dumps([contract.record(sub), seed, data_key], sort_keys=True, default=str)
+
+
+def _cell_cost(cfg: FinetuneConfig, condition: str, n_train: int, n_val: int, reused: bool,
+               augment_share: float = 0.0) -> float:
+    """A cell's share of a run's time (in passes of one image through the whole network), for a progress bar
+    that moves with time and for the cost of augmentation: an epoch of a network costs about 3 passes over the
+    training images (forward and backward) and one over the validation images; cached frozen stages cost one
+    pass, once; a scratch run reused costs nothing. Augmented (cfg.augment), the frozen stages run on the training
+    images every epoch (once on the validation images), and augmenting an image costs `augment_share` of a pass."""
+    epoch = 3 * n_train + n_val
+    augmenting = cfg.epochs * n_train * augment_share if cfg.augment else 0.0
+    if condition == "scratch":
+        return 0.01 * epoch if reused else cfg.epochs * epoch + augmenting
+    n = len(backbones.stage_names(cfg.backbone))
+    k = freeze.parse_freeze(cfg.freeze, n)
+    trained = 0.02 if (cfg.strategy == "fixed" and k == n - 1) else (n - k) / n if cfg.strategy == "fixed" else 1.0
+    if not cfg.augment:
+        return (n_train + n_val) + cfg.epochs * epoch * trained
+    frozen = (1 - trained) if cfg.strategy == "fixed" and cfg.cache and k > 0 else 0.0   # the prefix, not cached
+    return n_val * frozen + cfg.epochs * (n_train * frozen + epoch * trained) + augmenting
+
+
+_FLOPS: dict[tuple[str, int, int], list[float]] = {}
+
+
+def _stage_shares(backbone: str, size: int, classes: int) -> list[float]:
+    """Each stage's share of one image's multiply-adds at `size` px with a head for `classes` classes (once per
+    process and backbone, size, classes)."""
+    key = (backbone, size, classes)
+    if key not in _FLOPS:
+        with torch.random.fork_rng():
+            flops = backbones.stage_flops(backbones.create(backbone, "scratch", classes), size)
+        _FLOPS[key] = [f / (sum(flops) or 1.0) for f in flops]
+    return _FLOPS[key]
+
+
+def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_per_image: float | None = None) -> dict:
+    """How much slower augmentation (cfg.augment; all of them when it is empty) makes cfg's run: `ratio`, the
+    run's time with it over the same run without, by a cost model in this machine's measured milliseconds.
+    F = the backbone's CPU ms per image (its model card, measured here; or `ms_per_image`), split into the
+    frozen prefix P and the trained rest S by the stages' multiply-adds; A = ms to augment one image
+    (`augment.ms_per_image`, measured here); E epochs, N training and V validation images. A pretrained cell at a
+    fixed, cached depth: plain (N + V)·P + E·(3N + V)·S + (N + V)·S (features once, epochs, final predictions);
+    augmented V·P + E·(N·(P + A) + (3N + V)·S) + N·F + V·S (the prefix on every epoch's training images). A cell
+    whose frozen stages run every epoch anyway (scratch, full fine-tuning, discriminative or gradual, no cache)
+    only adds E·N·A. bench/augment_cost.py measures the ratio for the lab's feature extraction."""
+    from tl_core import card
+
+    cfg = cfg.resolve()
+    names = cfg.augment or tuple(augment.CHOICES)
+    train, val = first_split(cfg, dataset)
+    n, v = len(train), len(val)
+    f = card.card(cfg.backbone, cfg.image_size).ms_per_image if ms_per_image is None else ms_per_image
+    a, e = augment.ms_per_image(names, cfg.image_size), cfg.epochs
+    shares = _stage_shares(cfg.backbone, cfg.image_size, len(train.classes))
+    plain = augmented = 0.0
+    for condition in cfg.conditions():
+        c = cfg.for_weights(condition)
+        # the depth its trainer trains from: the freeze depth, or the floor discriminative / gradual reach down to
+        depth = int(c.freeze) if c.strategy == "fixed" else (0 if int(c.freeze) == len(shares) - 1 else int(c.freeze))
+        p = f * sum(shares[:depth])
+        s = f - p
+        if c.strategy == "fixed" and c.cache and depth > 0:
+            base = (n + v) * p + e * (3 * n + v) * s + (n + v) * s
+            plain += base
+            augmented += v * p + e * (n * (p + a) + (3 * n + v) * s) + n * f + v * s
+        else:
+            base = e * (n * (p + 3 * s) + v * f) + (n + v) * f
+            plain += base
+            augmented += base + e * n * a
+    return {"ratio": augmented / plain, "augment": list(names), "ms_per_image": f, "augment_ms_per_image": a,
+            "n_train": n, "n_val": v, "epochs": e, "plain_ms": plain, "augmented_ms": augmented}
 
 
 def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
@@ -194,19 +330,39 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
     dev = devices.pick(device)
     ds, split = _splitter(cfg, dataset)
     first: dict = {}
+    data_key = _data_key(cfg, dataset) if REUSE and "scratch" in cfg.conditions() else ""
 
     def train_one(cell, on_epoch, should_stop) -> Run:
         train, val = split(cell.seed)
+        reuse = _scratch_key(cfg, cell.seed, data_key) if REUSE and cell.condition == "scratch" else None
+        hit = _SCRATCH.get(reuse) if reuse else None
+        if hit is not None and (first or hit[2] is not None):   # trained before with these scratch settings
+            r, names, state = hit
+            on_epoch(len(r.history.train_loss) - 1, r.history)
+            if not first:
+                first.update(val=val, names=names, state=state)
+            return r
         model = model_for(cfg, cell.condition, len(ds.classes), cell.seed, init).to(dev)
-        trainer = Trainer(model, cfg.for_weights(cell.condition), dev)
+        cache = _frozen_cache(cfg, len(ds.classes), dev, init) if cell.condition == "pretrained" else None
+        trainer = Trainer(model, cfg.for_weights(cell.condition), dev, cache)
         r = trainer.evaluate(cell.condition, cell.seed, train, val, {"on_epoch": on_epoch, "should_stop": should_stop})
+        state = None
+        if not first or (reuse and cell.seed == cfg.seed):
+            state = {key: t.detach().cpu().clone() for key, t in model.state_dict().items()}
         if not first:
-            first.update(val=val, names=model.names,
-                         state={key: t.detach().cpu().clone() for key, t in model.state_dict().items()})
+            first.update(val=val, names=model.names, state=state)
+        if reuse and r.history.status == "finished":
+            _SCRATCH[reuse] = (r, model.names, state)
+            while len(_SCRATCH) > 12:
+                _SCRATCH.popitem(last=False)
         return r
 
-    out = contract.run_cells(contract.plan(cfg.conditions(), cfg.seeds, cfg.seed), train_one, progress, should_stop,
-                             epochs=cfg.epochs)
+    cells = contract.plan(cfg.conditions(), cfg.seeds, cfg.seed)
+    n_train, n_val = map(len, split(cfg.seed))
+    costs = [_cell_cost(cfg, c.condition, n_train, n_val,
+                        c.condition == "scratch" and REUSE and _scratch_key(cfg, c.seed, data_key) in _SCRATCH)
+             for c in cells]
+    out = contract.run_cells(cells, train_one, serve.by_cost(progress, costs), should_stop, epochs=cfg.epochs)
     frozen = freeze.parse_freeze(cfg.freeze, len(backbones.stage_names(cfg.backbone))) \
         if "pretrained" in cfg.conditions() else 0
     result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=first.get("names", []), frozen=frozen,
@@ -285,7 +441,8 @@ class SweepResult(contract.Result):
         return g
 
     def body(self) -> dict:
-        return {"shots": self.shots, "freezes": self.freezes, "stages": list(backbones.stage_names(self.config.backbone)),
+        return {"shots": self.shots, "freezes": self.freezes,
+                "stages": list(backbones.stage_names(self.config.backbone)),
                 "grid": {w: self.grid(w).tolist() for w in self.config.conditions()}, "records": self.records,
                 "claims": self.claims()}
 
@@ -357,7 +514,8 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
     def train_one(cell, on_epoch, should_stop):  # self-contained: on engine "ray" it runs in another process
         model = backbones.create(cfg.backbone, cell.condition, len(ds.classes), cell.seed).to(dev)
         initial = {k: v.clone() for k, v in model.state_dict().items()}
-        trainer = Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev)
+        cache = _frozen_cache(cfg, len(ds.classes), dev, None) if cell.condition == "pretrained" else None
+        trainer = Trainer(model, cfg.lab(None, cell["freeze"]).for_weights(cell.condition), dev, cache)
         # the same validation set for every shots value, and the same object, so its features are computed once
         _, val = data.few_shot_split(ds, 1, cell.seed, cfg.val_per_class)
         status, records = "finished", []
@@ -409,6 +567,24 @@ def verdict(result: FinetuneResult) -> Verdict:
     return Verdict(claim.kind, lead + claim.sentence("loaded weights" if loaded else "pretrained", "scratch"))
 
 
+def augment_verdict(plain: dict, augmented: dict) -> Verdict:
+    """Two lab runs' JSON alike but for augmentation: per weights condition both ran, the augmented run against the
+    plain one by the claims rule, paired over their seeds (validation accuracy, images as they are)."""
+    names = augment.words(augmented.get("config", {}).get("augment", ()))
+    parts, kinds = [], set()
+    for condition in augmented.get("conditions", {}):
+        if condition not in plain.get("conditions", {}):
+            continue
+        values = {name: claims.by_seed(*(out["conditions"][condition][k] for k in ("seeds", "val_acc_seeds")))
+                  for name, out in (("augmented", augmented), ("plain", plain))}
+        claim = claims.compare("augmented", values, ["plain"])
+        kinds.add(claim.kind)
+        parts.append(claim.sentence(f"{condition} with {names}", f"{condition} without augmentation"))
+    if not parts:
+        return Verdict("single", "The two runs share no weights condition to compare.")
+    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(parts))
+
+
 # ---- the command line: finetune (built-in data or --data-zip), sweep, predict ---------------------------
 
 def _prepare(args, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict]:
@@ -453,9 +629,11 @@ def _after(args, result: FinetuneResult) -> dict:
 
 def _text(result: FinetuneResult, out: dict) -> str:
     cfg = result.config
-    data_text = cfg.dataset + (f" ({', '.join(f'{c}: {n}' for c, n in out['counts'].items())})" if "counts" in out else "")
+    counts = ", ".join(f"{c}: {n}" for c, n in out["counts"].items()) if "counts" in out else ""
+    data_text = cfg.dataset + (f" ({counts})" if counts else "")
     lines = [f"{cfg.backbone}, {data_text}, {cfg.shots or 'all'} shots/class, {result.frozen} of "
-             f"{len(result.stage_names)} stages frozen, {cfg.strategy}, on {result.device} in {result.seconds:.1f} s"]
+             f"{len(result.stage_names)} stages frozen, {cfg.strategy}, augmentation: {augment.words(cfg.augment)}, "
+             f"on {result.device} in {result.seconds:.1f} s"]
     lines += [f"  {w:<10} val acc {s['val_acc']:.3f} ± {s['val_acc_std']:.3f}   train acc {s['train_acc']:.3f}"
               for w, s in out["conditions"].items()]
     if "export" in out:
@@ -515,6 +693,7 @@ EXPERIMENTS = (
         "predict", "top-k classes of images with a model exported by finetune --export", main=_predict,
         recorded=False, device=False, options=(
             contract.Option("images", "image files (jpg, png, webp, bmp, gif, tiff)", nargs="+"),
-            contract.Option("--model", "the exported model.pt (model.json beside it), its folder or zip", required=True),
+            contract.Option("--model", "the exported model.pt (model.json beside it), its folder or zip",
+                            required=True),
             contract.Option("--top-k", "classes to list per image", default=3, type=int), _onnx_flag())),
 )

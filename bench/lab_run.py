@@ -1,0 +1,116 @@
+"""Where the default lab run's time goes, and what sharing across seeds and runs saves (tl_core/experiments/finetune.py
+REUSE): today's path (every run alone: a frozen-feature cache per cell, scratch trained every time) against the
+shared path, in this process, with equal numbers (the same val accuracies, curves and confusion matrices).
+
+    python bench/lab_run.py            # the lab's default run (EfficientNet-Lite0, digits, 5 shots, 15 epochs, 3 seeds)
+    python bench/lab_run.py --quick    # the same at 32 px, 5 epochs, 2 seeds (a few minutes on a busy laptop)
+
+1. the default run, cold (no earlier run in the process), with its time split: scratch training (and, inside it,
+   per-epoch validation), frozen features, data and models, final predictions;
+2. a second lab run that changes only the freeze depth or the strategy, as a class walks through the lab:
+   today it trains scratch again; shared, scratch is the earlier run's and the frozen features are cached.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tl_core import backbones, data, finetuning, train  # noqa: E402
+from tl_core.experiments import finetune  # noqa: E402
+
+PARTS = {"fit": (finetuning, "fit"), "validation": (train, "evaluate"), "frozen": (finetuning, "frozen_features"),
+         "predict": (finetuning, "predict"), "models": (backbones, "create"), "data": (data, "load")}
+
+
+class Timer:
+    """Seconds spent in each part of a run (wrapping the functions it calls)."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        self.scratch = 0.0
+
+    def __enter__(self):
+        self.real = {name: getattr(mod, attr) for name, (mod, attr) in PARTS.items()}
+        for name, (mod, attr) in PARTS.items():
+            setattr(mod, attr, self._wrap(name, self.real[name]))
+        return self
+
+    def _wrap(self, name, fn):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+        return timed
+
+    def __exit__(self, *exc):
+        for name, (mod, attr) in PARTS.items():
+            setattr(mod, attr, self.real[name])
+
+
+def numbers(result) -> list:
+    return [(r.weights, r.seed, r.val_acc, r.train_acc, r.history.val_acc, r.history.train_loss, r.confusion.tolist())
+            for r in result.runs]
+
+
+def timed_run(cfg, reuse: bool):
+    finetune.REUSE = reuse
+    with Timer() as t:
+        start = time.perf_counter()
+        result = finetune.run(cfg, device="cpu")
+        seconds = time.perf_counter() - start
+    t.scratch = sum(r.history.seconds for r in result.runs if r.weights == "scratch")
+    return result, seconds, t
+
+
+def fresh() -> None:
+    finetune._FEATURES.clear()
+    finetune._SCRATCH.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="32 px, 5 epochs, 2 seeds")
+    args = parser.parse_args(argv)
+    cfg = finetune.FinetuneConfig()
+    if args.quick:
+        cfg = replace(cfg, image_size=32, epochs=5, seeds=2)
+    second = [replace(cfg, freeze="6"), replace(cfg, strategy="gradual")]
+    print(f"lab run: {cfg.backbone}, {cfg.dataset}, {cfg.shots} shots, {cfg.epochs} epochs, {cfg.seeds} seeds, "
+          f"{cfg.image_size} px, weights {cfg.weights}")
+
+    fresh()
+    today, t_today, parts = timed_run(cfg, reuse=False)
+    fresh()
+    shared, t_shared, _ = timed_run(cfg, reuse=True)
+    assert numbers(today) == numbers(shared), "the shared path must give today's numbers"
+    p = parts.seconds
+    print(f"\n1. the default run, cold: today {t_today:.1f} s, shared {t_shared:.1f} s: {t_today / t_shared:.2f}x")
+    print(f"   where today's {t_today:.1f} s went: scratch training {parts.scratch:.1f} s "
+          f"({parts.scratch / t_today:.0%}; per-epoch validation of {cfg.val_per_class * 10} images inside all fits "
+          f"{p['validation']:.1f} s), frozen features {p['frozen']:.1f} s, final predictions {p['predict']:.1f} s, "
+          f"models {p['models']:.1f} s, data {p['data']:.1f} s")
+
+    for variant in second:
+        what = f"freeze {variant.freeze}" if variant.freeze != cfg.freeze else f"strategy {variant.strategy}"
+        fresh()
+        finetune.REUSE = True
+        finetune.run(cfg, device="cpu")          # the class's first run, in this process
+        b, t_b, _ = timed_run(variant, reuse=True)
+        a, t_a, _ = timed_run(variant, reuse=False)
+        assert numbers(a) == numbers(b), f"{what}: the shared path must give today's numbers"
+        print(f"2. a second lab run ({what}) after the default one: today {t_a:.1f} s, shared {t_b:.1f} s: "
+              f"{t_a / t_b:.1f}x")
+    print("\nequal numbers: val accuracies, curves and confusion matrices identical on both paths")
+    finetune.REUSE = True
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
