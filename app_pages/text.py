@@ -2,8 +2,8 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core import contract, text
-from tl_core.plots import text as figures
 from tl_core.experiments import text as exp
+from tl_core.plots import text as figures
 
 C = exp.TextConfig
 
@@ -30,8 +30,9 @@ cfg = C(**picked)
 
 st.subheader("What the tokenizer does")
 left, right = st.columns([3, 2])
-sentence = left.text_area("A sentence", "Transfer learning reuses what a model has already learnt.", key="text_sentence",
-                          height=90, help=f"Word pieces and ids; the model reads at most {text.MAX_TOKENS} tokens")
+sentence = left.text_area("A sentence", "Transfer learning reuses what a model has already learnt.",
+                          key="text_sentence", height=90,
+                          help=f"Word pieces and ids; the model reads at most {text.MAX_TOKENS} tokens")
 upload = right.file_uploader("…or a .txt file", type=["txt"], key="text_upload")
 try:
     if upload is not None:
@@ -94,5 +95,6 @@ sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg, lambda pr
     button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)
 if sw is not None:
     ui.verdict(sw.verdict())
-    ui.chart(figures.shots_sweep(sw.to_json(), {c: sw.config.label(c) for c in sw.config.conditions}), "text_sweep_plot")
+    labels = {c: sw.config.label(c) for c in sw.config.conditions}
+    ui.chart(figures.shots_sweep(sw.to_json(), labels), "text_sweep_plot")
     st.caption(f"{len(sw.runs)} runs in {sw.seconds:.1f} s on {sw.device}.")

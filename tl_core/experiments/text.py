@@ -20,13 +20,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, claims, contract, device as devices, finetuning, freeze, text
+from tl_core import backbones, claims, contract, finetuning, freeze, text
+from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.train import FitConfig, History, evaluate, fit
 
 BACKBONE = "minilm_l6"
 CONDITIONS = {
-    "feature": "feature extraction: the pretrained encoder frozen, a new linear head trained on its sentence embeddings",
+    "feature": ("feature extraction: the pretrained encoder frozen, a new linear head trained on its sentence "
+                "embeddings"),
     "last_k": "fine-tune the last k layers of the pretrained encoder and the head; the layers below stay frozen",
     "full": "full fine-tuning: every stage of the pretrained encoder trains",
     "scratch": "the same architecture from random weights, every stage trained (the tokenizer is kept)",
@@ -220,7 +222,8 @@ def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Te
     net, x_tr, x_va = model, tokens[tr], tokens[va]
     if features is not None and depth > 0:
         stop = hooks.get("should_stop")
-        net, x_tr, x_va = model.suffix(depth), features.at(depth, tokens, tr, stop), features.at(depth, tokens, va, stop)
+        net = model.suffix(depth)
+        x_tr, x_va = features.at(depth, tokens, tr, stop), features.at(depth, tokens, va, stop)
     groups = [{"params": list(model.head.parameters()), "lr": cfg.lr},
               {"params": [p for stage in model.stages[:-1] for p in stage.parameters()], "lr": cfg.encoder_lr}]
     torch.manual_seed(seed)   # dropout in the layers that train draws from torch's stream: seeded per run
@@ -376,7 +379,8 @@ def _sweep_text(result: TextSweepResult, out: dict) -> str:
 
 EXPERIMENTS = (
     contract.Experiment("text", "a pretrained sentence encoder on a few labelled sentences: feature extraction, "
-                                "fine-tuning the last k layers, full fine-tuning, scratch", TextConfig, run, text=_text),
+                                "fine-tuning the last k layers, full fine-tuning, scratch", TextConfig, run,
+                        text=_text),
     contract.Experiment("text-sweep", "the text conditions' validation accuracy over a list of shots values",
                         TextSweepConfig, sweep, text=_sweep_text),
 )

@@ -1,0 +1,57 @@
+"""A widget group, not a page: open one cell of a lab run's confusion matrix and see its images with where the model
+looked (Grad-CAM for the predicted class). `show(result, key)` takes a lab FinetuneResult: its first run's
+validation predictions (`runs[0].val_pred`), validation images (`val`), trained weights (`model_state`), config."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import streamlit as st
+
+from app_pages import ui
+from tl_core.experiments import inside
+from tl_core.plots import inside as figures
+
+MOST = 12   # images of one cell drawn
+
+
+def cells(true: np.ndarray, pred: np.ndarray) -> list[tuple[int, int, int]]:
+    """(true, predicted, count) of every non-empty cell: the misclassified ones first, most images first."""
+    counts = Counter(zip(true.tolist(), pred.tolist()))
+    return sorted(((t, p, n) for (t, p), n in counts.items()), key=lambda c: (c[0] == c[1], -c[2], c[0], c[1]))
+
+
+def maps_of(result, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str, tuple]:
+    """Grad-CAM of the result's model on its validation rows (kept per result and rows for reruns)."""
+    memo = st.session_state.setdefault("cam_view_memo", {})
+    key = (id(result), rows)
+    if key not in memo or memo[key][0] is not result:
+        model = inside.model_from_state(result.config.backbone, result.model_state, len(result.classes))
+        size = result.val.images.shape[-1]
+        k = inside.cam_stage(model, size)
+        images = result.val.images[list(rows)]
+        maps, _ = inside.gradcam(model, images, k, [int(result.runs[0].val_pred[i]) for i in rows])
+        ui.keep(memo, key, (result, images.numpy(), maps, model.names[k], inside.spatial_sizes(model, size)[k]), most=6)
+    return memo[key][1:]
+
+
+def show(result, key: str = "cam", where=st) -> None:
+    """A selectbox of (true, predicted) cells with their counts, then that cell's images with their Grad-CAM maps."""
+    if result is None or not result.runs or result.model_state is None or result.val is None:
+        return
+    run, classes = result.runs[0], result.classes
+    true = np.asarray(run.val_true if run.val_true is not None else result.val.labels.numpy())
+    pred = np.asarray(run.val_pred)
+    where.subheader("Open a cell of the confusion matrix: its images, and where the model looked")
+    options = cells(true, pred)
+    pick = where.selectbox("Cell (true → predicted)", options, key=f"{key}_cell",
+                           format_func=lambda c: f"{classes[c[0]]} → {classes[c[1]]}: {c[2]} image{'s' * (c[2] != 1)}"
+                                                 f"{'' if c[0] == c[1] else ' (wrong)'}",
+                           help=f"{run.weights}, seed {run.seed}: the run whose confusion matrix is drawn above")
+    if pick is None:
+        return
+    rows = tuple(int(i) for i in np.flatnonzero((true == pick[0]) & (pred == pick[1]))[:MOST])
+    images, maps, stage, side = maps_of(result, rows)
+    ui.chart(figures.cam_cell(images, maps, classes[pick[0]], classes[pick[1]], stage, side), f"{key}_fig", where)
+    if pick[2] > MOST:
+        where.caption(f"The first {MOST} of {pick[2]} images.")
