@@ -87,7 +87,7 @@ with words:
     result = ui.run_button(f"lec_{step.key}", label + measured, step.kind, cfg,
                            lambda progress, stop: step.run(cfg, progress=progress, should_stop=stop),
                            results=st.session_state.setdefault("lec_results", {}), key=(step.key, cfg),
-                           button_key=f"lec_run_{step.key}")
+                           button_key=f"lec_run_{step.key}", source="lecture")
 if result is not None:
     show(lecture.result_json(result))
     words.caption(f"Live run: {result.seconds:.1f} s on {result.device}, kept in Runs.")

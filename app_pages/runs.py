@@ -1,65 +1,58 @@
-import time
+from pathlib import Path
 
 import streamlit as st
 
 from app_pages import ui
-from tl_core import store
+from tl_core import serve, store
 from tl_core.plots import runs as figures
-
-def column(run: store.Run) -> str:
-    """A table column per run: the id keeps two runs with the same label apart."""
-    return f"#{run.id} {run.label}" if run.label else f"#{run.id} {run.kind}"
-
-
-def describe(run: store.Run) -> str:
-    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), store.headline(run), run.status]
-    return " · ".join(str(p) for p in parts if p)
-
 
 link = ui.page("Runs", "runs_",
                "Every run trained on any page (and on the command line) is kept here, also after a restart. "
-               "Pick several to see their curves on the same axes and exactly which settings differ.", settings="Filter runs")
+               "Pick several to see their curves on the same axes and exactly which settings differ.",
+               settings="Filter runs")
 db = ui.history()
 if db is None:
     st.stop()
 
+me, server = ui.session_id(), serve.shared()
 with st.sidebar:
-    everything = db.runs()
+    admin = server and serve.teacher() and serve.admin(st.text_input(
+        "Teacher token", type="password", key="runs_token", help="the server's TL_ADMIN_TOKEN: every session's runs"))
+    everything = store.visible(db.runs(), me, server, admin)
     kind = st.selectbox("Experiment", ["any", *sorted({r.kind for r in everything})], key="runs_kind", bind=ui.URL)
-    filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}", bind=ui.URL)
-               for f in store.FILTER_FIELDS}
+    filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}",
+                               bind=ui.URL) for f in store.FILTER_FIELDS}
     mine = st.toggle("Only runs of this browser session", key="runs_mine")
-runs = db.runs(kind=None if kind == "any" else kind, session=ui.session_id() if mine else None,
-               **{f: v for f, v in filters.items() if v != "any"})
+runs = store.visible(db.runs(kind=None if kind == "any" else kind, session=me if mine else None,
+                             **{f: v for f, v in filters.items() if v != "any"}), me, server, admin)
 st.caption(f"{len(runs)} of {len(everything)} runs · history in `{db.path}` (set `TL_DATA_DIR` to keep it elsewhere)")
+if server:
+    st.caption("The teacher's token: every session's runs, to label and delete." if admin else
+               "A shared server: you see every session's runs of the built-in experiments, and your own runs on "
+               "your uploads; you label and delete only your own runs (the teacher's token manages all).")
+manages = lambda run: not server or admin or run.session == me  # noqa: E731 - label, delete, take its model
 if not runs:
     st.info("No runs here yet. Train on any page (or `python -m tl_core toy`) and it appears in this list.")
     link.report()
     st.stop()
 
-st.dataframe(
-    [{"id": r.id, "label": r.label, "experiment": r.kind, "status": r.status,
-      "backbone": r.config.get("backbone", ""), "dataset": r.config.get("dataset", ""), "result": store.headline(r),
-      "seconds": round(r.seconds, 1) if r.seconds is not None else None, "device": r.device,
-      "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))} for r in runs],
-    hide_index=True, key="runs_table")
+st.dataframe(figures.rows(runs), hide_index=True, key="runs_table")
 
-by_id = {r.id: r for r in runs}
-newest_finished = [r.id for r in runs if r.status == "finished" and r.curves][:2]
-picked = st.multiselect("Compare runs", list(by_id), default=newest_finished, key="runs_pick",
-                        format_func=lambda i: describe(by_id[i]))
+by_id = {r.id: r for r in runs}   # by default, the newest finished runs of one experiment
+picked = st.multiselect("Compare runs", list(by_id), default=figures.default_pick(runs), key="runs_pick",
+                        format_func=lambda i: figures.describe(by_id[i]))
 link.report()
 if not picked:
     st.info("Pick one or more runs above to compare them.")
     st.stop()
-chosen = db.many(picked)
+chosen = store.visible(db.many(picked), me, server, admin)
 
 curve_names = list(dict.fromkeys(c for r in chosen for c in r.curves))
 if curve_names:
     # curves every picked run has come first, each run's in the order its result named them (the telling ones first)
     shared = sorted(curve_names, key=lambda c: -sum(c in r.curves for r in chosen))
     left, right = st.columns(2)
-    curve = left.selectbox("Curve", shared, key="runs_curve")
+    curve = left.selectbox("Curve", shared, key="runs_curve", format_func=figures.curve_name)
     changed = store.what_changed(chosen)
     fields = ["run", *changed, *[f for f in store.flat_config({"kind": "", **chosen[0].config}) if f not in changed]]
     color_by = right.selectbox("Colour by", fields, index=1 if changed else 0, key="runs_color",
@@ -74,33 +67,46 @@ changed = store.what_changed(chosen)
 if len(chosen) < 2:
     st.caption("Pick two or more runs to see the settings that differ.")
 elif changed:
-    st.dataframe([{"setting": k, **{column(r): str(v) for r, v in zip(chosen, vals)}}
+    st.dataframe([{"setting": k, **{figures.column(r): figures.number(v) for r, v in zip(chosen, vals)}}
                   for k, vals in changed.items()], hide_index=True, key="runs_changed")
 else:
     st.info("These runs have identical settings: any difference in their curves is seed noise or the device.")
 
 common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen)]
 if common:
-    st.dataframe([{"metric": m, **{column(r): r.metrics[m] for r in chosen}} for m in common], hide_index=True,
-                 key="runs_metrics")
+    st.dataframe([{"metric": figures.curve_name(m),
+                   **{figures.column(r): figures.metric(m, r.metrics[m]) for r in chosen}} for m in common],
+                 hide_index=True, key="runs_metrics")
 for r in chosen:
     if r.status in ("interrupted", "failed", "stopped", "diverged"):
         st.warning(f"{r.name} is **{r.status}**: {r.message or 'no curves after that point'}")
 
 st.subheader("Export and manage")
+for r in chosen:   # a model file a run saved (CLI --export, an SSL encoder, a GTL guide): its owner's to take
+    if r.model_path and manages(r) and Path(r.model_path).is_file():
+        st.download_button(f"Model file of {r.name} ({Path(r.model_path).name})", Path(r.model_path).read_bytes,
+                           file_name=Path(r.model_path).name, key=f"runs_model_{r.id}", on_click="ignore",
+                           icon=":material/download:")
 cols = st.columns(3)
 cols[0].download_button("CSV: metrics and curves", lambda: store.to_csv(chosen), file_name="transfer-lab-runs.csv",
                         mime="text/csv", key="runs_csv", on_click="ignore", icon=":material/table:")
 cols[1].download_button("JSON: everything", lambda: store.to_json(chosen), file_name="transfer-lab-runs.json",
                         mime="application/json", key="runs_json", on_click="ignore", icon=":material/data_object:")
+own = [i for i in picked if manages(by_id[i])]
 with cols[2].popover("Label or delete"):
-    target = st.selectbox("Run", picked, format_func=lambda i: by_id[i].name, key="runs_target")
+    if len(own) < len(picked):
+        st.caption(f"{len(picked) - len(own)} of the picked runs are other sessions': only the teacher can label or "
+                   f"delete them.")
+    if not own:
+        st.stop()
+    target = st.selectbox("Run", own, format_func=lambda i: by_id[i].name, key="runs_target")
     label = st.text_input("Label", value=by_id[target].label, key="runs_label", max_chars=80)
+    owner = None if not server or admin else me    # the store checks it again
     if st.button("Save label", key="runs_save_label"):
-        db.rename(target, label)
+        db.rename(target, label, session=owner)
         st.rerun()
-    sure = st.checkbox(f"Yes, delete the {len(picked)} picked run(s)", key="runs_sure")
+    sure = st.checkbox(f"Yes, delete the {len(own)} picked run(s)", key="runs_sure")
     if st.button("Delete picked runs", key="runs_delete", disabled=not sure, type="primary"):
-        db.delete(picked)
+        db.delete(own, session=owner)
         st.session_state.pop("runs_pick", None)
         st.rerun()

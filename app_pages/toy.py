@@ -1,19 +1,10 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, device as devices
-from tl_core.plots import toy as figures
 from tl_core.experiments import toy
+from tl_core.plots import toy as figures
 
 D = toy.ToyConfig()
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def run_toy(cfg: toy.ToyConfig) -> toy.ToyResult:
-    """Cached by config, across sessions: a rerun with the same settings retrains nothing."""
-    with devices.one_run_at_a_time():
-        return toy.run(cfg)
-
 
 link = ui.page("Pretraining acts as a regulariser", "toy_",
                "Task **B** has only a few training points. We train many small networks on it **from scratch**, "
@@ -33,14 +24,11 @@ picked.update(ui.more_settings(T, ("pretrain_epochs",), "toy_"))
 
 link.report()
 cfg = T(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth, **picked)
-recorded = st.session_state.setdefault("toy_recorded", set())
-with st.spinner(f"Training {2 * cfg.seeds} networks…"):
-    if cfg in recorded:
-        result = run_toy(cfg)
-    else:  # once per session and setting (also when another session's run is reused), as running before it trains
-        with ui.recording("toy", contract.record(cfg)) as rec:
-            result = rec["result"] = run_toy(cfg)
-        recorded.add(cfg)
+# trained once per setting on this server, for every session that opens it (a reuse records no new run)
+result = ui.auto_run("toy", "toy", cfg, lambda progress, stop: toy.run(cfg, progress=progress, should_stop=stop),
+                     start=f"Training {2 * cfg.seeds} networks…")
+if result is None:
+    st.stop()
 
 ui.verdict(result.verdict())
 

@@ -6,13 +6,16 @@ tells the user when a link carried values the page could not use.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from contextlib import contextmanager, nullcontext
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
-from tl_core import contract, device as devices, store
+from tl_core import contract, serve, store
 
 URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
 
@@ -98,7 +101,8 @@ def more_settings(cls, names, prefix: str, **per_name) -> dict:
 
 def chart(fig, key: str, where=st) -> None:
     """A plotly chart with plotly's own PNG export (camera icon) and a self-contained HTML download."""
-    where.plotly_chart(fig, key=key, config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})
+    where.plotly_chart(fig, key=key,
+                       config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})
     where.download_button("Download chart as HTML", lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                        file_name=f"{key}.html", mime="text/html", key=f"{key}_html", icon=":material/download:",
                        on_click="ignore", type="tertiary")
@@ -113,8 +117,30 @@ def keep(store: dict, key=None, value=None, most: int = 4) -> None:
 
 
 def session_id() -> str:
+    """Who is asking: this browser (the same in every tab and after a reload, from the XSRF cookie Streamlit
+    gives each browser, hashed so the history never holds the cookie), else this tab's Streamlit session."""
     ctx = get_script_run_ctx()
-    return ctx.session_id if ctx else ""
+    if ctx is None:
+        return ""
+    try:
+        cookie = st.context.cookies.get("_streamlit_xsrf", "")
+    except Exception:  # noqa: BLE001 - no request behind this run (tests, bare mode)
+        cookie = ""
+    if not isinstance(cookie, str):   # AppTest's stand-in
+        cookie = ""
+    return f"browser-{hashlib.sha256(_xsrf_token(cookie).encode()).hexdigest()[:16]}" if cookie else ctx.session_id
+
+
+def _xsrf_token(cookie: str) -> str:
+    """The token inside Tornado's XSRF cookie ("2|mask|masked token|time": the mask may change, the token not)."""
+    parts = cookie.split("|")
+    try:
+        if parts[0] == "2" and len(parts) == 4:
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex()
+    except ValueError:
+        pass
+    return cookie
 
 
 def history() -> store.Store | None:
@@ -127,10 +153,11 @@ def history() -> store.Store | None:
 
 
 @contextmanager
-def recording(kind: str, config: dict):
-    """Record the run trained inside the block: `with recording("toy", config) as rec: rec["result"] = result`."""
+def recording(kind: str, config: dict, **begin):
+    """Record the run trained inside the block: `with recording("toy", config) as rec: rec["result"] = result`.
+    `begin`: what else the history keeps of it (identity, code, private: see store.Store.begin)."""
     db = history()
-    with (db.track(kind, config, session=session_id()) if db else nullcontext({})) as rec:
+    with (db.track(kind, config, session=session_id(), **begin) if db else nullcontext({})) as rec:
         yield rec
 
 
@@ -142,47 +169,259 @@ def stop_requested() -> bool:
     return requests is not None and requests._state != ScriptRequestType.CONTINUE
 
 
+# ---- shared runs: an identical run trains once, for every session that asks (tl_core.serve) -------------------
+
+_ONCE: dict = {}
+_ONCE_LOCK = threading.Lock()
+
+
+def once(obj, what: str, make):
+    """`make()` once per object and `what` in this process, for every session: what a page derives from a result
+    that sessions share (tl_core.serve), e.g. its exported model, is made once, not once per session. Keeps
+    the 16 newest."""
+    with _ONCE_LOCK:
+        hit = _ONCE.get((id(obj), what))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = make()
+        _ONCE[id(obj), what] = (obj, value)
+        while len(_ONCE) > 16:
+            del _ONCE[next(iter(_ONCE))]
+        return value
+
+
+@st.cache_data(show_spinner=False)
+def _generation() -> str:
+    """A token that changes when Streamlit's cache is cleared (st.cache_data.clear(), the menu's "Clear caches"):
+    the results kept in memory for every session (tl_core.serve) are cleared with it."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def shared_runs() -> serve.Server:
+    """This server's shared runs: in flight, queued, and recent results (see tl_core.serve)."""
+    srv = serve.server()
+    srv.sync(_generation())
+    return srv
+
+
+def _ago(t: float) -> str:
+    s = max(time.time() - t, 0)
+    return "just now" if s < 45 else f"{round(s / 60)} min ago" if s < 5400 else f"{s / 3600:.0f} h ago"
+
+
+class _Ask:
+    """What a page asks for: a run's identity, its record, and what this server has of it."""
+
+    def __init__(self, kind: str, cfg, key, extra: dict | None, data: str | None, private: bool | None,
+                 source: str = ""):
+        self.kind, self.cfg, self.source = kind, cfg, source
+        self.key = cfg if key is None else key
+        try:
+            self.record, self.problem = {**contract.record(cfg), **(extra or {})}, ""
+        except ValueError as err:   # a setting the config cannot resolve: said when the user asks for the run
+            self.record, self.problem = None, str(err)
+        self.data = data if data is not None else "" if self.key is cfg else repr(self.key)
+        self.private = kind in serve.PRIVATE_KINDS if private is None else bool(private)
+        self.srv, self.db = shared_runs(), history()
+        self.root = str(self.db.root) if self.db is not None else ""
+        self.identity = serve.identity(kind, self.record, self.data) if self.record is not None else ""
+        self.entry = self.srv.lookup(self.root, self.identity) if self.identity else None
+
+    def estimate(self) -> float | None:
+        return serve.estimate(self.kind, self.record, self.db)[0] if self.record is not None else None
+
+    def before(self, label: str) -> str:
+        """The line beside the button before a click: the estimate, the queue, or who trains it now."""
+        if self.record is None:
+            return ""
+        flight = self.srv.in_flight(self.root, self.identity)
+        if flight is not None and not flight.stop.is_set():
+            return (f"Training now for another session ({flight.message or 'waiting for its turn'}): **{label}** "
+                    f"follows that run instead of training it twice.")
+        seconds, based = serve.estimate(self.kind, self.record, self.db)
+        text = f"{serve.about(seconds).capitalize()} on this machine" + (
+            f" (from {based} earlier run{'s' * (based != 1)} like it)" if based else
+            " (from the reference laptop: no run of its kind here yet)" if seconds is not None else "")
+        busy, wait = self.srv.busy()
+        if busy and wait:
+            text += f" · {busy} run{'s' * (busy != 1)} in the queue now: {serve.about(wait)} before yours starts"
+        old = self._stored()
+        if old is not None:
+            text += f" · trained before (run #{old.id}, {_ago(old.finished or old.created)}), no longer in memory"
+        return text + "."
+
+    def _stored(self):
+        try:
+            return self.db.find(self.identity) if self.db is not None and self.identity else None
+        except OSError:
+            return None
+
+    def shown(self, results: dict) -> str:
+        """Put the shared result into this session's `results` (when it has none for the key); the line that
+        says where a shown result comes from."""
+        if self.entry is not None and self.key not in results:
+            results[self.key] = self.entry.result
+        if self.entry is None or results.get(self.key) is not self.entry.result:
+            return ""
+        who = "" if self.entry.session == session_id() else " for another session"
+        run = f"run #{self.entry.run_id}, " if self.entry.run_id is not None else ""
+        return (f"Trained {_ago(self.entry.finished)}{who} ({run}{self.entry.seconds:.0f} s), shown at once · "
+                f"**Re-run** trains it afresh.")
+
+    def submit(self, run) -> tuple:
+        return self.srv.submit(self.identity, self.kind, self.record, run, root=self.root, session=session_id(),
+                               private=self.private, estimate=self.estimate(), source=self.source)
+
+
+def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
+    if job.state == "queued":
+        ahead, seconds = srv.ahead(job)
+        if ahead:
+            return (f"Waiting for its turn: {ahead} run{'s' * (ahead != 1)} ahead of yours, "
+                    f"{serve.about(seconds)} until its result")
+        return start
+    left = job.left()
+    return f"{job.message or start} · {serve.about(left)} left" if left is not None else job.message or start
+
+
+def _follow(prefix: str, job: serve.Job, token, start: str, live: bool) -> bool:
+    """Show `job`'s progress (its queue position, its live curve) until it is done. False when this session
+    stopped following it (Stop, or any other click: Streamlit wants to rerun the page); the run then goes on
+    for the sessions still following it, or stops at its next step when none is left."""
+    srv = serve.server()
+    bar, note, chart = st.progress(0.0, text=start), st.empty(), st.empty() if live else None
+    seen, drawn, charts, curves, curves_at = -1, 0.0, 0, 0, 0.0
+    try:
+        while not job.done.wait(serve.POLL_S):
+            if stop_requested():  # touching Streamlit now would end the script before it leaves the run
+                others = srv.leave(job, token)
+                token = None
+                st.session_state[f"{prefix}_others"] = others
+                return False
+            if job.version == seen and time.monotonic() - drawn < 1.0:
+                continue
+            seen, drawn = job.version, time.monotonic()
+            st.session_state[f"{prefix}_where"] = job.message or start
+            bar.progress(min(job.fraction, 1.0) if job.state == "running" else 0.0, text=_status(srv, job, start))
+            followers = len(job.waiters)
+            where = "" if job.where == "this process" else f" It trains in {job.where}."
+            if followers > 1 or where:
+                note.caption((f"{followers} sessions follow this run: it trains once for all of them." if followers > 1
+                              else "") + where)
+            epochs = sum(len(v.get("val_loss") or v.get("train_loss") or ()) for v in list(job.live.values()))
+            if chart is not None and epochs != curves and time.monotonic() - curves_at >= 1.0:
+                from tl_core.plots import live as live_figures  # redrawn as epochs finish, at most once a second
+
+                charts, curves, curves_at = charts + 1, epochs, time.monotonic()
+                fig = once(job, f"live {epochs}", lambda: live_figures.curves(dict(job.live)))   # one for all followers
+                chart.plotly_chart(fig, key=f"{prefix}_live_{charts}", config=PNG)
+    finally:
+        if token is not None and not job.done.is_set():
+            srv.leave(job, token)
+    bar.empty()
+    note.empty()
+    if chart is not None:
+        chart.empty()
+    return True
+
+
+def _outcome(prefix: str, retry: str, job: serve.Job, results: dict, key) -> None:
+    """What a finished follow shows: the result kept for `key`, or the failure every follower is told."""
+    st.session_state.pop(f"{prefix}_running", None)
+    if job.status in ("finished", "diverged"):   # shown with its verdict
+        results[key] = job.result
+    elif job.status == "failed" and job.bad_setting:
+        st.error(job.error)
+    elif job.status == "failed":
+        st.error(f"This run failed: {job.error}. Every session that was waiting for it is told; {retry} to train "
+                 f"it again.")
+    else:
+        st.warning(f"The run was stopped before it finished ({job.error or job.message or 'stopped'}).")
+
+
+LIVE = ("finetune", "own", "continue", "text", "ssl", "peft", "inside", "layers")   # kinds drawn live by default
+
+
 def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, key=None, button_key: str = "",
-               start: str = "Preparing…", disabled: bool = False, extra: dict | None = None):
-    """The page's run button with a Stop beside it, and what a click does: `run(progress, should_stop)`
-    under a progress bar, recorded in the history (as running before it trains, then finished, stopped
-    or failed) with the config as `contract.record` writes it, the same as the CLI's (plus `extra`, for
-    what the config cannot say, e.g. where loaded weights came from). A result that was not stopped is
-    kept in `results[key]` (key: cfg unless given) and a rerun with the same settings shows it at once.
-    A Stop ends the run at the next epoch; the history keeps it as stopped with the epochs it finished.
-    A bad setting (ValueError) is shown, not raised. Returns the result kept for `key`, or None."""
-    key = cfg if key is None else key
-    cols = st.columns([2, 1, 4])
-    clicked = cols[0].button(label, type="primary", key=button_key or f"{prefix}_run", disabled=disabled or key in results)
+               start: str = "Preparing…", disabled: bool = False, extra: dict | None = None, live: bool | None = None,
+               data: str | None = None, private: bool | None = None, source: str = ""):
+    """The page's run button with a Stop beside it, and what a click does: `run(progress, should_stop)` under a
+    progress bar, recorded in the history (as running before it trains, then finished, stopped or failed) with
+    the config as `contract.record` writes it, the same as the CLI's (plus `extra`, for what the config cannot
+    say, e.g. where loaded weights came from).
+
+    An identical run trains once on this server: a result another session trained with the same kind, recorded
+    config and data (`data`: e.g. an upload's fingerprint; default: the key, when one is given) is shown at once
+    ("trained 3 min ago · Re-run"); a second session pressing the button while that run trains follows it.
+    Before the click the line beside the button gives an estimate and the queue; while waiting, the bar gives
+    the queue position, then the progress (by cost), and the live curve (`live`, default for the kinds in LIVE:
+    the lab, own images, text, SSL...) draws validation accuracy and loss as epochs finish. A result that was
+    not stopped is kept in `results[key]` (key: cfg unless given). A Stop leaves the run (it stops at the next
+    epoch when no other session follows it; the history keeps it as stopped with the epochs it finished). A bad
+    setting (ValueError) is shown, not raised; a failure is shown to every session waiting for it. `private`
+    (default: runs on uploads, kinds own and continue): on a shared server only this session sees the run.
+    `source`: where it is asked for when not on its experiment's page ("lecture": the Runs page marks it).
+    Returns the result kept for `key`, or None."""
+    ask = _Ask(kind, cfg, key, extra, data, private, source)
+    live = kind in LIVE if live is None else live
+    key = ask.key
+    shown = ask.shown(results)
+    cols = st.columns([2, 1, 1.2, 4], vertical_alignment="center")
+    clicked = cols[0].button(label, type="primary", key=button_key or f"{prefix}_run",
+                             disabled=disabled or key in results)
+    again = key in results and cols[2].button("Re-run", key=f"{prefix}_rerun", disabled=disabled, type="secondary",
+                                              help="train it again now, afresh (the result shown stays in Runs)")
     if cols[1].button("Stop", key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
         if st.session_state.pop(f"{prefix}_running", None):
-            st.warning(f"Stopped by the user (last shown: {st.session_state.pop(f'{prefix}_where', 'the start')}); "
-                       f"the run is kept in Runs with every epoch it finished.")
-    if clicked:
-        bar = st.progress(0.0, text=start)
+            others = st.session_state.pop(f"{prefix}_others", 0)
+            where = st.session_state.pop(f"{prefix}_where", "the start")
+            if others:
+                st.warning(f"You stopped following the run (last shown: {where}); it goes on for the {others} other "
+                           f"session{'s' * (others != 1)} following it, and its result will be in Runs.")
+            else:
+                st.warning(f"Stopped by the user (last shown: {where}); the run is kept in Runs with every epoch it "
+                           f"finished.")
+    line = shown if key in results else ask.before(label)
+    if line:
+        cols[3].caption(line)
+    if clicked or again:
+        if ask.record is None:
+            st.error(ask.problem)
+            return results.get(key)
+        if again:
+            results.pop(key, None)
         st.session_state[f"{prefix}_running"] = True
-        try:
-            with recording(kind, {**contract.record(cfg), **(extra or {})}) as rec:
-                def progress(fraction, message):
-                    rec["where"] = message
-                    if stop_requested():  # touching Streamlit now would end the script before the run keeps its epochs
-                        return
-                    st.session_state[f"{prefix}_where"] = message
-                    bar.progress(min(fraction, 1.0), text=message)
-                with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another "
-                                                                             "session to finish…")):
-                    result = rec["result"] = run(progress, stop_requested)
-            if result.status != "stopped":  # finished, or diverged: shown with its verdict
-                results[key] = result
-                st.session_state.pop(f"{prefix}_running", None)
-        except ValueError as err:
-            st.session_state.pop(f"{prefix}_running", None)
-            st.error(str(err))
-        except Exception:  # a failure is not a Stop
-            st.session_state.pop(f"{prefix}_running", None)
-            raise
-        bar.empty()
+        job, token = ask.submit(run)
+        if _follow(prefix, job, token, start, live):
+            _outcome(prefix, f"press **{label}**", job, results, key)
     return results.get(key)
+
+
+def auto_run(prefix: str, kind: str, cfg, run, *, start: str = "Training…", live: bool = False,
+             extra: dict | None = None, data: str | None = None, private: bool | None = None):
+    """A page that trains as it opens (the toy): the shared result when this server has it (no new run in the
+    history: a reuse is not a training), else the run in flight with the same settings, followed, else a new
+    run. Shows where a shared result comes from, with a Re-run button. Returns the result, or None when it did
+    not finish (stopped, failed: said on the page)."""
+    results = st.session_state.setdefault(f"{prefix}_shared", {})
+    ask = _Ask(kind, cfg, None, extra, data, private)
+    if ask.record is None:
+        st.error(ask.problem)
+        return None
+    results.clear()
+    line = ask.shown(results)
+    if line:
+        cols = st.columns([1, 6], vertical_alignment="center")
+        if not cols[0].button("Re-run", key=f"{prefix}_rerun", help="train it again now, afresh"):
+            cols[1].caption(line)
+            return results[ask.key]
+        results.clear()
+    job, token = ask.submit(run)
+    if _follow(prefix, job, token, start, live):
+        _outcome(prefix, "open the page again", job, results, ask.key)
+    return results.get(ask.key)
 
 
 def verdict(v, where=st) -> None:
@@ -214,8 +453,8 @@ def _cut(text: str, most: int = 60) -> str:
 class LinkSettings:
     """Notes the query string a page was opened with; `report()`, called after the page's settings
     widgets (and again after widgets drawn further down), says which values were not valid (Streamlit
-    drops them and uses the default) or are not settings of this page at all. Keys with the page's prefix whose widgets are drawn further down (or
-    only after a Train) are left alone."""
+    drops them and uses the default) or are not settings of this page at all. Keys with the page's prefix
+    whose widgets are drawn further down (or only after a Train) are left alone."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix
@@ -225,7 +464,8 @@ class LinkSettings:
     def report(self) -> list[str]:
         now = set(st.query_params)
         drawn = set(st.session_state.keys())
-        dropped = [k for k in self.given if k in drawn and k not in now and not _same(st.session_state[k], self.given[k])]
+        dropped = [k for k in self.given
+                   if k in drawn and k not in now and not _same(st.session_state[k], self.given[k])]
         unknown = [k for k in self.given if k not in drawn and not k.startswith(self.prefix)]
         for k in unknown:
             del st.query_params[k]

@@ -19,7 +19,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tl_core.experiments import toy  # noqa: E402
 
-
 CPU = torch.device("cpu")
 
 

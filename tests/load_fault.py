@@ -15,7 +15,14 @@ with a throwaway history and drives the system Chromium:
    show the killed ones as interrupted on the Runs page.
 3. stop: a long lab run is stopped; the latency is from the click to the history saying "stopped", with
    the epochs it finished.
-It prints the figures: sessions held, runs kept, Stop latency.
+4. a class on one server (tl_core/serve.py):
+   - shared link: N sessions press Train on the same lab link at once; each gets the result within about one
+     solo run (measured on a fresh server), with the same numbers, and the history holds one training; a
+     session opening the link afterwards sees the result at once;
+   - class: 30 sessions over 3 distinct links (10 each): the time to the last result against one solo run;
+   - worker kill: with TL_WORKERS=1, 10 sessions wait on one run; its worker process is killed with SIGKILL:
+     every session is told, the history stays intact (the run is "failed"), and a retry trains once.
+It prints the figures: sessions held, runs kept, Stop latency, the class's times.
 """
 from __future__ import annotations
 
@@ -35,9 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
 from tl_core import contract, store  # noqa: E402
 from tl_core.experiments import EXPERIMENTS  # noqa: E402
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
 
 # (path, link, run button or None when the page runs by itself, store kind): small runs of every kind
 SESSIONS = [
@@ -50,20 +58,21 @@ SESSIONS = [
 SHOTS = {"finetune": (1, 2, 5, 10, 20), "ssl": (1, 2, 5, 10, 20), "gtl": (1, 2, 5, 10, 20), "toy": (2, 3, 4, 5, 6)}
 LONG = [  # runs that outlast the kill
     ("toy", "toy_seeds=100&toy_epochs=2000&toy_b_points=7", None),
-    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_image_size=32&ft_epochs=100&ft_seeds=5",
-     "Train"),
+    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_image_size=32&ft_epochs=100"
+                 "&ft_seeds=5", "Train"),
     ("ssl", "ssl_pretrain_epochs=100&ssl_seeds=5", "Pretrain and compare"),
     ("gtl", "gtl_scouts=64&gtl_scout_epochs=30&gtl_seeds=10", "Run GTL"),
 ]
 
 
 @contextmanager
-def server(data_dir: Path):
-    """`streamlit run app.py` on a free port with its history in data_dir; yields (url, process)."""
+def server(data_dir: Path, **env: str):
+    """`streamlit run app.py` on a free port with its history in data_dir (and `env`, e.g. TL_WORKERS="1");
+    yields (url, process)."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            env={**os.environ, "TL_DATA_DIR": str(data_dir)}, stdout=subprocess.DEVNULL,
+                            env={**os.environ, "TL_DATA_DIR": str(data_dir), **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -189,10 +198,130 @@ def stop() -> dict:
         return {"latency": latency, "epochs_kept": len(run.curves.get("conditions.scratch.history.val_acc", []))}
 
 
+# ---- a class on one server ------------------------------------------------------------------------------
+
+CLASS_LINK = ("ft_backbone=shapes_cnn&ft_dataset=textures&ft_image_size=32&ft_seeds=1&ft_weights={w}&ft_epochs={e}"
+              "&ft_lr={lr}")
+SHOWN = re.compile(r" s · frozen: ")          # the lab's caption under a result: device · seconds · frozen stages
+FAILED = "This run failed"
+
+
+def _lab(browser, url: str, link: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{url}/finetune?{link}")
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=120_000)
+    return page
+
+
+def _train(page) -> None:
+    page.get_by_role("button", name="Train", exact=True).click(timeout=60_000)
+
+
+def _shown(page, timeout: float = 600) -> str:
+    """Wait for the lab's result; its numbers as the page shows them (the verdict's and caption's figures)."""
+    caption = page.get_by_text(SHOWN).first
+    caption.wait_for(timeout=timeout * 1000)
+    main = page.locator("[data-testid='stMain']")
+    verdict = " ".join(main.locator("[data-testid='stAlert']").all_inner_texts())   # not a chart's axis labels
+    return " ".join(re.findall(r"\d+(?:\.\d+)?%|\d+\.\d s", f"{verdict} {caption.inner_text()}"))
+
+
+def _all_shown(pages, start: float, timeout: float = 900) -> tuple[float, list[str]]:
+    texts = [_shown(p, timeout) for p in pages]
+    return time.perf_counter() - start, texts
+
+
+def _solo(link: str) -> float:
+    """One session alone on a fresh server: seconds from its click to its result."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as (url, _), chromium() as browser:
+        page = _lab(browser, url, link)
+        start = time.perf_counter()
+        _train(page)
+        _shown(page)
+        return time.perf_counter() - start
+
+
+def shared_link(n: int = 8, epochs: int = 30) -> dict:
+    """n sessions press Train on one link at once; then one more session opens it."""
+    link = CLASS_LINK.format(w="both", e=epochs, lr="0.003")
+    solo = _solo(link)
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as (url, _), chromium() as browser:
+        pages = [_lab(browser, url, link) for _ in range(n)]
+        start = time.perf_counter()
+        for p in pages:
+            _train(p)
+        seconds, texts = _all_shown(pages, start)
+        runs = store.Store(tmp).runs()
+        later = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        opened = time.perf_counter()
+        later.goto(f"{url}/finetune?{link}")
+        _shown(later, 60)
+        later_s = time.perf_counter() - opened
+        return {"sessions": n, "solo": solo, "seconds": seconds, "ratio": seconds / solo, "runs": len(runs),
+                "statuses": [r.status for r in runs], "same_numbers": len(set(texts)) == 1 and bool(texts[0]),
+                "later": later_s, "numbers": texts[0], "texts": sorted(set(texts))}
+
+
+def classroom(sessions: int = 30, links: int = 3, epochs: int = 30) -> dict:
+    """`sessions` over `links` distinct links of equal cost (they differ in the learning rate only)."""
+    rates = ("0.001", "0.003", "0.01", "0.0003", "0.03")[:links]
+    solo = _solo(CLASS_LINK.format(w="both", e=epochs, lr=rates[0]))
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as (url, _), chromium() as browser:
+        pages = [_lab(browser, url, CLASS_LINK.format(w="both", e=epochs, lr=rates[i % links]))
+                 for i in range(sessions)]
+        start = time.perf_counter()
+        for p in pages:
+            _train(p)
+        seconds, texts = _all_shown(pages, start)
+        runs = store.Store(tmp).runs()
+        same = all(len({t for i, t in enumerate(texts) if i % links == k}) == 1 for k in range(links))
+        return {"sessions": sessions, "links": links, "solo": solo, "seconds": seconds, "ratio": seconds / solo,
+                "runs": len(runs), "finished": sum(r.status == "finished" for r in runs), "same_numbers": same}
+
+
+def worker_kill(sessions: int = 10, epochs: int = 40) -> dict:
+    """TL_WORKERS=1: `sessions` wait on one run, its worker is killed (SIGKILL); then each presses Train again."""
+    link = CLASS_LINK.format(w="scratch", e=epochs, lr="0.003")
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), TL_WORKERS="1") as (url, proc), \
+            chromium() as browser:
+        pages = [_lab(browser, url, link) for _ in range(sessions)]
+        for p in pages:
+            _train(p)
+        db = sqlite3.connect(Path(tmp) / "runs.sqlite")
+        deadline = time.time() + 300
+        while True:   # the run trains in the worker: its row names the worker's pid
+            row = db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchone()
+            if row and row[1] != proc.pid and store.Store(tmp).get(row[0]).curves:
+                break
+            assert time.time() < deadline, "the shared run did not start in a worker"
+            time.sleep(0.3)
+        run_id, pid = row
+        os.kill(pid, signal.SIGKILL)
+        killed = time.perf_counter()
+        for p in pages:
+            p.get_by_text(FAILED).first.wait_for(timeout=120_000)
+        told = time.perf_counter() - killed
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        status = store.Store(tmp).get(run_id).status
+        start = time.perf_counter()
+        for p in pages:
+            _train(p)
+        seconds, texts = _all_shown(pages, start)
+        runs = store.Store(tmp).runs()
+        return {"sessions": sessions, "told": told, "told_all": True, "integrity": integrity, "killed_status": status,
+                "runs": len(runs), "retry_runs": len(runs) - 1, "retry_finished": runs[0].status == "finished",
+                "retry_seconds": seconds, "same_numbers": len(set(texts)) == 1}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=8, help="browser sessions at once (default 8)")
+    parser.add_argument("--class-sessions", type=int, default=30, help="the class scenario's sessions (default 30)")
+    parser.add_argument("--only-class", action="store_true", help="run only the class scenarios (part 4)")
     args = parser.parse_args(argv)
+    c = class_scenarios(args.sessions, args.class_sessions)
+    if args.only_class:
+        return 0 if c else 1
     from test_own import photos_zip
 
     s = sessions(args.sessions)
@@ -206,11 +335,31 @@ def main(argv: list[str] | None = None) -> int:
           f"{k['statuses']}")
     t = stop()
     print(f"stop: {t['latency']:.2f} s from the click to a stopped run, {t['epochs_kept']} epochs kept")
-    ok = (not s["mismatches"] and s["sessions_recorded"] == s["sessions"] and k["kept"] == k["started"]
+    ok = (c and not s["mismatches"] and s["sessions_recorded"] == s["sessions"] and k["kept"] == k["started"]
           and k["integrity"] == "ok" and all(status == "interrupted" for _, status in k["statuses"])
           and t["latency"] < 10 and t["epochs_kept"] >= 3)
     print("load-and-fault suite: " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def class_scenarios(n: int, class_sessions: int) -> bool:
+    """Part 4, printed; True when it passed."""
+    sh = shared_link(n)
+    print(f"shared link: {sh['sessions']} sessions on one link got their result in {sh['seconds']:.1f} s, one solo "
+          f"run {sh['solo']:.1f} s: {sh['ratio']:.2f}x; {sh['runs']} training(s) in the history {sh['statuses']}; "
+          f"same numbers on every page: {sh['same_numbers']}; a later session saw it in {sh['later']:.2f} s")
+    cl = classroom(class_sessions)
+    print(f"class: {cl['sessions']} sessions over {cl['links']} links: the last result after {cl['seconds']:.1f} s, "
+          f"one solo run {cl['solo']:.1f} s: {cl['ratio']:.2f}x; {cl['runs']} trainings ({cl['finished']} finished); "
+          f"same numbers per link: {cl['same_numbers']}")
+    wk = worker_kill()
+    print(f"worker kill -9: all {wk['sessions']} waiting sessions told in {wk['told']:.1f} s; history integrity "
+          f"{wk['integrity']}, the killed run {wk['killed_status']}; the retry trained {wk['retry_runs']} run(s) "
+          f"({'finished' if wk['retry_finished'] else 'NOT finished'}) in {wk['retry_seconds']:.1f} s for all")
+    return (sh["ratio"] <= 1.5 and sh["runs"] == 1 and sh["same_numbers"] and sh["later"] < 2
+            and cl["runs"] == cl["links"] == cl["finished"] and cl["same_numbers"]
+            and wk["integrity"] == "ok" and wk["killed_status"] == "failed" and wk["retry_runs"] == 1
+            and wk["retry_finished"] and wk["same_numbers"])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The load-and-fault suite (tests/load_fault.py, `make load`) in its short form: one session of each
 page at once, a server killed during runs of every experiment, and Stop."""
+import load_fault
 import pytest
 
-import load_fault
 from test_own import photos_zip
 
 pytestmark = pytest.mark.browser
@@ -24,3 +24,15 @@ def test_a_server_killed_mid_run_keeps_every_run_as_interrupted(tmp_path):
 def test_stop_is_quick_and_keeps_the_epochs_done():
     t = load_fault.stop()
     assert t["latency"] < 10 and t["epochs_kept"] >= 3, t
+
+
+def test_one_link_for_a_class_trains_once_and_a_later_session_sees_it_at_once():
+    sh = load_fault.shared_link(8)
+    assert sh["runs"] == 1 and sh["statuses"] == ["finished"] and sh["same_numbers"], sh
+    assert sh["ratio"] <= 1.5 and sh["later"] < 2, sh
+
+
+def test_a_worker_killed_under_waiting_sessions_tells_them_all_and_a_retry_trains_once():
+    wk = load_fault.worker_kill(sessions=4, epochs=30)
+    assert wk["integrity"] == "ok" and wk["killed_status"] == "failed", wk
+    assert wk["retry_runs"] == 1 and wk["retry_finished"] and wk["same_numbers"], wk

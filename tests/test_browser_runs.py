@@ -3,8 +3,9 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS
 from tl_core import store
+
+from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 FAST = "toy_seeds=5&toy_epochs=50"
@@ -32,7 +33,7 @@ def test_one_sessions_training_does_not_freeze_another_page(server, page):
     trainer = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     # a long run in one session: EfficientNet-Lite0 and its scratch twin, 40 epochs, 5 seeds
     trainer.goto(f"{server}/finetune?ft_epochs=40&ft_seeds=5&ft_image_size=96")
-    trainer.get_by_role("button", name="Train").click()
+    trainer.get_by_role("button", name="Train", exact=True).click()
     trainer.locator("[data-testid='stProgress']").first.wait_for(timeout=60_000)
     other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     start = time.perf_counter()

@@ -3,8 +3,9 @@ inspected, load it into the wrong head size, read the report, continue fine-tuni
 import pytest
 import torch
 
-from conftest import ARTIFACTS
 from tl_core import state
+
+from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

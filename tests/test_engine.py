@@ -109,8 +109,8 @@ def test_stop_cancels_the_rest_and_the_history_keeps_every_finished_cell(local_r
 def test_the_labs_sweep_runs_on_the_ray_cluster_named_by_TL_RAY_ADDRESS(local_ray, monkeypatch):
     import ray
 
-    from tests.test_pages import _train_small_lab
     from tests.conftest import open_page
+    from tests.test_pages import _train_small_lab
 
     address = ray.get_runtime_context().gcs_address      # the session's Ray, joined as a cluster would be
     monkeypatch.setenv("TL_RAY_ADDRESS", address)

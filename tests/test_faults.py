@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import cli, contract, device as devices, store
+from tl_core import cli, contract, store
+from tl_core import device as devices
 from tl_core.experiments import finetune, selfsup
 from tl_core.train import FitConfig, fit
 

@@ -7,7 +7,8 @@ import cloudpickle
 import pytest
 import torch
 
-from tl_core import cli, contract, device as devices
+from tl_core import cli, contract
+from tl_core import device as devices
 from tl_core.experiments import gtl, gtl_sweep
 
 TINY = gtl_sweep.GTLSweepConfig(shots=(1, 2), seeds=2, pretrain_epochs=3, scouts=4, scout_epochs=2, epochs=6,

@@ -36,7 +36,11 @@ def test_toy_controls_redraw(app):
     assert "12 training points" in str(app.get("plotly_chart")[0].proto.spec)
 
 
-def test_rerun_with_same_settings_retrains_nothing(app, monkeypatch):
+def test_rerun_with_same_settings_retrains_nothing(app, monkeypatch, tmp_path):
+    from tl_core import serve
+
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))   # a server that has trained nothing yet
+    monkeypatch.setattr(serve, "_SERVER", {})
     calls = []
     real_run = toy.run
     monkeypatch.setattr(toy, "run", lambda cfg, **kw: calls.append(cfg) or real_run(cfg, **kw))

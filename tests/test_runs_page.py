@@ -1,9 +1,12 @@
 """Pages record their runs, keep their settings in the link, and the Runs page compares and manages them."""
+import json
+
 import pytest
 
-from conftest import open_page as _open
-from tl_core import store
+from tl_core import contract, store
 from tl_core.experiments import toy
+
+from conftest import open_page as _open
 
 FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
 
@@ -39,9 +42,9 @@ def test_a_link_sets_every_lab_control(app, history):
     at = _open("app_pages/finetune.py", params)
     assert not at.exception and not at.warning
     values = {k: at.session_state[k] for k in params}
-    assert values == {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
-                      "ft_freeze": 2, "ft_strategy": "gradual", "ft_epochs": 4, "ft_lr": 0.01, "ft_image_size": 32,
-                      "ft_seeds": 1}
+    assert values == {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures",
+                      "ft_shots": "2", "ft_freeze": 2, "ft_strategy": "gradual", "ft_epochs": 4, "ft_lr": 0.01,
+                      "ft_image_size": 32, "ft_seeds": 1}
     at.button(key="ft_train").click().run()
     (run,) = history.runs(kind="finetune")
     assert (run.config["freeze"], run.config["strategy"], run.config["shots"]) == ("2", "gradual", 2)
@@ -68,7 +71,8 @@ def test_runs_page_compares_picked_runs_and_shows_what_changed(app, history):
 
 def test_runs_page_labels_filters_and_deletes(app, history):
     a, b = _toy_run(history, 2), _toy_run(history, 3)
-    history.record("finetune", {"config": {"dataset": "digits", "backbone": "shapes_cnn"}, "history": {"val_acc": [0.5]}})
+    history.record("finetune", {"config": {"dataset": "digits", "backbone": "shapes_cnn"},
+                                "history": {"val_acc": [0.5]}})
     at = _open("app_pages/runs.py", {"runs_kind": "toy"})
     at.multiselect(key="runs_pick").set_value([a]).run()
     at.text_input(key="runs_label").input("two points").run()
@@ -81,3 +85,50 @@ def test_runs_page_labels_filters_and_deletes(app, history):
     at.checkbox(key="runs_sure").check().run()
     at.button(key="runs_delete").click().run()
     assert not at.exception and [r.kind for r in history.runs()] == ["finetune"]
+
+
+def test_curves_and_metrics_are_named_in_words_and_numbers_are_written_for_people():
+    from tl_core.plots import runs as figures
+
+    assert figures.curve_name("conditions.pretrained.history.val_acc") == "pretrained · validation accuracy"
+    assert figures.curve_name("recon_loss.train") == "training reconstruction loss"
+    assert figures.curve_name("scratch.curves.test_mse_mean") == "scratch · test error (MSE), mean"
+    assert figures.curve_name("conditions.freeze_head_only.val_acc") == "freeze head only · validation accuracy"
+    assert [figures.number(x) for x in (7e-14, 0.8333, 12.345, 1234.5, 0.5, 15, 0.0, 2.5e7)] == \
+        ["7.00e-14", "0.833", "12.3", "1,230", "0.5", "15", "0", "2.50e+07"]
+    assert figures.metric("conditions.scratch.val_acc", 0.66667) == "66.7%"
+
+
+def test_the_runs_page_compares_one_experiment_names_curves_in_words_and_marks_the_lectures_runs(app, history):
+    from test_store import Fake
+
+    class Tiny(Fake):
+        def metrics(self) -> dict:
+            return {"val_acc": self.val_acc, "train_loss": 7e-14}
+
+    a, b = _toy_run(history, 2), _toy_run(history, 8)
+    cfg = toy.ToyConfig(b_points=4, seeds=2, epochs=5, pretrain_epochs=5)
+    with history.track("toy", contract.record(cfg), session="s", source="lecture") as rec:   # as the lecture does
+        rec["result"] = toy.run(cfg)
+    lec = rec["id"]
+    tiny = history.begin("finetune", {"dataset": "digits"})   # the newest run: another experiment
+    history.finish(tiny, Tiny({"dataset": "digits"}, 0.66667, [0.5, 0.6]))
+    with pytest.raises(ValueError, match="unknown run source"):
+        history.begin("toy", {}, source="somewhere")
+
+    at = _open("app_pages/runs.py", {})
+    assert not at.exception and at.multiselect(key="runs_pick").value == [tiny]   # one experiment: the newest's
+    metrics = {m["metric"]: m[f"#{tiny} finetune"] for m in at.dataframe[-1].value.to_dict("records")}
+    assert metrics == {"validation accuracy": "66.7%", "training loss": "7.00e-14"}
+    assert at.selectbox(key="runs_curve").format_func("history.val_acc") == "validation accuracy"
+
+    at = _open("app_pages/runs.py", {"runs_kind": "toy"})
+    assert not at.exception and at.multiselect(key="runs_pick").value == [lec, b]
+    table = {r["id"]: r for r in at.dataframe[0].value.to_dict("records")}
+    assert (table[lec]["from"], table[a]["from"], history.get(lec).source) == ("lecture", "", "lecture")
+    assert "from the lecture" in at.multiselect(key="runs_pick").format_func(lec)
+    curve = at.selectbox(key="runs_curve")
+    assert curve.format_func(curve.value) == "pretrained · test error (MSE), mean"
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["title"]["text"].startswith("pretrained · test error (MSE), mean of 2 runs")
+    assert "pretrained · test error (MSE), mean" in [m["metric"] for m in at.dataframe[-1].value.to_dict("records")]

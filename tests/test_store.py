@@ -40,10 +40,12 @@ def test_cli_experiments_are_recorded_with_config_metrics_and_curves(tmp_path, c
     lab_run = _cli(capsys, "runs", "show", str(listed[0]["id"]), "--data-dir", str(tmp_path))
     assert lab_run["config"]["backbone"] == "shapes_cnn" and lab_run["device"] == lab_out["device"]
     assert len(lab_run["curves"]["conditions.scratch.history.val_acc"]) == 3
-    assert lab_run["metrics"]["conditions.pretrained.val_acc"] == pytest.approx(lab_out["conditions"]["pretrained"]["val_acc"])
+    assert lab_run["metrics"]["conditions.pretrained.val_acc"] == pytest.approx(
+        lab_out["conditions"]["pretrained"]["val_acc"])
     assert lab_run["result"]["classes"] == lab_out["classes"]
     assert _cli(capsys, "runs", "list", "--kind", "toy", "--data-dir", str(tmp_path))["runs"][0]["kind"] == "toy"
-    assert _cli(capsys, "runs", "list", "--dataset", "textures", "--data-dir", str(tmp_path))["runs"][0]["kind"] == "finetune"
+    listed = _cli(capsys, "runs", "list", "--dataset", "textures", "--data-dir", str(tmp_path))
+    assert listed["runs"][0]["kind"] == "finetune"
 
 
 @pytest.mark.parametrize("argv,curve", [
@@ -74,7 +76,8 @@ class Fake(contract.Result):
     headline = "val_acc"
 
     def to_json(self) -> dict:
-        return {"config": self.config, "status": self.status, "val_acc": self.val_acc, "history": {"val_acc": self.curve}}
+        return {"config": self.config, "status": self.status, "val_acc": self.val_acc,
+                "history": {"val_acc": self.curve}}
 
     def metrics(self) -> dict:
         return {"val_acc": self.val_acc, "not_a_number": float("nan")}

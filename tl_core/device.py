@@ -65,23 +65,57 @@ def generator(seed: int) -> torch.Generator:
 
 _THREADS = {"active": 0, "before": 0}
 _THREADS_LOCK = threading.Lock()
-_RUN_LOCK = threading.Lock()
+_TURN = threading.Condition()
+_TICKETS = {"next": 0, "serving": 0}   # first come, first served: a ticket per run that wants the turn
+
+
+def queued() -> int:
+    """Runs holding or waiting for this process's turn (`one_run_at_a_time`), the one training included."""
+    with _TURN:
+        return _TICKETS["next"] - _TICKETS["serving"]
 
 
 @contextlib.contextmanager
 def one_run_at_a_time(waiting: Callable[[], None] | None = None):
-    """Train one run at a time in this process. Sessions of one server share torch's global random stream
-    (dropout draws from it) and its CPU thread count; run side by side, they changed each other's numbers.
-    One after another, a run's numbers depend on its settings alone, the same as its CLI twin's. On 2
-    cores two runs at once are no faster than one after the other. `waiting()` is called every half second
-    while another run holds the turn (a page shows that; a Stop raised there leaves the queue)."""
-    while not _RUN_LOCK.acquire(timeout=0.5):
-        if waiting is not None:
-            waiting()
+    """Train one run at a time in this process, first come first served. Sessions of one server share torch's
+    global random stream (dropout draws from it) and its CPU thread count; run side by side, they changed each
+    other's numbers. One after another, a run's numbers depend on its settings alone, the same as its CLI
+    twin's. On 2 cores two runs at once are no faster than one after the other (a class server trains several
+    at once in worker processes: see tl_core.serve). `waiting()` is called every half second while another run
+    holds the turn (a page shows that; a Stop raised there leaves the queue)."""
+    with _TURN:
+        ticket = _TICKETS["next"]
+        _TICKETS["next"] += 1
+    try:
+        with _TURN:
+            while _TICKETS["serving"] != ticket:
+                _TURN.wait(0.5)
+                if _TICKETS["serving"] != ticket and waiting is not None:
+                    _TURN.release()   # the callback may take its time (or raise): not while holding the queue
+                    try:
+                        waiting()
+                    finally:
+                        _TURN.acquire()
+    except BaseException:
+        _leave(ticket)
+        raise
     try:
         yield
     finally:
-        _RUN_LOCK.release()
+        _leave(ticket)
+
+
+_LEFT: set[int] = set()
+
+
+def _leave(ticket: int) -> None:
+    """Give up a ticket, served or not: the turn passes over every ticket given up before its time."""
+    with _TURN:
+        _LEFT.add(ticket)
+        while _TICKETS["serving"] in _LEFT:
+            _LEFT.discard(_TICKETS["serving"])
+            _TICKETS["serving"] += 1
+        _TURN.notify_all()
 
 
 @contextlib.contextmanager

@@ -591,7 +591,8 @@ def prepare(db: store.Store | None, session: str = "lecture", progress=None, sho
 
 def _run_step(step: Step, cfg, db, session: str, progress, should_stop, device: str) -> tuple:
     """Train one step's config, recorded in the history: (state, run id, seconds, message)."""
-    tracked = db.track(step.kind, recorded(cfg), session=session) if db is not None else nullcontext({})
+    tracked = (db.track(step.kind, recorded(cfg), session=session, source="lecture") if db is not None
+               else nullcontext({}))
     rec: dict = {}
     try:
         with tracked as rec:

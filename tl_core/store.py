@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
@@ -48,10 +48,20 @@ CREATE TABLE IF NOT EXISTS runs (
     host     TEXT NOT NULL,
     pid      INTEGER NOT NULL,
     started  TEXT NOT NULL DEFAULT '', -- the process's start time: with pid, one process
-    headline TEXT NOT NULL DEFAULT ''  -- the metric a list of runs shows (the result names it)
+    headline TEXT NOT NULL DEFAULT '', -- the metric a list of runs shows (the result names it)
+    identity TEXT NOT NULL DEFAULT '', -- what the run's numbers depend on (tl_core.serve.identity): kind, config,
+                                       -- dataset, code version; a finished run with it is the answer to it
+    code     TEXT NOT NULL DEFAULT '', -- the code version it trained with (tl_core.serve.code_version)
+    private  INTEGER NOT NULL DEFAULT 0, -- trained on a user's upload: on a shared server only its session sees it
+    source   TEXT NOT NULL DEFAULT ''  -- where it was asked for, when not on an experiment's own page: "lecture"
 );
 CREATE INDEX IF NOT EXISTS runs_kind ON runs(kind);
 """
+_INDEXES = "CREATE INDEX IF NOT EXISTS runs_identity ON runs(identity, status);"
+_ADDED = {"started": "TEXT NOT NULL DEFAULT ''", "headline": "TEXT NOT NULL DEFAULT ''",
+          "identity": "TEXT NOT NULL DEFAULT ''", "code": "TEXT NOT NULL DEFAULT ''",
+          "private": "INTEGER NOT NULL DEFAULT 0", "source": "TEXT NOT NULL DEFAULT ''"}   # an older history lacks them
+SOURCES = {"lecture": "the lecture"}   # Run.source → how the Runs page marks it
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
@@ -82,6 +92,10 @@ class Run:
     session: str
     headline: str = ""
     result: dict = field(default_factory=dict, repr=False)
+    identity: str = ""
+    code: str = ""
+    private: bool = False
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -91,7 +105,8 @@ class Run:
     def to_json(self, with_result: bool = False) -> dict:
         out = {k: getattr(self, k) for k in ("id", "kind", "label", "status", "config", "metrics", "curves",
                                              "message", "device", "seconds", "created", "finished",
-                                             "model_path", "session", "headline")}
+                                             "model_path", "session", "headline", "identity", "code",
+                                             "private", "source")}
         if with_result:
             out["result"] = self.result
         return out
@@ -131,7 +146,8 @@ def what_changed(runs: list[Run]) -> dict[str, list]:
         return {}
     flats = [{"kind": r.kind, **flat_config(r.config)} for r in runs]
     keys = list(dict.fromkeys(k for f in flats for k in f))
-    return {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+    return {k: [f.get(k) for f in flats] for k in keys
+            if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
 
 
 def _started(pid: int) -> str:
@@ -194,9 +210,10 @@ class Store:
                         db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(_SCHEMA)
                     columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-                    for column in ("started", "headline"):  # an older history
+                    for column, kind in _ADDED.items():  # an older history
                         if column not in columns:
-                            db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                    db.execute(_INDEXES)
                 return
             except OSError as err:
                 if "locked" not in str(err) or time.monotonic() > deadline:
@@ -242,15 +259,27 @@ class Store:
             db.execute("COMMIT")
 
     # ---- writing -------------------------------------------------------------------------------
-    def begin(self, kind: str, config: dict, session: str = "", label: str = "") -> int:
-        """A run about to train: recorded as "running" so that a crash leaves it "interrupted"."""
+    def begin(self, kind: str, config: dict, session: str = "", label: str = "", identity: str = "",
+              code: str = "", private: bool = False, source: str = "") -> int:
+        """A run about to train: recorded as "running" so that a crash leaves it "interrupted". identity and
+        code: what its numbers depend on (see tl_core.serve); private: trained on a user's upload; source: where
+        it was asked for when not on its experiment's page ("lecture", see SOURCES)."""
+        if source and source not in SOURCES:
+            raise ValueError(f"unknown run source {source!r}: one of {', '.join(SOURCES)}")
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO runs (kind, label, status, config, created, session, host, pid, started) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (kind, label, status, config, created, session, host, pid, started, identity, code, "
+                "private, source) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (kind, label, json.dumps(config, default=str), time.time(), session, socket.gethostname(), os.getpid(),
-                 _started(os.getpid())))
+                 _started(os.getpid()), identity, code, int(bool(private)), source))
             return int(cur.lastrowid)
+
+    def claim(self, run_id: int, pid: int) -> None:
+        """The process now training a run (a worker process of the server): if it dies, the run shows as
+        interrupted, as it would if the server itself died."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET pid=?, started=? WHERE id=? AND status='running'",
+                       (int(pid), _started(int(pid)), int(run_id)))
 
     def finish(self, run_id: int, result, status: str | None = None, model_path: str | None = None,
                message: str | None = None, kind: str | None = None) -> None:
@@ -282,13 +311,13 @@ class Store:
         return run_id
 
     @contextmanager
-    def track(self, kind: str, config: dict, session: str = "") -> Iterator[dict]:
+    def track(self, kind: str, config: dict, session: str = "", **begin) -> Iterator[dict]:
         """Record a run around its training: `with store.track(kind, config) as rec: rec["result"] = result`.
         It is written as "running" before the block trains; the result may name a more precise kind (the
         lab's run on your own images is "own"). A Stop (Streamlit ends the script with a
         BaseException) is kept as "stopped", an error as "failed"; either keeps what the block put in
-        rec["result"] by then."""
-        run_id = self.begin(kind, config, session=session)
+        rec["result"] by then. `begin`: identity, code, private, source (see `begin`)."""
+        run_id = self.begin(kind, config, session=session, **begin)
         rec: dict = {"id": run_id}
 
         def keep(partial) -> None:  # checkpoint(): what the run has finished so far, kept now
@@ -332,15 +361,38 @@ class Store:
                                [(i,) for i in dead])
         return len(dead)
 
-    def rename(self, run_id: int, label: str) -> None:
-        self.get(run_id)
+    def rename(self, run_id: int, label: str, session: str | None = None) -> None:
+        """Label a run; with `session`, only a run of that session (a shared server's rule)."""
+        run = self.get(run_id, with_result=False)
+        if session is not None and run.session != session:
+            raise ValueError(f"run #{run_id} belongs to another session: only the teacher can relabel it")
         with self._write() as db:
             db.execute("UPDATE runs SET label=? WHERE id=?", (label.strip(), run_id))
 
-    def delete(self, run_ids: Iterable[int]) -> int:
+    def delete(self, run_ids: Iterable[int], session: str | None = None) -> int:
+        """Delete runs; with `session`, only those of that session (a shared server's rule). Returns how many."""
         ids = [int(i) for i in run_ids]
+        mine = "" if session is None else " AND session=?"
         with self._write() as db:
-            return db.executemany("DELETE FROM runs WHERE id=?", [(i,) for i in ids]).rowcount
+            gone = [i for i in ids if db.execute(f"DELETE FROM runs WHERE id=?{mine}",
+                                                 (i,) if session is None else (i, session)).rowcount]
+        for i in gone:   # the result a server kept to show it again (tl_core.serve) goes with it
+            self.result_file(i).unlink(missing_ok=True)
+        return len(gone)
+
+    def result_file(self, run_id: int) -> Path:
+        """Where a server keeps a finished run's whole result (trained weights, images: what a page draws), so
+        that any session asking for the same run later is shown it at once (tl_core.serve)."""
+        return self.root / "results" / f"{int(run_id)}.pkl"
+
+    def find(self, identity: str) -> Run | None:
+        """The newest finished run with this identity (kind, config, dataset, code version): the answer to it."""
+        if not identity:
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE identity=? AND status='finished' ORDER BY id DESC LIMIT 1",
+                             (identity,)).fetchone()
+        return None if row is None else self._run(row, with_result=False)
 
     # ---- reading -------------------------------------------------------------------------------
     @staticmethod
@@ -350,7 +402,8 @@ class Store:
                    curves=json.loads(row["curves"]), message=row["message"], device=row["device"],
                    seconds=row["seconds"], created=row["created"], finished=row["finished"],
                    model_path=row["model_path"], session=row["session"], headline=row["headline"],
-                   result=json.loads(row["result"]) if with_result else {})
+                   result=json.loads(row["result"]) if with_result else {}, identity=row["identity"],
+                   code=row["code"], private=bool(row["private"]), source=row["source"])
 
     def runs(self, kind: str | None = None, session: str | None = None, **config_filters) -> list[Run]:
         """All runs, newest first; filter by kind, session, and config fields (dataset=..., backbone=...)."""
@@ -376,6 +429,32 @@ class Store:
 
     def many(self, run_ids: Iterable[int]) -> list[Run]:
         return [self.get(i) for i in run_ids]
+
+
+@contextmanager
+def live(keep) -> Iterator[None]:
+    """Route `checkpoint(partial)` calls made inside the block to keep(partial): a run trained away from its
+    `track` (in the server's run thread or a worker process) keeps its finished cells the same way."""
+    token = _LIVE.set(keep)
+    try:
+        yield
+    finally:
+        _LIVE.reset(token)
+
+
+def visible(runs: list[Run], session: str, shared: bool, admin: bool = False) -> list[Run]:
+    """The runs one session may see. On one user's machine (not shared) or for the teacher: all of them. On a
+    shared server: every run of the built-in experiments, but another session's runs on its own uploads are
+    left out and its labels are not shown (they are its notes)."""
+    if not shared or admin:
+        return runs
+    out = []
+    for r in runs:
+        if r.session == session:
+            out.append(r)
+        elif not r.private:
+            out.append(replace(r, label=""))
+    return out
 
 
 def config_values(runs: list[Run], field_name: str) -> list[str]:
@@ -404,7 +483,8 @@ def to_csv(runs: list[Run]) -> str:
         if not epochs:
             writer.writerow(base)
         for e in range(epochs):
-            writer.writerow({**base, "epoch": e + 1, **{f"curve.{k}": c[e] for k, c in run.curves.items() if e < len(c)}})
+            writer.writerow({**base, "epoch": e + 1,
+                             **{f"curve.{k}": c[e] for k, c in run.curves.items() if e < len(c)}})
     return buf.getvalue()
 
 

@@ -1,5 +1,9 @@
-"""The Runs page's figure: one curve of several runs from the history on the same axes."""
+"""The Runs page's figure (one curve of several runs from the history on the same axes), and how the page names
+curves and metrics in words and writes numbers for people."""
 from __future__ import annotations
+
+import math
+import time
 
 import plotly.graph_objects as go
 
@@ -27,8 +31,106 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
             hovertemplate=f"{run.name}<br>epoch %{{x}}: %{{y:.4g}}<extra>{color_by} = {value}</extra>"))
         shown.add(value)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text=curve.split(".")[-1].replace("_", " "))
+    fig.update_yaxes(title_text=curve_name(curve).split(" · ")[-1])
     if "acc" in curve.split(".")[-1]:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     fig.update_layout(legend_title_text=color_by)
-    return style(fig, f"{curve} of {len(runs)} runs, coloured by {color_by}")
+    return style(fig, f"{curve_name(curve)} of {len(runs)} runs, coloured by {color_by}")
+
+
+# ---- in words ------------------------------------------------------------------------------------------------
+
+WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss", "train_acc": "training accuracy",
+         "train_loss": "training loss", "val_acc_std": "validation accuracy, spread over seeds (std)",
+         "test_mse": "test error (MSE)", "train_mse": "training error (MSE)", "recon_loss": "reconstruction loss",
+         "losses": "loss", "lrs": "learning rate", "lr": "learning rate"}
+PIECES = {"val": "validation", "train": "training", "acc": "accuracy", "std": "spread (std)", "mse": "error (MSE)",
+          "mean": "mean", "median": "median", "p10": "10th percentile", "p90": "90th percentile",
+          "recon": "reconstruction", "lr": "learning rate", "max": "largest", "abs": "absolute", "diff": "difference"}
+STRUCTURE = {"conditions", "history", "curves", "summary"}   # how a result nests its numbers: not a name
+QUALIFIERS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def _words(token: str) -> str:
+    if token in WORDS:
+        return WORDS[token]
+    for known in sorted(WORDS, key=len, reverse=True):   # test_mse_mean → test error (MSE), mean
+        if token.startswith(known + "_"):
+            return f"{WORDS[known]}, {_words(token[len(known) + 1:])}"
+    return " ".join(PIECES.get(p, p) for p in token.split("_"))
+
+
+def curve_name(key: str) -> str:
+    """A curve's or metric's dotted name in words: "conditions.pretrained.history.val_acc" → "pretrained ·
+    validation accuracy", "recon_loss.train" → "training reconstruction loss"."""
+    parts = [p for p in key.split(".") if p not in STRUCTURE] or [key]
+    *context, last = parts
+    if last in QUALIFIERS and context:
+        *context, metric = context
+        name = f"{QUALIFIERS[last]} {_words(metric)}"
+    else:
+        name = _words(last)
+    return " · ".join([*(c.replace("_", " ") for c in context), name])
+
+
+def number(x, percent: bool = False) -> str:
+    """A number for people: 3 significant digits, scientific where small or huge (7e-14 → 7.00e-14), thousands
+    separated; `percent`: a fraction as a percentage (0.8333 → 83.3%)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return "" if x is None else str(x)
+    if isinstance(x, int) and not percent:
+        return f"{x:,}"
+    x = float(x) * (100 if percent else 1)
+    end = "%" if percent else ""
+    a = abs(x)
+    if not math.isfinite(x) or a == 0:
+        return f"{x:g}{end}"
+    if a < 1e-3 or a >= 1e6:
+        return f"{x:.2e}{end}"
+    if a >= 1000:
+        return f"{round(x, 2 - int(math.floor(math.log10(a)))):,.0f}{end}"
+    return f"{x:.3g}{end}"
+
+
+def metric(name: str, value) -> str:
+    """A metric's value: accuracies as percentages, the rest as `number`."""
+    return number(value, percent="acc" in name.split(".")[-1])
+
+
+def headline(run) -> str:
+    """The run's headline metric in words, e.g. "validation accuracy 64.0%"."""
+    from tl_core.store import EARLIER_HEADLINES
+
+    name = run.headline or EARLIER_HEADLINES.get(run.kind, "")
+    return f"{curve_name(name)} {metric(name, run.metrics[name])}" if name in run.metrics else ""
+
+
+def source(run) -> str:
+    """Where a run was asked for, when it is worth marking: "lecture" (a lecture step, on its page or prepared)."""
+    return "lecture" if run.source == "lecture" or run.session == "lecture" else ""
+
+
+def column(run) -> str:
+    """A table column per run: the id keeps two runs with the same label apart."""
+    return f"#{run.id} {run.label}" if run.label else f"#{run.id} {run.kind}"
+
+
+def describe(run) -> str:
+    """A run in the picker: name, backbone, dataset, headline, status, and the lecture's mark."""
+    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), headline(run), run.status,
+             source(run) and "from the lecture"]
+    return " · ".join(str(p) for p in parts if p)
+
+
+def rows(runs) -> list[dict]:
+    """The Runs page's table."""
+    return [{"id": r.id, "label": r.label, "experiment": r.kind, "from": source(r), "status": r.status,
+             "backbone": r.config.get("backbone", ""), "dataset": r.config.get("dataset", ""), "result": headline(r),
+             "seconds": round(r.seconds, 1) if r.seconds is not None else None, "device": r.device,
+             "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))} for r in runs]
+
+
+def default_pick(runs, most: int = 2) -> list[int]:
+    """What the page compares at first: the newest finished runs with curves of one experiment (the newest's)."""
+    done = [r for r in runs if r.status == "finished" and r.curves]
+    return [r.id for r in done if r.kind == done[0].kind][:most] if done else []

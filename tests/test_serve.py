@@ -1,0 +1,318 @@
+"""Serving a class (tl_core/serve.py): an identical run trains once for every session that asks, the queue and
+its estimate, a Stop that leaves a shared run, failures told to every follower, worker processes that give
+the solo run's numbers, and what a shared server shows each session."""
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tl_core import contract, serve, store
+from tl_core.experiments import finetune
+
+from conftest import open_page
+
+
+@dataclass
+class Done(contract.Result):
+    config: dict
+    value: float = 1.0
+    kind = "fake"
+    headline = "value"
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "value": self.value, "status": self.status, "seconds": self.seconds}
+
+    def metrics(self) -> dict:
+        return {"value": self.value}
+
+
+def slow(steps: int = 20, pause: float = 0.02, calls: list | None = None, fail: str = ""):
+    """A run of `steps` steps that reports progress, checks Stop at every step, and can fail."""
+    def fn(progress, should_stop):
+        if calls is not None:
+            calls.append(1)
+        for i in range(steps):
+            if should_stop():
+                return Done({"steps": steps}, status="stopped", message=f"stopped after {i} steps")
+            progress((i + 1) / steps, f"step {i + 1}/{steps}")
+            time.sleep(pause)
+        if fail:
+            raise RuntimeError(fail)
+        return Done({"steps": steps}, value=float(steps), seconds=steps * pause)
+    return fn
+
+
+@pytest.fixture
+def srv(tmp_path):
+    before = serve.use(serve.Server())
+    yield serve.server()
+    serve.use(before)
+
+
+def ask(srv, tmp_path, fn, config=None, session="s"):
+    config = config or {"steps": 20}
+    ident = serve.identity("fake", config)
+    return srv.submit(ident, "fake", config, fn, root=str(tmp_path), session=session, estimate=1.0)
+
+
+def test_the_identity_names_kind_config_data_and_code():
+    a = serve.identity("finetune", {"shots": 5})
+    assert a == serve.identity("finetune", {"shots": 5}) and len(serve.code_version()) == 12
+    assert len({a, serve.identity("finetune", {"shots": 10}), serve.identity("own", {"shots": 5}),
+                serve.identity("finetune", {"shots": 5}, data="upload-fingerprint")}) == 4
+
+
+def test_eight_sessions_asking_at_once_share_one_training_and_one_run(srv, tmp_path):
+    calls = []
+    fn = slow(calls=calls)
+    joined = [ask(srv, tmp_path, fn, session=f"s{i}") for i in range(8)]
+    assert len({id(job) for job, _ in joined}) == 1 and len(joined[0][0].waiters) == 8
+    job = joined[0][0]
+    assert job.done.wait(30) and job.status == "finished" and calls == [1]
+    (run,) = store.Store(tmp_path).runs()
+    assert run.status == "finished" and run.identity == job.identity and run.session == "s0"
+    assert run.code == serve.code_version()
+    entry = srv.lookup(str(tmp_path), job.identity)
+    assert entry.result is job.result and entry.run_id == run.id          # the next session gets it at once
+    again, _ = ask(srv, tmp_path, fn)                                      # a Re-run trains afresh
+    assert again is not job and again.done.wait(30) and calls == [1, 1] and len(store.Store(tmp_path).runs()) == 2
+
+
+def test_a_finished_run_in_the_history_is_the_answer_after_a_restart_until_it_is_deleted(srv, tmp_path):
+    calls = []
+    job, _ = ask(srv, tmp_path, slow(calls=calls))
+    assert job.done.wait(30) and job.status == "finished"
+    db = store.Store(tmp_path)
+    assert db.result_file(job.run_id).is_file()
+    restarted = serve.Server()                                         # a new server process: nothing in memory
+    entry = restarted.lookup(str(tmp_path), job.identity)
+    assert entry is not None and entry.run_id == job.run_id and entry.result.value == job.result.value == 20.0
+    assert entry.session == "s" and calls == [1] and len(db.runs()) == 1     # shown, not trained again
+    other = serve.identity("fake", {"steps": 21})
+    assert restarted.lookup(str(tmp_path), other) is None              # another config is another run
+    assert db.delete([job.run_id]) == 1 and not db.result_file(job.run_id).exists()
+    assert serve.Server().lookup(str(tmp_path), job.identity) is None  # a deleted run is no answer
+
+
+def test_a_stop_leaves_a_shared_run_which_stops_when_no_one_follows_it(srv, tmp_path):
+    (job, a), (_, b) = ask(srv, tmp_path, slow(steps=400)), ask(srv, tmp_path, slow(steps=400))
+    while job.fraction < 0.02:
+        time.sleep(0.01)
+    assert srv.leave(job, a) == 1 and not job.stop.is_set()            # one of two left: it goes on
+    time.sleep(0.1)
+    assert job.state == "running"
+    assert srv.leave(job, b) == 0 and job.done.wait(10) and job.status == "stopped"
+    (run,) = store.Store(tmp_path).runs()
+    assert run.status == "stopped" and "stopped after" in run.message
+    assert srv.lookup(str(tmp_path), job.identity) is None             # a stopped run is not the answer
+
+
+def test_the_queue_gives_positions_estimates_and_a_queued_stop_leaves_it(srv, tmp_path):
+    first, _ = ask(srv, tmp_path, slow(steps=200), {"n": 1})
+    second, token2 = ask(srv, tmp_path, slow(steps=5), {"n": 2})
+    third, token3 = ask(srv, tmp_path, slow(steps=5), {"n": 3})
+    ahead, seconds = srv.ahead(third)
+    assert ahead == 2 and seconds is not None and 2.0 <= seconds <= 3.0   # two runs of ~1 s, then its own
+    assert srv.ahead(second)[0] == 1 and srv.busy()[0] == 3
+    assert srv.leave(second, token2) == 0 and second.done.wait(5) and second.status == "stopped"
+    assert srv.ahead(third)[0] == 1                                     # it moved up
+    assert third.done.wait(30) and third.status == "finished" and first.status == "finished"
+    statuses = {r.config["n"]: r.status for r in store.Store(tmp_path).runs()}
+    assert statuses == {1: "finished", 2: "stopped", 3: "finished"}
+
+
+def test_a_failure_is_told_to_every_follower_and_the_next_request_trains_again(srv, tmp_path):
+    calls = []
+    jobs = [ask(srv, tmp_path, slow(steps=5, calls=calls, fail="out of cheese"))[0] for _ in range(3)]
+    assert jobs[0].done.wait(10) and {j.status for j in jobs} == {"failed"} and "out of cheese" in jobs[0].error
+    (run,) = store.Store(tmp_path).runs()
+    assert run.status == "failed" and "out of cheese" in run.message
+    retry, _ = ask(srv, tmp_path, slow(steps=5, calls=calls))
+    assert retry is not jobs[0] and retry.done.wait(10) and retry.status == "finished" and calls == [1, 1]
+
+
+def test_the_estimate_scales_this_machines_history_by_the_cost_model(tmp_path):
+    db = store.Store(tmp_path)
+    cfg = contract.record(finetune.FinetuneConfig(seeds=1, epochs=10))
+    db.record("finetune", Done(cfg, seconds=20.0), config=cfg)
+    seconds, based = serve.estimate("finetune", {**cfg, "seeds": 3, "epochs": 20}, db)
+    assert based == 1 and seconds == pytest.approx(20.0 * 3 * 2)
+    assert serve.estimate("own", cfg, db)[0] == pytest.approx(20.0)           # the lab's family
+    assert serve.estimate("toy", {}, store.Store(tmp_path / "empty"))[0] is None
+    assert serve.about(42) == "about 40 s" and serve.about(200) == "about 3 min"
+
+
+def test_progress_by_cost_moves_with_the_cost_done():
+    seen = []
+    mapped = serve.by_cost(lambda f, m: seen.append(round(f, 3)), [1.0, 9.0])
+    for f in (0.25, 0.5, 0.75, 1.0):     # run_cells: half of cell 0, cell 0 done, half of cell 1, all done
+        mapped(f, "")
+    assert seen == [0.05, 0.1, 0.55, 1.0]
+
+
+def test_the_live_curve_reaches_the_run_from_the_training_loop(srv, tmp_path):
+    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=1,
+                                  weights="pretrained")
+    job, _ = srv.submit(serve.identity("finetune", contract.record(cfg)), "finetune", contract.record(cfg),
+                        lambda progress, stop: finetune.run(cfg, progress=progress, should_stop=stop), root="")
+    assert job.done.wait(120) and job.status == "finished"
+    (label, curve), = job.live.items()
+    assert label == "pretrained, seed 0" and curve["condition"] == "pretrained"
+    assert curve["val_acc"] == job.result.runs[0].history.val_acc and len(curve["val_loss"]) == 3
+
+
+TINY = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, seeds=1)
+
+
+def lab(cfg):
+    return lambda progress, stop: finetune.run(cfg, progress=progress, should_stop=stop)
+
+
+def numbers(result) -> list:
+    return [(r.weights, r.val_acc, r.history.val_acc, r.history.train_loss) for r in result.runs]
+
+
+def test_worker_processes_train_different_runs_at_once_with_the_solo_numbers_and_a_killed_one_is_told(tmp_path):
+    srv = serve.Server(workers=2)
+    try:
+        cfgs = [TINY, finetune.FinetuneConfig(**{**TINY.__dict__, "shots": 2})]
+        jobs = [srv.submit(serve.identity("finetune", contract.record(c)), "finetune", contract.record(c), lab(c),
+                           root=str(tmp_path))[0] for c in cfgs]
+        solo = [numbers(finetune.run(c, device="cpu")) for c in cfgs]     # meanwhile, alone in this process
+        assert all(j.done.wait(240) for j in jobs), [j.state for j in jobs]
+        assert [j.status for j in jobs] == ["finished"] * 2 and [numbers(j.result) for j in jobs] == solo
+        assert len({j.pid for j in jobs}) == 2 and os.getpid() not in {j.pid for j in jobs}   # two workers
+
+        long = finetune.FinetuneConfig(**{**TINY.__dict__, "epochs": 1000, "weights": "scratch"})
+        ident = serve.identity("finetune", contract.record(long))
+        followers = [srv.submit(ident, "finetune", contract.record(long), lab(long), root=str(tmp_path))
+                     for _ in range(3)]
+        job = followers[0][0]
+        while job.fraction < 0.002:
+            assert not job.done.is_set(), job.error
+            time.sleep(0.1)
+        assert store.Store(tmp_path).get(job.run_id).status == "running"
+        os.kill(job.pid, signal.SIGKILL)                                    # kill -9 the worker training it
+        assert job.done.wait(60) and job.status == "failed" and "worker process" in job.error
+        assert {j.status for j, _ in followers} == {"failed"}               # every follower is told
+        assert store.Store(tmp_path).get(job.run_id).status == "failed"
+        retry = [srv.submit(ident, "finetune", contract.record(TINY), lab(TINY), root=str(tmp_path))[0]
+                 for _ in range(3)]
+        assert len(set(map(id, retry))) == 1 and retry[0] is not job        # the retry trains once, afresh
+        assert retry[0].done.wait(240) and retry[0].status == "finished"
+    finally:
+        srv.shutdown()
+
+
+def test_sharing_frozen_features_and_scratch_across_seeds_and_runs_keeps_every_number(monkeypatch):
+    import collections
+
+    # EfficientNet-Lite0: its convs give an image other bits in a batch of under 16 images than in a larger one,
+    # so a cache shared image by image (not batch by batch) changed seed 1's numbers at this depth
+    cfg = finetune.FinetuneConfig(image_size=32, epochs=1, seeds=2, freeze="6", weights="pretrained")
+    runs = {}
+    for reuse in (False, True):
+        monkeypatch.setattr(finetune, "REUSE", reuse)
+        monkeypatch.setattr(finetune, "_FEATURES", collections.OrderedDict())
+        monkeypatch.setattr(finetune, "_SCRATCH", collections.OrderedDict())
+        finetune.run(finetune.FinetuneConfig(**{**cfg.__dict__, "freeze": "all"}), device="cpu")   # a run before
+        runs[reuse] = [(r.weights, r.seed, r.val_acc, r.history.val_acc, r.history.train_loss, r.confusion.tolist())
+                       for r in finetune.run(cfg, device="cpu").runs]
+    assert runs[True] == runs[False] and len(runs[True]) == 2
+
+
+# ---- the pages: several sessions in one process (AppTest), each with its own session id ----------------------
+
+FAST_LAB = {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_image_size": "32", "ft_epochs": "2",
+            "ft_seeds": "1"}
+
+
+@pytest.fixture
+def sessions(app, tmp_path, monkeypatch):
+    """A throwaway history and a switch between browser sessions (AppTest gives every session one id)."""
+    from app_pages import ui
+
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    who = {"id": "session-a"}
+    monkeypatch.setattr(ui, "session_id", lambda: who["id"])
+    before = serve.use(serve.Server())
+
+    def as_(name: str, page: str, params: dict):
+        who["id"] = name
+        return open_page(page, params)
+    yield as_, who
+    serve.use(before)
+
+
+def test_a_second_session_on_the_same_link_gets_the_result_at_once_and_rerun_trains_afresh(sessions, tmp_path,
+                                                                                          monkeypatch):
+    as_, who = sessions
+    calls = []
+    real = finetune.run
+    monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    a = as_("session-a", "app_pages/finetune.py", FAST_LAB)
+    assert not a.exception and any("on this machine" in c.value for c in a.caption)      # an estimate before the click
+    a.button(key="ft_train").click().run()
+    assert not a.exception and len(calls) == 1
+    start = time.perf_counter()
+    b = as_("session-b", "app_pages/finetune.py", FAST_LAB)                               # the same link, later
+    assert time.perf_counter() - start < 10 and not b.exception and len(calls) == 1
+    assert b.button(key="ft_train").disabled and len(b.get("plotly_chart")) >= 2
+    assert any("for another session" in c.value and "Re-run" in c.value for c in b.caption)
+    (run,) = store.Store(tmp_path).runs()                                                 # a reuse is not a run
+    assert b.session_state["ft_results"][next(iter(b.session_state["ft_results"]))] is \
+        a.session_state["ft_results"][next(iter(a.session_state["ft_results"]))]
+    b.button(key="ft_rerun").click().run()
+    assert not b.exception and len(calls) == 2 and len(store.Store(tmp_path).runs()) == 2
+    assert store.Store(tmp_path).runs()[0].session == "session-b"
+
+
+def test_after_a_restart_a_session_opening_the_link_sees_the_run_from_the_history(sessions, tmp_path):
+    as_, _ = sessions
+    a = as_("session-a", "app_pages/finetune.py", FAST_LAB)
+    a.button(key="ft_train").click().run()
+    (run,) = store.Store(tmp_path).runs()
+    serve.use(serve.Server())                                            # the server restarted
+    start = time.perf_counter()
+    b = as_("session-b", "app_pages/finetune.py", FAST_LAB)
+    assert time.perf_counter() - start < 10 and not b.exception and b.button(key="ft_train").disabled
+    assert any(f"run #{run.id}" in c.value and "Re-run" in c.value for c in b.caption)
+    assert len(b.get("plotly_chart")) >= 2 and len(store.Store(tmp_path).runs()) == 1
+
+
+def test_the_toy_page_records_one_run_per_training_not_per_visit(sessions, tmp_path):
+    as_, _ = sessions
+    link = {"toy_seeds": "3", "toy_epochs": "20", "toy_b_points": "4"}
+    for name in ("session-a", "session-b", "session-a"):
+        at = as_(name, "app_pages/toy.py", link)
+        assert not at.exception and len(at.get("plotly_chart")) == 3
+    (run,) = store.Store(tmp_path).runs(kind="toy")
+    assert run.session == "session-a" and run.status == "finished"
+
+
+def test_a_shared_server_shows_each_session_its_own_uploads_and_lets_it_manage_only_its_own(sessions, tmp_path,
+                                                                                           monkeypatch):
+    as_, _ = sessions
+    monkeypatch.setenv(serve.SHARED, "1")
+    monkeypatch.setenv(serve.ADMIN, "chalk")
+    db = store.Store(tmp_path)
+    mine = db.begin("toy", {"b_points": 2}, session="session-a", label="my toy")
+    upload = db.begin("own", {"dataset": "own: holiday.zip"}, session="session-a", private=True)
+    for i in (mine, upload):
+        db.finish(i, {"config": {}})
+    b = as_("session-b", "app_pages/runs.py", {})
+    assert not b.exception and "1 of 1 runs" in b.caption[0].value                      # not session a's upload
+    (shown,) = b.dataframe[0].value.to_dict("records")
+    assert shown["id"] == mine and shown["label"] == ""                                   # nor its label
+    b.multiselect(key="runs_pick").set_value([mine]).run()
+    assert any("other sessions'" in c.value for c in b.caption)                              # no label or delete for it
+    assert [t.key for t in b.text_input] == ["runs_token"]
+    assert db.delete([mine, upload], session="session-b") == 0 and len(db.runs()) == 2    # deletes only its own
+    with pytest.raises(ValueError, match="another session"):
+        db.rename(mine, "mine now", session="session-b")
+    b.text_input(key="runs_token").input("chalk").run()                                    # the teacher
+    assert "2 of 2 runs" in b.caption[0].value
+    a = as_("session-a", "app_pages/runs.py", {})
+    assert "2 of 2 runs" in a.caption[0].value and not a.exception
