@@ -34,7 +34,9 @@ header[data-testid="stHeader"] {display: none}
 .stMainBlockContainer {padding-top: 0.8rem !important; padding-bottom: 0 !important; max-width: 100% !important}
 .stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.55rem !important; line-height: 1.4}
 .stMainBlockContainer h2 {font-size: 2.3rem !important; padding: 0.2rem 0 !important}
-.stMainBlockContainer button p, .stMainBlockContainer [data-baseweb='select'] div {font-size: 1.2rem !important}
+.stMainBlockContainer [data-baseweb='select'] div {font-size: 1.2rem !important}
+.stMainBlockContainer button p {font-size: 1.1rem !important}
+.stMainBlockContainer button {padding-left: 0.5rem !important; padding-right: 0.5rem !important}
 </style>"""
 
 

@@ -21,10 +21,11 @@ def test_upload_zip_train_and_predict_in_the_browser(server, page, tmp_path):
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stSelectbox']").first.click()         # a fast offline backbone
     page.get_by_role("option", name="shapes_cnn").click()
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Overfitting curves").first.wait_for(timeout=240_000)
     page.get_by_text("Accuracy per class").first.wait_for(timeout=60_000)
-    # the predict uploader is the last file input on the page
+    # the predict uploader is the last file input on the page, once it is drawn (after the export)
+    page.get_by_text("An image to classify").first.wait_for(timeout=120_000)
     page.locator("[data-testid='stFileUploader'] input[type='file']").last.set_input_files(str(tmp_path / "mug.jpg"))
     page.get_by_text("Prediction:").first.wait_for(timeout=60_000)
     assert page.get_by_text("Traceback").count() == 0

@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS
 from tl_core import store
+
+from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +17,7 @@ LONG_RUN = ("ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_sh
 
 def test_stop_ends_a_lab_run_within_an_epoch_and_keeps_it(server, page):
     page.goto(f"{server}/finetune?{LONG_RUN}")
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"epoch ([3-9]|[1-9][0-9])/100")).first.wait_for(timeout=120_000)
     clicked = time.perf_counter()
     page.get_by_role("button", name="Stop").first.click()

@@ -7,6 +7,8 @@ result or a stored run.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -152,6 +154,21 @@ def unit(a: np.ndarray) -> np.ndarray:
 PROJECTOR_HEIGHT = 600   # px: a chart beside the step's words inside a 1400×900 window, with the header above it
 
 
+def _wrap(line: str, width: int = 55) -> str:
+    """A title's second line broken at spaces into lines of about `width` visible characters (tags kept)."""
+    words, out, n = line.split(" "), [], 0
+    for w in words:
+        visible = len(re.sub(r"<[^>]*>", "", w))
+        if out and n + visible > width:
+            out.append("<br>")
+            n = 0
+        elif out:
+            out.append(" ")
+        out.append(w)
+        n += visible + 1
+    return "".join(out)
+
+
 def projector(fig: go.Figure, scale: float = 1.5, fit: bool = False) -> go.Figure:
     """The same figure for the back of a room: every font (ticks and axis titles too) `scale` times larger,
     thicker lines, taller (fit: exactly PROJECTOR_HEIGHT, to sit inside the window), and a long title broken after
@@ -159,9 +176,10 @@ def projector(fig: go.Figure, scale: float = 1.5, fit: bool = False) -> go.Figur
     fig = go.Figure(fig)
     base = round((fig.layout.font.size or 15) * scale)
     title = fig.layout.title.text or ""
-    if len(title) > 50 and " (" in title:   # "What it shows (how it is measured)": the second part on its own line
+    if len(title) > 50 and " (" in title and "<br>" not in title:   # "What it shows (how it is measured)"
         head, rest = title.split(" (", 1)
         title = f"{head}<br><span style='font-size:{round(base * 0.8)}px'>({rest}</span>"
+    title = "<br>".join([title.split("<br>")[0], *(_wrap(line) for line in title.split("<br>")[1:])])
     fig.update_layout(font=dict(size=base),
                       height=PROJECTOR_HEIGHT if fit else round((fig.layout.height or 460) * 1.25),
                       title=dict(text=title, font_size=round((fig.layout.title.font.size or 20) * scale)),
