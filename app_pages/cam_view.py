@@ -22,17 +22,17 @@ def cells(true: np.ndarray, pred: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def maps_of(result, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str, tuple]:
-    """Grad-CAM of the result's model on its validation rows (kept per result and rows for reruns)."""
-    memo = st.session_state.setdefault("cam_view_memo", {})
-    key = (id(result), rows)
-    if key not in memo or memo[key][0] is not result:
+    """Grad-CAM of the result's model on its validation rows: computed once for every session shown that result
+    (a class sharing one run opens the same first cell)."""
+    def make():
         model = inside.model_from_state(result.config.backbone, result.model_state, len(result.classes))
         size = result.val.images.shape[-1]
         k = inside.cam_stage(model, size)
         images = result.val.images[list(rows)]
         maps, _ = inside.gradcam(model, images, k, [int(result.runs[0].val_pred[i]) for i in rows])
-        ui.keep(memo, key, (result, images.numpy(), maps, model.names[k], inside.spatial_sizes(model, size)[k]), most=6)
-    return memo[key][1:]
+        return images.numpy(), maps, model.names[k], inside.spatial_sizes(model, size)[k]
+
+    return ui.once(result, f"cam {rows}", make)
 
 
 def show(result, key: str = "cam", where=st) -> None:
@@ -52,6 +52,8 @@ def show(result, key: str = "cam", where=st) -> None:
         return
     rows = tuple(int(i) for i in np.flatnonzero((true == pick[0]) & (pred == pick[1]))[:MOST])
     images, maps, stage, side = maps_of(result, rows)
-    ui.chart(figures.cam_cell(images, maps, classes[pick[0]], classes[pick[1]], stage, side), f"{key}_fig", where)
+    fig = ui.once(result, f"cam figure {rows}", lambda: figures.cam_cell(images, maps, classes[pick[0]],
+                                                                        classes[pick[1]], stage, side))
+    ui.chart(fig, f"{key}_fig", where)
     if pick[2] > MOST:
         where.caption(f"The first {MOST} of {pick[2]} images.")

@@ -44,18 +44,18 @@ if result is None:
     st.info("Set up a run in the sidebar and press **Train**. Runs already trained with the same settings are shown "
             "at once.")
     st.stop()
-ui.verdict(result.verdict())
+ui.verdict(ui.once(result, "verdict", result.verdict))   # a result shared by a class: worked out once
 frozen = ", ".join(result.stage_names[:result.frozen]) or "none"
 st.caption(f"{result.device} · {result.seconds:.1f} s · frozen: {frozen} · trainable: "
            f"{', '.join(result.stage_names[result.frozen:])} · {result.weights_note} · augmentation: "
            f"{augment.words(result.config.augment)}")
 kit.download_model(result, "ft_model")   # model.pt + model.onnx (parity-checked) + model.json + predict.py
-out = result.to_json()
-ui.chart(figures.curves(out), "ft_curves")
+out = ui.once(result, "json", result.to_json)
+ui.chart(ui.once(result, "curves", lambda: figures.curves(out)), "ft_curves")   # a shared result: drawn once
 kit.augment_compare(result, st.session_state["ft_results"], cfg, "ft_aug_compare")   # with vs without augmentation
 left, right = st.columns(2)
-ui.chart(figures.first_confusion(out), "ft_confusion", left)
-if (fig := figures.misclassified(result)) is not None:
+ui.chart(ui.once(result, "confusion", lambda: figures.first_confusion(out)), "ft_confusion", left)
+if (fig := ui.once(result, "wrong", lambda: figures.misclassified(result))) is not None:
     ui.chart(fig, "ft_wrong", right)
 
 st.subheader("Shots sweep and freeze-depth × shots")

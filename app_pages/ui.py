@@ -172,21 +172,35 @@ def stop_requested() -> bool:
 # ---- shared runs: an identical run trains once, for every session that asks (tl_core.serve) -------------------
 
 _ONCE: dict = {}
+_MAKING: dict = {}   # (id, what) -> (object, the lock its maker holds)
 _ONCE_LOCK = threading.Lock()
 
 
 def once(obj, what: str, make):
     """`make()` once per object and `what` in this process, for every session: what a page derives from a result
     that sessions share (tl_core.serve), e.g. its exported model, is made once, not once per session. Keeps
-    the 16 newest."""
+    the 48 newest (a result has a few: its figures, its exported model). Sessions asking for the same thing
+    wait for the one making it; a slow make (an ONNX export) holds up no one asking for anything else."""
+    key = (id(obj), what)
     with _ONCE_LOCK:
-        hit = _ONCE.get((id(obj), what))
+        hit = _ONCE.get(key)
         if hit is not None and hit[0] is obj:
             return hit[1]
+        making = _MAKING.setdefault(key, (obj, threading.Lock()))
+        if making[0] is not obj:   # an id reused by a new object: the old maker's lock is not ours
+            making = _MAKING[key] = (obj, threading.Lock())
+    with making[1]:
+        with _ONCE_LOCK:
+            hit = _ONCE.get(key)
+            if hit is not None and hit[0] is obj:
+                return hit[1]
         value = make()
-        _ONCE[id(obj), what] = (obj, value)
-        while len(_ONCE) > 16:
-            del _ONCE[next(iter(_ONCE))]
+        with _ONCE_LOCK:
+            _ONCE[key] = (obj, value)
+            while len(_ONCE) > 48:
+                del _ONCE[next(iter(_ONCE))]
+            if _MAKING.get(key, (None,))[0] is obj:
+                del _MAKING[key]
         return value
 
 
@@ -286,6 +300,26 @@ def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
     return f"{job.message or start} · {serve.about(left)} left" if left is not None else job.message or start
 
 
+_LIVE_FIGURES: dict = {}   # id(job) -> (job, epochs drawn, when built, figure)
+
+
+def _live_figure(job: serve.Job, epochs: int):
+    """The live chart of `job` and the epochs it draws: built at most once a second for all the sessions that
+    follow the run (a figure costs about 0.3 s of the server's CPU, and 8 followers each asking for their own
+    every second slowed the very run they waited for by half)."""
+    from tl_core.plots import live as live_figures
+
+    with _ONCE_LOCK:
+        hit = _LIVE_FIGURES.get(id(job))
+        if hit is not None and hit[0] is job and (hit[1] == epochs or time.monotonic() - hit[2] < 1.0):
+            return hit[3], hit[1]
+        fig = live_figures.curves(dict(job.live))
+        _LIVE_FIGURES[id(job)] = (job, epochs, time.monotonic(), fig)
+        while len(_LIVE_FIGURES) > 16:
+            del _LIVE_FIGURES[next(iter(_LIVE_FIGURES))]
+        return fig, epochs
+
+
 def _follow(prefix: str, job: serve.Job, token, start: str, live: bool) -> bool:
     """Show `job`'s progress (its queue position, its live curve) until it is done. False when this session
     stopped following it (Stop, or any other click: Streamlit wants to rerun the page); the run then goes on
@@ -311,12 +345,13 @@ def _follow(prefix: str, job: serve.Job, token, start: str, live: bool) -> bool:
                 note.caption((f"{followers} sessions follow this run: it trains once for all of them." if followers > 1
                               else "") + where)
             epochs = sum(len(v.get("val_loss") or v.get("train_loss") or ()) for v in list(job.live.values()))
-            if chart is not None and epochs != curves and time.monotonic() - curves_at >= 1.0:
-                from tl_core.plots import live as live_figures  # redrawn as epochs finish, at most once a second
-
-                charts, curves, curves_at = charts + 1, epochs, time.monotonic()
-                fig = once(job, f"live {epochs}", lambda: live_figures.curves(dict(job.live)))   # one for all followers
-                chart.plotly_chart(fig, key=f"{prefix}_live_{charts}", config=PNG)
+            # redrawn as epochs finish: at most once a second, and less often the more sessions follow the run (each
+            # redraw is a whole chart drawn again in every follower's browser; the class keeps its CPU for the run)
+            if chart is not None and epochs != curves and time.monotonic() - curves_at >= max(1.0, 0.5 * followers):
+                fig, drawn_epochs = _live_figure(job, epochs)
+                if drawn_epochs != curves:   # not the figure this session already shows
+                    charts, curves, curves_at = charts + 1, drawn_epochs, time.monotonic()
+                    chart.plotly_chart(fig, key=f"{prefix}_live_{charts}", config=PNG)
     finally:
         if token is not None and not job.done.is_set():
             srv.leave(job, token)

@@ -133,3 +133,18 @@ def test_gradual_and_discriminative_at_the_deepest_freeze_reach_the_stem():
 def test_cli_pretrain_to_an_unwritable_path_is_one_line_before_training():
     proc = _cli("pretrain", "--out", "README.md/inside-a-file.pt")
     assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_per_class_recall_equals_sklearns_recall_with_nan_for_a_class_without_images():
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 60)
+    true[true == 2] = 1                      # class 2 has no validation image
+    pred = np.where(rng.random(60) < 0.6, true, rng.integers(0, 5, 60))
+    run = finetuning.Run.__new__(finetuning.Run)
+    run.confusion, run.val_true, run.val_pred = np.zeros((5, 5)), true, pred
+    want = recall_score(true, pred, labels=range(5), average=None, zero_division=np.nan)
+    got = run.per_class_recall
+    assert np.isnan(got[2]) and np.isnan(want[2])
+    assert np.allclose(got, want, equal_nan=True) and 0 < np.nanmean(got) < 1

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, recall_score
+from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from tl_core import backbones, freeze
@@ -142,9 +142,14 @@ class Run:
 
     @property
     def per_class_recall(self) -> np.ndarray:
-        """Validation accuracy of each class (NaN for a class with no validation image)."""
-        return recall_score(self.val_true, self.val_pred, labels=range(len(self.confusion)), average=None,
-                            zero_division=np.nan)
+        """Validation accuracy of each class (NaN for a class with no validation image); sklearn's recall_score
+        with zero_division=NaN, counted directly (it is read per seed for every summary a page draws)."""
+        k = len(self.confusion)
+        true, pred = np.asarray(self.val_true), np.asarray(self.val_pred)
+        total = np.bincount(true, minlength=k)[:k].astype(float)
+        hit = np.bincount(true[true == pred], minlength=k)[:k].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, hit / np.where(total > 0, total, 1), np.nan)
 
 
 class Trainer:
