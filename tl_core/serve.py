@@ -525,6 +525,8 @@ class Server:
         if result is not None and status in ("finished", "diverged"):
             self.remember(job.root, job.identity, Entry(result, job.run_id, float(getattr(result, "seconds", 0.0)),
                                                         time.time(), job.session))
+        if result is not None and status == "finished" and job.run_id is not None and job.root:
+            _keep(store.Store(job.root).result_file(job.run_id), result)  # before anyone is told
         with self.lock:
             job.state, job.status, job.result, job.error, job.bad_setting = "done", status, result, error, bad
             job.version += 1
@@ -534,8 +536,6 @@ class Server:
                 self.order.remove(job)
             job.payload = None
         job.done.set()
-        if result is not None and status == "finished" and job.run_id is not None and job.root:
-            _keep(store.Store(job.root).result_file(job.run_id), result)
 
     def _stop(self, job: Job) -> None:
         """Every follower left: a queued run leaves the queue (recorded as stopped), a training one stops at
