@@ -43,6 +43,18 @@ def _private_history(tmp_path_factory):
 
 
 @pytest.fixture
+def fresh_server(monkeypatch, tmp_path):
+    """A server that has trained nothing yet: an empty history of its own and no shared results in memory, so a
+    page at its defaults asks for a run instead of showing one another test trained (an identical run trains
+    once, tl_core.serve)."""
+    from tl_core import serve
+
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(serve, "_SERVER", {})
+    return tmp_path
+
+
+@pytest.fixture
 def app():
     """The whole app (navigation, sidebar) on its Home page, with a fresh Streamlit cache."""
     import streamlit as st

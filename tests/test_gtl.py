@@ -444,7 +444,7 @@ def _small_page(app):
     app.run()
 
 
-def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch):
+def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch, fresh_server):
     calls = []
     real = gtl.run
     monkeypatch.setattr(gtl, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))

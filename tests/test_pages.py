@@ -70,7 +70,7 @@ def _train_small_lab(app, dataset: str, epochs: int, seeds: int) -> None:
     assert not app.exception
 
 
-def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch):
+def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch, fresh_server):
     from tl_core.experiments import finetune
 
     calls = []

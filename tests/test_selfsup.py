@@ -237,7 +237,7 @@ def test_cli_bad_options_give_one_line_and_exit_2(args, words, capsys):
     assert words in err.err and len(err.err.strip().splitlines()) == 1 and err.out == ""
 
 
-def test_page_pretrains_compares_and_reuses_the_pretraining(app, small):
+def test_page_pretrains_compares_and_reuses_the_pretraining(app, small, fresh_server):
     app.switch_page("app_pages/selfsup.py").run()
     assert not app.exception and "Pretrain and compare" in app.info[0].value
     assert "load_state_dict" in app.code[0].value                       # the deck's flow, before any run
