@@ -190,18 +190,21 @@ def once(obj, what: str, make):
         if making[0] is not obj:   # an id reused by a new object: the old maker's lock is not ours
             making = _MAKING[key] = (obj, threading.Lock())
     with making[1]:
-        with _ONCE_LOCK:
-            hit = _ONCE.get(key)
-            if hit is not None and hit[0] is obj:
-                return hit[1]
-        value = make()
-        with _ONCE_LOCK:
-            _ONCE[key] = (obj, value)
-            while len(_ONCE) > 48:
-                del _ONCE[next(iter(_ONCE))]
-            if _MAKING.get(key, (None,))[0] is obj:
-                del _MAKING[key]
-        return value
+        try:
+            with _ONCE_LOCK:
+                hit = _ONCE.get(key)
+                if hit is not None and hit[0] is obj:
+                    return hit[1]
+            value = make()
+            with _ONCE_LOCK:
+                _ONCE[key] = (obj, value)
+                while len(_ONCE) > 48:
+                    del _ONCE[next(iter(_ONCE))]
+            return value
+        finally:   # done or failed: the maker's lock goes (a failed make is tried again by the next asker)
+            with _ONCE_LOCK:
+                if _MAKING.get(key, (None,))[0] is obj:
+                    del _MAKING[key]
 
 
 @st.cache_data(show_spinner=False)
@@ -301,6 +304,7 @@ def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
 
 
 _LIVE_FIGURES: dict = {}   # id(job) -> (job, epochs drawn, when built, figure)
+_LIVE_LOCK = threading.Lock()   # its own: building a figure holds up no shared-result lookup
 
 
 def _live_figure(job: serve.Job, epochs: int):
@@ -309,7 +313,7 @@ def _live_figure(job: serve.Job, epochs: int):
     every second slowed the very run they waited for by half)."""
     from tl_core.plots import live as live_figures
 
-    with _ONCE_LOCK:
+    with _LIVE_LOCK:
         hit = _LIVE_FIGURES.get(id(job))
         if hit is not None and hit[0] is job and (hit[1] == epochs or time.monotonic() - hit[2] < 1.0):
             return hit[3], hit[1]

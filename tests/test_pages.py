@@ -1,6 +1,9 @@
 """Pages render without exception through the real navigation, and their controls redraw."""
 import subprocess
 import sys
+import time
+
+import pytest
 
 from tl_core.experiments import toy
 
@@ -127,3 +130,31 @@ def test_finetune_controls_reach_the_run(app):
     assert len(result.runs) == 1 and len(result.runs[0].history.train_loss) == 4
     assert "pretrained: validation accuracy" in app.info[0].value      # one condition: no comparison claimed
     assert "frozen: conv1, conv2" in " ".join(c.value for c in app.caption)
+
+
+def test_a_shared_result_is_made_once_for_sessions_asking_at_once_and_a_failed_make_is_tried_again():
+    import threading
+
+    from app_pages import ui
+
+    result, calls = object(), []
+
+    def make():
+        calls.append(1)
+        time.sleep(0.2)   # a slow make (an export): the other sessions wait for it instead of making their own
+        return ["figure"]
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(ui.once(result, "figure", make))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 6 and all(g is got[0] for g in got)
+
+    def broken():
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError):
+        ui.once(result, "model", broken)
+    assert ui.once(result, "model", lambda: "exported") == "exported"
