@@ -324,7 +324,7 @@ def worker_kill(sessions: int = 10, epochs: int = 300) -> dict:
     """TL_WORKERS=1: `sessions` wait on one run, its worker is killed (SIGKILL); then each presses Train again."""
     link = CLASS_LINK.format(w="scratch", e=epochs, lr="0.003")
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), TL_WORKERS="1") as (url, proc), \
-            chromium() as browser:
+            chromium(low=True) as browser:
         pages = [_lab(browser, url, link) for _ in range(sessions)]
         for p in pages:
             _train(p)
