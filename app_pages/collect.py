@@ -3,7 +3,7 @@ classes renamed or dropped. A widget group of the "Your own images" page (not a 
 list it), kept apart so the page stays a short script."""
 import streamlit as st
 
-from tl_core import userdata
+from tl_core import safeio, userdata
 
 S = st.session_state
 IMAGE_TYPES = sorted(s.lstrip(".") for s in userdata.IMAGE_SUFFIXES)
@@ -28,16 +28,26 @@ def kept(key: str, default=None) -> dict:
 
 
 def add_files(imgs, class_name, files):
-    """Add uploaded/webcam files to a class once each (a widget keeps returning its last file)."""
+    """Add uploaded/webcam files to a class once each (a widget keeps returning its last file). One batch shares an
+    upload's budget (pixels decoded, seconds), as a zip does: past it, the rest are not added, with one line."""
     seen = S.setdefault("own_seen", set())
+    budget, spent, left = userdata.upload_budget(), None, 0
     for f in files:
         if f is None or f.file_id in seen:
             continue
         seen.add(f.file_id)
+        if spent is not None:
+            left += 1
+            continue
         try:
-            imgs = imgs.add_image(class_name, f.getvalue(), f.name)
+            imgs = imgs.add_image(class_name, f.getvalue(), f.name, budget=budget)
+        except safeio.BudgetSpent as err:
+            spent, left = err, 1
         except ValueError as err:
             st.warning(f"{f.name} was not added: {err}")
+    if spent is not None:
+        st.warning(f"{left} file{'s' * (left != 1)} not added: {spent}; upload {'them' if left != 1 else 'it'} again "
+                   f"to add {'them' if left != 1 else 'it'}.")
     S["own_data"] = imgs
     return imgs
 

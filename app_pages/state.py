@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import load_view, ui
-from tl_core import backbones, contract, data, state
+from tl_core import backbones, contract, data, safeio, state
 from tl_core.experiments import finetune
 from tl_core.plots import finetune as ft_figures
 from tl_core.plots import state as sd_figures
@@ -11,9 +11,10 @@ link = ui.page("State-dict workshop", "sd_",
                "it, `model.load_state_dict(sd)` copies it into a model *of the same architecture*. Inspect a lab model "
                "or your own file, download it whole, encoder only or head only, and load it into another architecture "
                "to see which keys are **missing**, **unexpected** or **shape-mismatched**, instead of a traceback.")
-# uploads read safely, built models, reports and runs: they survive reruns and page switches
-files, bad, labs, reports, runs = (st.session_state.setdefault(f"sd_{k}", {})
-                                   for k in ("files", "bad", "labs", "reports", "runs"))
+# uploads read safely (by content hash, oldest first), which upload is which file, built models, reports and runs:
+# they survive reruns and page switches
+files, ids, bad, labs, reports, runs = (st.session_state.setdefault(f"sd_{k}", {})
+                                        for k in ("files", "ids", "bad", "labs", "reports", "runs"))
 
 st.header("1 · Weights to work with")
 left, right = st.columns(2)
@@ -21,12 +22,22 @@ upload = right.file_uploader(f"Upload a state_dict (.pt, .pth or .safetensors, u
                              type=["pt", "pth", "safetensors"], key="sd_upload",
                              help="Read safely: torch.load(weights_only=True) takes tensors only; a file that "
                                   "carries pickled code or a whole saved model is refused.")
-if upload is not None and upload.file_id not in bad and (upload.name, upload.size) not in files:
+if upload is not None and upload.file_id not in bad and upload.file_id not in ids:
+    # a file is its content (sha256 of the bytes), never its name and size: two students' weights.pt of one
+    # architecture and one size are two files, and so are the runs continued from them
+    raw = upload.getvalue()
+    digest = safeio.content_hash(raw)
     try:
-        files[(upload.name, upload.size)] = state.read(upload.getvalue(), upload.name)
-        st.session_state["sd_source"] = "uploaded file"
+        files[digest] = files.pop(digest, None) or state.read(raw, upload.name)   # the newest last
+        ids[upload.file_id] = digest
+        st.session_state["sd_source"], st.session_state["sd_file"] = "uploaded file", digest
+        dropped = state.keep_within(files, int(state.KEPT_MB * 2**20))
+        if dropped:
+            right.info(f"Dropped {', '.join(dropped)} (the oldest upload{'s' * (len(dropped) > 1)}) to keep this "
+                       f"session's uploaded weights under {state.KEPT_MB:g} MB: upload it again to use it.")
     except ValueError as err:
         bad[upload.file_id] = str(err)
+    del raw
 if upload is not None and upload.file_id in bad:
     right.error(bad[upload.file_id])
 sources = ["lab model"] + (["uploaded file"] if files else [])
@@ -54,10 +65,10 @@ if source == "lab model":
                             f"{arch}_{weights}_{p}.{fmt}", key=f"sd_download_{p}", on_click="ignore")
 else:
     picked = left.selectbox("Uploaded file", list(files), key="sd_file",
-                            format_func=lambda k: f"{k[0]} ({k[1]:,} bytes)")
+                            format_func=lambda k: f"{files[k].name} ({files[k].size:,} bytes)")
     sd, name, notes = files[picked].state, files[picked].name, files[picked].notes
     ins = state.inspect(sd, name, notes=notes)
-source_id = ("lab", arch, weights, part) if source == "lab model" else ("file", *picked)
+source_id = ("lab", arch, weights, part) if source == "lab model" else ("file", picked)   # picked: a content hash
 for note in notes:
     st.info(f"Note: {note}.")
 
@@ -109,7 +120,7 @@ st.caption(f"The fine-tuning lab's run from the weights of {name} instead of the
 result = ui.run_button("sd_ft", "Continue fine-tuning", "continue", ft, lambda progress, stop: finetune.run(
     ft, progress=progress, should_stop=stop, init=report.model, init_note=f"weights loaded from {name}"),
     results=runs, key=(source_id, cfg, ft), button_key="sd_ft_run", start="Preparing data and the loaded model…",
-    extra={"init": name, "load": contract.record(cfg)})
+    extra={"init": name, "load": contract.record(cfg)}, data=None if source == "lab model" else f"sha256:{picked}")
 ui.keep(runs)   # each result carries its trained weights
 if result is not None:
     st.success(f"Validation accuracy after {ft.epochs} epochs: {', '.join(f'{r.val_acc:.0%}' for r in result.runs)} "

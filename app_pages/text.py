@@ -31,20 +31,33 @@ cfg = C(**picked)
 st.subheader("What the tokenizer does")
 left, right = st.columns([3, 2])
 sentence = left.text_area("A sentence", "Transfer learning reuses what a model has already learnt.",
-                          key="text_sentence", height=90,
+                          key="text_sentence", height=90, max_chars=text.MAX_COUNT_CHARS,
                           help=f"Word pieces and ids; the model reads at most {text.MAX_TOKENS} tokens")
-upload = right.file_uploader("…or a .txt file", type=["txt"], key="text_upload")
+upload = right.file_uploader(f"…or a .txt file (its first {text.MAX_UPLOAD_BYTES // 1024} KB are read)", type=["txt"],
+                             key="text_upload")
 try:
     if upload is not None:
-        sentence = text.decode_upload(upload.getvalue(), upload.name)
+        # decoded once per upload (a prefix of MAX_UPLOAD_BYTES), not on every rerun; tokens are cached by content
+        kept = st.session_state.get("text_upload_read")
+        if kept is None or kept[0] != upload.file_id:
+            try:
+                kept = (upload.file_id, *text.read_upload(upload.getvalue(), upload.name), "")
+            except ValueError as err:
+                kept = (upload.file_id, "", "", str(err))
+            st.session_state["text_upload_read"] = kept
+        if kept[3]:
+            raise ValueError(kept[3])
+        sentence = kept[1]
+        if kept[2]:
+            st.info(kept[2])
     tok = text.tokens(sentence)
 except ValueError as err:
     st.warning(f"{err}.")
     tok = None
 if tok is not None:
     if tok.truncated:
-        st.warning(f"This text makes {tok.total:,} tokens; the model reads at most {text.MAX_TOKENS}, so it is cut "
-                   f"to the first {text.MAX_TOKENS} here.")
+        st.warning(f"This text makes {tok.total:,}{'' if tok.counted_all else ' or more'} tokens; the model reads at "
+                   f"most {text.MAX_TOKENS}, so it is cut to the first {text.MAX_TOKENS} here.")
     st.dataframe({"word piece": tok.pieces[:64], "id": tok.ids[:64]}, height=150, hide_index=False)
     st.caption(f"{len(tok.ids)} tokens{' (the first 64 shown)' if len(tok.ids) > 64 else ''}: [CLS] starts every "
                f"sentence, [SEP] ends it, ## marks a piece that continues a word.")

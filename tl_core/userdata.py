@@ -3,9 +3,13 @@
 A separate module from `data.py` because everything here reads *untrusted* bytes: `data.py` builds the
 shipped datasets, this one defends against what a user uploads. Nothing is ever extracted to disk:
 every zip entry is checked (name, count, declared sizes, compression ratio) before a single byte is
-decompressed, then images are decoded one at a time straight from the ZipFile in memory, so no entry
-can write anywhere. Every image becomes an RGB square of STORE_SIZE px (centre crop, like Teachable
-Machine), kept as uint8; training resizes from there to the chosen input size.
+decompressed, then each entry is read through `safeio.read_entry` (stored or deflated only, counted against
+its declared size and the upload's `safeio.Budget`) and decoded one at a time in memory, so no entry can write
+anywhere, and no header (zip or image) decides how much memory or time an upload costs: an image's size is
+read from its header and charged to the upload's pixel budget before it is decoded, JPEGs are decoded at the
+scale needed (draft), and an upload stops, keeping what it read, when its pixel or time budget is spent.
+Every image becomes an RGB square of STORE_SIZE px (centre crop, like Teachable Machine), kept as uint8;
+training resizes from there to the chosen input size.
 
 Layout of a zip (one or more extra top folders are understood):
     my_classes.zip
@@ -18,9 +22,10 @@ import io
 import re
 import warnings
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import cached_property
-from hashlib import sha1
+from hashlib import sha256
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from tl_core import data
+from tl_core import data, safeio
 
 # ---- limits: stated in every refusal and on the page ------------------------------------------------
 UPLOAD_LIMIT_MB = 200                 # .streamlit/config.toml server.maxUploadSize (the page's upload cap)
@@ -39,6 +44,8 @@ MAX_FILE_BYTES = 50 * 2 ** 20         # one file, uncompressed
 MAX_RATIO = 100                       # uncompressed / compressed, for entries over RATIO_FLOOR
 RATIO_FLOOR = 2 ** 20                 # small files may compress well (a flat BMP): only big ones count
 MAX_PIXELS = 40_000_000               # decoded at full size; JPEGs above it are decoded at 1/2..1/8 scale
+MAX_UPLOAD_PIXELS = 2_000_000_000     # decoded in all from one upload (50 images at MAX_PIXELS; JPEGs count scaled)
+MAX_DECODE_SECONDS = 60               # spent reading one upload; then it stops, keeping what it read
 STORE_SIZE = 128                      # every image is kept as a STORE_SIZE × STORE_SIZE RGB square
 MAX_CLASS_NAME = 60
 
@@ -53,7 +60,8 @@ def limits_text() -> str:
     return (f"upload up to {UPLOAD_LIMIT_MB} MB; at most {MAX_ENTRIES:,} files in the zip, {MAX_IMAGES:,} images, "
             f"{MAX_TOTAL_BYTES // 2 ** 20:,} MB uncompressed in all, {MAX_FILE_BYTES // 2 ** 20} MB per file, "
             f"compression ratio {MAX_RATIO}:1 per file over 1 MB, {MAX_PIXELS / 1e6:.0f} megapixels per image "
-            f"(bigger JPEGs are decoded at reduced scale)")
+            f"(bigger JPEGs are decoded at reduced scale), {MAX_UPLOAD_PIXELS / 1e6:,.0f} megapixels decoded and "
+            f"{MAX_DECODE_SECONDS} s per upload (JPEGs count at the scale they are decoded at)")
 
 
 class BadImage(ValueError):
@@ -85,11 +93,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         white = Image.new("RGB", img.size, (255, 255, 255))
         white.paste(img, mask=img.getchannel("A"))
         return white
-    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBX
+    return img if img.mode == "RGB" else img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBX
 
 
-def decode(raw: bytes, size: int = STORE_SIZE) -> np.ndarray:
-    """Image bytes → uint8 (size, size, 3) RGB, centre-cropped square. Raises BadImage with the reason."""
+def upload_budget() -> safeio.Budget:
+    """What one upload (a zip, or a batch of single images) may cost: bytes unpacked, pixels decoded, seconds."""
+    return safeio.Budget(bytes=MAX_TOTAL_BYTES, pixels=MAX_UPLOAD_PIXELS, seconds=MAX_DECODE_SECONDS)
+
+
+def decode(raw: bytes, size: int = STORE_SIZE, budget: safeio.Budget | None = None) -> np.ndarray:
+    """Image bytes → uint8 (size, size, 3) RGB, centre-cropped square. Raises BadImage with the reason, and
+    safeio.BudgetSpent (before decoding) when the image's pixels would overrun `budget`."""
     with warnings.catch_warnings():
         # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own MAX_PIXELS check decides instead
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -107,14 +121,18 @@ def decode(raw: bytes, size: int = STORE_SIZE) -> np.ndarray:
             w, h = img.size
             if w < 1 or h < 1:
                 raise BadImage("image has no pixels")
-            if w * h > MAX_PIXELS and img.format in ("JPEG", "MPO"):
-                # decode at 1/2..1/8 scale: draft picks the smallest scale at least as big as asked, so asking
-                # for half of what fits under the limit lands between half and all of it
+            if img.format in ("JPEG", "MPO"):
+                # decode at 1/2..1/8 scale: draft picks the smallest scale at least as big as asked. Over the limit,
+                # asking for half of what fits under it lands between half and all of it; under it, twice the
+                # stored size is plenty for the antialiased resize below (a 12 MP photo decodes as 0.2 MP)
                 s = (MAX_PIXELS / (w * h)) ** 0.5 / 2
-                img.draft(None, (max(size, int(w * s)), max(size, int(h * s))))
+                img.draft(None, (max(size, int(w * s)), max(size, int(h * s))) if w * h > MAX_PIXELS
+                          else (2 * size, 2 * size))
             if img.size[0] * img.size[1] > MAX_PIXELS:
                 raise BadImage(f"refused: {w}×{h} px is {w * h / 1e6:.0f} megapixels, over the "
                                f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (save it smaller, or as JPEG)")
+            if budget is not None:
+                budget.spend_pixels(img.size[0] * img.size[1])   # from the header, before a pixel is decoded
             try:
                 img.seek(0)                       # GIF / multi-page TIFF: the first frame
                 img = ImageOps.exif_transpose(img)  # phone photos: upright as the camera held them
@@ -129,10 +147,26 @@ def decode(raw: bytes, size: int = STORE_SIZE) -> np.ndarray:
     return np.asarray(square, dtype=np.uint8).copy()
 
 
+_DECODED: OrderedDict[str, np.ndarray] = OrderedDict()   # content hash → decoded square: pages rerun often
+_DECODED_MOST = 64                                       # 64 × 48 KB
+
+
+def decode_once(raw: bytes) -> np.ndarray:
+    """`decode(raw)`, remembered by the bytes' content hash: a page showing an uploaded image on every rerun decodes
+    it once (a 40-megapixel PNG takes a second or more)."""
+    key = safeio.content_hash(raw)
+    hit = _DECODED.get(key)
+    if hit is None:
+        hit = _DECODED[key] = decode(raw)
+        while len(_DECODED) > _DECODED_MOST:
+            _DECODED.popitem(last=False)
+    return hit.copy()
+
+
 def to_input(raw: bytes, size: int) -> torch.Tensor:
     """One image's bytes → the float (1, 3, size, size) tensor a trained model takes: the same path as
     training (decode to STORE_SIZE, then the same resize)."""
-    img = torch.from_numpy(decode(raw)).permute(2, 0, 1)[None]
+    img = torch.from_numpy(decode_once(raw)).permute(2, 0, 1)[None]
     return resize(img, size)
 
 
@@ -178,11 +212,12 @@ class UserImages:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Changes whenever an image, label or class name does: the key of trained results."""
-        h = sha1(self.images.numpy().tobytes())
+        """A content hash (sha256) of the images, labels and class names: the key of trained results, so two sets
+        differ in identity whenever an image, label or class name does, whatever the files were called."""
+        h = sha256(self.images.numpy().tobytes())
         h.update(self.labels.numpy().tobytes())
         h.update("\x00".join(self.classes).encode())
-        return h.hexdigest()[:16]
+        return h.hexdigest()
 
     def counts(self) -> dict[str, int]:
         return dict(zip(self.classes, torch.bincount(self.labels, minlength=len(self.classes)).tolist()))
@@ -197,13 +232,16 @@ class UserImages:
             raise ValueError(f"there is already a class named {name!r}")
         return replace(self, classes=self.classes + (name,))
 
-    def add_image(self, class_name: str, raw: bytes, name: str) -> "UserImages":
-        """Decode and append one image to `class_name` (created if new). Raises BadImage with the reason."""
+    def add_image(self, class_name: str, raw: bytes, name: str, budget: safeio.Budget | None = None) -> "UserImages":
+        """Decode and append one image to `class_name` (created if new). Raises BadImage with the reason, and
+        safeio.BudgetSpent when `budget` (one batch of uploads) is spent."""
         if len(self) >= MAX_IMAGES:
             raise BadImage(f"the set already holds the maximum of {MAX_IMAGES:,} images")
         if len(raw) > MAX_FILE_BYTES:
             raise BadImage(f"larger than {MAX_FILE_BYTES // 2 ** 20} MB")
-        img = torch.from_numpy(decode(raw)).permute(2, 0, 1)[None]
+        if budget is not None:
+            budget.check_time()
+        img = torch.from_numpy(decode(raw, budget=budget)).permute(2, 0, 1)[None]
         s = self if check_class_name(class_name) in self.classes else self.add_class(class_name)
         label = torch.tensor([s.classes.index(class_name.strip())])
         return replace(s, images=torch.cat([s.images, img]), labels=torch.cat([s.labels, label]),
@@ -278,9 +316,7 @@ class UserImages:
 
 # ---- zips -----------------------------------------------------------------------------------------------
 
-def unsafe_path(name: str) -> bool:
-    n = name.replace("\\", "/")
-    return n.startswith("/") or bool(re.match(r"^[A-Za-z]:", n)) or ".." in n.split("/")
+unsafe_path = safeio.unsafe_path
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
@@ -288,31 +324,19 @@ def _ignored(parts: tuple[str, ...]) -> bool:
 
 
 def open_zip(source, label: str) -> zipfile.ZipFile:
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        raise ValueError(f"{label}: no such file")
     try:
-        return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-    except zipfile.BadZipFile:
-        raise ValueError(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
-                         f"folders. {LAYOUT}") from None
-    except FileNotFoundError:
-        raise ValueError(f"{label}: no such file") from None
+        return safeio.open_zip(source, label)
+    except safeio.Refused:
+        raise safeio.Refused(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
+                             f"folders. {LAYOUT}") from None
 
 
 def check_entries(infos: list[zipfile.ZipInfo], label: str) -> None:
-    """Refuse a zip from its directory alone, before anything is decompressed."""
-    if len(infos) > MAX_ENTRIES:
-        raise ValueError(f"{label} refused: {len(infos):,} entries, more than the limit of {MAX_ENTRIES:,} files")
-    bad = [i.filename for i in infos if unsafe_path(i.filename)]
-    if bad:
-        raise ValueError(f"{label} refused: unsafe paths (absolute or with '..') such as {bad[0]!r}; "
-                         f"nothing was extracted")
-    total = sum(i.file_size for i in infos)
-    if total > MAX_TOTAL_BYTES:
-        raise ValueError(f"{label} refused: it would unpack to {total / 2 ** 20:,.0f} MB, more than the limit of "
-                         f"{MAX_TOTAL_BYTES // 2 ** 20:,} MB (could be a zip bomb)")
-    for i in infos:
-        if i.file_size > RATIO_FLOOR and i.file_size > MAX_RATIO * max(i.compress_size, 1):
-            raise ValueError(f"{label} refused: {i.filename!r} compresses {i.file_size / max(i.compress_size, 1):,.0f}"
-                             f":1, more than the limit of {MAX_RATIO}:1 (a zip bomb?)")
+    """Refuse a zip from its directory alone, before anything is decompressed (this module's limits)."""
+    safeio.check_entries(infos, label, max_entries=MAX_ENTRIES, max_total=MAX_TOTAL_BYTES, max_ratio=MAX_RATIO,
+                         ratio_floor=RATIO_FLOOR)
 
 
 def read_zip(source, label: str | None = None) -> UserImages:
@@ -349,28 +373,42 @@ def read_zip(source, label: str | None = None) -> UserImages:
         classes = sorted({p[0] for p, _ in files} | {f[0] for f in folders}, key=str.lower)
         classes = tuple(check_class_name(c) for c in classes)
         images, labels, names, notes = [], [], [], []
-        for parts, info in sorted(files, key=lambda f: f[1].filename):
+        budget, tried = upload_budget(), 0   # every image file read counts, decoded or not
+        files = sorted(files, key=lambda f: f[1].filename)
+        left = sum(Path(p[-1]).suffix.lower() in IMAGE_SUFFIXES for p, _ in files)
+        for parts, info in files:
             name = info.filename
             if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append(Skipped(name, f"not an image file ({Path(parts[-1]).suffix or 'no extension'})"))
                 continue
             if info.flag_bits & 0x1:
                 skipped.append(Skipped(name, "password-protected"))
+                left -= 1
                 continue
             if info.file_size > MAX_FILE_BYTES:
                 skipped.append(Skipped(name, f"larger than {MAX_FILE_BYTES // 2 ** 20} MB"))
+                left -= 1
                 continue
-            if len(images) >= MAX_IMAGES:
-                notes.append(f"Only the first {MAX_IMAGES:,} images were read (the limit); the rest were skipped.")
+            if tried >= MAX_IMAGES:
+                notes.append(f"Only the first {MAX_IMAGES:,} image files were read (the limit); the rest were "
+                             f"skipped.")
                 break
+            read = tried
             try:
-                images.append(decode(zf.read(info)))  # read stops at the declared (checked) size
-            except BadImage as err:
+                if tried:
+                    budget.check_time()
+                tried += 1
+                images.append(decode(safeio.read_entry(zf, info, label, budget, MAX_FILE_BYTES, name="this file"),
+                                     budget=budget))
+            except safeio.BudgetSpent as err:
+                notes.append(f"Stopped after {read:,} image file{'s' * (read != 1)}: {err}; the remaining "
+                             f"{left:,} were skipped.")
+                break
+            except ValueError as err:   # BadImage, or safeio.Refused: a lying, damaged or bzip2/LZMA entry
                 skipped.append(Skipped(name, str(err)))
                 continue
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, ValueError) as err:
-                skipped.append(Skipped(name, f"damaged zip entry ({err})"))
-                continue
+            finally:
+                left -= 1
             labels.append(classes.index(parts[0]))
             names.append(name)
     stacked = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous() if images
