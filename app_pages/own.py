@@ -19,8 +19,10 @@ def new_backbone():  # a new backbone starts at feature extraction: all of its o
 
 link = ui.page("Your own images", "own_",
                "Collect a few images per class (a zip of class folders, your webcam, or single uploads), fine-tune a "
-               "pretrained backbone on them, try it on new images, and export it. Images stay in this browser "
-               "session only; nothing is written to disk.")
+               "pretrained backbone on them, try it on new images, and export it. Your images and the model trained "
+               "on them stay in this server's memory for your browser session only: they are never written to "
+               "disk. The run history keeps each run's settings, class names and scores (no images, no weights); "
+               "on a shared server only you see those runs.")
 imgs, ready = collect.images()
 
 with st.sidebar:

@@ -25,12 +25,26 @@ with st.sidebar:
     mine = st.toggle("Only runs of this browser session", key="runs_mine")
 runs = store.visible(db.runs(kind=None if kind == "any" else kind, session=me if mine else None,
                              **{f: v for f, v in filters.items() if v != "any"}), me, server, admin)
-st.caption(f"{len(runs)} of {len(everything)} runs · history in `{db.path}` (set `TL_DATA_DIR` to keep it elsewhere)")
+st.caption(f"{len(runs)} of {len(everything)} runs · history in `{db.path}`{' (read-only)' * db.readonly} "
+           f"(set `TL_DATA_DIR` to keep it elsewhere)")
 if server:
     st.caption("The teacher's token: every session's runs, to label and delete." if admin else
                "A shared server: you see every session's runs of the built-in experiments, and your own runs on "
                "your uploads; you label and delete only your own runs (the teacher's token manages all).")
 manages = lambda run: not server or admin or run.session == me  # noqa: E731 - label, delete, take its model
+if admin:   # the teacher: every run queued or training now, whoever asked for it, with a Stop each
+    srv = ui.shared_runs()
+    flying = srv.jobs()
+    st.subheader("Training now")
+    if not flying:
+        st.caption("No run is queued or training on this server.")
+    for job in flying:
+        left, right = st.columns([6, 1], vertical_alignment="center")
+        state = f"training, {job.fraction:.0%}" if job.state == "running" else "waiting for its turn"
+        left.write(f"**{job.kind}** · {state} · {len(job.waiters)} session{'s' * (len(job.waiters) != 1)} "
+                   f"following · asked by `{job.session[-8:] or 'the command line'}`")
+        if right.button("Stop", key=f"runs_stop_{job.id}", help="stop this run for every session following it"):
+            st.toast("Stopped." if srv.stop_now(job.id) else "It had already ended.")
 if not runs:
     st.info("No runs here yet. Train on any page (or `python -m tl_core toy`) and it appears in this list.")
     link.report()
@@ -93,6 +107,9 @@ cols[0].download_button("CSV: metrics and curves", lambda: store.to_csv(chosen),
 cols[1].download_button("JSON: everything", lambda: store.to_json(chosen), file_name="transfer-lab-runs.json",
                         mime="application/json", key="runs_json", on_click="ignore", icon=":material/data_object:")
 own = [i for i in picked if manages(by_id[i])]
+if db.readonly:   # said at the top of the page
+    cols[2].caption("A read-only history: runs cannot be labelled or deleted here.")
+    st.stop()
 with cols[2].popover("Label or delete"):
     if len(own) < len(picked):
         st.caption(f"{len(picked) - len(own)} of the picked runs are other sessions': only the teacher can label or "

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
-from tl_core import contract, serve, store
+from tl_core import budget, contract, serve, store
 
 URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
 
@@ -143,21 +143,49 @@ def _xsrf_token(cookie: str) -> str:
     return cookie
 
 
+TEACHER_KEY = "runs_token"   # the Runs page's sidebar field for the teacher's token (TL_ADMIN_TOKEN)
+
+
+def is_teacher() -> bool:
+    """Whether this session gave the teacher's token (on the Runs page): no per-session limits, every run."""
+    return serve.teacher() and serve.admin(str(st.session_state.get(TEACHER_KEY) or ""))
+
+
 def history() -> store.Store | None:
-    """The run history, or None (with a warning on the page) when its directory can't be written."""
+    """The run history, or None (with a warning on the page) when it can't be opened. One that can only be read
+    (a read-only disk or folder) is opened read-only: its runs are shown, and the page says, once, that new runs
+    are not recorded."""
     try:
-        return store.Store()
+        db = store.Store()
     except OSError as err:
-        st.warning(f"Runs are not being recorded: {err}")
+        if _first_this_run(str(err)):
+            st.warning(f"Runs are not being recorded: {err}")
         return None
+    if db.readonly and _first_this_run(db.problem):
+        st.warning(db.problem)
+    return db
+
+
+def _first_this_run(text: str) -> bool:
+    """Whether this page run has not said `text` yet (a page with two run buttons opens the history twice)."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return True
+    run, said = st.session_state.get("_tl_said", (None, set()))
+    if run is not ctx.cursors:   # a new page run starts with new cursors (kept here, so never a reused id)
+        run, said = ctx.cursors, set()
+    first = text not in said
+    st.session_state["_tl_said"] = (run, said | {text})
+    return first
 
 
 @contextmanager
 def recording(kind: str, config: dict, **begin):
     """Record the run trained inside the block: `with recording("toy", config) as rec: rec["result"] = result`.
-    `begin`: what else the history keeps of it (identity, code, private: see store.Store.begin)."""
+    `begin`: what else the history keeps of it (identity, code, private: see store.Store.begin). A read-only
+    history trains it unrecorded (`history` says so on the page)."""
     db = history()
-    with (db.track(kind, config, session=session_id(), **begin) if db else nullcontext({})) as rec:
+    with (db.track(kind, config, session=session_id(), **begin) if db and not db.readonly else nullcontext({})) as rec:
         yield rec
 
 
@@ -171,16 +199,19 @@ def stop_requested() -> bool:
 
 # ---- shared runs: an identical run trains once, for every session that asks (tl_core.serve) -------------------
 
-_ONCE: dict = {}
+DERIVED_MB = "TL_DERIVED_MB"   # what pages derive from shared results (exported models, figures): MB kept (512)
+_ONCE = budget.ByteLRU(budget.env_mb(DERIVED_MB, 512) * budget.MB, most=48,
+                       size=lambda hit: budget.nbytes(hit[1]))   # (id, what) -> (object, what was made of it)
 _MAKING: dict = {}   # (id, what) -> (object, the lock its maker holds)
 _ONCE_LOCK = threading.Lock()
 
 
 def once(obj, what: str, make):
     """`make()` once per object and `what` in this process, for every session: what a page derives from a result
-    that sessions share (tl_core.serve), e.g. its exported model, is made once, not once per session. Keeps
-    the 48 newest (a result has a few: its figures, its exported model). Sessions asking for the same thing
-    wait for the one making it; a slow make (an ONNX export) holds up no one asking for anything else."""
+    that sessions share (tl_core.serve), e.g. its exported model, is made once, not once per session. Keeps the
+    newest within TL_DERIVED_MB (default 512 MB) and 48 entries (a result has a few: its figures, its exported
+    model). Sessions asking for the same thing wait for the one making it; a slow make (an ONNX export) holds up
+    no one asking for anything else."""
     key = (id(obj), what)
     with _ONCE_LOCK:
         hit = _ONCE.get(key)
@@ -197,9 +228,7 @@ def once(obj, what: str, make):
                     return hit[1]
             value = make()
             with _ONCE_LOCK:
-                _ONCE[key] = (obj, value)
-                while len(_ONCE) > 48:
-                    del _ONCE[next(iter(_ONCE))]
+                _ONCE.put(key, (obj, value))   # one larger than the whole budget is made again when asked
             return value
         finally:   # done or failed: the maker's lock goes (a failed make is tried again by the next asker)
             with _ONCE_LOCK:
@@ -243,8 +272,11 @@ class _Ask:
         self.private = kind in serve.PRIVATE_KINDS if private is None else bool(private)
         self.srv, self.db = shared_runs(), history()
         self.root = str(self.db.root) if self.db is not None else ""
-        self.identity = serve.identity(kind, self.record, self.data) if self.record is not None else ""
-        self.entry = self.srv.lookup(self.root, self.identity) if self.identity else None
+        self.shared, self.me = serve.shared(), session_id()
+        owner = self.me if self.private and self.shared else ""   # a private run: this session's alone
+        self.identity = serve.identity(kind, self.record, self.data, owner) if self.record is not None else ""
+        self.entry = (self.srv.lookup(self.root, self.identity, self.me if self.shared else None)
+                      if self.identity else None)
 
     def estimate(self) -> float | None:
         return serve.estimate(self.kind, self.record, self.db)[0] if self.record is not None else None
@@ -271,9 +303,10 @@ class _Ask:
 
     def _stored(self):
         try:
-            return self.db.find(self.identity) if self.db is not None and self.identity else None
+            run = self.db.find(self.identity) if self.db is not None and self.identity else None
         except OSError:
             return None
+        return None if run is not None and self.shared and run.private and run.session != self.me else run
 
     def shown(self, results: dict) -> str:
         """Put the shared result into this session's `results` (when it has none for the key); the line that
@@ -288,8 +321,10 @@ class _Ask:
                 f"**Re-run** trains it afresh.")
 
     def submit(self, run) -> tuple:
-        return self.srv.submit(self.identity, self.kind, self.record, run, root=self.root, session=session_id(),
-                               private=self.private, estimate=self.estimate(), source=self.source)
+        """(job, token); raises serve.Refused past a shared server's limits for one session (not the teacher's)."""
+        return self.srv.submit(self.identity, self.kind, self.record, run, root=self.root, session=self.me,
+                               private=self.private, estimate=self.estimate(), source=self.source,
+                               limited=self.shared and not is_teacher())
 
 
 def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
@@ -371,6 +406,9 @@ def _outcome(prefix: str, retry: str, job: serve.Job, results: dict, key) -> Non
     st.session_state.pop(f"{prefix}_running", None)
     if job.status in ("finished", "diverged"):   # shown with its verdict
         results[key] = job.result
+        if "(not recorded:" in job.message:       # the history could not take it (a full disk, a read-only store)
+            st.warning("The run finished and is shown here, but the run history could not keep it "
+                       + job.message[job.message.index("(not recorded:"):])
     elif job.status == "failed" and job.bad_setting:
         st.error(job.error)
     elif job.status == "failed":
@@ -431,8 +469,12 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
             return results.get(key)
         if again:
             results.pop(key, None)
+        try:
+            job, token = ask.submit(run)
+        except serve.Refused as err:   # a shared server's limit for one session: said, nothing lost
+            st.error(str(err))
+            return results.get(key)
         st.session_state[f"{prefix}_running"] = True
-        job, token = ask.submit(run)
         if _follow(prefix, job, token, start, live):
             _outcome(prefix, f"press **{label}**", job, results, key)
     return results.get(key)
@@ -457,7 +499,11 @@ def auto_run(prefix: str, kind: str, cfg, run, *, start: str = "Training…", li
             cols[1].caption(line)
             return results[ask.key]
         results.clear()
-    job, token = ask.submit(run)
+    try:
+        job, token = ask.submit(run)
+    except serve.Refused as err:
+        st.error(str(err))
+        return None
     if _follow(prefix, job, token, start, live):
         _outcome(prefix, "open the page again", job, results, ask.key)
     return results.get(ask.key)

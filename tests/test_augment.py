@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tl_core import augment, cli, train
+from tl_core import augment, budget, cli, train
 from tl_core.experiments import finetune
 from tl_core.finetuning import SharedFrozenCache, Trainer
 from tl_core.plots import augment as augment_plots
@@ -72,7 +72,7 @@ def test_validation_sees_the_images_as_they_are(freeze):
 
 def test_an_augmented_run_shares_no_frozen_features_and_no_scratch_run(monkeypatch):
     monkeypatch.setattr(finetune, "_FEATURES", collections.OrderedDict())
-    monkeypatch.setattr(finetune, "_SCRATCH", collections.OrderedDict())
+    monkeypatch.setattr(finetune, "_SCRATCH", budget.ByteLRU(2**30, most=12))
     both = replace(TINY, weights="both", epochs=2)
     plain = finetune.run(both, device="cpu")
     assert len(finetune._FEATURES) == 1 and len(finetune._SCRATCH) == 1   # plain runs share both

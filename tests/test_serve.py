@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tl_core import contract, serve, store
+from tl_core import budget, contract, resultfile, serve, store
 from tl_core.experiments import finetune
 
 from conftest import open_page
@@ -45,7 +45,8 @@ def slow(steps: int = 20, pause: float = 0.02, calls: list | None = None, fail: 
 
 
 @pytest.fixture
-def srv(tmp_path):
+def srv(tmp_path, monkeypatch):
+    monkeypatch.setattr(resultfile, "TRUSTED", (*resultfile.TRUSTED, __name__))   # Done may be kept on disk
     before = serve.use(serve.Server())
     yield serve.server()
     serve.use(before)
@@ -216,7 +217,7 @@ def test_sharing_frozen_features_and_scratch_across_seeds_and_runs_keeps_every_n
     for reuse in (False, True):
         monkeypatch.setattr(finetune, "REUSE", reuse)
         monkeypatch.setattr(finetune, "_FEATURES", collections.OrderedDict())
-        monkeypatch.setattr(finetune, "_SCRATCH", collections.OrderedDict())
+        monkeypatch.setattr(finetune, "_SCRATCH", budget.ByteLRU(2**30, most=12))
         finetune.run(finetune.FinetuneConfig(**{**cfg.__dict__, "freeze": "all"}), device="cpu")   # a run before
         runs[reuse] = [(r.weights, r.seed, r.val_acc, r.history.val_acc, r.history.train_loss, r.confusion.tolist())
                        for r in finetune.run(cfg, device="cpu").runs]

@@ -25,7 +25,6 @@ processes set their thread count first).
 """
 from __future__ import annotations
 
-import collections
 import functools
 import hashlib
 import itertools
@@ -50,7 +49,12 @@ WORKER_THREADS = "TL_WORKER_THREADS"
 RAY = "TL_RAY_ADDRESS"              # the same variable sends the app's sweeps to Ray (tl_core.engine)
 SHARED = "TL_SHARED"                # a server shared by a class (also implied by TL_WORKERS / TL_RAY_ADDRESS)
 ADMIN = "TL_ADMIN_TOKEN"            # the teacher's token: manage every session's runs
+ADDRESS = "STREAMLIT_SERVER_ADDRESS"  # Streamlit's server.address as a variable (`make host` binds 0.0.0.0)
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")   # with 127/8 and ::1
 CACHE = "TL_CACHE_RESULTS"          # how many recent results stay in memory (default 16)
+CACHE_MB = "TL_CACHE_MB"            # and within how many MB (default 1024): a result is weighed by its arrays
+SESSION_RUNS = "TL_SESSION_RUNS"    # on a shared server: one session's runs queued or training at once (default 2)
+RUN_MINUTES = "TL_MAX_RUN_MINUTES"  # on a shared server: the longest run one session may ask for (default 20)
 PRIVATE_KINDS = ("own", "continue")  # trained on a user's upload: on a shared server, theirs alone
 POLL_S = 0.25
 
@@ -66,11 +70,13 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
-def identity(kind: str, config: dict, data: str = "") -> str:
-    """What a run's numbers depend on, as one key: its kind, recorded config, dataset (`data`: e.g. the
-    fingerprint of an upload; "" for a built-in dataset, which the config names) and the code version."""
-    text = json.dumps({"kind": kind, "config": config, "data": data, "code": code_version()}, sort_keys=True,
-                      default=str)
+def identity(kind: str, config: dict, data: str = "", owner: str = "") -> str:
+    """What a run's numbers depend on, as one key: its kind, recorded config, dataset (`data`: e.g. the sha256
+    of an upload's bytes; "" for a built-in dataset, which the config names) and the code version. `owner`: the
+    session a private run belongs to on a shared server, so that no other session's request is ever the same run
+    (not followed, not shown), even for a file with the same bytes."""
+    text = json.dumps({"kind": kind, "config": config, "data": data, "code": code_version(),
+                       **({"owner": owner} if owner else {})}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -96,8 +102,11 @@ def ray_address() -> str:
 
 
 def shared() -> bool:
-    """A server a class shares (TL_SHARED=1, or TL_WORKERS / TL_RAY_ADDRESS set): each session's uploads, labels
-    and runs on them are its own (see `store.visible`)."""
+    """A server a class shares: each session's uploads, labels and runs on them are its own (see `store.visible`).
+    TL_SHARED=1/0 says so outright; else it is shared when TL_WORKERS or TL_RAY_ADDRESS is set, or when other
+    machines can reach it: Streamlit's `server.address` (read at run time, from `--server.address`, its
+    STREAMLIT_SERVER_ADDRESS variable or .streamlit/config.toml) is not a loopback address. Unset, Streamlit
+    listens on every interface, so that counts as reachable; the repo's config.toml binds localhost."""
     flag = os.environ.get(SHARED, "").strip().lower()
     if flag in ("0", "false", "no", "off"):
         return False
@@ -105,7 +114,25 @@ def shared() -> bool:
         many = workers() > 0
     except ValueError:   # a bad TL_WORKERS trains one run at a time (the sidebar says so): not a class server
         many = False
-    return flag in ("1", "true", "yes", "on") or many or bool(ray_address())
+    if flag in ("1", "true", "yes", "on") or many or bool(ray_address()):
+        return True
+    import ipaddress
+
+    if "streamlit" in sys.modules:   # in the app: the address this server listens on (never imported otherwise)
+        from streamlit import config
+
+        address = config.get_option("server.address")
+    else:
+        address = os.environ.get(ADDRESS)
+        if address is None:          # not a Streamlit server (the CLI, a worker): one user's
+            return False
+    address = (address or "").strip().strip("[]").lower()
+    if address in LOOPBACK_NAMES:
+        return False
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:               # "" (every interface), a host name, a unix socket behind a proxy: reachable
+        return True
 
 
 def teacher() -> bool:
@@ -269,6 +296,18 @@ class Entry:
     seconds: float
     finished: float            # unix time
     session: str
+    private: bool = False      # trained on a session's upload: only that session is shown it (shared server)
+
+
+class Refused(ValueError):
+    """A shared server's limit on one session's runs (how many at once, how long one run) said in one line."""
+
+
+def session_limits() -> tuple[int, float]:
+    """(runs one session may have queued or training at once, the longest run in seconds) on a shared server."""
+    runs = _int_env(SESSION_RUNS) or 2
+    minutes = _int_env(RUN_MINUTES) or 20
+    return runs, minutes * 60.0
 
 
 @dataclass(eq=False)
@@ -304,6 +343,8 @@ class Job:
     pool: object = None
     payload: bytes | None = None
     tries: int = 0
+    unrecorded: str = ""       # why the history could not take it when it started (the followers are told)
+    stopped_by: str = ""       # "stopped by the teacher": what its followers are told when it ends stopped
 
     def left(self) -> float | None:
         """Seconds until it is done, from its estimate and how far it got."""
@@ -325,12 +366,16 @@ class Server:
                  threads: int | None = None):
         self.workers, self.ray_address = int(workers), ray_address
         self.slots = max(1, self.workers or (4 if ray_address else 1))
+        from tl_core import budget
+
         self.cache_size = cache_size if cache_size is not None else (_int_env(CACHE) or 16)
+        self.cache_bytes = budget.env_mb(CACHE_MB, 1024) * budget.MB
         self.threads = threads if threads is not None else _int_env(WORKER_THREADS) or None
         self.lock = threading.RLock()
         self.flight: dict[tuple[str, str], Job] = {}
         self.order: list[Job] = []                     # not yet done, in the order asked
-        self.cache: collections.OrderedDict[tuple[str, str], Entry] = collections.OrderedDict()
+        self.cache = budget.ByteLRU(self.cache_bytes, self.cache_size,
+                                    size=lambda entry: budget.nbytes(entry.result))   # (root, identity) → Entry
         self.ids = itertools.count(1)
         self.generation = None
         self._local: queue.Queue | None = None
@@ -361,30 +406,25 @@ class Server:
                 self.generation = generation
                 self.cache.clear()
 
-    def lookup(self, root: str, ident: str) -> Entry | None:
+    def lookup(self, root: str, ident: str, session: str | None = None) -> Entry | None:
         """The result of a finished run with this identity: a recent one in memory, else the newest in the
         history at `root` whose whole result this server kept on disk (a restarted server, or one evicted from
-        memory). None: it trains."""
-        with self.lock:
-            entry = self.cache.get((root, ident))
+        memory). None: it trains. With `session` (a shared server), a private run of another session is never
+        returned, whichever way it is found."""
+        entry = self.cache.get((root, ident))
+        if entry is None and root and ident:
+            entry = _from_history(root, ident)
             if entry is not None:
-                self.cache.move_to_end((root, ident))
-                return entry
-        entry = _from_history(root, ident) if root and ident else None
-        if entry is not None:
-            self.remember(root, ident, entry)
+                self.remember(root, ident, entry)
+        if entry is not None and session is not None and entry.private and entry.session != session:
+            return None
         return entry
 
     def remember(self, root: str, ident: str, entry: Entry) -> None:
-        with self.lock:
-            self.cache[(root, ident)] = entry
-            self.cache.move_to_end((root, ident))
-            while len(self.cache) > self.cache_size:
-                self.cache.popitem(last=False)
+        self.cache.put((root, ident), entry)
 
     def clear(self) -> None:
-        with self.lock:
-            self.cache.clear()
+        self.cache.clear()
 
     # ---- runs in flight
     def in_flight(self, root: str, ident: str) -> Job | None:
@@ -392,15 +432,20 @@ class Server:
             return self.flight.get((root, ident))
 
     def submit(self, ident: str, kind: str, config: dict, fn: Callable, *, root: str = "", session: str = "",
-               private: bool = False, estimate: float | None = None, source: str = "") -> tuple[Job, object]:
+               private: bool = False, estimate: float | None = None, source: str = "",
+               limited: bool = False) -> tuple[Job, object]:
         """Follow the run with this identity: the one in flight, else a new one, recorded as "running" in the
         history at `root` now (a server killed while it waits leaves it "interrupted"), queued, then trained.
         `source`: where it was asked for, when not on its experiment's page (store.SOURCES: "lecture").
-        Returns (job, token): pass the token to `leave` when no longer following."""
+        `limited` (a shared server, not the teacher): a new run is refused (`Refused`) when `session` already has
+        TL_SESSION_RUNS runs queued or training, or when its estimate is over TL_MAX_RUN_MINUTES; following a run
+        in flight is never refused. Returns (job, token): pass the token to `leave` when no longer following."""
         token = object()
         with self.lock:
             job = self.flight.get((root, ident))
             if job is None or job.stop.is_set():
+                if limited:
+                    self._check_limits(session, estimate)
                 job = Job(next(self.ids), ident, root, kind, config, fn, session=session, private=private,
                           estimate=estimate)
                 if root:
@@ -408,13 +453,39 @@ class Server:
                         job.run_id = store.Store(root).begin(kind, config, session=session, identity=ident,
                                                              code=code_version(), private=private,
                                                              source=source)
-                    except OSError:
-                        job.run_id = None
+                    except OSError as err:   # it trains unrecorded, and its followers are told why
+                        job.run_id, job.unrecorded = None, getattr(err, "why", "") or str(err)
                 self.flight[(root, ident)] = job
                 self.order.append(job)
                 self._dispatch(job)
             job.waiters.add(token)
         return job, token
+
+    def _check_limits(self, session: str, estimate: float | None) -> None:
+        most, longest = session_limits()
+        if estimate is not None and estimate > longest:
+            raise Refused(f"This run would take {about(estimate)} on this server, over the class's limit of "
+                          f"{longest / 60:.0f} min for one run: choose fewer epochs, seeds or images (or ask the "
+                          f"teacher).")
+        mine = [j for j in self.order if j.session == session and j.state != "done" and not j.stop.is_set()]
+        if len(mine) >= most:
+            raise Refused(f"You already have {len(mine)} run{'s' * (len(mine) != 1)} queued or training on this "
+                          f"shared server (the limit is {most} a session): wait for one to finish, or stop one.")
+
+    def jobs(self) -> list[Job]:
+        """The runs queued or training now, in the order asked (the teacher's view)."""
+        with self.lock:
+            return [j for j in self.order if j.state != "done" and not j.stop.is_set()]
+
+    def stop_now(self, job_id: int) -> bool:
+        """Stop a run for every session following it (the teacher's Stop). False when it is no longer running."""
+        with self.lock:
+            job = next((j for j in self.order if j.id == job_id and j.state != "done"), None)
+            if job is None or job.stop.is_set():
+                return False
+            job.stopped_by = "stopped by the teacher"
+            self._stop(job)
+        return True
 
     def leave(self, job: Job, token) -> int:
         """Stop following `job`; the last follower to leave stops it. Returns how many still follow it."""
@@ -510,7 +581,10 @@ class Server:
             status = status or getattr(result, "status", "finished") or "finished"
         else:
             status = status or "failed"
+        if status == "stopped" and job.stopped_by and not error:
+            error = job.stopped_by
         message = error or (job.message if status == "stopped" and result is None else None)
+        recorded = job.run_id is not None
         if job.run_id is not None:
             try:
                 db = store.Store(job.root)
@@ -520,13 +594,16 @@ class Server:
                     db.finish(job.run_id, {"config": job.config}, status=status,
                               message=message or ("stopped by the user" if status == "stopped" else "failed"))
             except Exception as err:  # noqa: BLE001 - the followers still get the run; the history says why not
-                error = error or ""
-                job.message = f"{job.message} (not recorded: {type(err).__name__}: {err})".strip()
+                error, recorded = error or "", False
+                why = getattr(err, "why", "") or f"{type(err).__name__}: {err}"   # StorageError: "the disk is full"
+                job.message = f"{job.message} (not recorded: {why})".strip()
+        elif job.unrecorded:   # the history could not take it when it started
+            job.message = f"{job.message} (not recorded: {job.unrecorded})".strip()
         if result is not None and status in ("finished", "diverged"):
             self.remember(job.root, job.identity, Entry(result, job.run_id, float(getattr(result, "seconds", 0.0)),
-                                                        time.time(), job.session))
-        if result is not None and status == "finished" and job.run_id is not None and job.root:
-            _keep(store.Store(job.root).result_file(job.run_id), result)  # before anyone is told
+                                                        time.time(), job.session, job.private))
+        if result is not None and status == "finished" and recorded and job.root and not job.private:
+            _keep(store.Store(job.root).result_file(job.run_id), result)  # before anyone is told (never a private one)
         with self.lock:
             job.state, job.status, job.result, job.error, job.bad_setting = "done", status, result, error, bad
             job.version += 1
@@ -549,7 +626,8 @@ class Server:
             if job.future is not None and hasattr(job.future, "cancel"):
                 job.future.cancel()
             ahead = self.ahead(job)[0]
-            self._update(job, message=f"stopped while waiting for its turn ({ahead} run{'s' * (ahead != 1)} ahead)")
+            self._update(job, message=job.stopped_by or
+                         f"stopped while waiting for its turn ({ahead} run{'s' * (ahead != 1)} ahead)")
             self._finish(job, status="stopped", error=job.message)
         with self.lock:
             if self.flight.get((job.root, job.identity)) is job:
@@ -767,17 +845,19 @@ KEEP_MB = 256                # a larger result is not kept (it trains again when
 
 
 def _keep(path: Path, result) -> None:
-    """Write a finished run's whole result beside the history (atomically), keeping the newest `TL_KEEP_RESULTS`.
-    A result that cannot be pickled, is too large or cannot be written is simply not kept."""
+    """Write a finished run's whole result beside the history (atomically, without pickle: tl_core.resultfile),
+    keeping the newest `TL_KEEP_RESULTS`. A private run's result is never written (see `_finish`). A result the
+    format cannot hold, too large or that cannot be written is simply not kept: it trains again when asked."""
+    from tl_core import resultfile
+
     try:
-        blob = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = resultfile.dumps(result)
         if len(blob) > KEEP_MB * 2**20:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-        kept = sorted(path.parent.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        resultfile.write(path, blob)
+        for old in path.parent.glob("*.pkl"):   # an earlier version's pickles: never read again, so not kept either
+            old.unlink(missing_ok=True)
+        kept = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[_int_env(KEEP) or 64:]:
             old.unlink(missing_ok=True)
     except Exception:  # noqa: BLE001 - keeping it is a convenience: the run and its history are already saved
@@ -785,16 +865,20 @@ def _keep(path: Path, result) -> None:
 
 
 def _from_history(root: str, ident: str) -> Entry | None:
-    """The newest finished run with this identity in the history at `root`, with its kept result, or None."""
+    """The newest finished run with this identity in the history at `root`, with its kept result, or None. Only
+    a result file in Transfer Lab's own format is read (no pickle: a file planted in the folder runs no code)."""
+    from tl_core import resultfile
+
     try:
         db = store.Store(root)
         run = db.find(ident)
         if run is None:
             return None
-        result = pickle.loads(db.result_file(run.id).read_bytes())
+        result = resultfile.load(db.result_file(run.id))
     except Exception:  # noqa: BLE001 - no file, an unreadable one, a history that cannot be read now: it trains
         return None
-    return Entry(result, run.id, float(run.seconds or 0.0), float(run.finished or run.created), run.session)
+    return Entry(result, run.id, float(run.seconds or 0.0), float(run.finished or run.created), run.session,
+                 run.private)
 
 
 def _at_shutdown(fn) -> None:

@@ -9,11 +9,17 @@ Every write is one transaction in WAL mode, so a server killed mid-write leaves 
 history. A run is written as "running" before it trains; if its process dies, the next `Store()`
 finds the row's process gone and marks it "interrupted". Each call opens its own connection, so
 any number of threads (Streamlit sessions) can record at once.
+
+A history that cannot be written says why in one line (`StorageError`: the disk is full, or it is read-only),
+and one that can only be read (a read-only disk or folder, a file this user may not write) is opened
+read-only: every run is shown, `problem` says so, and each write raises. A run whose final write finds the
+disk full is marked "failed" with a small write that still fits, so it is not left "running".
 """
 from __future__ import annotations
 
 import contextvars
 import csv
+import errno
 import io
 import json
 import os
@@ -62,6 +68,40 @@ _ADDED = {"started": "TEXT NOT NULL DEFAULT ''", "headline": "TEXT NOT NULL DEFA
           "identity": "TEXT NOT NULL DEFAULT ''", "code": "TEXT NOT NULL DEFAULT ''",
           "private": "INTEGER NOT NULL DEFAULT 0", "source": "TEXT NOT NULL DEFAULT ''"}   # an older history lacks them
 SOURCES = {"lecture": "the lecture"}   # Run.source → how the Runs page marks it
+
+FULL, READ_ONLY, BUSY, UNREADABLE = "full", "read-only", "busy", "unreadable"   # StorageError.reason
+_WHY = {FULL: "the disk is full", READ_ONLY: "the run history is read-only"}
+
+
+class StorageError(OSError):
+    """The run history could not be read or written. `reason`: FULL, READ_ONLY, BUSY or UNREADABLE; `why`: the
+    reason in a few words ("the disk is full"); `detail`: SQLite's or the system's own words; the message: one
+    line a user understands, with the file and the detail in brackets."""
+
+    def __init__(self, reason: str, message: str, detail: str = ""):
+        super().__init__(message)
+        self.reason, self.why, self.detail = reason, _WHY.get(reason, reason), detail
+
+
+_CODES = {13: FULL, 8: READ_ONLY, 5: BUSY, 6: BUSY}   # SQLite's primary result codes: FULL, READONLY, BUSY, LOCKED
+_ERRNOS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY, errno.EACCES: READ_ONLY,
+           errno.EPERM: READ_ONLY}
+
+
+def _reason(err: BaseException) -> str:
+    """Why a read or write of the history failed: FULL, READ_ONLY, BUSY or UNREADABLE."""
+    if isinstance(err, StorageError):
+        return err.reason
+    if isinstance(err, sqlite3.Error):
+        code = getattr(err, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _CODES:
+            return _CODES[code & 0xFF]
+        text = str(err).lower()
+        return (FULL if "disk is full" in text else READ_ONLY if "readonly" in text or "read-only" in text
+                else BUSY if "locked" in text or "busy" in text else UNREADABLE)
+    if isinstance(err, OSError):
+        return _ERRNOS.get(err.errno, UNREADABLE)
+    return UNREADABLE
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
@@ -191,17 +231,53 @@ class Store:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = data_dir(root)
+        self.readonly, self.problem, self._uri = False, "", ""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise OSError(f"cannot create the data directory {self.root}: {err.strerror or err}") from None
+            reason = _reason(err)
+            why = f"the disk is full ({err.strerror})" if reason == FULL else \
+                f"it is read-only ({err.strerror})" if reason == READ_ONLY else err.strerror or str(err)
+            raise StorageError(reason, f"cannot create the data directory {self.root}: {why}") from None
         self.path = self.root / "runs.sqlite"
-        self._create()
-        self.recover()
+        if not self.path.exists() and not os.access(self.root, os.W_OK):
+            raise StorageError(READ_ONLY, f"The run history could not be created: {self.root} is read-only")
+        try:
+            if not self._create():
+                raise StorageError(READ_ONLY, "attempt to write a readonly database")
+        except StorageError as err:
+            if err.reason != READ_ONLY or not self.path.is_file():
+                raise
+            self._open_read_only(err)
+            return
+        try:
+            self.recover()
+        except StorageError as err:   # its runs are marked when the history can be written again
+            if err.reason != FULL:
+                raise
 
-    def _create(self) -> None:
+    def _open_read_only(self, err: StorageError) -> None:
+        """Open the history for reading only (SQLite's mode=ro). In a folder this user cannot write, SQLite cannot
+        make the shared-memory file that reading a WAL history needs: then it reads the file as it is
+        (immutable=1), which nobody can be changing through this folder either."""
+        self.readonly = True
+        self.problem = (f"The run history in {self.root} is read-only: its runs are shown, but new runs are not "
+                        f"recorded and none can be labelled or deleted ({err.detail or err}).")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        for self._uri in (uri, f"{uri}&immutable=1"):   # each connection opens self._uri
+            try:
+                with self._connect() as db:
+                    db.execute("SELECT count(*) FROM runs").fetchone()
+                return
+            except StorageError as again:
+                if again.reason != READ_ONLY and "unable to open" not in str(again):
+                    raise
+        raise StorageError(UNREADABLE, f"the run history {self.path} is read-only and could not be read")
+
+    def _create(self) -> bool:
         """WAL mode (kept in the file) and the table. Several sessions may open a new history at the same
-        moment, and switching to WAL does not wait for a lock: try again for a while."""
+        moment, and switching to WAL does not wait for a lock: try again for a while. Returns whether the
+        history can be written (a file SQLite opened read-only reads until its first write)."""
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -214,11 +290,33 @@ class Store:
                         if column not in columns:
                             db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                     db.execute(_INDEXES)
-                return
-            except OSError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
+                    return self._writable(db)
+            except StorageError as err:
+                if err.reason != BUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    @staticmethod
+    def _writable(db: sqlite3.Connection) -> bool:
+        """Whether this connection may write: a write that changes nothing (the header's user_version set to
+        itself), rolled back. A history another process is writing now is writable; none is waited for."""
+        db.execute("PRAGMA busy_timeout=0")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if _reason(err) == BUSY:
+                return True
+            raise
+        try:
+            db.execute(f"PRAGMA user_version={int(db.execute('PRAGMA user_version').fetchone()[0])}")
+            return True
+        except sqlite3.OperationalError as err:
+            if _reason(err) != READ_ONLY:
+                raise
+            return False
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
 
     @property
     def models_dir(self) -> Path:
@@ -226,37 +324,59 @@ class Store:
         path.mkdir(exist_ok=True)
         return path
 
+    def _error(self, err: BaseException, writing: bool = False) -> StorageError:
+        """A failed read or write of the history as one line that says why."""
+        reason = _reason(err)
+        if reason in (FULL, READ_ONLY):
+            why = "the disk is full" if reason == FULL else "it is read-only"
+            return StorageError(reason, f"The run history could not be written: {why} ({self.path}: {err})", str(err))
+        if reason == BUSY:
+            return StorageError(BUSY, f"the run history {self.path} is busy: {err}")
+        return StorageError(UNREADABLE, f"the run history {self.path} could not be written: {err}" if writing else
+                            f"the run history {self.path} is unreadable: {err}")
+
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, writing: bool = False) -> Iterator[sqlite3.Connection]:
         try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = (sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None) if self._uri else
+                  sqlite3.connect(self.path, timeout=30, isolation_level=None))
         except sqlite3.Error as err:
-            raise OSError(f"cannot open the run history {self.path}: {err}") from None
+            raise StorageError(_reason(err), f"cannot open the run history {self.path}: {err}") from None
         try:
-            db.execute("PRAGMA synchronous=NORMAL")
+            if not self._uri:
+                db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             db.row_factory = sqlite3.Row
             yield db
-        except sqlite3.OperationalError as err:
-            if "locked" in str(err) or "busy" in str(err):
-                raise OSError(f"the run history {self.path} is busy: {err}") from None
-            raise OSError(f"the run history {self.path} is unreadable: {err}") from None
         except sqlite3.DatabaseError as err:
-            raise OSError(f"the run history {self.path} is unreadable: {err}") from None
+            raise self._error(err, writing) from None
+        except StorageError:
+            raise
+        except OSError as err:   # the system's own: ENOSPC, EROFS, ...
+            if _reason(err) == UNREADABLE:
+                raise
+            raise self._error(err, writing) from None
         finally:
             db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands, or none of it."""
-        with self._connect() as db:
+        """One write transaction: all of it lands, or none of it. A write SQLite gave up on (a full disk) is
+        already rolled back: what the caller is told is why it failed, not that there is nothing to roll back."""
+        if self.readonly:
+            raise StorageError(READ_ONLY, f"The run history could not be written: it is read-only ({self.path})")
+        with self._connect(writing=True) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass   # closing the connection rolls it back
                 raise
-            db.execute("COMMIT")
 
     # ---- writing -------------------------------------------------------------------------------
     def begin(self, kind: str, config: dict, session: str = "", label: str = "", identity: str = "",
@@ -290,15 +410,33 @@ class Store:
         status = status or rec.get("status") or out.get("status", "finished")
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        with self._write() as db:
-            db.execute(
-                "UPDATE runs SET status=?, metrics=?, curves=?, result=?, message=?, device=?, seconds=?, "
-                "finished=?, model_path=COALESCE(?, model_path), headline=?, kind=COALESCE(?, kind) WHERE id=?",
-                (status, json.dumps(rec["metrics"]), json.dumps(rec["curves"]), json.dumps(out, default=str),
-                 message if message is not None else str(rec.get("message", out.get("message", ""))),
-                 str(rec.get("device", out.get("device", ""))), rec.get("seconds", out.get("seconds")), time.time(),
-                 str(Path(model_path).resolve()) if model_path else None, rec.get("headline", ""), kind or None,
-                 run_id))
+        message = message if message is not None else str(rec.get("message", out.get("message", "")))
+        try:
+            with self._write() as db:
+                db.execute(
+                    "UPDATE runs SET status=?, metrics=?, curves=?, result=?, message=?, device=?, seconds=?, "
+                    "finished=?, model_path=COALESCE(?, model_path), headline=?, kind=COALESCE(?, kind) WHERE id=?",
+                    (status, json.dumps(rec["metrics"]), json.dumps(rec["curves"]), json.dumps(out, default=str),
+                     message, str(rec.get("device", out.get("device", ""))), rec.get("seconds", out.get("seconds")),
+                     time.time(), str(Path(model_path).resolve()) if model_path else None, rec.get("headline", ""),
+                     kind or None, run_id))
+        except StorageError as err:
+            if err.reason == FULL and status != "running":   # a checkpoint waits for the run's final write
+                self._unrecorded(run_id, status, message, err)
+            raise
+
+    def _unrecorded(self, run_id: int, status: str, message: str, err: StorageError) -> None:
+        """The run's outcome did not fit on a full disk: mark its row with a write small enough to fit in the
+        pages it already has, so it does not stay "running". A run that trained is marked failed (a finished
+        run with no numbers would be taken as the answer to its settings); a stop or failure keeps its status."""
+        status = status if status in ("stopped", "failed") else "failed"
+        note = f"{message}; " if message else ""
+        try:
+            with self._write() as db:
+                db.execute("UPDATE runs SET status=?, message=?, finished=? WHERE id=? AND status='running'",
+                           (status, f"{note}its result was not recorded: {err.why}", time.time(), int(run_id)))
+        except OSError:
+            pass   # not even that fits: the next server start marks it interrupted
 
     def record(self, kind: str, result, config: dict | None = None, session: str = "",
                model_path: str | None = None, label: str = "") -> int:
@@ -313,10 +451,11 @@ class Store:
     @contextmanager
     def track(self, kind: str, config: dict, session: str = "", **begin) -> Iterator[dict]:
         """Record a run around its training: `with store.track(kind, config) as rec: rec["result"] = result`.
-        It is written as "running" before the block trains; the result may name a more precise kind (the
-        lab's run on your own images is "own"). A Stop (Streamlit ends the script with a
-        BaseException) is kept as "stopped", an error as "failed"; either keeps what the block put in
-        rec["result"] by then. `begin`: identity, code, private, source (see `begin`)."""
+        It is written as "running" before the block trains (a history that cannot be written raises a
+        StorageError then, before it trains); the result may name a more precise kind (the lab's run on your
+        own images is "own"). A Stop (Streamlit ends the script with a BaseException) is kept as "stopped", an
+        error as "failed"; either keeps what the block put in rec["result"] by then. A final write that finds
+        the disk full marks the run failed and raises. `begin`: identity, code, private, source (see `begin`)."""
         run_id = self.begin(kind, config, session=session, **begin)
         rec: dict = {"id": run_id}
 
@@ -341,15 +480,18 @@ class Store:
 
     def _finish_quietly(self, run_id: int, result, status: str, message: str) -> None:
         """Mark a run stopped or failed while its own exception propagates: if the history can't be
-        written now, the run stays "running" and shows as interrupted later, and the user sees the Stop
-        or the error rather than a database message."""
+        written now, the run is marked with what still fits (a full disk) or stays "running" and shows as
+        interrupted later, and the user sees the Stop or the error rather than a database message."""
         try:
             self.finish(run_id, result, status=status, message=message)
         except OSError:
             pass
 
     def recover(self) -> int:
-        """Mark as "interrupted" the runs left "running" by a process on this host that no longer exists."""
+        """Mark as "interrupted" the runs left "running" by a process on this host that no longer exists (not in
+        a read-only history: they show as they are)."""
+        if self.readonly:
+            return 0
         host = socket.gethostname()
         with self._connect() as db:
             rows = db.execute("SELECT id, pid, started FROM runs WHERE status='running' AND host=?", (host,)).fetchall()
@@ -382,8 +524,9 @@ class Store:
 
     def result_file(self, run_id: int) -> Path:
         """Where a server keeps a finished run's whole result (trained weights, images: what a page draws), so
-        that any session asking for the same run later is shown it at once (tl_core.serve)."""
-        return self.root / "results" / f"{int(run_id)}.pkl"
+        that any session asking for the same run later is shown it at once (tl_core.serve). Data only: tensors and
+        JSON in one safetensors file (tl_core.resultfile), never a pickle; never a private run's."""
+        return self.root / "results" / f"{int(run_id)}.safetensors"
 
     def find(self, identity: str) -> Run | None:
         """The newest finished run with this identity (kind, config, dataset, code version): the answer to it."""

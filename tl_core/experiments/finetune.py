@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import augment, backbones, claims, contract, data, freeze, serve, store
+from tl_core import augment, backbones, budget, claims, contract, data, freeze, serve, store
 from tl_core import device as devices
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
@@ -199,8 +199,11 @@ def model_for(cfg: FinetuneConfig, weights: str, num_classes: int, seed: int,
 # seed, shots value and run on the same images), and scratch runs by their settings (scratch does not depend on
 # the freeze depth or the strategy, so a second lab run that changes only those trains no scratch network).
 REUSE = True
+# Both within a budget in bytes (a server shared by a class keeps them for every session): TL_FEATURES_MB (default
+# 1024) over at most two backbones' features, TL_SCRATCH_MB (default 256) of scratch runs' weights and curves.
+FEATURES_MB, SCRATCH_MB = "TL_FEATURES_MB", "TL_SCRATCH_MB"
 _FEATURES: collections.OrderedDict = collections.OrderedDict()   # (backbone, device) → SharedFrozenCache
-_SCRATCH: collections.OrderedDict = collections.OrderedDict()    # scratch settings, seed, data → (Run, names, state)
+_SCRATCH = budget.ByteLRU(budget.env_mb(SCRATCH_MB, 256) * budget.MB, most=12)   # settings, seed, data → (Run, …)
 
 
 def _frozen_cache(cfg: FinetuneConfig, num_classes: int, dev, init: nn.Module | None):
@@ -218,9 +221,10 @@ def _frozen_cache(cfg: FinetuneConfig, num_classes: int, dev, init: nn.Module | 
     if init is not None:
         return SharedFrozenCache(pristine, cfg.batch_size)
     key = (cfg.backbone, str(dev))
-    if key not in _FEATURES:
-        _FEATURES[key] = SharedFrozenCache(pristine, cfg.batch_size)
-        while len(_FEATURES) > 3:
+    if key not in _FEATURES:   # each starts afresh past its half of the budget; the oldest backbone's goes first
+        half = budget.env_mb(FEATURES_MB, 1024) * budget.MB // 2
+        _FEATURES[key] = SharedFrozenCache(pristine, cfg.batch_size, budget=half)
+        while len(_FEATURES) > 2:
             _FEATURES.popitem(last=False)
     return _FEATURES[key]
 
@@ -352,9 +356,7 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
         if not first:
             first.update(val=val, names=model.names, state=state)
         if reuse and r.history.status == "finished":
-            _SCRATCH[reuse] = (r, model.names, state)
-            while len(_SCRATCH) > 12:
-                _SCRATCH.popitem(last=False)
+            _SCRATCH[reuse] = (r, model.names, state)   # the oldest go past the byte budget or 12 runs
         return r
 
     cells = contract.plan(cfg.conditions(), cfg.seeds, cfg.seed)
