@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install check-python run test bench load clean
+.PHONY: install check-python run host test bench load clean
 
 install: $(STAMP)
 
@@ -21,6 +21,14 @@ $(STAMP): requirements.txt | check-python
 
 run: install
 	$(BIN)/python -m streamlit run app.py
+
+# A class's server (docs/deploy.md): every interface (HOST_ADDRESS, PORT) and shared mode, where each student's uploads
+# and runs on them are theirs (also with HOST_ADDRESS=127.0.0.1 behind a reverse proxy on this machine).
+# TL_WORKERS=2 make host trains two runs at once; TL_ADMIN_TOKEN=... is the teacher's token.
+HOST_ADDRESS ?= 0.0.0.0
+PORT ?= 8501
+host: install
+	TL_SHARED=$${TL_SHARED:-1} $(BIN)/python -m streamlit run app.py --server.address $(HOST_ADDRESS) --server.port $(PORT)
 
 test: install
 	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
