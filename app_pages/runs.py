@@ -41,7 +41,9 @@ if admin:   # the teacher: every run queued or training now, whoever asked for i
     for job in flying:
         left, right = st.columns([6, 1], vertical_alignment="center")
         state = f"training, {job.fraction:.0%}" if job.state == "running" else "waiting for its turn"
-        left.write(f"**{job.kind}** · {state} · {len(job.waiters)} session{'s' * (len(job.waiters) != 1)} "
+        on = ", ".join(str(job.config[k]) for k in ("backbone", "dataset") if job.config.get(k))
+        left.write(f"**{job.kind}**{f' ({on})' if on else ''} · {state} · {len(job.waiters)} "
+                   f"session{'s' * (len(job.waiters) != 1)} "
                    f"following · asked by `{job.session[-8:] or 'the command line'}`")
         if right.button("Stop", key=f"runs_stop_{job.id}", help="stop this run for every session following it"):
             st.toast("Stopped." if srv.stop_now(job.id) else "It had already ended.")

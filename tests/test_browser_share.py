@@ -34,6 +34,10 @@ def test_two_sessions_on_a_shared_server_keep_their_uploads_runs_and_models_apar
             a.screenshot(path=str(ARTIFACTS / "own_shared.png"), full_page=True)
         kinds = sorted(r.kind for r in store.Store(data).runs())
         assert kinds == ["own", "toy"]
+        db = store.Store(data)
+        own, toy = sorted(db.runs(), key=lambda r: r.kind != "own")
+        assert not db.result_file(own.id).exists()        # a's images and weights are never written to disk
+        assert db.result_file(toy.id).is_file()           # a built-in experiment's result is, for the next session
 
         b.goto(f"{url}/runs")
         b.get_by_text("1 of 1 runs").first.wait_for(timeout=60_000)        # the toy run only

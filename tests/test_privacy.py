@@ -194,7 +194,7 @@ def test_one_session_may_have_two_runs_at_once_and_none_longer_than_the_limit(sr
         return srv.submit(serve.identity("fake", cfg), "fake", cfg, trained(float(n), steps=400, pause=0.01),
                           root=root, session=session, estimate=estimate, limited=limited)
     (a, ta), (b, tb) = ask("greedy", 1), ask("greedy", 2)
-    with pytest.raises(serve.Refused, match="already have 2 runs queued or training .* limit is 2 a session"):
+    with pytest.raises(serve.Refused, match="already have 2 runs queued or training .* limit is 2 per session"):
         ask("greedy", 3)
     other, to = ask("patient", 4)                              # another student is not held up by the limit
     followed, tf = ask("greedy", 4)                            # following a run in flight is never refused

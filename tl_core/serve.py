@@ -470,7 +470,7 @@ class Server:
         mine = [j for j in self.order if j.session == session and j.state != "done" and not j.stop.is_set()]
         if len(mine) >= most:
             raise Refused(f"You already have {len(mine)} run{'s' * (len(mine) != 1)} queued or training on this "
-                          f"shared server (the limit is {most} a session): wait for one to finish, or stop one.")
+                          f"shared server (the limit is {most} per session): wait for one to finish, or stop one.")
 
     def jobs(self) -> list[Job]:
         """The runs queued or training now, in the order asked (the teacher's view)."""
