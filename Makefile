@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install check-python run host test bench load clean
+.PHONY: install check-python run host test bench load lecture-check clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ bench: install
 # many browser sessions against one server, the server killed mid-run, Stop latency (needs Chromium)
 load: install
 	$(BIN)/python tests/load_fault.py --sessions 8
+
+# every lecture step on its reported seeds and each directional step on seeds from 200 as well (about 2 min on 2
+# cores): each claim and time printed; fails where a step does not show its lesson
+lecture-check: install
+	$(BIN)/python -m tl_core lecture --check reported,200
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts

@@ -56,8 +56,7 @@ if out["quadrants"]:
     st.caption("Bars: validation accuracy, mean over seeds and the quadrant's datasets; whiskers: ± std over seeds.")
     st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
                    "measured": domains.quadrant_words(q),
-                   "agrees?": "yes" if q["winner"] in q["rule_strategies"] else
-                   "yes: the tie includes the rule's strategy" if q["agrees"] else "no"}
+                   "agrees?": {True: "yes", False: "no"}.get(q["agrees"], "can't tell: a tie at this size")}
                   for q in out["quadrants"]], hide_index=True, key="dom_rules")
 
 st.subheader("Does pretraining help less far from ImageNet?")

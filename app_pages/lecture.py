@@ -2,7 +2,6 @@ import streamlit as st
 
 from app_pages import presenter, ui
 from tl_core import lecture
-from tl_core.plots import base as figures
 
 N = len(lecture.STEPS)
 
@@ -36,7 +35,7 @@ else:
                    "settings.")
 presenter.keys(key="lec_keys", on_move_change=on_key)
 
-nav = st.columns([1.1, 4.4, 1.1, 1.3, 1.1], vertical_alignment="center")
+nav = st.columns([1.1, 4.1, 1.1, 1.5, 1.2], vertical_alignment="center")
 nav[1].selectbox("Step", range(1, N + 1), key="lec_jump", label_visibility="collapsed",
                  on_change=lambda: go(st.session_state["lec_jump"]),
                  format_func=lambda i: f"Step {i} of {N} · {lecture.step_at(i).title}")
@@ -69,7 +68,7 @@ if notes:
 def show(out: dict) -> None:
     ui.verdict(step.verdict(out), words)
     fig = step.chart(out)
-    ui.chart(figures.projector(fig, fit=True) if big else fig, f"lec_chart_{step.key}", picture)
+    ui.chart(lecture.projector_figure(fig) if big else fig, f"lec_chart_{step.key}", picture)
 
 
 url = lecture.link(step)

@@ -1,5 +1,7 @@
 """The Lecture page's presenter tools (not a page: app.py does not list it): the arrow keys, the projector view's
 styling, and Prepare the lecture in the sidebar."""
+import time
+
 import streamlit as st
 
 from app_pages import ui
@@ -37,6 +39,13 @@ header[data-testid="stHeader"] {display: none}
 .stMainBlockContainer [data-baseweb='select'] div {font-size: 1.2rem !important}
 .stMainBlockContainer button p {font-size: 1.1rem !important}
 .stMainBlockContainer button {padding-left: 0.5rem !important; padding-right: 0.5rem !important}
+.st-key-lec_big p, .st-key-lec_notes p {font-size: 1.1rem !important}
+/* the run button's row (Run, Stop, the estimate): each button as wide as its label, the estimate takes the rest */
+.stMainBlockContainer [data-testid="stHorizontalBlock"]:has([class*="st-key-lec_run_"]):not(
+    :has([data-testid="stHorizontalBlock"])) > [data-testid="stColumn"]:has(button) {
+    flex: 0 0 auto !important; width: auto !important; min-width: max-content !important}
+.stMainBlockContainer [data-testid="stHorizontalBlock"]:has([class*="st-key-lec_run_"]):not(
+    :has([data-testid="stHorizontalBlock"])) [data-testid="stCaptionContainer"] p {font-size: 1.1rem !important}
 </style>"""
 
 
@@ -46,6 +55,10 @@ def prepare_sidebar(db) -> None:
         st.header("Before the class")
         st.caption("Runs every step once, in advance, on this machine; the lecture then shows each result at once "
                    "(from the run history) and offers to re-run it live.")
+        seconds, todo, workers = lecture.estimate(db) if db is not None else (0.0, 0, 1)
+        st.caption(f"Prepare will take about {max(seconds, 1):.0f} s on an idle 2-core machine: {todo} step"
+                   f"{'s' * (todo != 1)} to train" + (f", {workers} at a time" if workers > 1 else "") + "."
+                   if todo else "Every step is prepared: the lecture shows each result at once.")
         if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
             st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
                        "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
@@ -59,13 +72,15 @@ def prepare_sidebar(db) -> None:
                 if not ui.stop_requested():  # touching Streamlit now would end the run before it is kept
                     bar.progress(min(fraction, 1.0), text=message)
 
+            start = time.perf_counter()
             with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another session…")):
                 done = lecture.prepare(db, ui.session_id(), progress, ui.stop_requested)
             st.session_state.pop("lec_preparing", None)
             bar.empty()
             ran = [p for p in done if p.state == "ran"]
             st.success(f"Prepared: {len(ran)} step(s) run now, {sum(p.state == 'history' for p in done)} already in "
-                       f"the history.")
+                       f"the history" + (f" ({time.perf_counter() - start:.0f} s)." if ran else ".")
+                       + " The handout below now holds every step.")
             for p in done:
                 if p.state in ("failed", "stopped", "diverged"):
                     st.warning(f"Step {p.number} ({p.step.title}): {p.state}. {p.message}")

@@ -48,11 +48,35 @@ def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_cha
     assert re.search(rf"[?&]step={N - 1}\b", page.url)
 
 
+# What a projector shows wrong, measured in the page: a control whose label is cut ("Project…", "St…"), and a chart's
+# title or note (the text above its plots) that runs into a plot, an axis's labels or another such text.
+LAYOUT_JS = """(key) => {
+  const main = document.querySelector("[data-testid='stMain']");
+  const cut = [...main.querySelectorAll(".stMarkdownEllipsis, button p, label p")]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.trim());
+  const svg = main.querySelector(`.st-key-lec_chart_${key} .main-svg`).parentElement;
+  const box = e => e.getBoundingClientRect();
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const plots = [...svg.querySelectorAll(".nsewdrag")].map(box);
+  const top = Math.min(...plots.map(r => r.top));
+  const labels = [...svg.querySelectorAll(".xtick text, .ytick text, .g-xtitle text, .g-ytitle text")].map(box);
+  const above = [...svg.querySelectorAll(".gtitle, .annotation")].map(e => [e.textContent.trim(), box(e)])
+    .filter(([, r]) => r.height > 0 && (r.top + r.bottom) / 2 < top);
+  const over = [];
+  for (const [i, [text, r]] of above.entries()) {
+    if (plots.some(p => hit(r, p)) || labels.some(l => hit(r, l))) over.push(text);
+    for (const [other, q] of above.slice(i + 1)) if (hit(r, q)) over.push(text + " / " + other);
+  }
+  return {cut, over};
+}"""
+
+
 @pytest.mark.parametrize("width,height", [(1400, 900), (1920, 1080)])
 def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server, page, prepared, width,  # noqa: F811
                                                                           height):
-    """A teacher's projector: no sidebar, large type, and every step's main chart wholly inside the window without
-    scrolling; no step carries a developer's note about settings the full page lacks."""
+    """A teacher's projector: no sidebar, large type, every step's main chart and its sentence (the verdict) wholly
+    inside the window without scrolling, no control's label cut, no title or note over a chart's plots or axis
+    labels; no step carries a developer's note about settings the full page lacks. A screenshot of every step."""
     window = page.context.browser.new_context(viewport={"width": width, "height": height})
     try:
         page = window.new_page()
@@ -71,8 +95,13 @@ def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server
             assert heading >= 34, heading
             assert page.get_by_text("has no setting for").count() == 0
             assert page.get_by_text("Traceback").count() == 0
-            if number in (1, 3, 7) or width == 1400 and number == N:
-                page.screenshot(path=str(ARTIFACTS / f"lecture_projector_{width}_step{number}.png"))
+            verdict = page.locator("[data-testid='stMain'] [data-testid='stAlert']").first
+            if verdict.count():
+                said = verdict.bounding_box()
+                assert said["y"] >= 0 and said["y"] + said["height"] <= height + 1, (number, said)
+            layout = page.evaluate(LAYOUT_JS, step.key)
+            assert layout == {"cut": [], "over": []}, (number, layout)
+            page.screenshot(path=str(ARTIFACTS / f"lecture_projector_{width}_step{number}.png"))
             if number < N:
                 page.keyboard.press("ArrowRight")
     finally:

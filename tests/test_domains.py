@@ -54,7 +54,7 @@ def test_gain_winner_margin_and_negative_transfer_come_from_the_seeds_means():
             and "microscopy at 40 shots" in r.verdict().text)
 
 
-def test_a_quadrant_whose_top_two_the_seeds_cannot_tell_apart_is_a_tie_and_counts_the_rules_strategy():
+def test_a_quadrant_whose_top_two_the_seeds_cannot_tell_apart_is_a_tie_and_no_agreement():
     t = {}
     for sh in (5, 20):   # partial and feature extraction swap places between the seeds: a tie, not a win
         t[("textures", sh, "feature_extraction")] = [0.90, 0.80, 0.85]
@@ -64,8 +64,38 @@ def test_a_quadrant_whose_top_two_the_seeds_cannot_tell_apart_is_a_tie_and_count
     r = _result(t, datasets=("textures",), shots=(5, 20))
     few = next(q for q in r.quadrants() if q["size"] == "few")
     assert few["kind"] == "tie" and set(few["tied"]) == {"partial", "feature_extraction"}
-    assert few["winner"] == "partial" and few["agrees"]          # the tie includes the rule's feature extraction
-    assert "a tie between partial (87%) and feature extraction (85%)" in r.verdict().text
+    # the tie includes the rule's feature extraction: no agreement by tie, and no disagreement either
+    assert few["winner"] == "partial" and few["agrees"] is None and domains.reading(few) == "can't tell"
+    text = r.verdict().text
+    assert "a tie between partial (87%) and feature extraction (85%)" in text
+    assert "agrees with the decks' rule in 0 of 0" not in text and "can't tell" in text
+
+
+def test_a_quadrant_where_every_strategy_ties_does_not_agree_with_the_rule():
+    t = {}
+    for sh in (2, 10):   # every strategy within the seeds' spread of the others
+        t[("textures", sh, "feature_extraction")] = [0.50, 0.40, 0.45]
+        t[("textures", sh, "partial")] = [0.42, 0.49, 0.44]
+        t[("textures", sh, "full")] = [0.41, 0.47, 0.43]
+        t[("textures", sh, "scratch")] = [0.38, 0.45, 0.47]
+    r = _result(t, datasets=("textures",), shots=(2, 10))
+    for q in r.quadrants():
+        assert q["kind"] == "tie" and len(q["tied"]) == 4 and q["agrees"] is None
+        assert domains.quadrant_words(q).endswith("the data can't tell these apart at this size")
+    v = r.verdict()
+    assert v.kind == "tie" and "No quadrant gives a clear result" in v.text and "agrees with the decks' rule in" \
+        not in v.text
+
+
+def test_a_tie_that_leaves_the_rules_strategy_clearly_behind_disagrees():
+    t = {}
+    for sh in (2, 10):   # partial and full tie at the top; the rule's feature extraction is clearly behind both
+        t[("textures", sh, "feature_extraction")] = [0.50, 0.52, 0.51]
+        t[("textures", sh, "partial")] = [0.80, 0.90, 0.85]
+        t[("textures", sh, "full")] = [0.88, 0.82, 0.86]
+        t[("textures", sh, "scratch")] = [0.30, 0.31, 0.30]
+    few = next(q for q in _result(t, datasets=("textures",), shots=(2, 10)).quadrants() if q["size"] == "few")
+    assert few["kind"] == "tie" and set(few["tied"]) == {"partial", "full"} and few["agrees"] is False
 
 
 def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
@@ -75,8 +105,8 @@ def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
         t[("faces", 20, st)] = [a, a]
     r = _result(t, datasets=("faces",), shots=(5, 20))
     few = next(q for q in r.quadrants() if q["size"] == "few")
-    assert few["winner"] == "full" and not few["agrees"] and few["gap_to_rule"] == pytest.approx(0.4)
-    assert "agrees with the decks' rule in 1 of 2" in r.verdict().text
+    assert few["winner"] == "full" and few["agrees"] is False and few["gap_to_rule"] == pytest.approx(0.4)
+    assert "agrees with the decks' rule in 1 of 2 quadrants with a clear result" in r.verdict().text
     assert ("few data, near: full wins" in r.verdict().text
             and "(the decks' rule: feature extraction" in r.verdict().text)
 
@@ -137,7 +167,7 @@ def test_page_draws_the_last_grid_from_the_history_at_once(grid):
                                              "dom_strategies": list(cfg.strategies)})
     assert not at.exception
     assert any("Shown from the run history" in c.value for c in at.caption)
-    assert any("agrees with the decks' rule in" in m.value for m in [*at.success, *at.info])
+    assert any("the decks' rule" in m.value for m in [*at.success, *at.info])   # agreement counted, or none clear
     assert at.dataframe[0].value.shape[0] == 4          # the four quadrants, each with its rule and winner
 
 

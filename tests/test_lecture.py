@@ -3,6 +3,7 @@ keeps what ran, links open the full pages with the step's settings, and the hand
 
 The lecture runs its tiny configs here (TL_LECTURE_TINY=1) in a history of its own, prepared once per session
 (`prepare` skips the steps already in it, so the browser test reuses it)."""
+import dataclasses
 import json
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,7 +67,9 @@ def test_a_prepared_lecture_shows_every_steps_chart_from_the_history(prepared, l
     assert len(ids) >= 5   # idea, overfit, toy, freeze, ssl, gtl (and those of the newer pages once they land)
     at = open_page(PAGE, {})
     at.button(key="lec_prepare").click().run()   # the page's own Prepare: everything is in the history already
-    assert [s.value for s in at.success] == [f"Prepared: 0 step(s) run now, {len(ids)} already in the history."]
+    assert [s.value for s in at.success] == [f"Prepared: 0 step(s) run now, {len(ids)} already in the history. The "
+                                             f"handout below now holds every step."]
+    assert any("Every step is prepared" in c.value for c in at.sidebar.caption)
     for number, at in _walk(open_page(PAGE, {})):
         step = lecture.step_at(number)
         if step.key in ids:
@@ -116,10 +119,12 @@ def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lectur
     db = store.Store(tmp_path)
     asked = []
     with devices.one_cpu_thread(torch.device("cpu")):
-        done = lecture.prepare(db, progress=lambda f, m: asked.append(m), should_stop=lambda: bool(asked), device="cpu")
+        done = lecture.prepare(db, progress=lambda f, m: asked.append(m), should_stop=lambda: bool(asked), device="cpu",
+                               workers=1)
     trained = [p for p in done if p.state not in ("unavailable", "instant")]
-    assert trained[0].state == "stopped" and trained[0].run_id is not None
-    assert all(p.state == "stopped" and p.run_id is None for p in trained[1:])
+    assert {p.state for p in trained} == {"stopped"}
+    started = [p for p in trained if p.run_id is not None]   # the first run (the longest step), kept as stopped
+    assert len(started) == 1 and started[0].step.seconds == max(p.step.seconds for p in trained)
     assert [r.status for r in db.runs()] == ["stopped"]
 
 
@@ -136,7 +141,7 @@ def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lectu
     monkeypatch.setattr(lecture.Step, "run", run)
     db = store.Store(tmp_path)
     with devices.one_cpu_thread(torch.device("cpu")):
-        done = lecture.prepare(db, device="cpu")
+        done = lecture.prepare(db, device="cpu", workers=1)   # in this process: the patched run is this process's
     assert [(p.state, p.message) for p in done][0] == ("failed", "out of memory")
     assert done[1].state == "ran"
     assert sorted((r.kind, r.status) for r in db.runs()) == [(gtl.kind, "finished"), ("toy", "failed")]
@@ -241,6 +246,92 @@ def test_each_step_says_what_its_own_run_shows_from_its_claims(prepared, lecture
             assert "tie" in said.text or "cannot tell" in said.text, said.text
         checked += 1
     assert checked >= 4
-    far = lecture.shown(next(s for s in lecture.STEPS if s.key == "far"), db)[0]
+    step = next(s for s in lecture.STEPS if s.key == "far")
+    far = lecture.shown(step, db)[0]
     for x in far["negative_transfer"]:   # named with both numbers, and said
-        assert f"{x['scratch_acc']:.0%}" in lecture.STEPS[6].verdict(far).text
+        assert f"{x['scratch_acc']:.0%}" in step.verdict(far).text
+
+
+def test_stop_while_preparing_in_worker_processes_keeps_every_started_run_as_stopped(lecture_env, tmp_path):
+    db = store.Store(tmp_path)
+    asked = []
+    done = lecture.prepare(db, progress=lambda f, m: asked.append(m), should_stop=lambda: bool(asked), device="cpu",
+                           workers=2)
+    trained = [p for p in done if p.state not in ("unavailable", "instant")]
+    assert {p.state for p in trained} == {"stopped"}, [(p.step.key, p.state) for p in trained]
+    runs = db.runs()
+    assert 1 <= len(runs) <= 2 and {r.status for r in runs} == {"stopped"}   # at most one running step a worker
+    assert sorted(r.id for r in runs) == sorted(p.run_id for p in trained if p.run_id is not None)
+
+
+def test_a_step_prepared_in_a_worker_process_has_the_numbers_of_a_run_alone(prepared, lecture_env):
+    """Workers train each step on one thread, as a run alone does: the same numbers, claim for claim."""
+    db = store.Store(lecture_env)
+    assert any(p.state == "ran" for p in prepared)
+    for key in ("toy", "overfit"):
+        step = next(s for s in lecture.STEPS if s.key == key)
+        stored, _ = lecture.shown(step, db)
+        alone = lecture.result_json(step.run(step.config(), device="cpu"))
+        assert [c.claim for c in step.checks(stored)] == [c.claim for c in step.checks(alone)], key
+
+
+def test_the_estimate_counts_the_steps_to_train_and_shares_them_between_the_workers(lecture_env, tmp_path):
+    seconds, todo, workers = lecture.estimate(store.Store(tmp_path), device="cpu", workers=2)
+    trained = list({(s.kind, s.config()): s for s in lecture.STEPS if s.trains() and not lecture.status(s)}.values())
+    assert todo == len(trained) and workers == 2
+    total = sum(s.seconds for s in trained)
+    assert total / 2 <= seconds - lecture.STARTUP_S <= total / 2 + max(s.seconds for s in trained)
+    assert lecture.makespan([5, 4, 3, 3], 2) == 8 and lecture.makespan([5, 4], 1) == 9   # the longest first
+    assert lecture.estimate(store.Store(tmp_path), device="cpu", workers=1)[0] == pytest.approx(total)
+
+
+def test_the_freeze_steps_lesson_reads_feature_extraction_against_the_other_depths_shots_by_shots():
+    records = [{"weights": "pretrained", "seed": seed, "freeze": depth, "shots": shots, "val_acc": acc}
+               for seed, wiggle in enumerate((0.0, 0.01, -0.01))
+               for shots, by in ((2, {"9": 0.70, "7": 0.60}), (20, {"9": 0.85, "7": 0.92}))
+               for depth, acc in ((d, a + wiggle * (1 if d == "9" else -1)) for d, a in by.items())]
+    out = {"shots": [2, 20], "stages": [str(i) for i in range(10)], "records": records}
+    step = next(s for s in lecture.STEPS if s.key == "freeze")
+    checks = step.checks(out)
+    assert [(c.claim["shots"], c.claim["kind"], c.holds) for c in checks] == [(2, "helped", True), (20, "hurt", True)]
+    said = step.verdict(out).text
+    assert "feature extraction 70% beats partial fine-tuning (the last 3 stages) 60%" in said
+    assert "partial fine-tuning (the last 3 stages) 92% beats feature extraction 85%" in said
+    flipped = {**out, "records": [{**r, "val_acc": 1 - r["val_acc"]} for r in records]}
+    assert [c.holds for c in step.checks(flipped)] == [False, False]
+    assert "NOT as the lesson says" in step.checks(flipped)[0].line()
+
+
+def test_the_strategy_step_says_what_a_tie_means_and_calls_it_no_agreement():
+    from tl_core.experiments import domains
+
+    t = [{"dataset": "textures", "domain": "near", "shots": sh, "strategy": st, "seed": i, "val_acc": a,
+          "train_acc": 1.0} for sh in (2, 10) for st, accs in (("feature_extraction", (0.9, 0.8, 0.85)),
+                                                              ("partial", (0.82, 0.9, 0.86)),
+                                                              ("full", (0.8, 0.86, 0.84)))
+         for i, a in enumerate(accs)]
+    cfg = domains.DomainsConfig(datasets=("textures",), shots=(2, 10), strategies=("feature_extraction", "partial",
+                                                                                    "full"), seeds=3).resolve()
+    out = domains.DomainsResult(config=cfg, records=t).to_json()
+    said = next(s for s in lecture.STEPS if s.key == "strategy").verdict(out)
+    assert said.kind == "tie" and all(q["agrees"] is None for q in out["quadrants"])
+    assert "the data can't tell" in said.text and "A tie is an answer too" in said.text
+    assert "agrees" not in said.text
+
+
+DIRECTIONAL = [s for s in lecture.STEPS if s.lesson is not None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", DIRECTIONAL, ids=lambda s: s.key)
+def test_each_directional_step_shows_its_lesson_on_its_reported_seeds_and_on_seeds_from_200(step, monkeypatch):
+    """The step's real config (not the tiny one), on the seeds the lecture reports and on seeds from 200 (never used
+    to choose it): every claim its lesson rests on has the kind the lesson says, by the claims rule. `make
+    lecture-check` runs the same for every step at once and prints each claim."""
+    monkeypatch.delenv(lecture.TINY_ENV, raising=False)
+    cfg = step.config()
+    assert getattr(cfg, "seeds", 3) >= 3
+    for first in (cfg.seed, 200):
+        out = lecture.result_json(step.run(dataclasses.replace(cfg, seed=first), device="cpu"))
+        checks = step.checks(out)
+        assert checks and all(c.holds for c in checks), (first, [c.line() for c in checks])

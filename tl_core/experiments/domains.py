@@ -244,8 +244,10 @@ class DomainsResult(contract.Result):
     def quadrants(self) -> list[dict]:
         """The 2×2 chart: for each (data size, similarity), every strategy's mean over the quadrant's datasets and
         seeds; the winner and, by the claims rule, whether it beats the runner-up (`kind`: helped, or tie) and which
-        strategies the rule cannot tell from it (`tied`); whether that agrees with the decks' rule: the winner is
-        the rule's strategy, or a tie includes it."""
+        strategies the rule cannot tell from it (`tied`); and whether that agrees with the decks' rule, counting
+        clear results only (`agrees`, see `agreement`): True where the rule's strategy wins clearly, False where the
+        winner, or every strategy tied with it, is another one; None where the rule's strategy ties with others
+        (the data can't tell them apart at this size: no agreement by tie)."""
         out = []
         for size in ("few", "more"):
             shots = [sh for sh in self.config.shots if _size(sh, self.config.shots) == size]
@@ -270,7 +272,7 @@ class DomainsResult(contract.Result):
                             "margin": claim.gap if claim else float("nan"),
                             "kind": claim.kind if claim else "single", "claim": claim.to_json() if claim else None,
                             "tied": tied, "rule": rule_text, "rule_strategies": list(rule_set),
-                            "agrees": bool(win in rule_set or any(st in rule_set for st in tied)),
+                            "agrees": agreement(claim.kind if claim else "single", win, tied, rule_set),
                             "gap_to_rule": means[win] - means[ruled[0]] if ruled else float("nan")})
         return out
 
@@ -351,18 +353,40 @@ class DomainsResult(contract.Result):
         if not quads:
             return Verdict("single", f"{len(self.records)} runs; choose two shots values and near and far datasets "
                                      f"for the 2×2 chart.")
-        agree = sum(q["agrees"] for q in quads)
+        agree = sum(q["agrees"] is True for q in quads)
+        clear = sum(q["agrees"] is not None for q in quads)
         parts = [f"{q['size']} data, {q['domain']}: {quadrant_words(q)}"
-                 + ("" if q["agrees"] else f" (the decks' rule: {q['rule']})") for q in quads]
+                 + ("" if q["agrees"] is True else f" (the decks' rule: {q['rule']})") for q in quads]
         negative = self.negative_transfer()
         neg = ("Negative transfer (scratch ahead of every pretrained strategy by the rule): " + "; ".join(
             f"{x['dataset']} at {x['shots']} shots, scratch {x['scratch_acc']:.0%} vs {_name(x['pretrained'])} "
             f"{x['pretrained_acc']:.0%}" for x in negative) + "." if negative else
             "No dataset shows negative transfer here: at every data size scratch does not beat the best pretrained "
             "strategy by the rule.")
-        text = (f"The measurement agrees with the decks' rule in {agree} of {len(quads)} quadrants ("
-                f"{'; '.join(parts)}; validation accuracy over {self.config.seeds} seeds). {neg}")
-        return Verdict("helped" if agree == len(quads) else "mixed", text)
+        unclear = len(quads) - clear
+        count = (f"The measurement agrees with the decks' rule in {agree} of {clear} quadrants with a clear result"
+                 + (f"; in {unclear} the data can't tell the strategies apart at this size" if unclear else "")
+                 if clear else "No quadrant gives a clear result: the data can't tell the strategies apart at this "
+                               "size, so it neither agrees nor disagrees with the decks' rule")
+        text = f"{count} ({'; '.join(parts)}; validation accuracy over {self.config.seeds} seeds). {neg}"
+        return Verdict("helped" if agree == len(quads) else "tie" if not clear else "mixed", text)
+
+
+def agreement(kind: str, winner: str, tied: list[str], rule: tuple | list | set) -> bool | None:
+    """Whether a quadrant's result agrees with the decks' rule, counting clear results only: the winner clearly ahead
+    of every other strategy (helped): agrees when it is the rule's; a tie, or one seed: disagrees when no strategy the
+    rule names is among those the seeds cannot tell from the winner (they are all clearly behind), else None (the
+    data can't tell the rule's strategy from the others at this size)."""
+    if kind == "helped":
+        return winner in rule
+    if not any(st in rule for st in (tied or [winner])):
+        return False
+    return None
+
+
+def reading(q: dict) -> str:
+    """A quadrant against the decks' rule in a word: "agrees", "disagrees" or "can't tell"."""
+    return {True: "agrees", False: "disagrees"}.get(q.get("agrees"), "can't tell")
 
 
 def quadrant_words(q: dict) -> str:
@@ -373,7 +397,11 @@ def quadrant_words(q: dict) -> str:
                 f"{_name(q['runner_up'])}, 95% interval {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f})")
     if q["kind"] == "single":
         return f"{_name(q['winner'])} leads ({q['means'][q['winner']]:.0%}; one seed says little)"
-    return "a tie between " + " and ".join(f"{_name(st)} ({q['means'][st]:.0%})" for st in q["tied"])
+    every = len(q["tied"]) == len(q["means"])
+    return ("a tie between " + " and ".join(f"{_name(st)} ({q['means'][st]:.0%})" for st in q["tied"])
+            + (": the data can't tell these apart at this size" if every else
+               f": the data can't tell {'these' if len(q['tied']) > 2 else 'the two'} apart at this size, and the "
+               f"rest trail"))
 
 
 def _name(strategy: str) -> str:
