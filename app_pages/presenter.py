@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core import device as devices
-from tl_core import lecture
+from tl_core import lecture, serve
 
 # ←/→ (and PageUp/PageDown, as presentation clickers send) move between steps, unless the focus is in a field
 KEYS_JS = """
@@ -62,8 +62,11 @@ def prepare_sidebar(db) -> None:
         if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
             st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
                        "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
-        if st.button("Prepare the lecture", type="primary", key="lec_prepare", disabled=db is None,
-                     help="needs the run history, which this machine can't write now" if db is None else None):
+        students = serve.shared() and not ui.is_teacher()   # on a class's server it holds every run for a minute
+        if st.button("Prepare the lecture", type="primary", key="lec_prepare", disabled=db is None or students,
+                     help="needs the run history, which this machine can't write now" if db is None else
+                     "on a shared server the teacher prepares the lecture (the teacher's token on the Runs page)"
+                     if students else None):
             st.session_state["lec_preparing"] = True
             bar = st.progress(0.0, text="Preparing the lecture…")
             st.button("Stop", key="lec_prepare_stop")

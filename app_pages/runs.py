@@ -17,7 +17,8 @@ if db is None:
 me, server = ui.session_id(), serve.shared()
 with st.sidebar:
     admin = server and serve.teacher() and serve.admin(st.text_input(
-        "Teacher token", type="password", key="runs_token", help="the server's TL_ADMIN_TOKEN: every session's runs"))
+        "Teacher token", type="password", key=ui.TEACHER_KEY, help="the server's TL_ADMIN_TOKEN: every session's runs"))
+    admin = admin or (server and ui.is_teacher())   # given earlier in this session, on this page
     everything = store.visible(db.runs(), me, server, admin)
     kind = st.selectbox("Experiment", ["any", *sorted({r.kind for r in everything})], key="runs_kind", bind=ui.URL)
     filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}",

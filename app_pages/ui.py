@@ -144,11 +144,17 @@ def _xsrf_token(cookie: str) -> str:
 
 
 TEACHER_KEY = "runs_token"   # the Runs page's sidebar field for the teacher's token (TL_ADMIN_TOKEN)
+TEACHER = "tl_teacher"       # set once the token was given: a widget's value is gone on the next page
 
 
 def is_teacher() -> bool:
-    """Whether this session gave the teacher's token (on the Runs page): no per-session limits, every run."""
-    return serve.teacher() and serve.admin(str(st.session_state.get(TEACHER_KEY) or ""))
+    """Whether this session gave the teacher's token (on the Runs page): no per-session limits, every run, and
+    the lecture's Prepare on a shared server."""
+    if not serve.teacher():
+        return False
+    if serve.admin(str(st.session_state.get(TEACHER_KEY) or "")):
+        st.session_state[TEACHER] = True
+    return bool(st.session_state.get(TEACHER))
 
 
 def history() -> store.Store | None:

@@ -242,3 +242,19 @@ def test_a_refused_run_is_said_on_the_page_and_the_teacher_sees_every_run_with_a
         serve.server().leave(job, token)
     finally:
         serve.use(before)
+
+
+def test_on_a_shared_server_only_the_teacher_prepares_the_lecture_and_the_token_outlives_the_runs_page(
+        app, tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(serve.SHARED, "1")
+    monkeypatch.setenv(serve.ADMIN, "chalk")
+    monkeypatch.setenv("TL_LECTURE_TINY", "1")
+    at = open_page("app_pages/lecture.py", {})
+    assert not at.exception and at.button(key="lec_prepare").disabled        # a student: it would hold everyone's runs
+    at.switch_page("app_pages/runs.py").run()
+    at.sidebar.text_input(key="runs_token").input("chalk").run()
+    at.switch_page("app_pages/lecture.py").run()                             # the token's widget is gone here
+    assert not at.exception and not at.button(key="lec_prepare").disabled
+    at.switch_page("app_pages/runs.py").run()
+    assert any("The teacher's token" in c.value for c in at.caption)         # still the teacher on Runs
