@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install check-python run host test bench load lecture-check clean
+.PHONY: install check-python run host test test-fast bench load lecture-check clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ test: install
 	fi
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
+
+# for every edit: no browser, no real-config training (the 'slow' marker); `make test` runs everything
+test-fast: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m pytest -m "not slow and not browser"
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
