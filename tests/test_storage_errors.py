@@ -186,6 +186,13 @@ def _as_a_user_who_cannot_write(folder: Path) -> dict:
     command, user = [sys.executable], {}
     if os.geteuid() == 0:
         user = {"user": 65534, "group": 65534}
+        # the checkout may sit in a folder only its owner can enter (a fresh clone in a private temp dir): nobody
+        # reads a copy of the package instead (tl_core.store needs only the standard library)
+        code = Path(tempfile.mkdtemp(prefix="tl-code-"))
+        shutil.copytree(ROOT / "tl_core", code / "tl_core", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [code, *code.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env["PYTHONPATH"] = str(code)
         for python in dict.fromkeys([sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]):
             try:
                 if subprocess.run([python, "-c", "import sqlite3"], cwd="/", timeout=60, **user).returncode == 0:
@@ -195,8 +202,12 @@ def _as_a_user_who_cannot_write(folder: Path) -> dict:
                 continue
         else:
             pytest.skip("no Python here that the unprivileged user nobody may run")
-    run = subprocess.run([*command, "-c", SCRIPT, str(folder)], capture_output=True, text=True, env=env, cwd="/",
-                         timeout=120, **user)
+    try:
+        run = subprocess.run([*command, "-c", SCRIPT, str(folder)], capture_output=True, text=True, env=env, cwd="/",
+                             timeout=120, **user)
+    finally:
+        if env["PYTHONPATH"] != str(ROOT):
+            shutil.rmtree(env["PYTHONPATH"], ignore_errors=True)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
