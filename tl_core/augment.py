@@ -17,7 +17,8 @@ reproducible and the global random stream is untouched, also with runs in thread
 Augmentation applies to the training images only (the one training loop, `train.fit(transform=...)`), every epoch a
 new draw; validation and prediction see the images as they are. Because an augmented image is a new image every
 epoch, its frozen-prefix features cannot be cached: an augmented run runs the frozen stages on every training batch
-of every epoch (`finetuning.Trainer`), which is what makes it slower (`finetune.augment_cost` says how much).
+of every epoch (`finetuning.Trainer`), which is what makes it slower (`lab_cost.augment_cost` says how much).
+Whether it helped: `augment_verdict` compares two lab runs alike but for it, by the claims rule.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import time
 
 import torch
 from torchvision.transforms.v2 import functional as F
+
+from tl_core import claims
+from tl_core.contract import Verdict
 
 CHOICES = {"flip": "mirror left-right (half the images)",
            "crop": "a random crop of 70-100% of the area, resized back",
@@ -128,3 +132,21 @@ def ms_per_image(names, size: int, n: int = 16) -> float:
             times.append(time.perf_counter() - start)
         _MS[key] = 1000 * min(times) / n
     return _MS[key]
+
+
+def augment_verdict(plain: dict, augmented: dict) -> Verdict:
+    """Two lab runs' JSON alike but for augmentation: per weights condition both ran, the augmented run against the
+    plain one by the claims rule, paired over their seeds (validation accuracy, images as they are)."""
+    names = words(augmented.get("config", {}).get("augment", ()))
+    parts, kinds = [], set()
+    for condition in augmented.get("conditions", {}):
+        if condition not in plain.get("conditions", {}):
+            continue
+        values = {name: claims.by_seed(*(out["conditions"][condition][k] for k in ("seeds", "val_acc_seeds")))
+                  for name, out in (("augmented", augmented), ("plain", plain))}
+        claim = claims.compare("augmented", values, ["plain"])
+        kinds.add(claim.kind)
+        parts.append(claim.sentence(f"{condition} with {names}", f"{condition} without augmentation"))
+    if not parts:
+        return Verdict("single", "The two runs share no weights condition to compare.")
+    return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(parts))

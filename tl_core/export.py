@@ -395,3 +395,25 @@ class _Flag(contract.Option):
 
 ONNX_FLAG = _Flag("--onnx", "run model.onnx with onnxruntime instead of model.pt with torch (the same "
                             "probabilities, checked to within 1e-4 at export)")
+
+
+def predict(args) -> int:
+    """The `predict` command: the top `args.top_k` classes of each of `args.images` with the model exported at
+    `args.model` (`args.onnx`: its model.onnx with onnxruntime); one JSON object with `args.json`."""
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    clf = load(args.model, onnx=args.onnx)
+    predictions = []
+    for path in args.images:
+        try:
+            top = clf.topk(Path(path).read_bytes(), args.top_k)
+        except userdata.BadImage as err:
+            raise ValueError(f"{path}: {err}") from None
+        predictions.append({"image": path, "top": [{"class": c, "probability": p} for c, p in top]})
+    if args.json:
+        print(json.dumps({"model": str(args.model), "backbone": clf.meta["backbone"], "classes": clf.classes,
+                          "image_size": clf.image_size, "runtime": clf.runtime, "predictions": predictions}))
+    else:
+        for pred in predictions:
+            print(pred["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in pred["top"]))
+    return 0

@@ -1,10 +1,14 @@
-"""The one fine-tuning trainer and the one frozen-feature cache: every experiment that fine-tunes a staged
-backbone (the lab, your own images, layers, domains, text, parameter-efficient fine-tuning) trains through
-these, and through `train.fit` beneath them.
+"""The one fine-tuning trainer, its settings and the one frozen-feature cache: every experiment that fine-tunes a
+staged backbone (the lab, your own images, layers, inside, domains, lr-find, text, parameter-efficient fine-tuning)
+trains through these, and through `train.fit` beneath them.
 
+    cfg = FinetuneConfig(backbone=..., dataset=..., freeze="all", ...)  # the lab's settings, shared by experiments
+    model = model_for(cfg, "pretrained", num_classes, seed)             # the model one run starts from
     cache = FrozenCache(lambda: backbones.create(name, "pretrained"))   # or FrozenCache(model)
     trainer = Trainer(model, cfg, device, cache)     # cfg: freeze, strategy, epochs, lr, batch_size, seed, ...
-    run = trainer.evaluate("pretrained", seed, train, val, hooks)       # History + accuracies + confusion
+    run = trainer.fit_and_score("pretrained", seed, train, val, hooks)  # trains, then History + accuracies + confusion
+
+What a lab run reuses from the runs before it in the process is `tl_core.reuse`; what it costs, `tl_core.lab_cost`.
 
 A frozen prefix never changes while it is frozen, so its outputs are computed once per input row and reused
 by every epoch, every shots value and (when the cache is shared) every seed and condition frozen to that
@@ -12,8 +16,9 @@ depth: on a laptop this is the main speed lever.
 """
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -21,11 +26,129 @@ import torch
 from sklearn.metrics import confusion_matrix
 from torch import nn
 
-from tl_core import backbones, freeze
+from tl_core import augment, backbones, data, freeze
 from tl_core.augment import Augmenter
-from tl_core.contract import Stop
+from tl_core.contract import Stop, setting
 from tl_core.train import FitConfig, History, concat_histories, fit, frozen_features, predict
 
+# ---- the lab's settings, the model a run starts from, its split ------------------------------------------
+
+WEIGHT_CHOICES = {"both": "pretrained and scratch side by side", "pretrained": "the registry's pretrained weights",
+                  "scratch": "random weights, every stage trained"}
+STRATEGIES = freeze.STRATEGIES  # (the config's field `freeze` shadows the module inside its class body)
+OWN = "own: "   # the dataset name of the user's own images: "own: NAME.zip"
+
+
+def _dataset_problem(name: str) -> str:
+    if name in data.DATASETS or name.startswith(OWN):
+        return ""
+    return f"unknown dataset {name!r}: choose one of {', '.join(data.DATASETS)}"
+
+
+def freeze_problem(value: str) -> str:
+    if value in ("all", "none") or value.isdigit():
+        return ""
+    return f"freeze must be 'all', 'none' or a stage count, got {value!r}"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    backbone: str = setting("efficientnet_lite0", "the backbone", choices=backbones.IMAGE, title="Backbone")
+    weights: str = setting("both", "which weights to start from", choices=WEIGHT_CHOICES, title="Weights")
+    dataset: str = setting("digits", f"a built-in dataset: {', '.join(data.DATASETS)}", check=_dataset_problem)
+    classes: tuple[str, ...] = setting((), "a subset of the dataset's classes, comma-separated (default: all)",
+                                       title="Classes (none chosen = all)")
+    shots: int | None = setting(5, "training images per class, or all", lo=1, hi=100_000,
+                                title="Training images per class", steps=(1, 2, 5, 10, 20, None))
+    freeze: str = setting("all", "frozen stages: all (all but the head), none, or a count", check=freeze_problem)
+    strategy: str = setting("fixed", "how the frozen depth is used", choices=STRATEGIES, title="Strategy")
+    epochs: int = setting(15, "passes over the training images", lo=1, hi=1000, title="Epochs", span=(1, 100))
+    lr: float = setting(3e-3, "Adam learning rate (the head's, under discriminative LRs)", lo=1e-7, hi=10,
+                        title="Learning rate (Adam)", steps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
+    batch_size: int = setting(32, "images per step", lo=1, hi=4096, label="batch size")
+    image_size: int = setting(64, "pixels; small is fast on a CPU", lo=data.MIN_SIZE, hi=data.MAX_SIZE,
+                              title="Image size (px)", steps=(32, 48, 64, 96, 128, 224))
+    seeds: int = setting(3, "runs per weights condition, for bands", lo=1, hi=20, title="Seeds (for the band)",
+                         span=(1, 5))
+    seed: int = setting(0, "first seed: split, head init, scratch init", lo=0)
+    val_per_class: int = setting(20, "fixed, class-balanced validation images per class", lo=1, hi=500,
+                                 title="Validation images per class", span=(2, 50))
+    unfreeze_every: int = setting(2, "gradual unfreezing: epochs per phase", lo=1, hi=1000)
+    cache: bool = setting(True, "cache the frozen prefix's features (--no-cache: re-run them every epoch)")
+    val_fraction: float = setting(0.15, "own images: class-balanced validation share", lo=0.05, hi=0.5,
+                                  label="validation fraction")
+    augment: tuple[str, ...] = setting((), "augment the training images, comma-separated (default: none); every "
+                                           "epoch a new draw, validation untouched; the frozen stages then run "
+                                           "on every epoch's images (no cache for them): slower",
+                                       choices=augment.CHOICES, title="Augmentation (training images only)")
+
+    def check(self) -> None:
+        backbones.check_size(self.backbone, self.image_size)
+        freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))
+
+    def resolve(self) -> "FinetuneConfig":
+        """Freeze depth as a stage count, however it was spelt: 'all' on the CLI and 9 on the page are one; the
+        augmentations in one order, each once."""
+        return replace(self, freeze=str(freeze.parse_freeze(self.freeze, len(backbones.stage_names(self.backbone)))),
+                       augment=augment.canonical(self.augment))
+
+    def for_weights(self, weights: str) -> "FinetuneConfig":
+        """Scratch means from random weights with every stage trained (freezing random features would
+        be a different experiment); the freeze depth and strategy apply to the pretrained model."""
+        return replace(self, freeze="0", strategy="fixed") if weights == "scratch" else self
+
+    def conditions(self) -> list[str]:
+        return ["pretrained", "scratch"] if self.weights == "both" else [self.weights]
+
+
+def weights_note(cfg: FinetuneConfig) -> str:
+    """Where a run's weights come from, in a line; WeightsUnavailable when the pretrained ones it needs are not
+    on this machine."""
+    if "pretrained" not in cfg.conditions():
+        return "scratch: random initial weights"
+    ok, message = backbones.weights_status(cfg.backbone)
+    if not ok:
+        raise backbones.WeightsUnavailable(f"{cfg.backbone}: {message}")
+    return message
+
+
+def splitter(cfg: FinetuneConfig, dataset: data.ImageSet | None):
+    """(images, seed → (train, val)): a built-in dataset with a fixed validation count per class, or the
+    user's own images with a class-balanced validation share."""
+    if dataset is None:
+        ds = data.load(cfg.dataset, cfg.image_size, cfg.classes or None)
+        return ds, lambda seed: data.few_shot_split(ds, cfg.shots, seed, cfg.val_per_class)
+    if tuple(dataset.images.shape[-2:]) != (cfg.image_size, cfg.image_size):
+        raise ValueError(f"images are {tuple(dataset.images.shape[-2:])} px, the config says {cfg.image_size}")
+    return dataset, lambda seed: data.fraction_split(dataset, cfg.val_fraction, seed, cfg.shots)
+
+
+def first_split(cfg: FinetuneConfig, dataset: data.ImageSet | None = None) -> tuple[data.ImageSet, data.ImageSet]:
+    """(train, val) of cfg's first seed: the images its first run trains and validates on."""
+    return splitter(cfg, dataset)[1](cfg.seed)
+
+
+def model_for(cfg: FinetuneConfig, weights: str, num_classes: int, seed: int,
+              init: nn.Module | None = None) -> backbones.StagedModel:
+    """The model one run starts from: the registry's weights, or `init` (weights loaded elsewhere, e.g. in
+    the workshop) in place of the pretrained ones; a new head when the class count differs."""
+    if init is not None and weights == "pretrained":
+        return backbones.create(cfg.backbone, num_classes=num_classes, seed=seed, module=copy.deepcopy(init))
+    return backbones.create(cfg.backbone, weights, num_classes, seed)
+
+
+def relative_change(before: dict, after: dict, model: backbones.StagedModel) -> list[float]:
+    """‖w − w₀‖ / ‖w₀‖ of each stage's parameters (all of a stage's parameters as one vector)."""
+    out = []
+    for k, stage in enumerate(model.stages):
+        names = [f"stages.{k}.{n}" for n, _ in stage.named_parameters()]
+        w0 = torch.cat([before[n].flatten() for n in names])
+        w1 = torch.cat([after[n].flatten() for n in names])
+        out.append(float((w1 - w0).norm() / w0.norm().clamp_min(1e-12)))
+    return out
+
+
+# ---- the frozen-feature cache, the trainer ---------------------------------------------------------------
 
 class FrozenCache:
     """Outputs of the first `depth` stages of one fixed set of weights, per input tensor and depth, each row
@@ -129,7 +252,7 @@ class SharedFrozenCache(FrozenCache):
 
 
 @dataclass
-class Run:
+class FinetuneRun:
     """One fine-tuned model, one seed: its curves, accuracies and validation predictions."""
     weights: str
     seed: int
@@ -222,15 +345,15 @@ class Trainer:
                 break
         return concat_histories(phases)
 
-    def evaluate(self, weights: str, seed: int, train, val, hooks: dict | None = None) -> Run:
-        """Train on `train`, then measure: validation and train accuracy, the confusion matrix."""
+    def fit_and_score(self, weights: str, seed: int, train, val, hooks: dict | None = None) -> FinetuneRun:
+        """Train on `train`, then score: validation and train accuracy, the confusion matrix."""
         hist = self.train(train, val, **(hooks or {}))
         probs_val, probs_train = self.predict(val.images), self.predict(train.images)
         pred = probs_val.argmax(1).numpy()
         confusion = confusion_matrix(val.labels.numpy(), pred, labels=range(len(val.classes)))
-        return Run(weights=weights, seed=seed, history=hist, val_acc=accuracy(probs_val, val.labels),
-                   train_acc=accuracy(probs_train, train.labels), confusion=confusion, val_pred=pred,
-                   val_true=val.labels.numpy())
+        return FinetuneRun(weights=weights, seed=seed, history=hist, val_acc=accuracy(probs_val, val.labels),
+                           train_acc=accuracy(probs_train, train.labels), confusion=confusion, val_pred=pred,
+                           val_true=val.labels.numpy())
 
 
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:

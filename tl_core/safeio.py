@@ -34,11 +34,11 @@ METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflat
                 95: "XZ", 98: "PPMd"}
 
 
-class Refused(ValueError):
+class RefusedFile(ValueError):
     """An upload (or one entry of it) refused; the message is one line saying why."""
 
 
-class BudgetSpent(Refused):
+class BudgetSpent(RefusedFile):
     """The upload's budget (bytes unpacked, pixels decoded or seconds) is spent: stop reading it."""
 
 
@@ -88,46 +88,46 @@ def unsafe_path(name: str) -> bool:
 
 
 def open_zip(source, label: str) -> zipfile.ZipFile:
-    """A ZipFile over bytes, a path or a file object; Refused (one line) for anything that is not a zip."""
+    """A ZipFile over bytes, a path or a file object; RefusedFile (one line) for anything that is not a zip."""
     try:
         return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
-        raise Refused(f"{label} is not a zip file (or a damaged one)") from None
+        raise RefusedFile(f"{label} is not a zip file (or a damaged one)") from None
 
 
 def check_entries(infos: list[zipfile.ZipInfo], label: str, *, max_entries: int, max_total: int,
                   max_ratio: float, ratio_floor: int) -> None:
     """Refuse a zip from its directory alone, before anything is decompressed."""
     if len(infos) > max_entries:
-        raise Refused(f"{label} refused: {len(infos):,} entries, more than the limit of {max_entries:,} files")
+        raise RefusedFile(f"{label} refused: {len(infos):,} entries, more than the limit of {max_entries:,} files")
     bad = [i.filename for i in infos if unsafe_path(i.filename)]
     if bad:
-        raise Refused(f"{label} refused: unsafe paths (absolute or with '..') such as {bad[0]!r}; "
-                      f"nothing was extracted")
+        raise RefusedFile(f"{label} refused: unsafe paths (absolute or with '..') such as {bad[0]!r}; "
+                          f"nothing was extracted")
     total = sum(i.file_size for i in infos)
     if total > max_total:
-        raise Refused(f"{label} refused: it would unpack to {total / MB:,.0f} MB, more than the limit of "
-                      f"{max_total // MB:,} MB (could be a zip bomb)")
+        raise RefusedFile(f"{label} refused: it would unpack to {total / MB:,.0f} MB, more than the limit of "
+                          f"{max_total // MB:,} MB (could be a zip bomb)")
     for i in infos:
         if i.file_size > ratio_floor and i.file_size > max_ratio * max(i.compress_size, 1):
-            raise Refused(f"{label} refused: {i.filename!r} compresses {i.file_size / max(i.compress_size, 1):,.0f}"
-                          f":1, more than the limit of {max_ratio:g}:1 (a zip bomb?)")
+            raise RefusedFile(f"{label} refused: {i.filename!r} compresses {i.file_size / max(i.compress_size, 1):,.0f}"
+                              f":1, more than the limit of {max_ratio:g}:1 (a zip bomb?)")
 
 
 def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: Budget | None = None,
                limit: int | None = None, name: str | None = None) -> bytes:
     """One entry's bytes, read in chunks through a counter: never more than its declared size (one byte more and
-    it is refused as lying), never more than `limit`, each chunk charged to `budget`. Refused (one line) for an
+    it is refused as lying), never more than `limit`, each chunk charged to `budget`. RefusedFile (one line) for an
     encrypted entry, a compression other than stored/deflated, or a damaged one (`name`: how messages call the
     entry, default "<label>: <its path>")."""
     name = name or f"{label}: {info.filename}"
     if info.compress_type not in METHODS:
-        raise Refused(f"{name} is compressed with {method_name(info)}; only stored or deflated zip entries are read "
-                      f"(zip it again with a standard zip tool)")
+        raise RefusedFile(f"{name} is compressed with {method_name(info)}; only stored or deflated zip entries are "
+                          f"read (zip it again with a standard zip tool)")
     if info.flag_bits & 0x1:
-        raise Refused(f"{name} is password-protected")
+        raise RefusedFile(f"{name} is password-protected")
     if limit is not None and info.file_size > limit:
-        raise Refused(f"{name} is larger than {limit / MB:g} MB")
+        raise RefusedFile(f"{name} is larger than {limit / MB:g} MB")
     # ask zipfile for one byte past the declared size, with no CRC of its own to check: an entry that inflates
     # further shows it (refused before a byte more is made), and the CRC is checked here over what was read
     probe = copy.copy(info)
@@ -142,16 +142,16 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: B
                 if budget is not None:
                     budget.spend_bytes(len(chunk), label)
                 if out.tell() > info.file_size:
-                    raise Refused(f"{name} inflates to more than the {info.file_size:,} bytes its header declares "
-                                  f"(a zip bomb?)")
-    except Refused:
+                    raise RefusedFile(f"{name} inflates to more than the {info.file_size:,} bytes its header declares "
+                                      f"(a zip bomb?)")
+    except RefusedFile:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError, ValueError) as err:
-        raise Refused(f"{name} is corrupt ({type(err).__name__}: {err})") from None
+        raise RefusedFile(f"{name} is corrupt ({type(err).__name__}: {err})") from None
     if out.tell() != info.file_size:
-        raise Refused(f"{name} is corrupt: {out.tell():,} bytes where its header declares {info.file_size:,}")
+        raise RefusedFile(f"{name} is corrupt: {out.tell():,} bytes where its header declares {info.file_size:,}")
     if crc != info.CRC:
-        raise Refused(f"{name} is corrupt (bad CRC-32)")
+        raise RefusedFile(f"{name} is corrupt (bad CRC-32)")
     return out.getvalue()
 
 
@@ -160,34 +160,34 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: B
 def torch_zip(raw: bytes, name: str, limit: int) -> None:
     """Check a .pt before torch.load: torch's zip format must hold stored records whose sizes fit inside the file
     (torch.save never compresses a record), so loading it holds no more tensor bytes than were uploaded. A file that
-    is not a zip (torch's legacy format) reads its tensors from the file itself and passes. Refused otherwise."""
+    is not a zip (torch's legacy format) reads its tensors from the file itself and passes. RefusedFile otherwise."""
     if raw[:4] != b"PK\x03\x04":
         return
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
-        raise Refused(f"{name}: not a PyTorch file, or a corrupt or truncated one (its zip directory cannot be "
-                      f"read)") from None
+        raise RefusedFile(f"{name}: not a PyTorch file, or a corrupt or truncated one (its zip directory cannot be "
+                          f"read)") from None
     packed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
     if packed:
         i = packed[0]
-        raise Refused(f"{name}: refused — its record {i.filename!r} is compressed ({method_name(i)}, declared "
-                      f"{i.file_size:,} bytes from {i.compress_size:,}); torch.save never compresses records, and a "
-                      f"compressed one could unpack to far more than was uploaded: save it again with torch.save")
+        raise RefusedFile(f"{name}: refused — its record {i.filename!r} is compressed ({method_name(i)}, declared "
+                          f"{i.file_size:,} bytes from {i.compress_size:,}); torch.save never compresses records, and "
+                          f"a compressed one could unpack to far more than was uploaded: save it again with torch.save")
     total = sum(i.file_size for i in infos)
     lying = [i for i in infos if i.file_size != i.compress_size or i.header_offset + i.compress_size > len(raw)]
     if lying or total > len(raw):
         what = (f"record {lying[0].filename!r} declares {lying[0].file_size:,} bytes" if lying else
                 f"its records declare {total:,} bytes in all")
-        raise Refused(f"{name}: refused — {what}, more than the file's {len(raw):,} bytes hold: a damaged or "
-                      f"forged file")
+        raise RefusedFile(f"{name}: refused — {what}, more than the file's {len(raw):,} bytes hold: a damaged or "
+                          f"forged file")
     if total > limit:
-        raise Refused(f"{name}: its tensors are {total / MB:,.0f} MB, over the {limit / MB:g} MB limit")
+        raise RefusedFile(f"{name}: its tensors are {total / MB:,.0f} MB, over the {limit / MB:g} MB limit")
 
 
 def load_tensors(raw: bytes, name: str, limit: int):
-    """torch.load(weights_only=True) of a checked .pt's bytes (`torch_zip` first). Refused by the check; torch's
+    """torch.load(weights_only=True) of a checked .pt's bytes (`torch_zip` first). RefusedFile by the check; torch's
     own exceptions pass through for the caller to word."""
     import torch
 

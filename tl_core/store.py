@@ -14,13 +14,12 @@ A history that cannot be written says why in one line (`StorageError`: the disk 
 and one that can only be read (a read-only disk or folder, a file this user may not write) is opened
 read-only: every run is shown, `problem` says so, and each write raises. A run whose final write finds the
 disk full is marked "failed" with a small write that still fits, so it is not left "running".
+
+Beside it: why a read or write failed (`tl_core.storage_errors`), a run's finished cells kept as it trains
+(`tl_core.live_run`), and lists of runs as people see them, filtered, compared and exported (`tl_core.run_views`).
 """
 from __future__ import annotations
 
-import contextvars
-import csv
-import errno
-import io
 import json
 import os
 import socket
@@ -28,11 +27,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tl_core.live_run import live
+from tl_core.run_views import FILTER_FIELDS, headline, to_csv, to_json, visible  # noqa: F401  (cli's and serve's)
+from tl_core.storage_errors import BUSY, FULL, READ_ONLY, UNREADABLE, StorageError, reason_of
+
 STATUSES = ("running", "finished", "stopped", "diverged", "failed", "interrupted")
-FILTER_FIELDS = ("dataset", "backbone")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -68,41 +70,6 @@ _ADDED = {"started": "TEXT NOT NULL DEFAULT ''", "headline": "TEXT NOT NULL DEFA
           "identity": "TEXT NOT NULL DEFAULT ''", "code": "TEXT NOT NULL DEFAULT ''",
           "private": "INTEGER NOT NULL DEFAULT 0", "source": "TEXT NOT NULL DEFAULT ''"}   # an older history lacks them
 SOURCES = {"lecture": "the lecture"}   # Run.source → how the Runs page marks it
-
-FULL, READ_ONLY, BUSY, UNREADABLE = "full", "read-only", "busy", "unreadable"   # StorageError.reason
-_WHY = {FULL: "the disk is full", READ_ONLY: "the run history is read-only"}
-
-
-class StorageError(OSError):
-    """The run history could not be read or written. `reason`: FULL, READ_ONLY, BUSY or UNREADABLE; `why`: the
-    reason in a few words ("the disk is full"); `detail`: SQLite's or the system's own words; the message: one
-    line a user understands, with the file and the detail in brackets."""
-
-    def __init__(self, reason: str, message: str, detail: str = ""):
-        super().__init__(message)
-        self.reason, self.why, self.detail = reason, _WHY.get(reason, reason), detail
-
-
-_CODES = {13: FULL, 8: READ_ONLY, 5: BUSY, 6: BUSY}   # SQLite's primary result codes: FULL, READONLY, BUSY, LOCKED
-_ERRNOS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY, errno.EACCES: READ_ONLY,
-           errno.EPERM: READ_ONLY}
-
-
-def _reason(err: BaseException) -> str:
-    """Why a read or write of the history failed: FULL, READ_ONLY, BUSY or UNREADABLE."""
-    if isinstance(err, StorageError):
-        return err.reason
-    if isinstance(err, sqlite3.Error):
-        code = getattr(err, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF in _CODES:
-            return _CODES[code & 0xFF]
-        text = str(err).lower()
-        return (FULL if "disk is full" in text else READ_ONLY if "readonly" in text or "read-only" in text
-                else BUSY if "locked" in text or "busy" in text else UNREADABLE)
-    if isinstance(err, OSError):
-        return _ERRNOS.get(err.errno, UNREADABLE)
-    return UNREADABLE
-
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
     """Where Transfer Lab keeps its history and saved models."""
@@ -152,44 +119,6 @@ class Run:
         return out
 
 
-# runs recorded before results named their headline: the metric each kind showed then
-EARLIER_HEADLINES = {"toy": "test_mse_ratio", "finetune": "val_acc", "own": "val_acc", "gtl": "guided.val_acc_mean",
-                     "ssl": "ssl_finetuned.val_acc"}
-
-
-def headline(run: Run) -> str:
-    """The run's headline metric as text, e.g. "val_acc 64.0%"; the result named which metric it is."""
-    name = run.headline or EARLIER_HEADLINES.get(run.kind, "")
-    if name not in run.metrics:
-        return ""
-    value = run.metrics[name]
-    return f"{name} {value:.1%}" if "acc" in name else f"{name} {value:.3g}"
-
-
-def flat_config(config: dict, prefix: str = "") -> dict:
-    """Nested config → {"a.b": value}, with lists and tuples written as comma-separated text."""
-    out = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flat_config(value, f"{name}."))
-        elif isinstance(value, (list, tuple)):
-            out[name] = ",".join(str(v) for v in value)
-        else:
-            out[name] = value
-    return out
-
-
-def what_changed(runs: list[Run]) -> dict[str, list]:
-    """Only the config fields (and the kind) whose values differ between the runs: field → values."""
-    if len(runs) < 2:
-        return {}
-    flats = [{"kind": r.kind, **flat_config(r.config)} for r in runs]
-    keys = list(dict.fromkeys(k for f in flats for k in f))
-    return {k: [f.get(k) for f in flats] for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
-
-
 def _started(pid: int) -> str:
     """When process `pid` started (Linux: clock ticks since boot, from /proc), or "" where unknown.
     With the pid it names one process: a restarted server often gets the same small pid again."""
@@ -210,22 +139,6 @@ def _alive(pid: int, started: str) -> bool:
     return not started or _started(pid) in ("", started)
 
 
-_LIVE: contextvars.ContextVar = contextvars.ContextVar("tl_live_run", default=None)
-
-
-def checkpoint(partial) -> None:
-    """Keep what the run being recorded (`Store.track`, on a page or the CLI) has finished so far: a grid
-    calls this after each cell, so a crash, a kill or a Stop loses no finished cell. The run stays
-    "running" (a dead process's run then shows as interrupted, with these cells). No-op when no run is
-    being recorded; a history that cannot be written now is left for the run's final write."""
-    keep = _LIVE.get()
-    if keep is not None:
-        try:
-            keep(partial)
-        except OSError:
-            pass
-
-
 class Store:
     """The run history in `<data_dir>/runs.sqlite`."""
 
@@ -235,7 +148,7 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            reason = _reason(err)
+            reason = reason_of(err)
             why = f"the disk is full ({err.strerror})" if reason == FULL else \
                 f"it is read-only ({err.strerror})" if reason == READ_ONLY else err.strerror or str(err)
             raise StorageError(reason, f"cannot create the data directory {self.root}: {why}") from None
@@ -304,14 +217,14 @@ class Store:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
-            if _reason(err) == BUSY:
+            if reason_of(err) == BUSY:
                 return True
             raise
         try:
             db.execute(f"PRAGMA user_version={int(db.execute('PRAGMA user_version').fetchone()[0])}")
             return True
         except sqlite3.OperationalError as err:
-            if _reason(err) != READ_ONLY:
+            if reason_of(err) != READ_ONLY:
                 raise
             return False
         finally:
@@ -326,7 +239,7 @@ class Store:
 
     def _error(self, err: BaseException, writing: bool = False) -> StorageError:
         """A failed read or write of the history as one line that says why."""
-        reason = _reason(err)
+        reason = reason_of(err)
         if reason in (FULL, READ_ONLY):
             why = "the disk is full" if reason == FULL else "it is read-only"
             return StorageError(reason, f"The run history could not be written: {why} ({self.path}: {err})", str(err))
@@ -341,7 +254,7 @@ class Store:
             db = (sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None) if self._uri else
                   sqlite3.connect(self.path, timeout=30, isolation_level=None))
         except sqlite3.Error as err:
-            raise StorageError(_reason(err), f"cannot open the run history {self.path}: {err}") from None
+            raise StorageError(reason_of(err), f"cannot open the run history {self.path}: {err}") from None
         try:
             if not self._uri:
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -353,7 +266,7 @@ class Store:
         except StorageError:
             raise
         except OSError as err:   # the system's own: ENOSPC, EROFS, ...
-            if _reason(err) == UNREADABLE:
+            if reason_of(err) == UNREADABLE:
                 raise
             raise self._error(err, writing) from None
         finally:
@@ -463,9 +376,9 @@ class Store:
             rec["result"] = partial
             self.finish(run_id, partial, status="running", message="")
 
-        token = _LIVE.set(keep)
         try:
-            yield rec
+            with live(keep):
+                yield rec
         except Exception as err:
             self._finish_quietly(run_id, rec.get("result", {"config": config}), "failed", str(err))
             raise
@@ -473,8 +386,6 @@ class Store:
             self._finish_quietly(run_id, rec.get("result", {"config": config}), "stopped",
                                  rec.get("where", "stopped by the user"))
             raise
-        finally:
-            _LIVE.reset(token)
         result = rec.get("result", {"config": config})
         self.finish(run_id, result, model_path=rec.get("model_path"), kind=getattr(result, "kind", None))
 
@@ -572,64 +483,3 @@ class Store:
 
     def many(self, run_ids: Iterable[int]) -> list[Run]:
         return [self.get(i) for i in run_ids]
-
-
-@contextmanager
-def live(keep) -> Iterator[None]:
-    """Route `checkpoint(partial)` calls made inside the block to keep(partial): a run trained away from its
-    `track` (in the server's run thread or a worker process) keeps its finished cells the same way."""
-    token = _LIVE.set(keep)
-    try:
-        yield
-    finally:
-        _LIVE.reset(token)
-
-
-def visible(runs: list[Run], session: str, shared: bool, admin: bool = False) -> list[Run]:
-    """The runs one session may see. On one user's machine (not shared) or for the teacher: all of them. On a
-    shared server: every run of the built-in experiments, but another session's runs on its own uploads are
-    left out and its labels are not shown (they are its notes)."""
-    if not shared or admin:
-        return runs
-    out = []
-    for r in runs:
-        if r.session == session:
-            out.append(r)
-        elif not r.private:
-            out.append(replace(r, label=""))
-    return out
-
-
-def config_values(runs: list[Run], field_name: str) -> list[str]:
-    """The distinct values of a config field over these runs (for filters)."""
-    return sorted({str(r.config[field_name]) for r in runs if r.config.get(field_name) is not None})
-
-
-CSV_BASE = ["run_id", "label", "kind", "status", "device", "seconds", "created", "epoch"]
-
-
-def to_csv(runs: list[Run]) -> str:
-    """One row per run and epoch: the run's columns, its config (config.*), final metrics (metric.*) and
-    the value of each curve at that epoch (curve.*). A run without curves is one row with no epoch."""
-    configs = [flat_config(r.config) for r in runs]
-    config_cols = list(dict.fromkeys(f"config.{k}" for c in configs for k in c))
-    metric_cols = list(dict.fromkeys(f"metric.{k}" for r in runs for k in r.metrics))
-    curve_cols = list(dict.fromkeys(f"curve.{k}" for r in runs for k in r.curves))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_BASE + config_cols + metric_cols + curve_cols, lineterminator="\n")
-    writer.writeheader()
-    for run, config in zip(runs, configs):
-        base = {"run_id": run.id, "label": run.label, "kind": run.kind, "status": run.status, "device": run.device,
-                "seconds": run.seconds, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
-                **{f"config.{k}": v for k, v in config.items()}, **{f"metric.{k}": v for k, v in run.metrics.items()}}
-        epochs = max((len(c) for c in run.curves.values()), default=0)
-        if not epochs:
-            writer.writerow(base)
-        for e in range(epochs):
-            writer.writerow({**base, "epoch": e + 1,
-                             **{f"curve.{k}": c[e] for k, c in run.curves.items() if e < len(c)}})
-    return buf.getvalue()
-
-
-def to_json(runs: list[Run]) -> str:
-    return json.dumps([r.to_json(with_result=True) for r in runs], indent=1, default=str)

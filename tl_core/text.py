@@ -351,14 +351,6 @@ def embed(model: nn.Module, texts: list[str], max_length: int = MAX_TOKENS, batc
     return nn.functional.normalize(torch.cat(out), dim=-1)
 
 
-@functools.lru_cache(maxsize=1)
-def pretrained_model() -> nn.Module:
-    """The pretrained encoder as a staged model, for embedding sentences (never trained: callers only read)."""
-    from tl_core import backbones
-
-    return backbones.create("minilm_l6", "pretrained").eval()
-
-
 def nearest(model: nn.Module, sentence: str, texts: list[str], labels: list[str], k: int = 3) -> list[dict]:
     """The k training sentences closest to `sentence` by cosine similarity of the model's embeddings."""
     sentence = check_text(sentence, "the sentence")[:MAX_COUNT_CHARS]   # the model reads 256 tokens of it

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
@@ -102,6 +103,37 @@ def make_optimizer(params, cfg: FitConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@contextmanager
+def caught_optimizer(first: torch.Tensor):
+    """The optimizer `fit` builds for parameters that include `first`, caught at its first step (a global step
+    hook, removed on leaving), so its state tensors can be measured after training (`optimizer_state_bytes`):
+
+        with caught_optimizer(params[0]) as caught:
+            fit(model, train, val, cfg, params=params)
+        optimizer_state_bytes(caught.get("opt"))"""
+    found: dict = {}
+
+    def hook(opt, args, kwargs):
+        if "opt" not in found and any(p is first for g in opt.param_groups for p in g["params"]):
+            found["opt"] = opt
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield found
+    finally:
+        handle.remove()
+
+
+def optimizer_state_bytes(opt: torch.optim.Optimizer | None) -> int:
+    """Bytes of an optimizer's state tensors (Adam: exp_avg, exp_avg_sq and step per parameter)."""
+    if opt is None:
+        return 0
+    return int(sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
+                   if isinstance(t, torch.Tensor)))
 
 
 def set_train_mode(model: nn.Module) -> None:

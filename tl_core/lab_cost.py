@@ -1,0 +1,82 @@
+"""What a lab run costs, by a cost model: each cell's share of the run's time (`cell_cost`, in passes of one image
+through the whole network: the lab's progress bar moves with time), and how much slower augmenting the training
+images makes a run (`augment_cost`, in this machine's measured milliseconds; bench/augment_cost.py checks it).
+"""
+from __future__ import annotations
+
+import torch
+
+from tl_core import augment, backbones, data, freeze
+from tl_core.finetuning import FinetuneConfig, first_split
+
+
+def cell_cost(cfg: FinetuneConfig, condition: str, n_train: int, n_val: int, reused: bool,
+              augment_share: float = 0.0) -> float:
+    """A cell's share of a run's time (in passes of one image through the whole network), for a progress bar
+    that moves with time and for the cost of augmentation: an epoch of a network costs about 3 passes over the
+    training images (forward and backward) and one over the validation images; cached frozen stages cost one
+    pass, once; a scratch run reused costs nothing. Augmented (cfg.augment), the frozen stages run on the training
+    images every epoch (once on the validation images), and augmenting an image costs `augment_share` of a pass."""
+    epoch = 3 * n_train + n_val
+    augmenting = cfg.epochs * n_train * augment_share if cfg.augment else 0.0
+    if condition == "scratch":
+        return 0.01 * epoch if reused else cfg.epochs * epoch + augmenting
+    n = len(backbones.stage_names(cfg.backbone))
+    k = freeze.parse_freeze(cfg.freeze, n)
+    trained = 0.02 if (cfg.strategy == "fixed" and k == n - 1) else (n - k) / n if cfg.strategy == "fixed" else 1.0
+    if not cfg.augment:
+        return (n_train + n_val) + cfg.epochs * epoch * trained
+    frozen = (1 - trained) if cfg.strategy == "fixed" and cfg.cache and k > 0 else 0.0   # the prefix, not cached
+    return n_val * frozen + cfg.epochs * (n_train * frozen + epoch * trained) + augmenting
+
+
+_FLOPS: dict[tuple[str, int, int], list[float]] = {}
+
+
+def _stage_shares(backbone: str, size: int, classes: int) -> list[float]:
+    """Each stage's share of one image's multiply-adds at `size` px with a head for `classes` classes (once per
+    process and backbone, size, classes)."""
+    key = (backbone, size, classes)
+    if key not in _FLOPS:
+        with torch.random.fork_rng():
+            flops = backbones.stage_flops(backbones.create(backbone, "scratch", classes), size)
+        _FLOPS[key] = [f / (sum(flops) or 1.0) for f in flops]
+    return _FLOPS[key]
+
+
+def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_per_image: float | None = None) -> dict:
+    """How much slower augmentation (cfg.augment; all of them when it is empty) makes cfg's run: `ratio`, the
+    run's time with it over the same run without, by a cost model in this machine's measured milliseconds.
+    F = the backbone's CPU ms per image (its model card, measured here; or `ms_per_image`), split into the
+    frozen prefix P and the trained rest S by the stages' multiply-adds; A = ms to augment one image
+    (`augment.ms_per_image`, measured here); E epochs, N training and V validation images. A pretrained cell at a
+    fixed, cached depth: plain (N + V)·P + E·(3N + V)·S + (N + V)·S (features once, epochs, final predictions);
+    augmented V·P + E·(N·(P + A) + (3N + V)·S) + N·F + V·S (the prefix on every epoch's training images). A cell
+    whose frozen stages run every epoch anyway (scratch, full fine-tuning, discriminative or gradual, no cache)
+    only adds E·N·A. bench/augment_cost.py measures the ratio for the lab's feature extraction."""
+    from tl_core import card
+
+    cfg = cfg.resolve()
+    names = cfg.augment or tuple(augment.CHOICES)
+    train, val = first_split(cfg, dataset)
+    n, v = len(train), len(val)
+    f = card.card(cfg.backbone, cfg.image_size).ms_per_image if ms_per_image is None else ms_per_image
+    a, e = augment.ms_per_image(names, cfg.image_size), cfg.epochs
+    shares = _stage_shares(cfg.backbone, cfg.image_size, len(train.classes))
+    plain = augmented = 0.0
+    for condition in cfg.conditions():
+        c = cfg.for_weights(condition)
+        # the depth its trainer trains from: the freeze depth, or the floor discriminative / gradual reach down to
+        depth = int(c.freeze) if c.strategy == "fixed" else (0 if int(c.freeze) == len(shares) - 1 else int(c.freeze))
+        p = f * sum(shares[:depth])
+        s = f - p
+        if c.strategy == "fixed" and c.cache and depth > 0:
+            base = (n + v) * p + e * (3 * n + v) * s + (n + v) * s
+            plain += base
+            augmented += v * p + e * (n * (p + a) + (3 * n + v) * s) + n * f + v * s
+        else:
+            base = e * (n * (p + 3 * s) + v * f) + (n + v) * f
+            plain += base
+            augmented += base + e * n * a
+    return {"ratio": augmented / plain, "augment": list(names), "ms_per_image": f, "augment_ms_per_image": a,
+            "n_train": n, "n_val": v, "epochs": e, "plain_ms": plain, "augmented_ms": augmented}
