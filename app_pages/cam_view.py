@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import ui
-from tl_core.experiments import inside
+from tl_core.gradcam import cam_stage, gradcam, model_from_state, spatial_sizes
 from tl_core.plots import inside as figures
 
 MOST = 12   # images of one cell drawn
@@ -25,12 +25,12 @@ def maps_of(result, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str,
     """Grad-CAM of the result's model on its validation rows: computed once for every session shown that result
     (a class sharing one run opens the same first cell)."""
     def make():
-        model = inside.model_from_state(result.config.backbone, result.model_state, len(result.classes))
+        model = model_from_state(result.config.backbone, result.model_state, len(result.classes))
         size = result.val.images.shape[-1]
-        k = inside.cam_stage(model, size)
+        k = cam_stage(model, size)
         images = result.val.images[list(rows)]
-        maps, _ = inside.gradcam(model, images, k, [int(result.runs[0].val_pred[i]) for i in rows])
-        return images.numpy(), maps, model.names[k], inside.spatial_sizes(model, size)[k]
+        maps, _ = gradcam(model, images, k, [int(result.runs[0].val_pred[i]) for i in rows])
+        return images.numpy(), maps, model.names[k], spatial_sizes(model, size)[k]
 
     return ui.once(result, f"cam {rows}", make)
 

@@ -37,8 +37,7 @@ except ValueError as err:
 results = st.session_state.setdefault("dom_results", {})
 db = ui.history()
 kept = domains.from_history(db, cfg) if db is not None and cfg not in results else None
-result = ui.run_button("dom", "Re-run the grid" if kept else "Run the grid", "domains", cfg, results=results,
-                       run=lambda progress, should_stop: domains.run(cfg, progress=progress, should_stop=should_stop))
+result = ui.run_button("dom", "Re-run the grid" if kept else "Run the grid", "domains", cfg, results=results)
 if result is None and kept is not None:
     result, run_ = kept
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.created))

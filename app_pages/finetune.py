@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import kit, lr_view, ui
-from tl_core import augment, backbones, contract, data, engine
+from tl_core import augment, backbones, contract, data, engine, finetuning
 from tl_core.experiments import finetune
 from tl_core.plots import finetune as figures
 
@@ -28,7 +28,7 @@ with st.sidebar:
     k = st.slider("Frozen stages", 0, n - 1, n - 1, key="ft_freeze", bind=ui.URL,
                   help=f"{n - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
     picked = ui.widgets(F, ("strategy", "epochs", "lr", "image_size", "seeds", "augment"), "ft_",
-                        strategy={"captions": list(finetune.STRATEGIES.values())})
+                        strategy={"captions": list(finetuning.STRATEGIES.values())})
     st.caption("Scratch = the same network from random weights, every stage trained: the slow part on a CPU.")
     kit.model_card(name, picked["image_size"])
 more = ui.more_settings(F, ("classes", "val_per_class"), "ft_", classes={"options": data.load(dataset, 16).classes})
@@ -37,9 +37,8 @@ link.report()
 cfg = F(backbone=name, weights=weights, dataset=dataset, shots=shots, freeze=str(k), **picked, **more)
 lr_view.finder(cfg)   # the learning-rate range test; "Use this rate" sets ft_lr
 kit.augmentation(cfg, "ft_aug")   # with augmentation on: how much slower (measured here), a preview grid
-result = ui.run_button("ft", "Train", "finetune", cfg, lambda progress, stop: finetune.run(
-    cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_results", {}),
-    button_key="ft_train", start="Preparing data and backbone…")
+result = ui.run_button("ft", "Train", "finetune", cfg, results=st.session_state.setdefault("ft_results", {}),
+                       button_key="ft_train", start="Preparing data and backbone…")
 if result is None:
     st.info("Set up a run in the sidebar and press **Train**. Runs already trained with the same settings are shown "
             "at once.")
@@ -69,9 +68,8 @@ sweep_engine, sweep_address = engine.app_engine()   # a Ray cluster when TL_RAY_
 st.caption(f"The sweep runs on **{engine.describe(sweep_engine, sweep_address)}**.")
 sweep_cfg = S(**{**contract.record(cfg), "classes": cfg.classes, "augment": cfg.augment, "shots": sweep_shots,
                  "freezes": sweep_freezes, "engine": sweep_engine, "address": sweep_address})
-sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, lambda progress, stop: finetune.sweep(
-    sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("ft_sweeps", {}),
-    button_key="ft_sweep", start="Sweeping…", disabled=not sweep_shots or not sweep_freezes)
+sw = ui.run_button("ft_sweep", "Run sweep", "sweep", sweep_cfg, results=st.session_state.setdefault("ft_sweeps", {}),
+                   button_key="ft_sweep", start="Sweeping…", disabled=not sweep_shots or not sweep_freezes)
 if sw is not None:
     ui.verdict(sw.verdict())
     sw_out = sw.to_json()

@@ -3,7 +3,7 @@ import io
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract
+from tl_core import contract, gtl_data, guidance
 from tl_core.experiments import gtl, gtl_sweep
 from tl_core.plots import gtl as figures
 
@@ -30,7 +30,7 @@ with st.sidebar:
     data_name = ui.widget(G, "data", "gtl_")
     picked = ui.widgets(G, ("source", "arch", "target_classes", "scouts", "scout_classes", "scout_epochs", "focus",
                             "temperature", "free_fraction", "shots", "seeds", "epochs"), "gtl_",
-                        target_classes={"fmt": lambda c: gtl.class_name(data_name, c)},
+                        target_classes={"fmt": lambda c: gtl_data.class_name(data_name, c)},
                         focus={"captions": list(contract.spec(G, "focus").choice_help.values()), "horizontal": False})
     st.caption("Changing only target settings (shots, focus, seeds, …) reuses the base and the scouts.")
 picked.update(ui.more_settings(G, ("pretrain_epochs", "val_per_class"), "gtl_"))
@@ -48,9 +48,7 @@ def sweep_section() -> None:
                                          scouts=cfg.scouts, scout_epochs=cfg.scout_epochs, epochs=cfg.epochs,
                                          pretrain_epochs=cfg.pretrain_epochs, val_per_class=cfg.val_per_class)
     kept = st.session_state.setdefault("gtl_sweep_results", {})
-    sweep = ui.run_button("gtl_sweep", "Run the sweep", "gtl-sweep", sweep_cfg, results=kept,
-                          run=lambda progress, should_stop: gtl_sweep.run(sweep_cfg, progress=progress,
-                                                                         should_stop=should_stop))
+    sweep = ui.run_button("gtl_sweep", "Run the sweep", "gtl-sweep", sweep_cfg, results=kept)
     if sweep is None:
         st.caption("About a minute on a laptop CPU with the default settings.")
         return
@@ -68,8 +66,7 @@ try:
 except ValueError as err:
     st.warning(f"{err}. Adjust the settings in the sidebar.")
     st.stop()
-result = ui.run_button("gtl", "Run GTL", "gtl", cfg, results=results, button_key="gtl_run",
-                       run=lambda progress, should_stop: gtl.run(cfg, progress=progress, should_stop=should_stop))
+result = ui.run_button("gtl", "Run GTL", "gtl", cfg, results=results, button_key="gtl_run")
 if result is None:
     st.info("Choose the settings in the sidebar and press **Run GTL** (about 10 s on a laptop CPU). Runs "
             "already made with the same settings are shown at once.")
@@ -90,11 +87,11 @@ ui.chart(figures.final(out), "gtl_final_chart")
 
 st.subheader("What each scout learned")
 st.dataframe({"scout": [f"scout {k + 1}" for k in range(len(s.tasks))],
-              "its sub-problem": [" vs ".join(gtl.class_name(data_name, c) for c in t) for t in s.tasks]},
+              "its sub-problem": [" vs ".join(gtl_data.class_name(data_name, c) for c in t) for t in s.tasks]},
              hide_index=True, height=min(38 * len(s.tasks) + 40, 330), key="gtl_scout_table")
 st.subheader("Where the scouts say weights should move")
 if data_name == "expression":
-    ui.chart(figures.groups(result.guide["body.fc1.weight"], gtl.gene_groups(),
+    ui.chart(figures.groups(result.guide["body.fc1.weight"], gtl_data.gene_groups(),
                               "First layer's guide by gene programme (16 units the scouts moved most)"),
              "gtl_groups_chart")
 ui.chart(figures.heatmaps(result.guide), "gtl_heatmaps_chart")
@@ -102,7 +99,7 @@ left, right = st.columns(2)
 ui.chart(figures.histogram(result.guide), "gtl_hist_chart", left)
 ui.chart(figures.layer_means(result.guide), "gtl_layers_chart", right)
 buffer = io.BytesIO()
-gtl.guide_file(result.guide, buffer)
+guidance.guide_file(result.guide, buffer)
 st.download_button("Download the guide (.pt)", buffer.getvalue(), file_name=f"gtl_guide_{cfg.arch}.pt",
                    key="gtl_download", help="torch.load → {parameter name: guide tensor}, shaped like the parameter")
 

@@ -41,7 +41,6 @@ except ValueError as err:
 
 result = ui.run_button("in", "Train and look inside", "inside", cfg,
                        results=st.session_state.setdefault("in_results", {}),
-                       run=lambda progress, should_stop: inside.run(cfg, progress=progress, should_stop=should_stop),
                        button_key="in_train", start="Loading the backbone and the images…")
 if result is None:
     st.info(f"Press **Train and look inside**: {name} is fine-tuned fully on {cfg.shots} {dataset} images per class "

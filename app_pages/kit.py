@@ -7,7 +7,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app_pages import ui
-from tl_core import augment, card, export
+from tl_core import augment, card, export, finetuning, lab_cost
 from tl_core.experiments import finetune
 from tl_core.plots import augment as augment_plots
 
@@ -56,7 +56,7 @@ def augmentation(cfg, key: str, dataset=None, data_id: str = "") -> None:
     if kept is None or kept[0] != (cfg, data_id):
         try:
             images = dataset() if dataset is not None else None
-            cost, (train, _) = finetune.augment_cost(cfg, images), finetune.first_split(cfg.resolve(), images)
+            cost, (train, _) = lab_cost.augment_cost(cfg, images), finetuning.first_split(cfg.resolve(), images)
         except ValueError as err:   # settings the run itself refuses: its button says why
             st.caption(f"Augmentation: {err}")
             return
@@ -90,7 +90,7 @@ def augment_compare(result, results: dict, key, chart_key: str) -> None:
         return
     plain, augmented = (twins[-1], result) if result.config.augment else (result, twins[-1])
     a, b = augmented.to_json(), plain.to_json()
-    ui.verdict(finetune.augment_verdict(b, a))
+    ui.verdict(augment.augment_verdict(b, a))
     ui.chart(augment_plots.compare(b, a), chart_key)
     st.caption(f"Measured: {augmented.seconds:.1f} s with augmentation, {plain.seconds:.1f} s without "
                f"({augmented.seconds / max(plain.seconds, 1e-9):.1f}×; the run without may have reused frozen features "

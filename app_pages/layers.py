@@ -81,8 +81,7 @@ st.caption(f"{caption}. Each panel: a stage's 4 most active channels; the maps g
            "stages of the two models respond.")
 
 st.subheader("3 · Full fine-tuning: what each stage learns on your data, and how far it moves")
-result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=results,
-                       run=lambda progress, should_stop: layers.run(cfg, progress=progress, should_stop=should_stop))
+result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=results)
 draw_filters(result)
 if result is None:
     st.info(f"Press **Fine-tune and measure**: every stage of {name} trains on {shots} {dataset} images per class, "

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import presenter, ui
-from tl_core import lecture
+from tl_core import lecture, lecture_cli
 
 N = len(lecture.STEPS)
 
@@ -50,7 +50,7 @@ link.report()
 db = ui.history()
 if not big:
     presenter.prepare_sidebar(db)
-    st.sidebar.download_button("Download the handout (HTML)", lambda: lecture.handout(db),
+    st.sidebar.download_button("Download the handout (HTML)", lambda: lecture_cli.handout(db),
                                file_name="transfer-lab-lecture.html", mime="text/html", key="lec_handout",
                                on_click="ignore", icon=":material/download:", help="every step's title, text, "
                                "verdict and chart in one file that opens offline; steps not prepared yet say so")
@@ -84,9 +84,8 @@ label = ("Re-run" if big else "Re-run live") if before else ("Run" if big else "
 with words:
     measured = f" (measured: {max(before.seconds, 1):.0f} s)" if before and before.seconds and not big else ""
     result = ui.run_button(f"lec_{step.key}", label + measured, step.kind, cfg,
-                           lambda progress, stop: step.run(cfg, progress=progress, should_stop=stop),
                            results=st.session_state.setdefault("lec_results", {}), key=(step.key, cfg),
-                           button_key=f"lec_run_{step.key}", source="lecture")
+                           button_key=f"lec_run_{step.key}", source="lecture", one_thread=True)
 if result is not None:
     show(lecture.result_json(result))
     words.caption(f"Live run: {result.seconds:.1f} s on {result.device}, kept in Runs.")

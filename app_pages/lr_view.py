@@ -24,9 +24,9 @@ def finder(cfg: FinetuneConfig) -> None:
                    f"{lr_cfg.freeze} stages frozen) for up to {lr_cfg.steps} mini-batches of {lr_cfg.batch_size} "
                    f"while the learning rate grows from {lr_cfg.start_lr:g} to {lr_cfg.end_lr:g}, and stops when the "
                    f"loss diverges. Suggested: where the smoothed loss falls fastest (steepest descent).")
-        res = ui.run_button("ft_lrf", "Find a learning rate", "lr-find", lr_cfg, lambda progress, stop: lr_find.run(
-            lr_cfg, progress=progress, should_stop=stop), results=S.setdefault("ft_lr_finds", {}),
-            button_key="ft_lr_find", start="Sweeping the learning rate…")
+        res = ui.run_button("ft_lrf", "Find a learning rate", "lr-find", lr_cfg,
+                            results=S.setdefault("ft_lr_finds", {}), button_key="ft_lr_find",
+                            start="Sweeping the learning rate…")
         if res is None:
             return
         ui.verdict(res.verdict())

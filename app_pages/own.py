@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import collect, kit, ui
-from tl_core import backbones, export
+from tl_core import backbones, export, finetuning
 from tl_core.experiments import finetune
 from tl_core.plots import finetune as figures
 
@@ -31,14 +31,14 @@ with st.sidebar:
     available, note = backbones.weights_status(name)
     (st.caption if available else st.warning)(f"**{backbones.REGISTRY[name].title}**. " +
                                               ("Weights: " if available else "No pretrained weights: ") + note)
-    weights = st.radio("Weights", list(finetune.WEIGHT_CHOICES) if available else ["scratch"], key="own_weights",
+    weights = st.radio("Weights", list(finetuning.WEIGHT_CHOICES) if available else ["scratch"], key="own_weights",
                        horizontal=True, **SETTING)
     n_stages = len(backbones.stage_names(name))
     if S.get("own_freeze", 0) > n_stages - 1:  # kept from a deeper backbone (a link, the back button)
         S["own_freeze"] = n_stages - 1
     k = st.slider("Frozen stages", 0, n_stages - 1, n_stages - 1, key="own_freeze", **SETTING,
                   help=f"{n_stages - 1} = feature extraction (only the head trains); 0 = full fine-tuning")
-    strategy = st.radio("Strategy", list(finetune.STRATEGIES), key="own_strategy", **SETTING)
+    strategy = st.radio("Strategy", list(finetuning.STRATEGIES), key="own_strategy", **SETTING)
     epochs = st.slider("Epochs", 1, 100, 15, key="own_epochs", **SETTING)
     lr = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 3e-3, key="own_lr", **SETTING)
     size = st.select_slider("Image size (px)", [32, 48, 64, 96, 128], 64, key="own_size", **SETTING)
@@ -63,9 +63,9 @@ cfg = finetune.FinetuneConfig(backbone=name, weights=weights, dataset=f"own: {re
 results, key = S.setdefault("own_results", {}), (ready.fingerprint, tuple(ready.classes), cfg)
 if not problems:   # with augmentation on: how much slower (measured here), a preview grid
     kit.augmentation(cfg, "own_aug", lambda: ready.to_imageset(size), ready.fingerprint)
-if ui.run_button("own", "Train", "own", cfg, lambda progress, stop: finetune.run(
-        cfg, progress=progress, should_stop=stop, dataset=ready.to_imageset(size)), results=results, key=key,
-        button_key="own_train", start="Preparing images and backbone…", disabled=bool(problems)) is not None:
+if ui.run_button("own", "Train", "own", cfg, results=results, key=key, inputs={"dataset": (ready.fingerprint,
+                                                                                          ready.to_bytes)},
+                 button_key="own_train", start="Preparing images and backbone…", disabled=bool(problems)) is not None:
     S["own_last"] = key
 result = results.get(key) or results.get(S.get("own_last"))
 if result is not None:

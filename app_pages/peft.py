@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, data, text
+from tl_core import contract, data, peft_methods, text
 from tl_core.experiments import peft
 from tl_core.plots import peft as figures
 
@@ -17,7 +17,7 @@ link = ui.page("Parameter-efficient fine-tuning", "peft_",
                "(for text: sentence embeddings before vs after).", settings="PEFT settings")
 
 with st.sidebar:
-    modality = ui.widget(P, "modality", "peft_", captions=list(peft.MODALITIES.values()))
+    modality = ui.widget(P, "modality", "peft_", captions=list(peft_methods.MODALITIES.values()))
     if modality == "image":
         picked = {"dataset": ui.widget(P, "dataset", "peft_", options=list(data.DATASETS), value="textures",
                                        help="\n".join(f"- **{k}**: {v}" for k, v in data.DATASETS.items())),
@@ -27,7 +27,7 @@ with st.sidebar:
         picked = {"topics": ui.widget(P, "topics", "peft_", options=list(topics),
                                       fmt=lambda t: f"{t} ({topics[t]})")}
     picked |= ui.widgets(P, ("methods", "ranks", "scope", "shots", "epochs", "seeds"), "peft_",
-                         scope={"captions": list(peft.SCOPES.values())})
+                         scope={"captions": list(peft_methods.SCOPES.values())})
     st.caption("Full fine-tuning and scratch train every weight: the slow part on a CPU. Head only, LoRA and BitFit "
                "on the last stages run the frozen stages once.")
 rates = ("lr", "adapter_lr", "full_lr") if modality == "image" else ("lr", "adapter_lr", "encoder_lr", "layers")
@@ -43,9 +43,8 @@ except ValueError as err:
     st.stop()
 st.caption(f"LoRA's targets: {peft.targets_text(cfg)}. BitFit: the biases of the same stages"
            f"{' (BatchNorm shifts; its statistics stay as pretrained)' if modality == 'image' else ''}.")
-result = ui.run_button("peft", "Train", "peft", cfg, lambda progress, stop: peft.run(
-    cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("peft_results", {}),
-    button_key="peft_train", start="Preparing data, the pretrained model and the frozen stages…")
+result = ui.run_button("peft", "Train", "peft", cfg, results=st.session_state.setdefault("peft_results", {}),
+                       button_key="peft_train", start="Preparing data, the pretrained model and the frozen stages…")
 if result is None:
     st.info("Choose methods and ranks in the sidebar and press **Train** (the defaults take a few minutes on a laptop "
             "CPU; fewer seeds or methods are faster).")

@@ -3,7 +3,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import ui
-from tl_core import serve, store
+from tl_core import run_views, serve
 from tl_core.plots import runs as figures
 
 link = ui.page("Runs", "runs_",
@@ -19,12 +19,12 @@ with st.sidebar:
     admin = server and serve.teacher() and serve.admin(st.text_input(
         "Teacher token", type="password", key=ui.TEACHER_KEY, help="the server's TL_ADMIN_TOKEN: every session's runs"))
     admin = admin or (server and ui.is_teacher())   # given earlier in this session, on this page
-    everything = store.visible(db.runs(), me, server, admin)
+    everything = run_views.visible(db.runs(), me, server, admin)
     kind = st.selectbox("Experiment", ["any", *sorted({r.kind for r in everything})], key="runs_kind", bind=ui.URL)
-    filters = {f: st.selectbox(f.capitalize(), ["any", *store.config_values(everything, f)], key=f"runs_{f}",
-                               bind=ui.URL) for f in store.FILTER_FIELDS}
+    filters = {f: st.selectbox(f.capitalize(), ["any", *run_views.config_values(everything, f)], key=f"runs_{f}",
+                               bind=ui.URL) for f in run_views.FILTER_FIELDS}
     mine = st.toggle("Only runs of this browser session", key="runs_mine")
-runs = store.visible(db.runs(kind=None if kind == "any" else kind, session=me if mine else None,
+runs = run_views.visible(db.runs(kind=None if kind == "any" else kind, session=me if mine else None,
                              **{f: v for f, v in filters.items() if v != "any"}), me, server, admin)
 st.caption(f"{len(runs)} of {len(everything)} runs · history in `{db.path}`{' (read-only)' * db.readonly} "
            f"(set `TL_DATA_DIR` to keep it elsewhere)")
@@ -62,7 +62,7 @@ link.report()
 if not picked:
     st.info("Pick one or more runs above to compare them.")
     st.stop()
-chosen = store.visible(db.many(picked), me, server, admin)
+chosen = run_views.visible(db.many(picked), me, server, admin)
 
 curve_names = list(dict.fromkeys(c for r in chosen for c in r.curves))
 if curve_names:
@@ -70,8 +70,9 @@ if curve_names:
     shared = sorted(curve_names, key=lambda c: -sum(c in r.curves for r in chosen))
     left, right = st.columns(2)
     curve = left.selectbox("Curve", shared, key="runs_curve", format_func=figures.curve_name)
-    changed = store.what_changed(chosen)
-    fields = ["run", *changed, *[f for f in store.flat_config({"kind": "", **chosen[0].config}) if f not in changed]]
+    changed = run_views.what_changed(chosen)
+    fields = ["run", *changed,
+              *[f for f in run_views.flat_config({"kind": "", **chosen[0].config}) if f not in changed]]
     color_by = right.selectbox("Colour by", fields, index=1 if changed else 0, key="runs_color",
                                help="runs that share this setting share a colour")
     ui.chart(figures.compare_runs(chosen, curve, color_by), "runs_compare")
@@ -80,7 +81,7 @@ else:
             "below), and a run stopped before its first epoch or interrupted has none.")
 
 st.subheader("What changed")
-changed = store.what_changed(chosen)
+changed = run_views.what_changed(chosen)
 if len(chosen) < 2:
     st.caption("Pick two or more runs to see the settings that differ.")
 elif changed:
@@ -105,9 +106,9 @@ for r in chosen:   # a model file a run saved (CLI --export, an SSL encoder, a G
                            file_name=Path(r.model_path).name, key=f"runs_model_{r.id}", on_click="ignore",
                            icon=":material/download:")
 cols = st.columns(3)
-cols[0].download_button("CSV: metrics and curves", lambda: store.to_csv(chosen), file_name="transfer-lab-runs.csv",
+cols[0].download_button("CSV: metrics and curves", lambda: run_views.to_csv(chosen), file_name="transfer-lab-runs.csv",
                         mime="text/csv", key="runs_csv", on_click="ignore", icon=":material/table:")
-cols[1].download_button("JSON: everything", lambda: store.to_json(chosen), file_name="transfer-lab-runs.json",
+cols[1].download_button("JSON: everything", lambda: run_views.to_json(chosen), file_name="transfer-lab-runs.json",
                         mime="application/json", key="runs_json", on_click="ignore", icon=":material/data_object:")
 own = [i for i in picked if manages(by_id[i])]
 if db.readonly:   # said at the top of the page

@@ -2,7 +2,7 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core.experiments import selfsup
-from tl_core.plots import ssl as figures
+from tl_core.plots import selfsup as figures
 
 S = selfsup.SSLConfig   # the page starts from the config's defaults: a link names only what differs
 FLOW = """encoder, decoder = Encoder(features), Decoder(features)
@@ -32,7 +32,6 @@ with st.sidebar:
 link.report()
 cfg = S(**{**picked, "label_counts": tuple(sorted(picked["label_counts"]))})
 result = ui.run_button("ssl", "Pretrain and compare", "ssl", cfg,
-                       lambda progress, should_stop: selfsup.run(cfg, progress=progress, should_stop=should_stop),
                        results=st.session_state.setdefault("ssl_results", {}), button_key="ssl_run",
                        start="Masking and pretraining on the unlabelled pool…")
 if result is None:

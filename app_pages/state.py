@@ -117,10 +117,12 @@ ft = finetune.FinetuneConfig(
 st.caption(f"The fine-tuning lab's run from the weights of {name} instead of the registry's: {ft.shots} images per "
            f"class at {ft.image_size} px, Adam lr {ft.lr}, a new head when the class count differs, frozen stages "
            "cached.")
-result = ui.run_button("sd_ft", "Continue fine-tuning", "continue", ft, lambda progress, stop: finetune.run(
-    ft, progress=progress, should_stop=stop, init=report.model, init_note=f"weights loaded from {name}"),
-    results=runs, key=(source_id, cfg, ft), button_key="sd_ft_run", start="Preparing data and the loaded model…",
-    extra={"init": name, "load": contract.record(cfg)}, data=None if source == "lab model" else f"sha256:{picked}")
+# the weights travel with the run request as safetensors bytes: a lab model by its name, an upload by its content
+weights_id = ("lab:" + "/".join(source_id[1:])) if source == "lab model" else f"sha256:{picked}"
+result = ui.run_button("sd_ft", "Continue fine-tuning", "continue", ft, results=runs, key=(source_id, cfg, ft),
+                       button_key="sd_ft_run", start="Preparing data and the loaded model…",
+                       extra={"init": name, "load": contract.record(cfg)},
+                       inputs={"init": (weights_id, lambda: state.to_bytes(sd, "safetensors"))})
 ui.keep(runs)   # each result carries its trained weights
 if result is not None:
     st.success(f"Validation accuracy after {ft.epochs} epochs: {', '.join(f'{r.val_acc:.0%}' for r in result.runs)} "

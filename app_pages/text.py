@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, text
+from tl_core import backbones, contract, text
 from tl_core.experiments import text as exp
 from tl_core.plots import text as figures
 
@@ -68,8 +68,7 @@ try:
 except ValueError as err:
     st.warning(f"{err}. Adjust the settings in the sidebar.")
     st.stop()
-result = ui.run_button("text", "Train", "text", cfg, lambda progress, stop: exp.run(cfg, progress=progress,
-                       should_stop=stop), results=st.session_state.setdefault("text_results", {}),
+result = ui.run_button("text", "Train", "text", cfg, results=st.session_state.setdefault("text_results", {}),
                        button_key="text_train", start="Reading the encoder and the sentences…")
 if result is None:
     st.info("Choose topics and conditions in the sidebar and press **Train** (feature extraction alone: seconds; "
@@ -88,7 +87,7 @@ st.subheader("Nearest training sentences, before and after fine-tuning")
 if tok is not None and result.train_texts:
     tuned = result.tuned_model()
     cols = st.columns(2)
-    for col, (title, model) in zip(cols, [("pretrained encoder", text.pretrained_model()),
+    for col, (title, model) in zip(cols, [("pretrained encoder", backbones.pretrained_text_model()),
                                           (f"after fine-tuning ({result.config.label(result.tuned[0])}, seed "
                                            f"{result.config.seed})" if tuned else "", tuned)]):
         if model is None:
@@ -103,9 +102,9 @@ sweep_shots = ui.widget(exp.TextSweepConfig, "shots", "text_sweep_", st)
 link.report()  # again: the sweep's settings are drawn only once the page has a result
 sweep_cfg = exp.TextSweepConfig(**{**contract.record(cfg), "classes": cfg.classes, "conditions": cfg.conditions,
                                    "shots": sweep_shots})
-sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg, lambda progress, stop: exp.sweep(
-    sweep_cfg, progress=progress, should_stop=stop), results=st.session_state.setdefault("text_sweeps", {}),
-    button_key="text_sweep", start="Sweeping…", disabled=not sweep_shots)
+sw = ui.run_button("text_sweep", "Run sweep", "text-sweep", sweep_cfg,
+                   results=st.session_state.setdefault("text_sweeps", {}), button_key="text_sweep", start="Sweeping…",
+                   disabled=not sweep_shots)
 if sw is not None:
     ui.verdict(sw.verdict())
     labels = {c: sw.config.label(c) for c in sw.config.conditions}

@@ -25,8 +25,7 @@ picked.update(ui.more_settings(T, ("pretrain_epochs",), "toy_"))
 link.report()
 cfg = T(relation=relation, b_points=b_points, noise=noise, width=width, depth=depth, **picked)
 # trained once per setting on this server, for every session that opens it (a reuse records no new run)
-result = ui.auto_run("toy", "toy", cfg, lambda progress, stop: toy.run(cfg, progress=progress, should_stop=stop),
-                     start=f"Training {2 * cfg.seeds} networks…")
+result = ui.auto_run("toy", "toy", cfg, start=f"Training {2 * cfg.seeds} networks…")
 if result is None:
     st.stop()
 

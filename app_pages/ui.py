@@ -1,8 +1,8 @@
-"""What every page shares: charts with PNG/HTML export, the run history, and shareable links.
+"""What every page shares: charts with PNG/HTML export, the session and the run history, and the run button.
 
-Not a page (app.py does not list it): the pages import it. Settings widgets are bound to the URL
-with Streamlit's own `bind="query-params"`, so a link reproduces an experiment; `LinkSettings`
-tells the user when a link carried values the page could not use.
+Not a page (app.py does not list it): the pages import it. A page asks for a run with `run_button` (or `auto_run`):
+a run request, submitted through `serve.submit` and followed on the page. Its settings widgets and shareable
+links are `app_pages.widgets` (reached as `ui.widget`, `ui.page`, ...).
 """
 from __future__ import annotations
 
@@ -15,88 +15,10 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
-from tl_core import budget, contract, serve, store
-
-URL = "query-params"  # bind= value for every settings widget: its value lives in the page's URL
+from app_pages.widgets import URL, LinkSettings, more_settings, page, widget, widgets  # noqa: F401 - pages use ui.*
+from tl_core import budget, run_request, serve, store
 
 PNG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
-
-def page(title: str, prefix: str, intro: str, settings: str = "") -> "LinkSettings":
-    """A page's title, introduction and the heading of its settings in the sidebar; returns the page's link
-    checker (call `.report()` after its settings widgets)."""
-    st.title(title)
-    link = LinkSettings(prefix)
-    st.markdown(intro)
-    if settings:
-        st.sidebar.header(settings)
-    return link
-
-
-def _help(s: contract.Setting) -> str:
-    if s.choice_help:
-        return "\n".join(f"- **{k}**: {v}" for k, v in s.choice_help.items())
-    return s.help
-
-
-def _text(v) -> str:
-    return contract.ALL if v is None else str(v)
-
-
-_UNSET = object()
-
-
-def widget(cls, name: str, prefix: str, where=None, *, value=_UNSET, key: str = "", options=None, label: str = "",
-           fmt=None, bind: bool = True, **kwargs):
-    """The widget of setting `name` of config class `cls`, drawn from its declaration (`contract.setting`): its
-    label (title), help, choices, range or the values a page offers; keyed `prefix + name` and bound to the
-    page's URL, so a link carries it. Returns the value as the config takes it (a tuple for a list setting, None
-    for "all"). value: the page's default when it is not the config's; options: the values offered instead of
-    the declared ones; fmt: how an option reads; kwargs go to the Streamlit widget."""
-    s = contract.spec(cls, name)
-    where = where if where is not None else st.sidebar
-    key = key or f"{prefix}{name}"
-    default = s.default if value is _UNSET else value
-    label = label or s.title or s.label.replace("-", " ").capitalize()
-    horizontal = kwargs.pop("horizontal", True)
-    common = {"key": key, "help": kwargs.pop("help", _help(s)), **({"bind": URL} if bind else {}), **kwargs}
-    offered = options if options is not None else s.steps if s.steps is not None else s.choices
-    if s.kind is bool and not s.many:
-        return where.toggle(label, value=bool(default), **common)
-    if s.many:
-        opts = list(offered or default)
-        texts = [_text(o) for o in opts] if None in opts else opts   # "all" stands for None
-        picked = where.multiselect(label, texts, default=[texts[opts.index(v)] for v in default if v in opts],
-                                   format_func=fmt or str, **common)
-        return tuple(opts[texts.index(t)] for t in picked)
-    if s.kind is str:
-        choices = list(offered)
-        if "captions" in common or (len(choices) <= 4 and all(len(str(c)) <= 14 for c in choices)):
-            return where.radio(label, choices, index=choices.index(default), horizontal=horizontal,
-                               format_func=fmt or str, **common)
-        return where.selectbox(label, choices, index=choices.index(default), format_func=fmt or str, **common)
-    if offered is not None:
-        opts = list(offered)
-        texts = [_text(o) for o in opts] if None in opts else opts
-        picked = where.select_slider(label, texts, value=texts[opts.index(default)], format_func=fmt or str, **common)
-        return opts[texts.index(picked)]
-    lo, hi, *step = s.span or (s.lo, s.hi)
-    if s.kind is float:
-        return where.slider(label, float(lo), float(hi), float(default), step=float(step[0]) if step else None,
-                            **common)
-    return where.slider(label, int(lo), int(hi), int(default), step=int(step[0]) if step else 1, **common)
-
-
-def widgets(cls, names, prefix: str, where=None, **per_name) -> dict:
-    """Several settings' widgets in order: {name: value}; per_name[name] holds one widget's overrides."""
-    return {n: widget(cls, n, prefix, where, **per_name.get(n, {})) for n in names}
-
-
-def more_settings(cls, names, prefix: str, **per_name) -> dict:
-    """Settings a class rarely changes (validation size, a class subset), in a closed expander of the sidebar: a
-    link (the lecture's, a colleague's) still sets them, and the page runs exactly the config it names."""
-    with st.sidebar.expander("More settings"):
-        return widgets(cls, names, prefix, st, **per_name)
 
 
 def chart(fig, key: str, where=st) -> None:
@@ -264,23 +186,30 @@ def _ago(t: float) -> str:
 
 
 class _Ask:
-    """What a page asks for: a run's identity, its record, and what this server has of it."""
+    """What a page asks for: the run request (experiment, recorded config, the inputs' fingerprints), its
+    identity, and what this server has of it. `inputs`: name → (fingerprint, a function that makes its bytes,
+    called only when it trains anew)."""
 
-    def __init__(self, kind: str, cfg, key, extra: dict | None, data: str | None, private: bool | None,
-                 source: str = ""):
+    def __init__(self, kind: str, cfg, key, extra: dict | None, inputs: dict | None, private: bool | None,
+                 source: str = "", one_thread: bool = False):
         self.kind, self.cfg, self.source = kind, cfg, source
         self.key = cfg if key is None else key
-        try:
-            self.record, self.problem = {**contract.record(cfg), **(extra or {})}, ""
-        except ValueError as err:   # a setting the config cannot resolve: said when the user asks for the run
-            self.record, self.problem = None, str(err)
-        self.data = data if data is not None else "" if self.key is cfg else repr(self.key)
-        self.private = kind in serve.PRIVATE_KINDS if private is None else bool(private)
+        inputs = inputs or {}
+        self.blobs = {name: make for name, (_, make) in inputs.items()}
+        self.private = run_request.experiment_of(run_request.RunRequest(kind, {})).private if private is None \
+            else bool(private)
         self.srv, self.db = shared_runs(), history()
         self.root = str(self.db.root) if self.db is not None else ""
         self.shared, self.me = serve.shared(), session_id()
         owner = self.me if self.private and self.shared else ""   # a private run: this session's alone
-        self.identity = serve.identity(kind, self.record, self.data, owner) if self.record is not None else ""
+        try:   # a setting the config cannot resolve: said when the user asks for the run
+            self.request, self.problem = run_request.RunRequest.of(
+                kind, cfg, extra, inputs={name: fp for name, (fp, _) in inputs.items()}, owner=owner,
+                one_thread=one_thread), ""
+        except ValueError as err:
+            self.request, self.problem = None, str(err)
+        self.record = self.request.config if self.request is not None else None
+        self.identity = self.request.identity() if self.request is not None else ""
         self.entry = (self.srv.lookup(self.root, self.identity, self.me if self.shared else None)
                       if self.identity else None)
 
@@ -326,11 +255,10 @@ class _Ask:
         return (f"Trained {_ago(self.entry.finished)}{who} ({run}{self.entry.seconds:.0f} s), shown at once · "
                 f"**Re-run** trains it afresh.")
 
-    def submit(self, run) -> tuple:
+    def submit(self) -> tuple:
         """(job, token); raises serve.Refused past a shared server's limits for one session (not the teacher's)."""
-        return self.srv.submit(self.identity, self.kind, self.record, run, root=self.root, session=self.me,
-                               private=self.private, estimate=self.estimate(), source=self.source,
-                               limited=self.shared and not is_teacher())
+        return serve.submit(self.request, blobs=self.blobs, root=self.root, session=self.me, private=self.private,
+                            estimate=self.estimate(), source=self.source, limited=self.shared and not is_teacher())
 
 
 def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
@@ -424,31 +352,32 @@ def _outcome(prefix: str, retry: str, job: serve.Job, results: dict, key) -> Non
         st.warning(f"The run was stopped before it finished ({job.error or job.message or 'stopped'}).")
 
 
-LIVE = ("finetune", "own", "continue", "text", "ssl", "peft", "inside", "layers")   # kinds drawn live by default
-
-
-def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, key=None, button_key: str = "",
+def run_button(prefix: str, label: str, kind: str, cfg, *, results: dict, key=None, button_key: str = "",
                start: str = "Preparing…", disabled: bool = False, extra: dict | None = None, live: bool | None = None,
-               data: str | None = None, private: bool | None = None, source: str = ""):
-    """The page's run button with a Stop beside it, and what a click does: `run(progress, should_stop)` under a
-    progress bar, recorded in the history (as running before it trains, then finished, stopped or failed) with
-    the config as `contract.record` writes it, the same as the CLI's (plus `extra`, for what the config cannot
-    say, e.g. where loaded weights came from).
+               inputs: dict | None = None, private: bool | None = None, source: str = "", one_thread: bool = False):
+    """The page's run button with a Stop beside it, and what a click does: a run request for experiment `kind`
+    with this config (`tl_core.run_request`), submitted through `serve.submit`, the one way to ask for a run,
+    and followed under a progress bar. It is recorded in the history (as running before it trains, then
+    finished, stopped or failed) with the config as `contract.record` writes it, the same as the CLI's (plus
+    `extra`, for what the config cannot say, e.g. where loaded weights came from).
 
-    An identical run trains once on this server: a result another session trained with the same kind, recorded
-    config and data (`data`: e.g. an upload's fingerprint; default: the key, when one is given) is shown at once
-    ("trained 3 min ago · Re-run"); a second session pressing the button while that run trains follows it.
-    Before the click the line beside the button gives an estimate and the queue; while waiting, the bar gives
-    the queue position, then the progress (by cost), and the live curve (`live`, default for the kinds in LIVE:
-    the lab, own images, text, SSL...) draws validation accuracy and loss as epochs finish. A result that was
-    not stopped is kept in `results[key]` (key: cfg unless given). A Stop leaves the run (it stops at the next
-    epoch when no other session follows it; the history keeps it as stopped with the epochs it finished). A bad
-    setting (ValueError) is shown, not raised; a failure is shown to every session waiting for it. `private`
-    (default: runs on uploads, kinds own and continue): on a shared server only this session sees the run.
-    `source`: where it is asked for when not on its experiment's page ("lecture": the Runs page marks it).
-    Returns the result kept for `key`, or None."""
-    ask = _Ask(kind, cfg, key, extra, data, private, source)
-    live = kind in LIVE if live is None else live
+    `inputs`: what the run takes beyond its config (an upload), name → (fingerprint, a function returning its
+    bytes), as the experiment declares them (`contract.Experiment.inputs`); the bytes are made only when the run
+    trains anew, and travel with the request (to a worker process too).
+
+    An identical run trains once on this server: a result another session trained with the same request (kind,
+    recorded config, the inputs' fingerprints) is shown at once ("trained 3 min ago · Re-run"); a second session
+    pressing the button while that run trains follows it. Before the click the line beside the button gives an
+    estimate and the queue; while waiting, the bar gives the queue position, then the progress (by cost), and
+    the live curve (`live`, default: what the experiment declares) draws validation accuracy and loss as epochs
+    finish. A result that was not stopped is kept in `results[key]` (key: cfg unless given). A Stop leaves the
+    run (it stops at the next epoch when no other session follows it; the history keeps it as stopped with the
+    epochs it finished). A bad setting (ValueError) is shown, not raised; a failure is shown to every session
+    waiting for it. `private` (default: what the experiment declares: runs on uploads): on a shared server only
+    this session sees the run. `source`: where it is asked for when not on its experiment's page ("lecture": the
+    Runs page marks it). Returns the result kept for `key`, or None."""
+    ask = _Ask(kind, cfg, key, extra, inputs, private, source, one_thread)
+    live = run_request.experiment_of(run_request.RunRequest(kind, {})).live if live is None else live
     key = ask.key
     shown = ask.shown(results)
     cols = st.columns([2, 1, 1.2, 4], vertical_alignment="center")
@@ -476,7 +405,7 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
         if again:
             results.pop(key, None)
         try:
-            job, token = ask.submit(run)
+            job, token = ask.submit()
         except serve.Refused as err:   # a shared server's limit for one session: said, nothing lost
             st.error(str(err))
             return results.get(key)
@@ -486,14 +415,14 @@ def run_button(prefix: str, label: str, kind: str, cfg, run, *, results: dict, k
     return results.get(key)
 
 
-def auto_run(prefix: str, kind: str, cfg, run, *, start: str = "Training…", live: bool = False,
-             extra: dict | None = None, data: str | None = None, private: bool | None = None):
+def auto_run(prefix: str, kind: str, cfg, *, start: str = "Training…", live: bool = False,
+             extra: dict | None = None, inputs: dict | None = None, private: bool | None = None):
     """A page that trains as it opens (the toy): the shared result when this server has it (no new run in the
     history: a reuse is not a training), else the run in flight with the same settings, followed, else a new
     run. Shows where a shared result comes from, with a Re-run button. Returns the result, or None when it did
     not finish (stopped, failed: said on the page)."""
     results = st.session_state.setdefault(f"{prefix}_shared", {})
-    ask = _Ask(kind, cfg, None, extra, data, private)
+    ask = _Ask(kind, cfg, None, extra, inputs, private)
     if ask.record is None:
         st.error(ask.problem)
         return None
@@ -506,7 +435,7 @@ def auto_run(prefix: str, kind: str, cfg, run, *, start: str = "Training…", li
             return results[ask.key]
         results.clear()
     try:
-        job, token = ask.submit(run)
+        job, token = ask.submit()
     except serve.Refused as err:
         st.error(str(err))
         return None
@@ -519,49 +448,3 @@ def verdict(v, where=st) -> None:
     """A result's verdict, coloured by what it says (a tie, a mix or a single seed in blue)."""
     {"helped": where.success, "hurt": where.error, "unfit": where.warning, "diverged": where.warning,
      "stopped": where.warning, "failed": where.error}.get(v.kind, where.info)(v.text)
-
-
-def _same(value, given: list[str]) -> bool:
-    """Whether a widget's value is what the link said (a bound value equal to the widget's default
-    leaves the URL too: that one was used, not dropped)."""
-    if isinstance(value, (list, tuple)):  # multiselects travel as repeated keys, or comma-separated
-        texts = given if len(given) > 1 else given[0].split(",") if given and given[0] else []
-        return [str(v) for v in value] == texts
-    text = given[-1] if given else ""
-    if isinstance(value, bool):
-        return str(value).lower() == text.lower()
-    try:
-        return float(value) == float(text)
-    except (TypeError, ValueError):
-        return str(value) == text
-
-
-def _cut(text: str, most: int = 60) -> str:
-    """A link value as a notice shows it: a long one cut, so a pasted essay does not fill the page."""
-    return text if len(text) <= most else f"{text[:most]}… ({len(text):,} characters)"
-
-
-class LinkSettings:
-    """Notes the query string a page was opened with; `report()`, called after the page's settings
-    widgets (and again after widgets drawn further down), says which values were not valid (Streamlit
-    drops them and uses the default) or are not settings of this page at all. Keys with the page's prefix
-    whose widgets are drawn further down (or only after a Train) are left alone."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self.given = {k: st.query_params.get_all(k) for k in st.query_params}
-        self.slot = st.empty()
-
-    def report(self) -> list[str]:
-        now = set(st.query_params)
-        drawn = set(st.session_state.keys())
-        dropped = [k for k in self.given
-                   if k in drawn and k not in now and not _same(st.session_state[k], self.given[k])]
-        unknown = [k for k in self.given if k not in drawn and not k.startswith(self.prefix)]
-        for k in unknown:
-            del st.query_params[k]
-        problems = [f"`{k}={_cut(','.join(self.given[k]))}` (not a valid value: using the default)" for k in dropped]
-        problems += [f"`{k}` (not a setting of this page)" for k in unknown]
-        if problems:
-            self.slot.warning("This link had settings the page could not use: " + "; ".join(problems) + ".")
-        return problems

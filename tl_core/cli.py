@@ -8,11 +8,11 @@ no traceback. `runs` reads and edits the history.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 
-from tl_core import contract, engine, experiments, store
+from tl_core import contract, engine, experiments, serve, store
+from tl_core.run_request import RunRequest
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,16 +61,28 @@ def _add(sub, exp: contract.Experiment) -> None:
 
 
 def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
-    """Config from the flags → the experiment's run (recorded as running before it trains, as a page's
-    run is) → JSON (or a summary) on stdout."""
+    """Config from the flags → a run request, submitted as a page's is (`serve.submit`, trained here, recorded
+    as running before it trains) → JSON (or a summary) on stdout."""
     cfg = contract.from_args(exp.config, args)
     cfg, inputs = exp.prepare(args, cfg) if exp.prepare else (cfg, {})
-    contract.validate(cfg)
-    with _history(exp, args, contract.record(cfg)) as rec:
-        result = rec["result"] = exp.run(cfg, progress=_progress(args), device=args.device, **inputs)
-        extras = exp.after(args, result) if exp.after else {}
-        rec["model_path"] = extras.pop("model_path", None)   # for the history: where the run's model file is
-        result.extras = extras                               # kept in the history's copy of the JSON too
+    request = RunRequest.of(exp.name, cfg, getattr(args, "extra", None),
+                            inputs={name: fingerprint for name, (fingerprint, _) in inputs.items()}, device=args.device)
+    root = _history_root(exp, args)
+    job, _ = serve.submit(request, here=True, blobs={name: blob for name, (_, blob) in inputs.items()}, root=root,
+                          session="cli", progress=_progress(args))
+    if job.unrecorded:   # the history could not take it: it trained unrecorded
+        sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {job.unrecorded_error}\n")
+    result = job.result
+    if result is None:   # it failed before it had a result: one line, as a bad flag is
+        raise (ValueError if job.bad_setting else RuntimeError)(job.error or job.status)
+    extras = exp.after(args, result) if exp.after else {}
+    model_path = extras.pop("model_path", None)   # for the history: where the run's model file is
+    result.extras = extras                        # kept in the history's copy of the JSON too
+    if job.run_id is not None and (extras or model_path):
+        try:
+            store.Store(root).finish(job.run_id, result, model_path=model_path)
+        except OSError as err:
+            sys.stderr.write(f"python -m tl_core {exp.name}: warning: the exported files were not recorded: {err}\n")
     if not args.json or args.progress:
         sys.stderr.write("\n")
     out = {**result.to_json(), **extras}
@@ -78,14 +90,14 @@ def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
     return 0 if result.status == "finished" else 1
 
 
-def _history(exp: contract.Experiment, args: argparse.Namespace, config: dict):
-    """The run's record in the history (a history that cannot be written only warns), or nothing."""
+def _history_root(exp: contract.Experiment, args: argparse.Namespace) -> str:
+    """Where the run is recorded ("" for none: --no-record, or a history that cannot be opened, which warns)."""
     if exp.recorded and not args.no_record:
         try:
-            return store.Store(args.data_dir).track(exp.name, config, session="cli")
+            return str(store.Store(args.data_dir).root)
         except OSError as err:
             sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {err}\n")
-    return contextlib.nullcontext({})
+    return ""
 
 
 # ---- the run history ------------------------------------------------------------------------------------
@@ -170,12 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
     sub.required = True
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:   # the app itself, not an experiment: Streamlit's flags follow
+        from tl_core import launch
+
+        return launch.main(argv[1:])
     named = next((a for a in argv if not a.startswith("-")), None)
     # one command: import and declare only it (starts faster); else every command, for --help and errors
     names = [named] if named in experiments.COMMANDS else [] if named == "runs" else experiments.COMMANDS
     for name in names:
         _add(sub, experiments.command(name))
     _add_runs(sub)
+    sub.add_parser("app", help="start the app (then Streamlit's flags, e.g. --server.port 8502)")
     args = parser.parse_args(argv)
     ray_before = engine.running()
     try:

@@ -19,6 +19,7 @@ Layout of a zip (one or more extra top folders are understood):
 from __future__ import annotations
 
 import io
+import json
 import re
 import warnings
 import zipfile
@@ -299,6 +300,32 @@ class UserImages:
         s = self.edited(drop=[c for c, n in self.counts().items() if n == 0])
         return data.ImageSet(self.source, resize(s.images, size), s.labels.clone(), list(s.classes))
 
+    def to_bytes(self) -> bytes:
+        """The set as plain data for a run request (safetensors: the images, the labels, the class names as
+        metadata; no pickle), read back by `from_bytes`."""
+        from safetensors.torch import save
+
+        return save({"images": self.images.contiguous(), "labels": self.labels.contiguous()},
+                    metadata={"classes": json.dumps(list(self.classes)), "source": self.source})
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "UserImages":
+        """A set written by `to_bytes` (its shapes and labels checked: a blob is never trusted)."""
+        from safetensors.torch import load
+
+        try:
+            tensors = load(blob)
+            meta = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")]).get("__metadata__") or {}
+            classes, source = tuple(json.loads(meta["classes"])), meta.get("source", "your images")
+        except Exception as err:  # noqa: BLE001 - the library's own errors for a corrupt blob
+            raise ValueError(f"the images sent with the run could not be read ({err})") from None
+        images, labels = tensors.get("images"), tensors.get("labels")
+        if (images is None or labels is None or images.dtype != torch.uint8 or images.ndim != 4
+                or tuple(images.shape[1:]) != (3, STORE_SIZE, STORE_SIZE) or labels.shape != (images.shape[0],)
+                or (len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)))):
+            raise ValueError("the images sent with the run are not a set of labelled images")
+        return cls(images, labels.long(), classes, source=source)
+
     def to_zip(self) -> bytes:
         """The set in the layout `read_zip` reads (class folders of PNGs), to download and upload later."""
         buf = io.BytesIO()
@@ -328,8 +355,8 @@ def open_zip(source, label: str) -> zipfile.ZipFile:
         raise ValueError(f"{label}: no such file")
     try:
         return safeio.open_zip(source, label)
-    except safeio.Refused:
-        raise safeio.Refused(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
+    except safeio.RefusedFile:
+        raise safeio.RefusedFile(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
                              f"folders. {LAYOUT}") from None
 
 
@@ -404,7 +431,7 @@ def read_zip(source, label: str | None = None) -> UserImages:
                 notes.append(f"Stopped after {read:,} image file{'s' * (read != 1)}: {err}; the remaining "
                              f"{left:,} were skipped.")
                 break
-            except ValueError as err:   # BadImage, or safeio.Refused: a lying, damaged or bzip2/LZMA entry
+            except ValueError as err:   # BadImage, or safeio.RefusedFile: a lying, damaged or bzip2/LZMA entry
                 skipped.append(Skipped(name, str(err)))
                 continue
             finally:

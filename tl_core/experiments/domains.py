@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, claims, contract, data, finetuning, store
+from tl_core import backbones, claims, contract, data, finetuning, narration, store
 from tl_core import device as devices
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.experiments import finetune
+from tl_core.serve.estimates import units
 
 # where each built-in dataset sits on the similarity axis (to ImageNet's natural photos)
 DOMAINS = {"textures": "near", "faces": "near", "microscopy": "far", "digits": "far"}
@@ -112,12 +112,12 @@ class DomainsConfig:
         return replace(self, datasets=tuple(dict.fromkeys(self.datasets)), shots=tuple(sorted(set(self.shots))),
                        strategies=tuple(s for s in STRATEGIES if s in self.strategies))
 
-    def lab(self, dataset: str, strategy: str) -> finetune.FinetuneConfig:
+    def lab(self, dataset: str, strategy: str) -> finetuning.FinetuneConfig:
         """The fine-tuning lab's config that one strategy is."""
         n = len(backbones.stage_names(self.backbone))
         depth = {"feature_extraction": n - 1, "partial": n - PARTIAL_STAGES}.get(strategy, 0)
         every = strategy in ("full", "scratch")
-        return finetune.FinetuneConfig(
+        return finetuning.FinetuneConfig(
             backbone=self.backbone, weights="scratch" if strategy == "scratch" else "pretrained", dataset=dataset,
             shots=None, freeze=str(depth), epochs=self.epochs, lr=self.full_lr if every else self.lr,
             batch_size=self.batch_size, image_size=self.image_size, seeds=1, val_per_class=self.val_per_class)
@@ -147,7 +147,7 @@ def train_cell(cfg: DomainsConfig, dev: torch.device, cell: contract.Cell, on_ep
         model.load_state_dict(initial)
         hooks = {"should_stop": should_stop,
                  "on_epoch": lambda e, h, base=i * cfg.epochs: on_epoch(base + e, h)}
-        r = trainer.evaluate(weights, cell.seed, train, val, hooks)
+        r = trainer.fit_and_score(weights, cell.seed, train, val, hooks)
         out.status, out.message = r.history.status, r.history.message
         if out.status != "finished":
             break
@@ -420,8 +420,8 @@ def run(cfg: DomainsConfig = DomainsConfig(), progress: Progress | None = None, 
     dev = devices.pick(device)
     cells = [contract.Cell(st, cfg.seed + s, (("dataset", ds),))
              for ds in cfg.datasets for st in cfg.strategies for s in range(cfg.seeds)]
-    done = contract.run_cells(cells, CellTrainer(cfg, dev), progress, should_stop, epochs=cfg.epochs * len(cfg.shots),
-                              engine=cfg.engine, address=cfg.address)
+    done = engines.run_cells(cells, CellTrainer(cfg, dev), progress, should_stop, epochs=cfg.epochs * len(cfg.shots),
+                             engine=cfg.engine, address=cfg.address)
     records = [r for cell in done.results for r in cell.records]
     return DomainsResult(config=cfg, records=records, seconds=time.perf_counter() - start,
                          device=devices.describe(dev), status=done.status, message=done.message)
@@ -452,5 +452,8 @@ def _text(result: DomainsResult, out: dict) -> str:
 
 EXPERIMENTS = (
     contract.Experiment("domains", "which strategy for which data: near/far datasets × few/more shots × "
-                                   "feature extraction, partial, full, scratch", DomainsConfig, run, text=_text),
+                                   "feature extraction, partial, full, scratch", DomainsConfig, run, text=_text,
+        page="domains", plots="domains",
+        cost=lambda c: units(c["seeds"], c["epochs"], len(c["strategies"]), c["shots"], c["image_size"]),
+        narrate=narration.say_domains),
 )

@@ -1,10 +1,10 @@
 """When does guidance help? Guided Transfer Learning over shots × how related the source is.
 
 For each source (related: the other classes of the same data; unrelated: the same source data with its
-features shuffled, see `gtl.SOURCES`) the base and its scouts are pretrained once (the GTL lab's cache),
+features shuffled, see `gtl_lab.SOURCES`) the base and its scouts are pretrained once (the GTL lab's cache),
 and the guide built with the lab's settings. Then every (shots, seed) trains guided and plain fine-tuning
 from that base, and scratch once (scratch never sees a source, so both sources show the same scratch).
-Each (shots, source, condition) is one grid cell over seeds; the cells run through `contract.run_cells`,
+Each (shots, source, condition) is one grid cell over seeds; the cells run through `engine.run_cells`,
 locally or as Ray tasks (`tl_core.engine`).
 """
 from __future__ import annotations
@@ -14,24 +14,24 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from tl_core import claims, contract, data
+from tl_core import claims, contract, data, gtl_data, gtl_lab, narration
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.experiments import gtl
+from tl_core.serve.estimates import units
 
 CONDITIONS = ("guided", "freeze_head_only", "plain", "scratch")
-_D = gtl.GTLConfig()
+_D = gtl_lab.GTLConfig()
 
 
 @dataclass(frozen=True)
 class GTLSweepConfig:
-    data: str = setting(_D.data, "the data: source and target classes come from it", choices=gtl.DATA)
+    data: str = setting(_D.data, "the data: source and target classes come from it", choices=gtl_lab.DATA)
     target_classes: tuple[str, ...] = setting(_D.target_classes, "classes (0-9) held out of pretraining and "
                                               "scouts: the few-shot target task, comma-separated",
                                               label="target classes")
     shots: tuple[int, ...] = setting((1, 2, 5, 10), "target training images per class, comma-separated", lo=1, hi=100)
-    sources: tuple[str, ...] = setting(tuple(gtl.SOURCES), "sources to compare, comma-separated",
-                                       choices=gtl.SOURCES)
+    sources: tuple[str, ...] = setting(tuple(gtl_lab.SOURCES), "sources to compare, comma-separated",
+                                       choices=gtl_lab.SOURCES)
     seeds: int = setting(5, "few-shot splits (and head inits) per cell, for bands", lo=2, hi=50)
     seed: int = setting(0, "base, scouts and the first split", lo=0)
     pretrain_epochs: int = setting(_D.pretrain_epochs, "epochs of the base model on the source classes", lo=1,
@@ -47,9 +47,9 @@ class GTLSweepConfig:
     def resolve(self) -> "GTLSweepConfig":
         """Shots ascending and each once, target classes and sources in order: one grid, one recorded config."""
         return replace(self, shots=tuple(sorted(set(self.shots))), target_classes=tuple(sorted(self.target_classes)),
-                       sources=tuple(s for s in gtl.SOURCES if s in self.sources))
+                       sources=tuple(s for s in gtl_lab.SOURCES if s in self.sources))
 
-    def lab(self, source: str, shots: int = 1) -> gtl.GTLConfig:
+    def lab(self, source: str, shots: int = 1) -> gtl_lab.GTLConfig:
         """The GTL lab's config for one source and shot count (every other setting: the lab's default)."""
         return replace(_D, data=self.data, source=source, target_classes=tuple(sorted(self.target_classes)),
                        shots=shots, seeds=self.seeds, seed=self.seed, pretrain_epochs=self.pretrain_epochs,
@@ -67,9 +67,9 @@ class GTLSweepConfig:
 
 
 @dataclass
-class SweepResult(contract.Result):
+class GTLSweepResult(contract.Result):
     config: GTLSweepConfig
-    runs: list                     # gtl.SeedRun of every cell that ran
+    runs: list                     # gtl_lab.GTLRun of every cell that ran
     cells: list                    # the contract.Cell of each run (condition, seed, source, shots)
     scouts: dict                   # source → classes of each scout
     guide_mean: dict               # source → mean guide
@@ -112,7 +112,7 @@ class SweepResult(contract.Result):
             for shots in self.config.shots:
                 v = self.values(source, shots)
                 if v["guided"] and (v["plain"] or v["freeze_head_only"]):
-                    out.append({**claims.compare("guided", v, list(gtl.BASELINES)).to_json(), "source": source,
+                    out.append({**claims.compare("guided", v, list(gtl_lab.BASELINES)).to_json(), "source": source,
                                 "shots": shots, "question": "guidance"})
                 if v["scratch"]:
                     best = claims.best_of(v, ("guided", "freeze_head_only", "plain"))
@@ -125,7 +125,7 @@ class SweepResult(contract.Result):
         lines, found = [], self.claims()
         for source in self.config.sources:
             mine = [c for c in found if c["source"] == source]
-            guidance = {k: [f"{c['shots']} ({c['gap'] * 100:+.1f} vs {gtl.NAMES[c['against']]})" for c in mine
+            guidance = {k: [f"{c['shots']} ({c['gap'] * 100:+.1f} vs {gtl_lab.NAMES[c['against']]})" for c in mine
                             if c["question"] == "guidance" and c["kind"] == k] for k in claims.KINDS}
             beat = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "helped"]
             lost = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "hurt"]
@@ -161,46 +161,47 @@ class SweepResult(contract.Result):
 
 
 def run(cfg: GTLSweepConfig = GTLSweepConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
-        device: str = "auto") -> SweepResult:
+        device: str = "auto") -> GTLSweepResult:
     """Pretrain (or reuse) base and scouts per source, then every shots × source × condition × seed."""
-    return gtl.on_one_thread(_run, cfg, progress, should_stop, device)
+    return gtl_lab.on_one_thread(_run, cfg, progress, should_stop, device)
 
 
-def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> SweepResult:
+def _run(cfg: GTLSweepConfig, dev: torch.device, progress: Progress | None, should_stop: Stop | None) -> GTLSweepResult:
     start = time.perf_counter()
-    target = gtl.load_classes(cfg.data, cfg.target_classes)
+    target = gtl_data.load_classes(cfg.data, cfg.target_classes)
     data.few_shot_split(target, max(cfg.shots), cfg.seed, cfg.val_per_class)  # a clear error if too many shots
     bases, guides, scouts, guide_mean, base_acc = {}, {}, {}, {}, {}
     for i, source in enumerate(cfg.sources):
         lab = cfg.lab(source)
         step = (lambda f, text, i=i: progress(0.2 * (i + f) / len(cfg.sources), f"{source} source: {text}")) \
             if progress else None
-        scouted, _ = gtl.pretrain_and_scout(lab, dev, step, should_stop)
+        scouted, _ = gtl_lab.pretrain_and_scout(lab, dev, step, should_stop)
         if should_stop is not None and should_stop():
-            return SweepResult(cfg, [], [], {}, {}, {}, device=str(dev), seconds=time.perf_counter() - start,
-                               status="stopped", message="stopped by the user while pretraining a base and its scouts")
-        bases[source], guides[source] = scouted.base, gtl.make_guide(scouted.raw(lab.change), lab)
+            return GTLSweepResult(cfg, [], [], {}, {}, {}, device=str(dev), seconds=time.perf_counter() - start,
+                                  status="stopped",
+                                  message="stopped by the user while pretraining a base and its scouts")
+        bases[source], guides[source] = scouted.base, gtl_lab.make_guide(scouted.raw(lab.change), lab)
         scouts[source], base_acc[source] = scouted.tasks, scouted.source_val_acc
         guide_mean[source] = float(torch.cat([g.flatten() for g in guides[source].values()]).mean())
     labs = {(s, k): cfg.lab(s, k) for s in cfg.sources for k in cfg.shots}
     first = cfg.sources[0]
 
-    def train_one(cell: contract.Cell, on_epoch, should_stop) -> gtl.SeedRun:
+    def train_one(cell: contract.Cell, on_epoch, should_stop) -> gtl_lab.GTLRun:
         source = first if cell["source"] == "none" else cell["source"]  # scratch ignores the base
-        return gtl.train_target(labs[source, cell["shots"]], cell.condition, cell.seed, target, bases[source],
+        return gtl_lab.train_target(labs[source, cell["shots"]], cell.condition, cell.seed, target, bases[source],
                                 guides[source], dev, on_epoch, should_stop)
 
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     cells = [contract.Cell(c, s, (("source", src), ("shots", k)))
              for k in cfg.shots for s in seeds for c in CONDITIONS
              for src in (("none",) if c == "scratch" else cfg.sources)]
-    out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(0.2, 1.0),
-                             engine=cfg.engine, address=cfg.address)
-    return SweepResult(cfg, out.results, out.cells, scouts, guide_mean, base_acc, device=str(dev),
-                       seconds=time.perf_counter() - start, status=out.status, message=out.message)
+    out = engines.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs, span=(0.2, 1.0),
+                            engine=cfg.engine, address=cfg.address)
+    return GTLSweepResult(cfg, out.results, out.cells, scouts, guide_mean, base_acc, device=str(dev),
+                          seconds=time.perf_counter() - start, status=out.status, message=out.message)
 
 
-def _text(result: SweepResult, out: dict) -> str:
+def _text(result: GTLSweepResult, out: dict) -> str:
     cfg = result.config
     lines = [f"GTL sweep: {cfg.data}, target classes {','.join(cfg.target_classes)}, {cfg.seeds} seeds, on "
              f"{out['device']} in {out['seconds']:.1f} s"]
@@ -212,5 +213,8 @@ def _text(result: SweepResult, out: dict) -> str:
 
 EXPERIMENTS = (
     contract.Experiment("gtl-sweep", "When does guidance help? GTL over shots × related / unrelated source",
-                        GTLSweepConfig, run, text=_text),
+                        GTLSweepConfig, run, text=_text,
+        page="gtl", plots="gtl",
+        cost=lambda c: units(c["seeds"], c["epochs"] + c["pretrain_epochs"] + c["scout_epochs"] * c["scouts"] / 4, 1,
+                             c["shots"]), narrate=narration.say_gtl),
 )

@@ -12,7 +12,7 @@ once, feed all three numbers:
 - **2-D map**: the validation rows' features at one stage, projected by PCA (or UMAP, umap-learn), one per weights,
   each titled with its probe accuracy.
 - **Linear CKA** (`tl_core.cka.linear_cka`) between the pretrained and the fine-tuned model's features on every
-  row not trained on (validation + probe rows), stage by stage, beside ‖w − w₀‖/‖w₀‖ (`layers.relative_change`).
+  row not trained on (validation + probe rows), stage by stage, beside ‖w − w₀‖/‖w₀‖ (`finetuning.relative_change`).
 - **Grad-CAM** (torchcam's `GradCAM`) of the three trained models on chosen validation images (correct and
   misclassified), for each model's predicted class, upsampled to the image's size.
 
@@ -23,7 +23,8 @@ gap of at least one point, its interval above 0; a ratio would call 0.0001 → 0
 same rule says where pretrained features beat random ones and where CKA falls below 1 (the representation changed).
 
 `text_embedding(result)` is the same map and probe for the text page: sentence embeddings before and after
-fine-tuning.
+fine-tuning. The measuring tools are the library's: `tl_core.probes` (pooled features, probes, 2-D maps) and
+`tl_core.gradcam`.
 """
 from __future__ import annotations
 
@@ -31,26 +32,23 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tl_core import backbones, claims, contract, data
 from tl_core import device as devices
 from tl_core.cka import linear_cka
-from tl_core.contract import Progress, Stop, Stopped, Verdict, setting
-from tl_core.experiments import finetune, layers
-from tl_core.finetuning import Run, Trainer
+from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.finetuning import FinetuneConfig, FinetuneRun, Trainer, relative_change
+from tl_core.gradcam import AUTO, CAM_SIDE, cam_choice, cam_stage, gradcam, map_correlation, spatial_sizes
+from tl_core.probes import EMBEDDINGS, probe, project, stage_features
+from tl_core.serve.estimates import units
 
 _DATASETS = tuple(d for d in data.DATASETS if d != "shapes")   # the real images
 WEIGHTS = ("pretrained", "random", "finetuned")                 # the three representations probed
 LABELS = {"pretrained": "ImageNet-pretrained", "random": "random init", "finetuned": "fine-tuned"}
 CAM_MODELS = {"feature_extraction": "feature extraction (pretrained, frozen)", "finetuned": "full fine-tuning",
               "scratch": "from scratch"}
-EMBEDDINGS = {"pca": "PCA: the two directions of largest variance (linear, instant)",
-              "umap": "UMAP (umap-learn): keeps each point's neighbours (non-linear; about 20 s the first time)"}
-CAM_SIDE = 4          # auto: Grad-CAM at the deepest stage whose map is at least this many pixels a side
-LAST, AUTO = "last", "auto"
+LAST = "last"
 
 
 def _names_problem(values: tuple) -> str:
@@ -120,184 +118,21 @@ class InsideConfig:
             raise ValueError(f"shots {self.shots} + probe shots {self.probe_shots} is more than {self.dataset} has per "
                              f"class after {self.val_per_class} validation images: at most {most} together")
 
-    def lab(self, condition: str, seed: int) -> finetune.FinetuneConfig:
+    def lab(self, condition: str, seed: int) -> FinetuneConfig:
         """The lab's config of one trained model: full fine-tuning, feature extraction or scratch."""
-        base = finetune.FinetuneConfig(backbone=self.backbone, weights="pretrained", dataset=self.dataset,
-                                       shots=self.shots, freeze="0", epochs=self.epochs, lr=self.lr,
-                                       batch_size=self.batch_size, image_size=self.image_size, seeds=1, seed=seed,
-                                       val_per_class=self.val_per_class)
+        base = FinetuneConfig(backbone=self.backbone, weights="pretrained", dataset=self.dataset,
+                              shots=self.shots, freeze="0", epochs=self.epochs, lr=self.lr,
+                              batch_size=self.batch_size, image_size=self.image_size, seeds=1, seed=seed,
+                              val_per_class=self.val_per_class)
         if condition == "feature_extraction":
             return replace(base, freeze="all", lr=self.head_lr).resolve()
         return replace(base, weights="scratch") if condition == "scratch" else base
 
 
-# ---- the measurements: pooled features, probe, 2-D map, Grad-CAM ----------------------------------------
-
-def pooled(out: torch.Tensor) -> torch.Tensor:
-    """A stage's output as one vector per input: the spatial mean of a map (N, C, H, W), the token mean of a
-    sequence (N, T, C), a vector as it is."""
-    if out.dim() == 4:
-        return out.mean((2, 3))
-    if out.dim() == 3:
-        return out.mean(1)
-    return out.flatten(1)
-
-
-@torch.no_grad()
-def stage_features(model: backbones.StagedModel, images: torch.Tensor, stages: list[int], batch_size: int = 64,
-                   should_stop: Stop | None = None) -> dict[int, torch.Tensor]:
-    """The pooled features of every stage in `stages` for `images`: one forward pass, in eval mode; float32, CPU.
-    should_stop() is checked between batches (a True raises contract.Stopped)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    last = max(stages)
-    outs: dict[int, list] = {k: [] for k in stages}
-    for i in range(0, len(images), batch_size):
-        if should_stop is not None and should_stop():
-            raise Stopped("stopped by the user while computing features")
-        x = images[i:i + batch_size].to(dev)
-        for k, stage in enumerate(model.stages[:last + 1]):
-            x = stage(x)
-            if k in outs:
-                outs[k].append(pooled(x).float().cpu())
-    return {k: torch.cat(v) for k, v in outs.items()}
-
-
-def _standard(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    mean, std = fit.mean(0), fit.std(0)
-    std = np.where(std > 1e-8, std, 1.0)
-    return [(a - mean) / std for a in (fit, *others)]
-
-
-def probe(x_fit, y_fit, x_test, y_test) -> float:
-    """A linear probe's accuracy: logistic regression on standardised features, fitted on (x_fit, y_fit), scored on
-    the held-out (x_test, y_test)."""
-    from sklearn.linear_model import LogisticRegression
-
-    x_fit, x_test = (np.asarray(a, dtype=np.float64) for a in (x_fit, x_test))
-    y_fit, y_test = np.asarray(y_fit), np.asarray(y_test)
-    if len(np.unique(y_fit)) < 2:
-        raise ValueError("a probe needs at least 2 classes among its fitting rows")
-    x_fit, x_test = _standard(x_fit, x_test)
-    clf = LogisticRegression(max_iter=2000).fit(x_fit, y_fit)
-    return float((clf.predict(x_test) == y_test).mean())
-
-
-def project(x, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(n, d) features → (n, 2): PCA of the standardised features, or UMAP (umap-learn) of them."""
-    x = np.asarray(x, dtype=np.float64)
-    if method not in EMBEDDINGS:
-        raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {method!r}")
-    (z,) = _standard(x)
-    if method == "umap":
-        import warnings
-
-        import umap
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "n_jobs overridden by random_state": one thread, reproducible
-            return umap.UMAP(n_neighbors=max(2, min(15, len(z) - 1)), random_state=seed,
-                             n_jobs=1).fit_transform(z).astype(float)
-    from sklearn.decomposition import PCA
-
-    out = PCA(n_components=min(2, *z.shape), random_state=seed).fit_transform(z)
-    return np.pad(out, ((0, 0), (0, 2 - out.shape[1])))   # a 1-D input still gets a second (zero) axis
-
-
-def spatial_sizes(model: backbones.StagedModel, size: int) -> list[tuple[int, int] | None]:
-    """Every stage's map size (h, w) for a size×size input, None where the output is not a map."""
-    x = torch.zeros(1, 3, size, size, device=next(model.parameters()).device)
-    out = []
-    model.eval()
-    with torch.no_grad():
-        for stage in model.stages:
-            x = stage(x)
-            out.append(tuple(x.shape[2:]) if x.dim() == 4 else None)
-    return out
-
-
-def cam_stage(model: backbones.StagedModel, size: int, name: str = AUTO) -> int | None:
-    """The stage Grad-CAM reads: the named one, or the deepest whose map is at least CAM_SIDE a side (the deepest
-    map at all when none is that large); None when no stage outputs a map."""
-    sizes = spatial_sizes(model, size)
-    if name != AUTO:
-        k = model.names.index(name)
-        if sizes[k] is None:
-            raise ValueError(f"stage {name!r} outputs a vector, not a map: Grad-CAM needs a map")
-        return k
-    maps = [k for k, s in enumerate(sizes) if s is not None]
-    large = [k for k in maps if min(sizes[k]) >= CAM_SIDE]
-    return (large or maps or [None])[-1]
-
-
-def gradcam(model: backbones.StagedModel, images: torch.Tensor, stage: int, classes=None,
-            batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM (torchcam) at `stage` for each image's class in `classes` (default: the model's prediction):
-    (maps (N, S, S) in [0, 1], upsampled bilinearly to the image's size, the classes used). The model's weights
-    are left as they are (only the input asks for gradients)."""
-    from torchcam.methods import GradCAM
-
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    size = images.shape[-2:]
-    maps, used = [], []
-    with GradCAM(model, target_layer=model.stages[stage]) as extractor:
-        for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(dev).clone().requires_grad_(True)
-            scores = model(x)
-            cls = (scores.argmax(1).tolist() if classes is None else [int(c) for c in classes[i:i + batch_size]])
-            cam = extractor(class_idx=cls, scores=scores)[0].detach()      # (n, h, w), each scaled to [0, 1]
-            up = F.interpolate(cam[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
-            lo = up.flatten(1).amin(1)[:, None, None]
-            hi = up.flatten(1).amax(1)[:, None, None]
-            maps.append(((up - lo) / (hi - lo).clamp_min(1e-8)).cpu())
-            used += cls
-    model.train(was)
-    return torch.cat(maps).numpy(), np.asarray(used)
-
-
-def model_from_state(backbone: str, state: dict, num_classes: int) -> backbones.StagedModel:
-    """A trained model rebuilt from its state_dict (built from scratch first: no weights file is read)."""
-    model = backbones.create(backbone, "scratch", num_classes, 0)
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def cam_choice(truth: np.ndarray, preds: dict[str, np.ndarray], most: int) -> tuple[list[int], list[int]]:
-    """(correct, misclassified) validation rows to show: up to half misclassified by at least one model (those the
-    fine-tuned model got wrong first), the rest right for every model; classes taken in turn."""
-    wrong_any = np.zeros(len(truth), bool)
-    for p in preds.values():
-        wrong_any |= p != truth
-    wrong_tuned = preds.get("finetuned", np.zeros_like(truth)) != truth
-    wrong = [i for i in np.flatnonzero(wrong_any & wrong_tuned)] + [i for i in np.flatnonzero(wrong_any & ~wrong_tuned)]
-    wrong = wrong[:most // 2]
-
-    def by_class(rows):
-        groups = [[i for i in rows if truth[i] == c] for c in np.unique(truth)]
-        out = []
-        while any(groups):
-            out += [g.pop(0) for g in groups if g]
-        return out
-
-    right = by_class([i for i in np.flatnonzero(~wrong_any)])[:most - len(wrong)]
-    return [int(i) for i in right], [int(i) for i in by_class(wrong)]
-
-
-def map_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean Pearson correlation of two models' maps of the same images (1 = they look at the same places)."""
-    vals = []
-    for x, y in zip(a.reshape(len(a), -1), b.reshape(len(b), -1)):
-        if x.std() > 1e-8 and y.std() > 1e-8:
-            vals.append(float(np.corrcoef(x, y)[0, 1]))
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 # ---- the experiment ------------------------------------------------------------------------------------
 
 @dataclass
-class SeedRun:
+class InsideRun:
     seed: int
     probe: dict[str, list[float]]   # weights → probe accuracy per probed stage
     cka: list[float]                # pretrained vs fine-tuned, per probed stage
@@ -312,7 +147,7 @@ class InsideResult(contract.Result):
     stage_names: list[str]
     probed: list[int]
     classes: list[str]
-    runs: list[SeedRun] = field(default_factory=list)
+    runs: list[InsideRun] = field(default_factory=list)
     embedding: dict = field(default_factory=dict)            # weights → {method, stage, probe_acc, label, x, y, labels}
     cam: dict = field(default_factory=dict)                  # the JSON summary of the Grad-CAM view
     cam_images: np.ndarray | None = field(default=None, repr=False)   # (n, 3, S, S)
@@ -326,7 +161,7 @@ class InsideResult(contract.Result):
     def stages(self) -> list[str]:
         return [self.stage_names[k] for k in self.probed]
 
-    def done(self) -> list[SeedRun]:
+    def done(self) -> list[InsideRun]:
         return [r for r in self.runs if r.history.status == "finished"]
 
     def per_seed(self, what: str, weights: str | None = None) -> np.ndarray:
@@ -518,9 +353,9 @@ def run(cfg: InsideConfig = InsideConfig(), progress: Progress | None = None, sh
     pretrained = backbones.create(cfg.backbone, "pretrained", n_classes, cfg.seed).to(dev)
     result = InsideResult(config=cfg, stage_names=list(pretrained.names), probed=probed, classes=list(ds.classes),
                           device=devices.describe(dev))
-    trained: dict[str, tuple[nn.Module, Run]] = {}   # the first seed's models, for Grad-CAM
+    trained: dict[str, tuple[nn.Module, FinetuneRun]] = {}   # the first seed's models, for Grad-CAM
 
-    def measure(seed, model, before, r: Run, stop) -> SeedRun:
+    def measure(seed, model, before, r: FinetuneRun, stop) -> InsideRun:
         train, val, probe_rows = splits(ds, cfg, seed)
         rows = np.concatenate([val, probe_rows])     # never trained on: val first, then the probe rows
         images, labels = ds.images[rows], ds.labels[rows].numpy()
@@ -531,7 +366,7 @@ def run(cfg: InsideConfig = InsideConfig(), progress: Progress | None = None, sh
         accs = {w: [probe(f[k][nv:], labels[nv:], f[k][:nv], labels[:nv]) for k in probed] for w, f in feats.items()}
         cka = [linear_cka(feats["pretrained"][k], feats["finetuned"][k]) for k in probed]
         after = {n: p.detach().cpu() for n, p in model.named_parameters()}
-        change = layers.relative_change(before, after, model)
+        change = relative_change(before, after, model)
         if not result.embedding:
             for w, f in feats.items():
                 xy = project(f[shown_at][:nv].numpy(), cfg.embedding, seed)
@@ -540,14 +375,14 @@ def run(cfg: InsideConfig = InsideConfig(), progress: Progress | None = None, sh
                                        "probe_acc": accs[w][probed.index(shown_at)], "seed": seed,
                                        "x": xy[:, 0].round(4).tolist(), "y": xy[:, 1].round(4).tolist(),
                                        "labels": labels[:nv].tolist()}
-        return SeedRun(seed, accs, cka, [change[k] for k in probed], r.val_acc, r.history)
+        return InsideRun(seed, accs, cka, [change[k] for k in probed], r.val_acc, r.history)
 
     def train_one(cell, on_epoch, stop):
         train, val, _ = splits(ds, cfg, cell.seed)
         weights = "scratch" if cell.condition == "scratch" else "pretrained"
         model = backbones.create(cfg.backbone, weights, n_classes, cell.seed).to(dev)
         before = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
-        r = Trainer(model, cfg.lab(cell.condition, cell.seed), dev).evaluate(
+        r = Trainer(model, cfg.lab(cell.condition, cell.seed), dev).fit_and_score(
             weights, cell.seed, ds.subset(train), ds.subset(val), {"on_epoch": on_epoch, "should_stop": stop})
         if cell.seed == cfg.seed and cfg.cam:
             trained[cell.condition] = (model, r)
@@ -559,7 +394,7 @@ def run(cfg: InsideConfig = InsideConfig(), progress: Progress | None = None, sh
     if cfg.cam:
         cells[1:1] = [contract.Cell("feature_extraction", cfg.seed), contract.Cell("scratch", cfg.seed)]
     out = contract.run_cells(cells, train_one, progress, should_stop, epochs=cfg.epochs)
-    result.runs = [r for c, r in zip(out.cells, out.results) if c.condition == "finetuned" and isinstance(r, SeedRun)]
+    result.runs = [r for c, r in zip(out.cells, out.results) if c.condition == "finetuned" and isinstance(r, InsideRun)]
     result.status, result.message = out.status, out.message
     if cfg.cam and len(trained) == len(CAM_MODELS) and out.status == "finished":
         _cams(result, cfg, ds, trained)
@@ -618,7 +453,7 @@ def text_embedding(result, method: str = "pca") -> dict:
     texts = [ds.texts[i] for i in np.concatenate([train, val])]
     y = ds.labels[np.concatenate([train, val])].numpy()
     nt = len(train)
-    models = {"pretrained": ("pretrained encoder", text.pretrained_model())}
+    models = {"pretrained": ("pretrained encoder", backbones.pretrained_text_model())}
     tuned = result.tuned_model()
     if tuned is not None:
         models["finetuned"] = (f"after fine-tuning ({cfg.label(result.tuned[0])})", tuned)
@@ -651,5 +486,7 @@ def _text(result: InsideResult, out: dict) -> str:
 EXPERIMENTS = (
     contract.Experiment("inside", "inside the model: Grad-CAM of three models, linear probes and a 2-D map of every "
                                   "stage's features (pretrained, random, fine-tuned), CKA per stage", InsideConfig,
-                        run, text=_text),
+                        run, text=_text,
+        page="inside", plots="inside", live=True,
+        cost=lambda c: units(c["seeds"], c["epochs"], 1, c["shots"], c["image_size"])),
 )

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import backbones, claims, contract, data, finetuning
+from tl_core import backbones, claims, contract, data, finetuning, narration
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.experiments import finetune
+from tl_core.finetuning import relative_change
+from tl_core.serve.estimates import units
 
 _DATASETS = tuple(d for d in data.DATASETS if d != "shapes")   # the real images
 
@@ -53,12 +54,12 @@ class LayersConfig:
             raise ValueError(f"shots {self.shots} is more than {self.dataset} has per class after "
                              f"{self.val_per_class} validation images: at most {most}")
 
-    def lab(self) -> finetune.FinetuneConfig:
+    def lab(self) -> finetuning.FinetuneConfig:
         """Full fine-tuning as the lab runs it: pretrained, nothing frozen."""
-        return finetune.FinetuneConfig(backbone=self.backbone, weights="pretrained", dataset=self.dataset,
-                                       shots=self.shots, freeze="0", epochs=self.epochs, lr=self.lr,
-                                       batch_size=self.batch_size, image_size=self.image_size, seeds=1,
-                                       val_per_class=self.val_per_class)
+        return finetuning.FinetuneConfig(backbone=self.backbone, weights="pretrained", dataset=self.dataset,
+                                         shots=self.shots, freeze="0", epochs=self.epochs, lr=self.lr,
+                                         batch_size=self.batch_size, image_size=self.image_size, seeds=1,
+                                         val_per_class=self.val_per_class)
 
 
 # ---- looking inside: filters, activation maps, strongest patches --------------------------------------
@@ -156,21 +157,10 @@ def top_patches(model: backbones.StagedModel, images: torch.Tensor, most: int = 
     return result
 
 
-def relative_change(before: dict, after: dict, model: backbones.StagedModel) -> list[float]:
-    """‖w − w₀‖ / ‖w₀‖ of each stage's parameters (all of a stage's parameters as one vector)."""
-    out = []
-    for k, stage in enumerate(model.stages):
-        names = [f"stages.{k}.{n}" for n, _ in stage.named_parameters()]
-        w0 = torch.cat([before[n].flatten() for n in names])
-        w1 = torch.cat([after[n].flatten() for n in names])
-        out.append(float((w1 - w0).norm() / w0.norm().clamp_min(1e-12)))
-    return out
-
-
 # ---- the experiment: full fine-tuning over seeds, and what moved ----------------------------------------
 
 @dataclass
-class SeedRun:
+class LayersRun:
     seed: int
     change: list[float]        # relative change per stage
     val_acc: float
@@ -181,7 +171,7 @@ class SeedRun:
 class LayersResult(contract.Result):
     config: LayersConfig
     stages: list[str]
-    runs: list[SeedRun]
+    runs: list[LayersRun]
     filters: dict = field(default_factory=dict, repr=False)   # pretrained / scratch / fine-tuned → (out, 3, k, k)
     patches: list = field(default_factory=list, repr=False)    # top_patches of the pretrained model
     tuned_state: dict | None = field(default=None, repr=False)  # the first seed's fine-tuned weights (CPU)
@@ -189,7 +179,7 @@ class LayersResult(contract.Result):
     kind = "layers"
     headline = ""
 
-    def done(self) -> list[SeedRun]:
+    def done(self) -> list[LayersRun]:
         return [r for r in self.runs if r.history.status == "finished"]
 
     def change(self) -> np.ndarray:
@@ -271,17 +261,17 @@ def run(cfg: LayersConfig = LayersConfig(), progress: Progress | None = None, sh
              "random init": filters(backbones.create(cfg.backbone, "scratch", len(ds.classes), cfg.seed))}
     tuned: dict = {}
 
-    def train_one(cell, on_epoch, should_stop) -> SeedRun:
+    def train_one(cell, on_epoch, should_stop) -> LayersRun:
         train, val = data.few_shot_split(ds, cfg.shots, cell.seed, cfg.val_per_class)
         model = backbones.create(cfg.backbone, "pretrained", len(ds.classes), cell.seed).to(dev)
         before = {k: v.detach().cpu().clone() for k, v in model.named_parameters()}
-        r = finetuning.Trainer(model, lab, dev).evaluate("pretrained", cell.seed, train, val,
-                              {"on_epoch": on_epoch, "should_stop": should_stop})
+        r = finetuning.Trainer(model, lab, dev).fit_and_score("pretrained", cell.seed, train, val,
+                                                              {"on_epoch": on_epoch, "should_stop": should_stop})
         after = {k: v.detach().cpu() for k, v in model.named_parameters()}
         if not tuned:
             tuned.update(state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                          filters=filters(model))
-        return SeedRun(cell.seed, relative_change(before, after, model), r.val_acc, r.history)
+        return LayersRun(cell.seed, relative_change(before, after, model), r.val_acc, r.history)
 
     out = contract.run_cells(contract.plan(["full fine-tuning"], cfg.seeds, cfg.seed), train_one, progress,
                              should_stop, epochs=cfg.epochs, span=(0.05, 1.0))
@@ -301,5 +291,7 @@ def _text(result: LayersResult, out: dict) -> str:
 
 EXPERIMENTS = (
     contract.Experiment("layers", "what layers learn: first-layer filters, strongest patches per stage, and how far "
-                                  "each stage's weights move under full fine-tuning", LayersConfig, run, text=_text),
+                                  "each stage's weights move under full fine-tuning", LayersConfig, run, text=_text,
+        page="layers", plots="layers", live=True,
+        cost=lambda c: units(c["seeds"], c["epochs"], 1, c["shots"], c["image_size"]), narrate=narration.say_layers),
 )

@@ -29,8 +29,8 @@ import torch
 from tl_core import backbones, contract, data, freeze, train
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.experiments.finetune import FinetuneConfig, model_for
-from tl_core.finetuning import FrozenCache
+from tl_core.finetuning import FinetuneConfig, FrozenCache, model_for
+from tl_core.serve.estimates import units
 
 _LAB = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
 
@@ -242,5 +242,7 @@ def _text(result: LrFindResult, out: dict) -> str:
 
 EXPERIMENTS = (
     contract.Experiment("lr-find", "the learning-rate range test: loss against an exponentially growing rate, and "
-                                   "a suggested rate", LrFindConfig, run, text=_text),
+                                   "a suggested rate", LrFindConfig, run, text=_text,
+        page="finetune", plots="lr_find",
+        cost=lambda c: units(1, 1, 1, c["shots"], c["image_size"])),
 )

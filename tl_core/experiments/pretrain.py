@@ -1,6 +1,6 @@
-"""Pretrain Transfer Lab's own small CNN on generated shapes; its checkpoint ships in assets/.
+"""Pretrain Transfer Lab's own small CNN on generated shapes; its checkpoint ships in tl_core/assets/.
 
-    python -m tl_core pretrain [--epochs 8] [--out assets/shapes_cnn.pt]
+    python -m tl_core pretrain [--epochs 8] [--out tl_core/assets/shapes_cnn.pt]
 
 The source task (circles, squares, triangles, crosses, rings, stars) is generated, so the checkpoint
 is reproducible on any machine in about a minute on a laptop CPU, and gives a pretrained model whose
@@ -51,7 +51,7 @@ def _main(args) -> int:
 
 
 EXPERIMENTS = (contract.Experiment(
-    "pretrain", "pretrain Transfer Lab's small CNN on generated shapes (assets/)", main=_main, recorded=False,
+    "pretrain", "pretrain Transfer Lab's small CNN on generated shapes (tl_core/assets/)", main=_main, recorded=False,
     options=(contract.Option("--epochs", "epochs on the shapes (1-200)", default=8, type=int),
              contract.Option("--seed", "split and initialisation seed", default=0, type=int),
              contract.Option("--out", "where to write the checkpoint", default=str(backbones.SHAPES_CNN)))),)

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import claims, contract, expression
+from tl_core import claims, contract, expression, narration
 from tl_core import data as datasets
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.ssl import (
+from tl_core.masked_pretraining import (
     HIDDEN,
     LATENT,
     SHAPES,
@@ -48,6 +48,7 @@ from tl_core.ssl import (
     encoder_bytes,
     masked_mse,
 )
+from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
 DATA = {
@@ -439,5 +440,8 @@ EXPERIMENTS = (
     contract.Experiment(
         "ssl", "masked-reconstruction pretraining, then scratch vs SSL encoder on few labels", SSLConfig, run,
         options=(contract.Option("--save-encoder", "write the encoder-only state_dict (.pt) here"),),
-        after=_after, text=_text),
+        after=_after, text=_text,
+        page="ssl", plots="selfsup", live=True,
+        cost=lambda c: units(c["seeds"], c["epochs"] + c["pretrain_epochs"], 1, c["labels"]),
+        narrate=narration.say_ssl),
 )

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from tl_core import backbones, claims, contract, finetuning, freeze, text
+from tl_core import backbones, claims, contract, finetuning, freeze, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
 BACKBONE = "minilm_l6"
@@ -94,7 +95,7 @@ QUICK = TextConfig(conditions=("feature", "scratch"), shots=2, seeds=3, epochs=8
 
 
 @dataclass
-class Run:
+class TextRun:
     """One condition, one seed (one shots value)."""
     condition: str
     seed: int
@@ -109,7 +110,7 @@ class TextResult(contract.ConditionsResult):
     config: TextConfig
     classes: list[str]
     stage_names: list[str]
-    runs: list[Run]
+    runs: list[TextRun]
     cached_seconds: float = 0.0     # computing the frozen stages' features (once for every seed)
     # the first seed's training sentences, and the first fine-tuned model's trained stages (CPU): what the
     # page's nearest-neighbour view compares before and after fine-tuning
@@ -119,7 +120,7 @@ class TextResult(contract.ConditionsResult):
     kind = "text"
     headline = "val_acc"
 
-    def by_condition(self, condition: str) -> list[Run]:
+    def by_condition(self, condition: str) -> list[TextRun]:
         return [r for r in self.runs if r.condition == condition]
 
     runs_of = by_condition
@@ -211,7 +212,7 @@ def shared_tokens(key: tuple, texts: list[str], max_length: int, dev: torch.devi
 
 def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Tensor, labels: torch.Tensor,
                     split: tuple[np.ndarray, np.ndarray], n_classes: int, dev: torch.device,
-                    features: finetuning.FrozenCache | None, hooks: dict) -> tuple[Run, backbones.StagedModel]:
+                    features: finetuning.FrozenCache | None, hooks: dict) -> tuple[TextRun, backbones.StagedModel]:
     """THE training loop (`train.fit`) on one condition: the frozen stages' cached features in, when there
     are frozen stages and caching is on; the head at `lr`, trainable encoder stages at `encoder_lr`."""
     tr, va = (torch.as_tensor(i) for i in split)
@@ -231,7 +232,7 @@ def train_condition(cfg: TextConfig, condition: str, seed: int, tokens: torch.Te
     hist = fit(net, (x_tr, labels[tr]), (x_va, labels[va]), fit_cfg, params=groups, **hooks)
     _, train_acc = evaluate(net, (x_tr, labels[tr]), "classification", cfg.batch_size)
     val_acc = hist.val_acc[-1] if hist.val_acc else float("nan")
-    return Run(condition, seed, len(tr) // n_classes, hist, float(val_acc), float(train_acc)), model
+    return TextRun(condition, seed, len(tr) // n_classes, hist, float(val_acc), float(train_acc)), model
 
 
 def _prepared(cfg: TextConfig, shots: int, dev: torch.device):
@@ -293,7 +294,7 @@ class TextSweepConfig(TextConfig):
 @dataclass
 class TextSweepResult(contract.Result):
     config: TextSweepConfig
-    runs: list[Run] = field(default_factory=list)
+    runs: list[TextRun] = field(default_factory=list)
     cached_seconds: float = 0.0
     kind = "text-sweep"
     headline = ""
@@ -380,7 +381,11 @@ def _sweep_text(result: TextSweepResult, out: dict) -> str:
 EXPERIMENTS = (
     contract.Experiment("text", "a pretrained sentence encoder on a few labelled sentences: feature extraction, "
                                 "fine-tuning the last k layers, full fine-tuning, scratch", TextConfig, run,
-                        text=_text),
+                        text=_text,
+        page="text", plots="text", live=True,
+        cost=lambda c: units(c["seeds"], c["epochs"], len(c["conditions"]), c["shots"]), narrate=narration.say_text),
     contract.Experiment("text-sweep", "the text conditions' validation accuracy over a list of shots values",
-                        TextSweepConfig, sweep, text=_sweep_text),
+                        TextSweepConfig, sweep, text=_sweep_text,
+        page="text", plots="text",
+        cost=lambda c: units(c["seeds"], c["epochs"], len(c["conditions"]), c["shots"])),
 )

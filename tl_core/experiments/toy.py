@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_core import claims, contract
+from tl_core import claims, contract, narration
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.serve.estimates import units
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -318,4 +319,6 @@ def _text(result: ToyResult, out: dict) -> str:
 
 
 EXPERIMENTS = (contract.Experiment("toy", "the regularisation toy: task A → task B with a few points", ToyConfig,
-                                   run, text=_text),)
+                                   run, text=_text,
+    page="toy", plots="toy",
+    cost=lambda c: units(c["seeds"], c["epochs"] + c["pretrain_epochs"]), narrate=narration.say_toy),)
