@@ -2,21 +2,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The pins: requirements.txt (what runs: the app, the CLI, bench) and requirements-dev.txt (tests, linter, browser
+# driver); pyproject.toml reads both. A stamp per set: each install reruns only when its files change.
 STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
 
-.PHONY: install check-python run host test test-fast bench load lecture-check clean
+.PHONY: install install-dev check-python run host test test-fast bench load lecture-check clean
 
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 # Transfer Lab's pinned packages (torch 2.14.1 from this machine's disk among them) are for Python 3.11.
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null || \
 		{ echo "make: Transfer Lab needs Python 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1). Set PYTHON=python3.11."; exit 1; }
 
-# Re-installs only when requirements.txt changed since the last install.
+# Re-installs only when requirements.txt changed since the last install. `make run` needs no more than this.
 $(STAMP): requirements.txt | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# The development tools on top (`make test`), both files in one resolve so that neither moves the other's pins.
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
 run: install
@@ -30,25 +39,32 @@ PORT ?= 8501
 host: install
 	TL_SHARED=$${TL_SHARED:-1} $(BIN)/python -m streamlit run app.py --server.address $(HOST_ADDRESS) --server.port $(PORT)
 
-test: install
+# `make test`: every test in two runs, first all but the `alone` ones on TEST_WORKERS pytest-xdist workers (a file at a
+# time each, the longest first, one torch thread each: tests/conftest.py; a browser test mostly waits, so one worker
+# more than the 2 cores), then the `alone` ones (a latency, a ratio of times, a machine under load) one at a time.
+TEST_WORKERS ?= 3
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+test: install-dev
 	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
 		echo "Chromium found: the browser tests will run."; \
 	else \
 		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install chromium)."; \
 	fi
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST) -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
-# for every edit: no browser, no real-config training (the 'slow' marker); `make test` runs everything
-test-fast: install
+# for every edit: no browser, no training beyond a few steps, no fresh torch processes (the 'slow' marker), under
+# 3 minutes on 2 cores; `make test` runs everything
+test-fast: install-dev
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not browser"
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # many browser sessions against one server, the server killed mid-run, Stop latency (needs Chromium)
-load: install
+load: install-dev
 	$(BIN)/python tests/load_fault.py --sessions 8
 
 # every lecture step on its reported seeds and each directional step on seeds from 200 as well (about 2 min on 2

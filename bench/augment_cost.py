@@ -6,7 +6,7 @@ prefix runs on them every epoch (the validation images' features are still compu
 seed and epochs in one process, plain and augmented alternating (the fastest of --repeats each: other work on a
 shared CPU only ever adds time). Prints the per-epoch time ratio augmented/plain (train.fit's epochs: for the plain
 run the head alone), the whole run's ratio (features, epochs, final predictions) and the cost model's prediction
-(`finetune.augment_cost`, from this machine's measured milliseconds per image) of the whole run's ratio.
+(`lab_cost.augment_cost`, from this machine's measured milliseconds per image) of the whole run's ratio.
 
     python bench/augment_cost.py [--epochs 15] [--size 64] [--shots 5] [--repeats 3]
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
-from tl_core import backbones, card, data, finetuning  # noqa: E402
+from tl_core import backbones, card, data, finetuning, lab_cost  # noqa: E402
 from tl_core.experiments import finetune  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def train_once(cfg: finetune.FinetuneConfig, train, val) -> tuple[float, float, 
     model = backbones.create(cfg.backbone, "pretrained", num_classes=len(train.classes), seed=cfg.seed)
     trainer = finetuning.Trainer(model, cfg.resolve(), torch.device("cpu"))
     start = time.perf_counter()
-    run = trainer.evaluate("pretrained", cfg.seed, train, val)
+    run = trainer.fit_and_score("pretrained", cfg.seed, train, val)
     return time.perf_counter() - start, run.history.seconds / run.history.epochs_run, run.val_acc
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     for name, (whole, epoch, acc) in best.items():
         print(f"  {name:<10} run {whole:7.2f} s   per epoch {1000 * epoch:8.1f} ms   val acc {acc:.3f}")
     ms = card.card(args.backbone, args.size).ms_per_image
-    model = finetune.augment_cost(augmented, ms_per_image=ms)
+    model = lab_cost.augment_cost(augmented, ms_per_image=ms)
     print(f"per-epoch ratio augmented/plain: {best['augmented'][1] / best['plain'][1]:.1f}x")
     print(f"whole-run ratio augmented/plain: {best['augmented'][0] / best['plain'][0]:.2f}x "
           f"(cost model, from {ms:.2f} ms per image and {model['augment_ms_per_image']:.2f} ms to augment one, "

@@ -17,14 +17,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tl_core import data, stacked  # noqa: E402
+from tl_core import data, gtl_data, gtl_lab, guidance, stacked  # noqa: E402
 from tl_core import device as devices
-from tl_core.experiments import gtl  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="mlp", choices=tuple(gtl.ARCHS))
+    ap.add_argument("--arch", default="mlp", choices=tuple(gtl_lab.ARCHS))
     ap.add_argument("--scouts", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=5, help="best of this many timings per path")
@@ -33,21 +32,21 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = devices.pick(args.device)
-    cfg = gtl.GTLConfig(arch=args.arch, scouts=args.scouts, scout_epochs=args.epochs)
-    source = gtl.load_digits(cfg.source_classes())
+    cfg = gtl_lab.GTLConfig(arch=args.arch, scouts=args.scouts, scout_epochs=args.epochs)
+    source = gtl_data.load_digits(cfg.source_classes())
     train, _ = data.few_shot_split(source, None, cfg.seed, val_per_class=20)
-    base = gtl.make_net(cfg.arch, len(source.classes), cfg.seed)
-    tasks = gtl.scout_tasks(train, cfg)
-    fit_cfg = gtl.scout_fit(cfg)
+    base = gtl_data.make_net(cfg.arch, len(source.classes), cfg.seed)
+    tasks = gtl_lab.scout_tasks(train, cfg)
+    fit_cfg = gtl_lab.scout_fit(cfg)
     assert stacked.Stacked(base, [dict(base.named_parameters())])._plan is not None, "not the fast path"
-    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=True, dev=dev)   # warm up: lazy imports, first calls
-    gtl.train_scouts(base, tasks[:2], fit_cfg, batched=False, dev=dev)
+    guidance.train_scouts(base, tasks[:2], fit_cfg, batched=True, dev=dev)   # warm up: lazy imports, first calls
+    guidance.train_scouts(base, tasks[:2], fit_cfg, batched=False, dev=dev)
 
     def best(batched: bool) -> float:
         times = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            gtl.train_scouts(base, tasks, fit_cfg, batched=batched, dev=dev)  # returns CPU tensors: synced
+            guidance.train_scouts(base, tasks, fit_cfg, batched=batched, dev=dev)  # returns CPU tensors: synced
             times.append(time.perf_counter() - t0)
         return min(times)
 

@@ -1,4 +1,4 @@
-"""Where the default lab run's time goes, and what sharing across seeds and runs saves (tl_core/experiments/finetune.py
+"""Where the default lab run's time goes, and what sharing across seeds and runs saves (tl_core/reuse.py
 REUSE): today's path (every run alone: a frozen-feature cache per cell, scratch trained every time) against the
 shared path, in this process, with equal numbers (the same val accuracies, curves and confusion matrices).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tl_core import backbones, data, finetuning, train  # noqa: E402
+from tl_core import backbones, data, finetuning, reuse, train  # noqa: E402
 from tl_core.experiments import finetune  # noqa: E402
 
 PARTS = {"fit": (finetuning, "fit"), "validation": (train, "evaluate"), "frozen": (finetuning, "frozen_features"),
@@ -59,8 +59,8 @@ def numbers(result) -> list:
             for r in result.runs]
 
 
-def timed_run(cfg, reuse: bool):
-    finetune.REUSE = reuse
+def timed_run(cfg, share: bool):
+    reuse.REUSE = share
     with Timer() as t:
         start = time.perf_counter()
         result = finetune.run(cfg, device="cpu")
@@ -70,8 +70,8 @@ def timed_run(cfg, reuse: bool):
 
 
 def fresh() -> None:
-    finetune._FEATURES.clear()
-    finetune._SCRATCH.clear()
+    reuse.FEATURES.clear()
+    reuse.SCRATCH.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.image_size} px, weights {cfg.weights}")
 
     fresh()
-    today, t_today, parts = timed_run(cfg, reuse=False)
+    today, t_today, parts = timed_run(cfg, share=False)
     fresh()
-    shared, t_shared, _ = timed_run(cfg, reuse=True)
+    shared, t_shared, _ = timed_run(cfg, share=True)
     assert numbers(today) == numbers(shared), "the shared path must give today's numbers"
     p = parts.seconds
     print(f"\n1. the default run, cold: today {t_today:.1f} s, shared {t_shared:.1f} s: {t_today / t_shared:.2f}x")
@@ -100,15 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     for variant in second:
         what = f"freeze {variant.freeze}" if variant.freeze != cfg.freeze else f"strategy {variant.strategy}"
         fresh()
-        finetune.REUSE = True
+        reuse.REUSE = True
         finetune.run(cfg, device="cpu")          # the class's first run, in this process
-        b, t_b, _ = timed_run(variant, reuse=True)
-        a, t_a, _ = timed_run(variant, reuse=False)
+        b, t_b, _ = timed_run(variant, share=True)
+        a, t_a, _ = timed_run(variant, share=False)
         assert numbers(a) == numbers(b), f"{what}: the shared path must give today's numbers"
         print(f"2. a second lab run ({what}) after the default one: today {t_a:.1f} s, shared {t_b:.1f} s: "
               f"{t_a / t_b:.1f}x")
     print("\nequal numbers: val accuracies, curves and confusion matrices identical on both paths")
-    finetune.REUSE = True
+    reuse.REUSE = True
     return 0
 
 

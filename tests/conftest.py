@@ -1,29 +1,35 @@
-"""Shared fixtures: the AppTest app, and for browser tests a Streamlit server plus headless Chromium.
+"""Shared pytest fixtures: the AppTest app, the lecture's prepared history, and for browser tests a Streamlit server
+plus headless Chromium. The tiny configs and helpers they share are in tests/fixtures.py.
 
 Tests marked `browser` are skipped, with a plain reason, where Chromium is not installed; CI sets
-TL_REQUIRE_BROWSER=1 so that there a missing browser fails instead.
+TL_REQUIRE_BROWSER=1 so that there a missing browser fails instead. Under pytest-xdist (`make test`) each worker
+trains on one torch thread (OMP_NUM_THREADS=1, inherited by the CLI runs, servers and worker processes it starts):
+several workers share the 2 cores, none spinning on another's threads.
 """
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
+from fixtures import APP_TIMEOUT, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, open_page  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-APP_TIMEOUT = 120  # seconds: training on a 2-core CPU is slow compared with AppTest's default 3 s
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+_free_port = free_port   # the name load_fault.py and older tests import
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _longest_files_first(items)
     if CHROMIUM is not None:
         return
     if os.environ.get("TL_REQUIRE_BROWSER") == "1":
@@ -33,6 +39,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+def _longest_files_first(items):
+    """Under pytest-xdist (`make test`: --dist loadfile --no-loadscope-reorder) a file is one unit of work, handed out
+    in this order: the longest first, so that no worker is left with a long file at the end while the others wait.
+    A file's length is guessed from its marks (a slow or browser test takes seconds, most others a fraction of one);
+    within a file the order stays as written."""
+    def seconds(item):
+        return 15.0 if ("slow" in item.keywords or "browser" in item.keywords) else 0.5
+
+    length, first = {}, {}
+    for i, item in enumerate(items):
+        length[item.path] = length.get(item.path, 0.0) + seconds(item)
+        first.setdefault(item.path, i)
+    items.sort(key=lambda item: (-length[item.path], first[item.path]))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,10 +68,10 @@ def fresh_server(monkeypatch, tmp_path):
     """A server that has trained nothing yet: an empty history of its own and no shared results in memory, so a
     page at its defaults asks for a run instead of showing one another test trained (an identical run trains
     once, tl_core.serve)."""
-    from tl_core import serve
+    from tl_core.serve import scheduler
 
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(serve, "_SERVER", {})
+    monkeypatch.setattr(scheduler, "_SERVER", {})
     return tmp_path
 
 
@@ -63,24 +84,33 @@ def app():
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT).run()
 
 
-def open_page(page: str, params: dict) -> AppTest:
-    """A fresh browser session opening `page` with `params` in its URL, as a shared link would."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
-    at.run()
-    at.switch_page(page)
-    at.query_params.update(params)
-    return at.run()
+@pytest.fixture(scope="module")
+def lecture_env(tmp_path_factory):
+    """Tiny configs and the session's lecture history for everything in the module using it (and its server)."""
+    from tl_core import lecture
+
+    history = tmp_path_factory.getbasetemp() / "lecture-history"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(lecture.TINY_ENV, "1")
+        mp.setenv("TL_DATA_DIR", str(history))
+        yield history
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def prepared(lecture_env):
+    """The lecture prepared once (idempotent: a second call, in another module, finds every run in the history)."""
+    import torch
+
+    from tl_core import device as devices
+    from tl_core import lecture, store
+
+    with devices.one_cpu_thread(torch.device("cpu")):  # the tiny models train faster on one thread of a busy CPU
+        return lecture.prepare(store.Store(lecture_env), session="test", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
+    port = free_port()
     log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

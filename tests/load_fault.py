@@ -15,7 +15,7 @@ with a throwaway history and drives the system Chromium:
    show the killed ones as interrupted on the Runs page.
 3. stop: a long lab run is stopped; the latency is from the click to the history saying "stopped", with
    the epochs it finished.
-4. a class on one server (tl_core/serve.py):
+4. a class on one server (tl_core/serve/):
    - shared link: N sessions press Train on the same lab link at once; each gets the result within about one
      solo run (measured on a fresh server), with the same numbers, and the history holds one training; a
      session opening the link afterwards sees the result at once;
@@ -42,15 +42,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from fixtures import CHROMIUM, CHROMIUM_ARGS, TINY_LAB, link, photos_zip, query  # noqa: E402
+from fixtures import free_port as _free_port  # noqa: E402
+
 from tl_core import contract, store  # noqa: E402
 from tl_core.experiments import EXPERIMENTS  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+LAB = query(link("ft", TINY_LAB))   # the tiny lab run (tests/fixtures.py): the shapes CNN on textures at 32 px
 
 # (path, link, run button or None when the page runs by itself, store kind): small runs of every kind
 SESSIONS = [
-    ("finetune", "ft_backbone=shapes_cnn&ft_dataset=textures&ft_image_size=32&ft_epochs=3&ft_seeds=1&ft_shots={k}",
-     "Train", "finetune"),
+    ("finetune", LAB + "&ft_epochs=3&ft_seeds=1&ft_shots={k}", "Train", "finetune"),
     ("ssl", "ssl_pretrain_epochs=2&ssl_epochs=20&ssl_seeds=1&ssl_labels={k}", "Pretrain and compare", "ssl"),
     ("gtl", "gtl_scouts=2&gtl_scout_epochs=1&gtl_seeds=2&gtl_epochs=10&gtl_shots={k}", "Run GTL", "gtl"),
     ("toy", "toy_seeds=5&toy_epochs=100&toy_b_points={k}", None, "toy"),
@@ -58,8 +60,7 @@ SESSIONS = [
 SHOTS = {"finetune": (1, 2, 5, 10, 20), "ssl": (1, 2, 5, 10, 20), "gtl": (1, 2, 5, 10, 20), "toy": (2, 3, 4, 5, 6)}
 LONG = [  # runs that outlast the kill
     ("toy", "toy_seeds=100&toy_epochs=2000&toy_b_points=7", None),
-    ("finetune", "ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_image_size=32&ft_epochs=100"
-                 "&ft_seeds=5", "Train"),
+    ("finetune", LAB + "&ft_weights=scratch&ft_epochs=100&ft_seeds=5", "Train"),
     ("ssl", "ssl_pretrain_epochs=100&ssl_seeds=5", "Pretrain and compare"),
     ("gtl", "gtl_scouts=64&gtl_scout_epochs=30&gtl_seeds=10", "Run GTL"),
 ]
@@ -211,8 +212,7 @@ def stop() -> dict:
 
 # ---- a class on one server ------------------------------------------------------------------------------
 
-CLASS_LINK = ("ft_backbone=shapes_cnn&ft_dataset=textures&ft_image_size=32&ft_seeds=1&ft_weights={w}&ft_epochs={e}"
-              "&ft_lr={lr}")
+CLASS_LINK = LAB + "&ft_seeds=1&ft_weights={w}&ft_epochs={e}&ft_lr={lr}"
 SHOWN = re.compile(r" s · frozen: ")          # the lab's caption under a result: device · seconds · frozen stages
 FAILED = "This run failed"
 
@@ -365,8 +365,6 @@ def main(argv: list[str] | None = None) -> int:
     c = class_scenarios(args.sessions, args.class_sessions)
     if args.only_class:
         return 0 if c else 1
-    from test_own import photos_zip
-
     s = sessions(args.sessions)
     print(f"sessions: {s['sessions_recorded']} of {s['sessions']} sessions held, {s['runs']} runs recorded, "
           f"{len(s['mismatches'])} differ from their solo run {s['mismatches'] or ''}")

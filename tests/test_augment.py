@@ -7,24 +7,25 @@ from dataclasses import replace
 
 import pytest
 import torch
+from fixtures import TINY_LAB, argv
 
-from tl_core import augment, budget, cli, train
+from tl_core import augment, budget, cli, lab_cost, reuse, train
 from tl_core.experiments import finetune
-from tl_core.finetuning import SharedFrozenCache, Trainer
+from tl_core.finetuning import SharedFrozenCache, Trainer, first_split, model_for
 from tl_core.plots import augment as augment_plots
 
 CPU = torch.device("cpu")
 ALL = ("flip", "crop", "color")
-# shapes_cnn (Transfer Lab's own small CNN, weights in assets/) on textures at 32 px: 15 training, 9 validation images
-TINY = finetune.FinetuneConfig(backbone="shapes_cnn", weights="pretrained", dataset="textures", shots=5,
-                               val_per_class=3, image_size=32, epochs=3, seeds=1, batch_size=64)
+# the tiny lab (shapes_cnn, Transfer Lab's own small CNN, on textures at 32 px): 15 training, 9 validation images
+TINY = finetune.FinetuneConfig(**TINY_LAB, weights="pretrained", shots=5, val_per_class=3, epochs=3, seeds=1,
+                               batch_size=64)
 
 
 def _watched_run(cfg):
     """Train one pretrained model of cfg; returns (inputs of its first stage per epoch, history, model, split)."""
     cfg = cfg.resolve()
-    tr, val = finetune.first_split(cfg)
-    model = finetune.model_for(cfg, "pretrained", len(tr.classes), cfg.seed)
+    tr, val = first_split(cfg)
+    model = model_for(cfg, "pretrained", len(tr.classes), cfg.seed)
     seen, epochs = [], []
     model.stages[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     checks = []
@@ -34,7 +35,7 @@ def _watched_run(cfg):
         seen.clear()
         checks.append(train.evaluate(model, (val.images, val.labels), "classification", cfg.batch_size))
 
-    run = Trainer(model, cfg, CPU).evaluate("pretrained", cfg.seed, tr, val, {"on_epoch": on_epoch})
+    run = Trainer(model, cfg, CPU).fit_and_score("pretrained", cfg.seed, tr, val, {"on_epoch": on_epoch})
     return epochs, run, checks, tr, val
 
 
@@ -64,33 +65,33 @@ def test_validation_sees_the_images_as_they_are(freeze):
     for (loss, acc), val_loss, val_acc in zip(checks, run.history.val_loss, run.history.val_acc):
         assert val_loss == pytest.approx(loss, abs=1e-5) and val_acc == pytest.approx(acc, abs=1e-6)
     # the same weights evaluated by a plain trainer and an augmenting one: identical predictions and accuracy
-    model = finetune.model_for(cfg.resolve(), "pretrained", len(tr.classes), 0)
+    model = model_for(cfg.resolve(), "pretrained", len(tr.classes), 0)
     plain = Trainer(model, replace(TINY, freeze=freeze).resolve(), CPU).predict(val.images)
     augmented = Trainer(model, cfg.resolve(), CPU).predict(val.images)
     assert torch.equal(plain, augmented)
 
 
 def test_an_augmented_run_shares_no_frozen_features_and_no_scratch_run(monkeypatch):
-    monkeypatch.setattr(finetune, "_FEATURES", collections.OrderedDict())
-    monkeypatch.setattr(finetune, "_SCRATCH", budget.ByteLRU(2**30, most=12))
+    monkeypatch.setattr(reuse, "FEATURES", collections.OrderedDict())
+    monkeypatch.setattr(reuse, "SCRATCH", budget.ByteLRU(2**30, most=12))
     both = replace(TINY, weights="both", epochs=2)
     plain = finetune.run(both, device="cpu")
-    assert len(finetune._FEATURES) == 1 and len(finetune._SCRATCH) == 1   # plain runs share both
+    assert len(reuse.FEATURES) == 1 and len(reuse.SCRATCH) == 1   # plain runs share both
     shared_calls = []
     real_at = SharedFrozenCache.at
     monkeypatch.setattr(SharedFrozenCache, "at", lambda self, *a, **k: shared_calls.append(1) or real_at(self, *a, **k))
     monkeypatch.setattr(SharedFrozenCache, "has", lambda self, *a, **k: shared_calls.append(1) or False)
     aug = finetune.run(replace(both, augment=("flip",)), device="cpu")
     assert shared_calls == []                                              # the shared cache neither read nor filled
-    keys = [finetune._scratch_key(c.resolve(), 0, "") for c in (both, replace(both, augment=("flip",)))]
+    keys = [reuse.scratch_key(c.resolve(), 0, "") for c in (both, replace(both, augment=("flip",)))]
     assert keys[0] != keys[1]
-    assert len(finetune._SCRATCH) == 2                                     # scratch trained anew, kept apart
+    assert len(reuse.SCRATCH) == 2                                     # scratch trained anew, kept apart
     assert aug.by_weights("scratch")[0].history.train_loss != plain.by_weights("scratch")[0].history.train_loss
     assert aug.to_json()["config"]["augment"] == ["flip"] and plain.to_json()["config"]["augment"] == []
 
 
 def test_preview_gives_variants_of_each_image():
-    tr, _ = finetune.first_split(TINY)
+    tr, _ = first_split(TINY)
     images = tr.images[:3]
     grid = augment.preview(images, ("color", "crop"), variants=4, seed=0)
     assert grid.shape == (3, 4, 3, 32, 32) and grid.dtype == torch.float32 and 0 <= grid.min() and grid.max() <= 1
@@ -103,14 +104,14 @@ def test_preview_gives_variants_of_each_image():
 
 
 def test_cost_model_says_feature_extraction_slows_most():
-    fe = finetune.augment_cost(replace(TINY, augment=ALL), ms_per_image=2.0)
-    full = finetune.augment_cost(replace(TINY, freeze="none", augment=ALL), ms_per_image=2.0)
+    fe = lab_cost.augment_cost(replace(TINY, augment=ALL), ms_per_image=2.0)
+    full = lab_cost.augment_cost(replace(TINY, freeze="none", augment=ALL), ms_per_image=2.0)
     assert fe["ratio"] > full["ratio"] > 1 and (fe["n_train"], fe["n_val"]) == (15, 9)
 
 
 def test_cli_records_augment_and_refuses_a_bad_value_in_one_line(capsys):
-    assert cli.main(["finetune", "--backbone", "shapes_cnn", "--dataset", "textures", "--image-size", "32", "--weights",
-                     "pretrained", "--shots", "2", "--val-per-class", "2", "--epochs", "2", "--seeds", "1",
+    assert cli.main([*argv("finetune", {**TINY_LAB, "weights": "pretrained", "shots": 2, "val_per_class": 2,
+                                        "epochs": 2, "seeds": 1}),
                      "--augment", "color,flip,flip", "--json", "--no-record"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["augment"] == ["flip", "color"] and len(out["history"]["val_acc"]) == 2

@@ -4,8 +4,7 @@ Fixtures `server` and `page` (tests/conftest.py) start Streamlit and Chromium; t
 are skipped, with a plain reason, where Chromium is not installed. Screenshots land in artifacts/.
 """
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

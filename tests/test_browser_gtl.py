@@ -1,7 +1,6 @@
 """The GTL lab in a real headless Chromium: run it with its defaults, see the guide's heat maps."""
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

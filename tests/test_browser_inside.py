@@ -1,8 +1,7 @@
 """Inside the model, and the lab's confusion-matrix cells with Grad-CAM, in a real headless Chromium (tiny configs:
 the shapes CNN at 32 px, one epoch)."""
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS, TINY_LAB, link, query
 
 pytestmark = pytest.mark.browser
 
@@ -32,8 +31,7 @@ def test_inside_page_trains_and_draws_cam_map_probe_and_cka(server, page):
 
 
 def test_lab_confusion_cell_opens_its_images_with_their_maps(server, page):
-    page.goto(f"{server}/finetune?ft_backbone=shapes_cnn&ft_dataset=textures&ft_image_size=32&ft_epochs=2&ft_seeds=1"
-              f"&ft_weights=pretrained")
+    page.goto(f"{server}/finetune?{query(link('ft', {**TINY_LAB, 'epochs': 2, 'seeds': 1, 'weights': 'pretrained'}))}")
     page.get_by_text("Runs already trained with the same settings", exact=False).first.wait_for(timeout=90_000)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Open a cell of the confusion matrix").first.wait_for(timeout=180_000)

@@ -1,10 +1,9 @@
 """The two pages of what layers learn and which strategy, in a real headless Chromium."""
 import pytest
+from fixtures import ARTIFACTS
 
 from tl_core import contract, store
 from tl_core.experiments import domains
-
-from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

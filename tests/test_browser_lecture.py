@@ -3,19 +3,18 @@ each step's chart (or its plain notice) at once; the projector view on a few ste
 import re
 
 import pytest
-from test_lecture import lecture_env, prepared  # noqa: F401 - fixtures: tiny configs, the prepared history
+from fixtures import ARTIFACTS
 
 from tl_core import lecture
-
-from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 N = len(lecture.STEPS)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _prepared_before_the_server_starts(prepared):  # noqa: F811 - the fixture imported above
-    """The server inherits TL_LECTURE_TINY and the prepared history (autouse: set up before `server`)."""
+def _prepared_before_the_server_starts(prepared):
+    """The server inherits TL_LECTURE_TINY and the prepared history (conftest.py's lecture_env, autouse: set up
+    before `server`)."""
     return prepared
 
 
@@ -23,7 +22,7 @@ def _title(page, number: int):
     return page.get_by_role("heading", name=f"{number}. {lecture.step_at(number).title}")
 
 
-def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_chart(server, page, prepared):  # noqa: F811
+def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_chart(server, page, prepared):
     ran = {p.step.key for p in prepared if p.state in ("ran", "history", "instant")}
     page.goto(f"{server}/lecture?step=1")
     for number in range(1, N + 1):
@@ -72,8 +71,7 @@ LAYOUT_JS = """(key) => {
 
 
 @pytest.mark.parametrize("width,height", [(1400, 900), (1920, 1080)])
-def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server, page, prepared, width,  # noqa: F811
-                                                                          height):
+def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server, page, prepared, width, height):
     """A teacher's projector: no sidebar, large type, every step's main chart and its sentence (the verdict) wholly
     inside the window without scrolling, no control's label cut, no title or note over a chart's plots or axis
     labels; no step carries a developer's note about settings the full page lacks. A screenshot of every step."""
@@ -108,7 +106,7 @@ def test_projector_view_walks_every_step_with_its_chart_inside_the_window(server
         window.close()
 
 
-def test_projector_view_from_a_link(server, page, prepared):  # noqa: F811
+def test_projector_view_from_a_link(server, page, prepared):
     number = 2
     page.goto(f"{server}/lecture?step={number}&lec_big=true")
     _title(page, number).wait_for(timeout=60_000)

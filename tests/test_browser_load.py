@@ -2,10 +2,10 @@
 page at once, a server killed during runs of every experiment, and Stop."""
 import load_fault
 import pytest
+from fixtures import photos_zip
 
-from test_own import photos_zip
-
-pytestmark = pytest.mark.browser
+# alone: each test loads the machine itself (many browser sessions, servers killed) and two time it
+pytestmark = [pytest.mark.browser, pytest.mark.alone]
 
 
 def test_sessions_at_once_each_equal_their_solo_run():

@@ -1,9 +1,7 @@
 """Your own images in a real headless Chromium: upload a class-folder zip through the real file input,
 train, classify a new photo, and screenshot the page (artifacts/own.png)."""
 import pytest
-
-from conftest import ARTIFACTS
-from test_own import crops, encode, photos_zip
+from fixtures import ARTIFACTS, crops, encode, photos_zip
 
 pytestmark = pytest.mark.browser
 

@@ -1,13 +1,11 @@
 """Parameter-efficient fine-tuning in a real headless Chromium: a tiny run (head only, LoRA r=4, full fine-tuning on
 textures at 32 px, 2 seeds), its verdict, the methods table, both charts and the adapter download."""
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS, TINY_PEFT, link, query
 
 pytestmark = pytest.mark.browser
 
-TINY = ("peft_methods=head&peft_methods=lora&peft_methods=full&peft_ranks=4&peft_shots=2&peft_epochs=2"
-        "&peft_seeds=2&peft_image_size=32&peft_probe_size=32&peft_val_per_class=4")
+TINY = query(link("peft", {"methods": ("head", "lora", "full"), "ranks": (4,), **TINY_PEFT}))
 
 
 def test_peft_page_trains_and_shows_costs_forgetting_and_the_adapter(server, page):

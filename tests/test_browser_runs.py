@@ -2,13 +2,12 @@
 import time
 
 import pytest
+from fixtures import ARTIFACTS, FAST_TOY, LONG_LAB, link, query
 
 from tl_core import store
 
-from conftest import ARTIFACTS
-
 pytestmark = pytest.mark.browser
-FAST = "toy_seeds=5&toy_epochs=50"
+FAST = query(link("toy", FAST_TOY))
 
 
 def test_five_sessions_train_at_once_and_each_records_its_own_run(server, page):
@@ -28,11 +27,12 @@ def test_five_sessions_train_at_once_and_each_records_its_own_run(server, page):
     assert len({r.session for r in runs}) == 5 and {r.status for r in runs} == {"finished"}
 
 
+@pytest.mark.alone   # a latency: make test runs it after the rest, alone
 def test_one_sessions_training_does_not_freeze_another_page(server, page):
     browser = page.context.browser
     trainer = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     # a long run in one session: EfficientNet-Lite0 and its scratch twin, 40 epochs, 5 seeds
-    trainer.goto(f"{server}/finetune?ft_epochs=40&ft_seeds=5&ft_image_size=96")
+    trainer.goto(f"{server}/finetune?{query(link('ft', LONG_LAB))}")
     trainer.get_by_role("button", name="Train", exact=True).click()
     trainer.locator("[data-testid='stProgress']").first.wait_for(timeout=60_000)
     other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()

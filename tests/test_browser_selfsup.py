@@ -1,7 +1,6 @@
 """The self-supervised page in a real headless Chromium: pretrain, compare, and look at it."""
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

@@ -3,15 +3,13 @@ own upload is not shown to the other, which can neither delete it nor take its m
 delete only its own runs."""
 import load_fault
 import pytest
+from fixtures import ARTIFACTS, TINY_TOY, link, photos_zip, query
 
 from tl_core import store
 
-from conftest import ARTIFACTS
-from test_own import photos_zip
-
 pytestmark = pytest.mark.browser
 
-SMALL_OWN = "own_backbone=shapes_cnn&own_weights=pretrained&own_epochs=3&own_seeds=1&own_size=32"
+SMALL_OWN = query(link("own", {"backbone": "shapes_cnn", "weights": "pretrained", "epochs": 3, "seeds": 1, "size": 32}))
 
 
 def test_two_sessions_on_a_shared_server_keep_their_uploads_runs_and_models_apart(tmp_path):
@@ -20,7 +18,7 @@ def test_two_sessions_on_a_shared_server_keep_their_uploads_runs_and_models_apar
     with load_fault.server(data, TL_SHARED="1") as (url, _), load_fault.chromium() as browser:
         a = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
         b = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
-        a.goto(f"{url}/toy?toy_seeds=3&toy_epochs=20")                     # a's run of a built-in experiment
+        a.goto(f"{url}/toy?{query(link('toy', TINY_TOY))}")                  # a's run of a built-in experiment
         a.get_by_text("What each network learned for task B").wait_for(timeout=120_000)
         a.goto(f"{url}/own?{SMALL_OWN}")                                   # and a's run on its own upload
         upload = a.locator("[data-testid='stFileUploader'] input[type='file']").first

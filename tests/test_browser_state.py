@@ -2,10 +2,9 @@
 inspected, load it into the wrong head size, read the report, continue fine-tuning."""
 import pytest
 import torch
+from fixtures import ARTIFACTS
 
 from tl_core import state
-
-from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

@@ -4,17 +4,16 @@ import re
 import time
 
 import pytest
+from fixtures import ARTIFACTS, TINY_LAB, link, query
 
 from tl_core import store
 
-from conftest import ARTIFACTS
-
 pytestmark = pytest.mark.browser
 
-LONG_RUN = ("ft_backbone=shapes_cnn&ft_weights=scratch&ft_dataset=textures&ft_shots=20&ft_epochs=100&ft_image_size=32"
-            "&ft_seeds=1&ft_lr=0.001")
+LONG_RUN = query(link("ft", {**TINY_LAB, "weights": "scratch", "shots": 20, "epochs": 100, "seeds": 1, "lr": 0.001}))
 
 
+@pytest.mark.alone   # a latency: make test runs it after the rest, alone
 def test_stop_ends_a_lab_run_within_an_epoch_and_keeps_it(server, page):
     page.goto(f"{server}/finetune?{LONG_RUN}")
     page.get_by_role("button", name="Train", exact=True).click()

@@ -3,14 +3,13 @@ teacher, with the token on the Runs page, sees the student's run training and st
 page as the teacher sees it, at the projector's 1400x900 and at 1920x1080, go to artifacts/."""
 import load_fault
 import pytest
+from fixtures import ARTIFACTS, LONG_LAB, TINY_TOY, link, query
 
 from tl_core import store
 
-from conftest import ARTIFACTS
-
 pytestmark = pytest.mark.browser
 
-LONG = "ft_epochs=40&ft_seeds=5&ft_image_size=96"   # EfficientNet-Lite0 and its scratch twin: minutes on 2 cores
+LONG = query(link("ft", LONG_LAB))   # EfficientNet-Lite0 and its scratch twin: minutes on 2 cores
 
 
 def test_a_student_past_the_limit_is_told_and_the_teacher_stops_a_students_run(tmp_path):
@@ -24,7 +23,7 @@ def test_a_student_past_the_limit_is_told_and_the_teacher_stops_a_students_run(t
         student.locator("[data-testid='stProgress']").first.wait_for(timeout=120_000)
 
         second = student.context.new_page()                     # the same student's browser, another tab
-        second.goto(f"{url}/toy?toy_seeds=3&toy_epochs=20&toy_b_points=7")
+        second.goto(f"{url}/toy?{query(link('toy', {**TINY_TOY, 'b_points': 7}))}")
         try:
             second.get_by_text("You already have 1 run queued or training").wait_for(timeout=120_000)
         finally:

@@ -1,8 +1,7 @@
 """Transfer for text in a real headless Chromium: the tokenizer view, a small run (feature extraction vs
 scratch at 2 sentences per topic), its curves and the nearest training sentences."""
 import pytest
-
-from conftest import ARTIFACTS
+from fixtures import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 

@@ -10,6 +10,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "tl_core", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow   # a python -m tl_core process training the toy's defaults
 def test_toy_json_has_the_keys_outside_checks_read():
     proc = _cli("toy", "--seeds", "30", "--b-points", "2", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -23,6 +24,7 @@ def test_toy_json_has_the_keys_outside_checks_read():
     assert out["pretrained"]["test_mse_mean"] < out["scratch"]["test_mse_mean"]
 
 
+@pytest.mark.slow   # a python -m tl_core process training the toy (300 pretraining epochs)
 def test_toy_options_reach_the_config():
     proc = _cli("toy", "--relation", "unrelated", "--noise", "0.2", "--epochs", "60", "--lr", "0.02",
                 "--seed", "3", "--seeds", "5", "--json")
@@ -32,11 +34,11 @@ def test_toy_options_reach_the_config():
 
 @pytest.mark.parametrize("args,words", [
     (["toy", "--b-points", "0"], "b-points must be between 1 and 20"),
-    (["toy", "--relation", "sideways"], "invalid choice"),
-    (["toy", "--lr", "fast"], "lr must be a number, got 'fast'"),
-    (["toy", "--noise", "-1"], "noise must be between"),
+    pytest.param(["toy", "--relation", "sideways"], "invalid choice", marks=pytest.mark.slow),   # a process each:
+    pytest.param(["toy", "--lr", "fast"], "lr must be a number, got 'fast'", marks=pytest.mark.slow),   # 2 of 5 fast
+    pytest.param(["toy", "--noise", "-1"], "noise must be between", marks=pytest.mark.slow),
     (["toy", "--device", "quantum"], "device must be one of"),
-    (["nosuchexperiment"], "invalid choice"),
+    pytest.param(["nosuchexperiment"], "invalid choice", marks=pytest.mark.slow),   # imports every experiment: 5 s
 ])
 def test_bad_options_exit_non_zero_with_one_line(args, words):
     proc = _cli(*args)

@@ -10,10 +10,10 @@ import tomllib
 import urllib.request
 
 import pytest
+from fixtures import ROOT, open_page
+from fixtures import free_port as _free_port
 
 from tl_core import serve, store
-
-from conftest import ROOT, _free_port, open_page
 
 
 def test_the_repo_config_binds_this_machine_only():

@@ -6,15 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from fixtures import SMALL_DOMAINS, argv, open_page
 
 from tl_core import claims, contract
 from tl_core.experiments import domains
 
-from conftest import open_page
-
 # a small real grid: one near and one far dataset, few and more shots, the cheapest pretrained strategy and scratch
-SMALL = ["--datasets", "textures,microscopy", "--shots", "5,15", "--strategies", "feature_extraction,scratch",
-         "--seeds", "2", "--epochs", "6", "--image-size", "32"]
+SMALL = argv(None, SMALL_DOMAINS)
 
 
 def _records(table: dict) -> list[dict]:
@@ -119,6 +117,7 @@ def grid():
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow   # the shared grid: 16 cells of real training
 def test_cli_prints_every_cell_and_the_gain_per_domain_and_shots(grid):
     assert {(c["dataset"], c["shots"], c["strategy"]) for c in grid["cells"]} == {
         (ds, sh, st) for ds in ("textures", "microscopy") for sh in (5, 15) for st in ("feature_extraction", "scratch")}
@@ -129,6 +128,7 @@ def test_cli_prints_every_cell_and_the_gain_per_domain_and_shots(grid):
     assert grid["seconds"] > 0 and len(grid["quadrants"]) == 4
 
 
+@pytest.mark.slow   # the shared grid: 16 cells of real training
 def test_pretraining_helps_less_far_from_imagenet_and_the_page_says_where(grid):
     """The page's claim, on real images: with 15 images per class pretrained features' lead over scratch is smaller
     on microscopy (far) than on textures (near): scratch learns the far crops' colours. The sentence the page shows
@@ -149,6 +149,7 @@ def test_pretraining_helps_less_far_from_imagenet_and_the_page_says_where(grid):
         assert c["kind"] == claims.compare(c["subject"], seeds, ["scratch"]).kind
 
 
+@pytest.mark.slow   # a python -m tl_core process (5 s of imports)
 def test_bad_settings_exit_2_with_one_line():
     proc = subprocess.run([sys.executable, "-m", "tl_core", "domains", "--datasets", "textures,moon", "--json"],
                           capture_output=True, text=True, timeout=120)
@@ -158,6 +159,7 @@ def test_bad_settings_exit_2_with_one_line():
         contract.validate(domains.DomainsConfig(shots=(5, 60)))
 
 
+@pytest.mark.slow   # the shared grid: 16 cells of real training
 def test_page_draws_the_last_grid_from_the_history_at_once(grid):
     """The CLI run above is in the history: the page opened with its settings shows that grid without training."""
     cfg = contract.from_record(domains.DomainsConfig, grid["config"])

@@ -2,19 +2,20 @@
 a cell that raises is retried once, then named, and the others finish; Stop cancels the outstanding
 cells and the run history keeps every cell that finished (written as each arrived)."""
 import json
+import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
+from fixtures import TINY_LAB, argv, open_page, train_small_lab
 
 from tl_core import cli, contract, engine, store
 from tl_core.experiments import finetune
 
-TINY = dict(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=1, seeds=1, shots=(1, 5),
-            freezes=("all", "none"))
-TINY_FLAGS = ["--backbone", "shapes_cnn", "--dataset", "textures", "--image-size", "32", "--epochs", "1",
-              "--seeds", "1", "--shots", "1,5", "--freezes", "all,none"]
+pytestmark = pytest.mark.slow   # a local Ray cluster, started for this file: seconds of waiting in every test
+TINY = dict(**TINY_LAB, epochs=1, seeds=1, shots=(1, 5), freezes=("all", "none"))
+TINY_FLAGS = argv(None, TINY)
 
 
 def _raylets() -> set[int]:
@@ -70,8 +71,8 @@ def test_a_cell_that_raises_is_retried_once_then_named_and_the_others_finish(loc
         return contract.Outcome(results=[cell.seed * 10])
 
     arrived = []
-    out = contract.run_cells(contract.plan(["fine", "broken", "flaky"], 2), train_one, engine="ray",
-                             on_cell=lambda cell, result: arrived.append(cell.label))
+    out = engine.run_cells(contract.plan(["fine", "broken", "flaky"], 2), train_one, engine="ray",
+                           on_cell=lambda cell, result: arrived.append(cell.label))
     assert [c.label for c in out.cells] == ["fine, seed 0", "fine, seed 1", "flaky, seed 0", "flaky, seed 1"]
     assert [r.results for r in out.results] == [[0], [10], [0], [10]]
     assert sorted(arrived) == sorted(c.label for c in out.cells)
@@ -109,14 +110,11 @@ def test_stop_cancels_the_rest_and_the_history_keeps_every_finished_cell(local_r
 def test_the_labs_sweep_runs_on_the_ray_cluster_named_by_TL_RAY_ADDRESS(local_ray, monkeypatch):
     import ray
 
-    from tests.conftest import open_page
-    from tests.test_pages import _train_small_lab
-
     address = ray.get_runtime_context().gcs_address      # the session's Ray, joined as a cluster would be
     monkeypatch.setenv("TL_RAY_ADDRESS", address)
     at = open_page("app_pages/finetune.py", {})
     assert f"Sweeps run on: **Ray cluster at {address}**" in [c.value for c in at.sidebar.caption]
-    _train_small_lab(at, dataset="textures", epochs=1, seeds=1)
+    train_small_lab(at, dataset="textures", epochs=1, seeds=1)
     assert f"The sweep runs on **Ray cluster at {address}**." in [c.value for c in at.caption]
     at.button(key="ft_sweep").click().run()
     assert not at.exception
@@ -133,3 +131,24 @@ def test_a_cluster_that_does_not_answer_is_one_line_and_exit_2(local_ray, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"python -m tl_core sweep: error: no Ray cluster answers at 127.0.0.1:{port}")
     assert "\n" not in err and engine.running()            # one line; the session's Ray is left alone
+
+
+def test_the_class_server_on_ray_rebuilds_a_run_from_its_request_with_the_solo_numbers(local_ray, tmp_path):
+    """TL_RAY_ADDRESS: a run asked for on the class server is sent to Ray as its request (data, no code) and
+    rebuilt there; its numbers are the solo run's, and it is recorded like any run."""
+    import ray
+
+    from tl_core import serve
+    from tl_core.experiments import toy
+
+    cfg = toy.ToyConfig(seeds=2, epochs=30, pretrain_epochs=30)
+    srv = serve.Server(ray_address=ray.get_runtime_context().gcs_address)
+    try:
+        job, _ = srv.submit(serve.RunRequest.of("toy", cfg), root=str(tmp_path))
+        assert job.done.wait(180) and job.status == "finished", job.error
+        assert job.where.startswith("Ray at ") and job.pid != os.getpid()
+        assert job.result.metrics() == toy.run(cfg, device="cpu").metrics()
+        (run,) = store.Store(tmp_path).runs()
+        assert run.status == "finished" and run.identity == job.identity
+    finally:
+        srv.shutdown()

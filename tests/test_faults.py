@@ -6,26 +6,27 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fixtures import ROOT, argv
 
 from tl_core import cli, contract, store
 from tl_core import device as devices
 from tl_core.experiments import finetune, selfsup
 from tl_core.train import FitConfig, fit
 
-ROOT = Path(__file__).resolve().parent.parent
-LAB = finetune.FinetuneConfig(backbone="efficientnet_lite0", dataset="digits", weights="both", shots=5, epochs=4,
-                              seeds=1, image_size=32)
+LAB_SETTINGS = {"backbone": "efficientnet_lite0", "dataset": "digits", "weights": "both", "shots": 5, "epochs": 4,
+                "seeds": 1, "image_size": 32}
+LAB = finetune.FinetuneConfig(**LAB_SETTINGS)
 
 
 def _numbers(result) -> list:
     return [(r.weights, r.val_acc, r.history.train_loss) for r in result.runs]
 
 
+@pytest.mark.slow   # EfficientNet-Lite0 four times and an SSL run
 def test_a_lab_run_beside_other_sessions_gives_its_solo_numbers_and_the_clis(capsys, tmp_path):
     """Dropout draws from torch's global stream and the SSL/GTL runs set the process's thread count: run
     side by side, sessions changed each other's numbers. One run at a time, they do not."""
@@ -50,9 +51,7 @@ def test_a_lab_run_beside_other_sessions_gives_its_solo_numbers_and_the_clis(cap
         t.join()
     assert errors == []
     assert _numbers(results["lab1"]) == solo and _numbers(results["lab2"]) == solo
-    argv = ["finetune", "--backbone", "efficientnet_lite0", "--dataset", "digits", "--weights", "both", "--shots",
-            "5", "--epochs", "4", "--seeds", "1", "--image-size", "32", "--device", "cpu", "--json", "--no-record"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv("finetune", LAB_SETTINGS), "--device", "cpu", "--json", "--no-record"]) == 0
     out = json.loads(capsys.readouterr().out)
     for weights, val_acc, train_loss in solo:
         assert out["conditions"][weights]["val_acc"] == pytest.approx(val_acc, abs=1e-6)

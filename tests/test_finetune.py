@@ -6,11 +6,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fixtures import TINY_LAB
 
 from tl_core import finetuning
 from tl_core.experiments import finetune
 
 
+@pytest.mark.slow   # EfficientNet-Lite0, both weights, 3 seeds x 12 epochs at 48 px
 def test_pretrained_lite0_feature_extraction_beats_scratch_on_digits_at_5_shots():
     cfg = finetune.FinetuneConfig(backbone="efficientnet_lite0", weights="both", dataset="digits", shots=5,
                                   freeze="all", seeds=3, epochs=12, lr=3e-3, image_size=48)
@@ -34,8 +36,7 @@ def test_run_records_curves_per_epoch_and_a_fixed_val_set():
 
 
 def test_sweep_grid_covers_shots_and_freeze_depths_with_scratch_trained_fully():
-    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=2,
-                               weights="both", shots=(1, 5), freezes=("all", "2"))
+    cfg = finetune.SweepConfig(**TINY_LAB, epochs=3, seeds=2, weights="both", shots=(1, 5), freezes=("all", "2"))
     sw = finetune.sweep(cfg, device="cpu")
     assert sw.grid("pretrained").shape == (2, 2) and not np.isnan(sw.grid("pretrained")).any()
     assert sw.grid("scratch").shape == (1, 2)
@@ -45,8 +46,8 @@ def test_sweep_grid_covers_shots_and_freeze_depths_with_scratch_trained_fully():
 
 def test_a_freeze_depth_is_one_row_however_it_is_spelt():
     """'all' (the CLI's word) and 4 (the page's slider, shapes_cnn has 5 stages) are the same depth."""
-    cfg = finetune.SweepConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=1,
-                               weights="pretrained", shots=(1,), freezes=("all", "4", "none", "0"))
+    cfg = finetune.SweepConfig(**TINY_LAB, epochs=1, weights="pretrained", shots=(1,),
+                               freezes=("all", "4", "none", "0"))
     sw = finetune.sweep(cfg, device="cpu")
     assert sw.freezes == ["4", "0"] and sw.grid("pretrained").shape == (2, 1)
     assert finetune.FinetuneConfig(backbone="shapes_cnn", freeze="all").resolve() == \
@@ -57,6 +58,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "tl_core", *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow   # a python -m tl_core process that fine-tunes EfficientNet-Lite0
 def test_cli_finetune_json_keys():
     proc = _cli("finetune", "--backbone", "efficientnet_lite0", "--weights", "pretrained", "--dataset", "digits",
                 "--shots", "5", "--freeze", "all", "--epochs", "3", "--seed", "0", "--image-size", "32", "--json")
@@ -68,6 +70,7 @@ def test_cli_finetune_json_keys():
     assert out["config"]["shots"] == 5 and out["config"]["freeze"] == "9" and out["frozen_stages"] == 9  # all = 9 of 10
 
 
+@pytest.mark.slow   # a python -m tl_core process that trains a 2 x 2 grid
 def test_cli_sweep_returns_the_grid():
     proc = _cli("sweep", "--backbone", "shapes_cnn", "--dataset", "faces", "--image-size", "32", "--epochs", "2",
                 "--shots", "1,5", "--freezes", "all,none", "--weights", "pretrained", "--json")
@@ -76,12 +79,12 @@ def test_cli_sweep_returns_the_grid():
     assert np.asarray(out["grid"]["pretrained"]).shape == (2, 2)
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--backbone", "nope"], "invalid choice: 'nope'"),
-    (["--dataset", "nope"], "unknown dataset"),
-    (["--shots", "500"], "choose at most"),
-    (["--freeze", "99"], "freeze must be between"),
-    (["--backbone", "vit_b_16", "--weights", "scratch"], "only accepts 224 px"),
+@pytest.mark.parametrize("args,words", [   # a python -m tl_core process each: 5 s of imports
+    pytest.param(["--backbone", "nope"], "invalid choice: 'nope'", marks=pytest.mark.slow),
+    pytest.param(["--dataset", "nope"], "unknown dataset", marks=pytest.mark.slow),
+    pytest.param(["--shots", "500"], "choose at most", marks=pytest.mark.slow),
+    pytest.param(["--freeze", "99"], "freeze must be between", marks=pytest.mark.slow),
+    pytest.param(["--backbone", "vit_b_16", "--weights", "scratch"], "only accepts 224 px", marks=pytest.mark.slow),
 ])
 def test_cli_finetune_bad_input_one_line(args, words):
     proc = _cli("finetune", *args, "--epochs", "1", "--json")
@@ -90,6 +93,7 @@ def test_cli_finetune_bad_input_one_line(args, words):
     assert len(lines) == 1 and words in lines[0]
 
 
+@pytest.mark.slow   # a python -m tl_core process (5 s of imports)
 def test_missing_hub_weights_offline_exit_with_what_to_do():
     from tl_core import backbones
 
@@ -101,8 +105,8 @@ def test_missing_hub_weights_offline_exit_with_what_to_do():
 
 def test_sweep_in_any_shots_order_trains_on_the_right_images():
     """Features are cached per images tensor; a later shots value must never get another's features."""
-    cfg = finetune.SweepConfig(backbone="shapes_cnn", weights="pretrained", dataset="textures", image_size=32,
-                               epochs=2, batch_size=8, seeds=1, shots=(1, 5, 20, 2, 10), freezes=("all",))
+    cfg = finetune.SweepConfig(**TINY_LAB, weights="pretrained", epochs=2, batch_size=8, seeds=1,
+                               shots=(1, 5, 20, 2, 10), freezes=("all",))
     sw = finetune.sweep(cfg, device="cpu")
     assert len(sw.records) == 5 and all(r["status"] == "finished" for r in sw.records)
 
@@ -123,8 +127,8 @@ def test_gradual_and_discriminative_at_the_deepest_freeze_reach_the_stem():
     n = len(backbones.stage_names("shapes_cnn"))
     train, val = data.few_shot_split(data.load("textures", 32), 2, 0)
     for strategy, epochs in (("gradual", 2 * n), ("discriminative", 1)):
-        cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=epochs,
-                                      freeze=str(n - 1), strategy=strategy, unfreeze_every=2)
+        cfg = finetune.FinetuneConfig(**TINY_LAB, epochs=epochs, freeze=str(n - 1), strategy=strategy,
+                                      unfreeze_every=2)
         model = backbones.create("shapes_cnn", "pretrained", num_classes=3)
         finetuning.Trainer(model, cfg, torch.device("cpu")).train(train, val)
         assert freeze.frozen_stages(model) == 0, strategy
@@ -142,7 +146,7 @@ def test_per_class_recall_equals_sklearns_recall_with_nan_for_a_class_without_im
     true = rng.integers(0, 4, 60)
     true[true == 2] = 1                      # class 2 has no validation image
     pred = np.where(rng.random(60) < 0.6, true, rng.integers(0, 5, 60))
-    run = finetuning.Run.__new__(finetuning.Run)
+    run = finetuning.FinetuneRun.__new__(finetuning.FinetuneRun)
     run.confusion, run.val_true, run.val_pred = np.zeros((5, 5)), true, pred
     want = recall_score(true, pred, labels=range(5), average=None, zero_division=np.nan)
     got = run.per_class_recall

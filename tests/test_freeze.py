@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from fixtures import TINY_LAB
 
 from tl_core import backbones, finetuning, freeze
 from tl_core.experiments import finetune
 
-SMALL = dict(backbone="shapes_cnn", dataset="textures", image_size=32, shots=5, epochs=4, batch_size=8)
+SMALL = dict(**TINY_LAB, shots=5, epochs=4, batch_size=8)
 
 
 def test_parse_freeze():

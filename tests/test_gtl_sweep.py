@@ -6,13 +6,13 @@ from dataclasses import replace
 import cloudpickle
 import pytest
 import torch
+from fixtures import TINY_GTL
 
-from tl_core import cli, contract
+from tl_core import cli, contract, engine
 from tl_core import device as devices
 from tl_core.experiments import gtl, gtl_sweep
 
-TINY = gtl_sweep.GTLSweepConfig(shots=(1, 2), seeds=2, pretrain_epochs=3, scouts=4, scout_epochs=2, epochs=6,
-                                val_per_class=10)
+TINY = gtl_sweep.GTLSweepConfig(**TINY_GTL, shots=(1, 2), epochs=6)   # the GTL tests' setup, 2 shots values
 
 
 @pytest.fixture(autouse=True)
@@ -23,14 +23,14 @@ def _one_thread():
 
 def test_sweep_fills_every_shots_source_condition_cell_and_scratch_is_shared(monkeypatch):
     shipped = []
-    real = contract.run_cells
+    real = engine.run_cells
 
     def run_cells(cells, train_one, *args, **kw):
         shipped.append(cloudpickle.loads(cloudpickle.dumps(train_one)))   # a cell can go to another process
         assert (kw["engine"], kw["address"]) == ("local", "")
         return real(cells, train_one, *args, **kw)
 
-    monkeypatch.setattr(contract, "run_cells", run_cells)
+    monkeypatch.setattr(engine, "run_cells", run_cells)
     result = gtl_sweep.run(TINY, device="cpu")
     out = result.to_json()
     json.dumps(out)

@@ -105,8 +105,14 @@ def export_zip(model_pt: bytes | None = None, bomb_mb: int = 0) -> bytes:
 
 @pytest.fixture(scope="module")
 def bombs():
-    return {"deflate": image_bomb(zipfile.ZIP_DEFLATED), "bzip2": image_bomb(zipfile.ZIP_BZIP2),
-            "lzma": image_bomb(zipfile.ZIP_LZMA)}
+    """Each bomb made when a test first asks for it (bzip2 and LZMA take seconds to compress their 200 MB)."""
+    methods = {"deflate": zipfile.ZIP_DEFLATED, "bzip2": zipfile.ZIP_BZIP2, "lzma": zipfile.ZIP_LZMA}
+
+    class Made(dict):
+        def __missing__(self, method):
+            self[method] = image_bomb(methods[method])
+            return self[method]
+    return Made()
 
 
 # ---- the reader in a subprocess, its peak memory measured ---------------------------------------------------
@@ -156,8 +162,10 @@ def assert_bounded(m: dict) -> None:
 
 @pytest.mark.parametrize("method,message", [
     ("deflate", "inflates to more than the 100 bytes its header declares"),
-    ("bzip2", "is compressed with bzip2; only stored or deflated zip entries are read"),
-    ("lzma", "is compressed with LZMA; only stored or deflated zip entries are read"),
+    pytest.param("bzip2", "is compressed with bzip2; only stored or deflated zip entries are read",
+                 marks=pytest.mark.slow),   # a fresh process each, importing torch
+    pytest.param("lzma", "is compressed with LZMA; only stored or deflated zip entries are read",
+                 marks=pytest.mark.slow),
 ])
 def test_a_zip_entry_that_inflates_past_its_header_is_refused_in_bounded_memory(bombs, tmp_path, method, message):
     raw = bombs[method]
@@ -180,13 +188,13 @@ def test_the_safe_reader_counts_every_entry_against_its_declared_size_and_the_bu
         assert safeio.read_entry(zf, zf.getinfo("a.bin"), "up.zip") == b"\0" * 300_000
         with pytest.raises(safeio.BudgetSpent, match="up.zip unpacks to more than"):
             safeio.read_entry(zf, zf.getinfo("a.bin"), "up.zip", safeio.Budget(bytes=100_000))
-        with pytest.raises(safeio.Refused, match="larger than"):
+        with pytest.raises(safeio.RefusedFile, match="larger than"):
             safeio.read_entry(zf, zf.getinfo("a.bin"), "up.zip", limit=1000)
     with zipfile.ZipFile(io.BytesIO(lie(raw, "a.bin", 1000))) as zf:        # a header that says less
-        with pytest.raises(safeio.Refused, match="inflates to more than the 1,000 bytes its header declares"):
+        with pytest.raises(safeio.RefusedFile, match="inflates to more than the 1,000 bytes its header declares"):
             safeio.read_entry(zf, zf.getinfo("a.bin"), "up.zip")
     with zipfile.ZipFile(io.BytesIO(lie(raw, "b.bin", 20))) as zf:          # ... or more
-        with pytest.raises(safeio.Refused, match="corrupt: 10 bytes where its header declares 20"):
+        with pytest.raises(safeio.RefusedFile, match="corrupt: 10 bytes where its header declares 20"):
             safeio.read_entry(zf, zf.getinfo("b.bin"), "up.zip")
 
 
@@ -205,12 +213,13 @@ def test_entries_that_fail_count_toward_the_image_limit(monkeypatch):
 
 # ---- 3: a .pt that is itself a compressed bomb ----------------------------------------------------------------
 
+@pytest.mark.slow   # a fresh process importing torch, its peak memory measured
 def test_a_pt_with_deflated_records_is_refused_before_torch_load(tmp_path):
     raw = pt_bomb()
     assert len(raw) < 400 * 1024
     m = probe(tmp_path, raw, "state.read(raw, 'bomb.pt')", warmup="state.read(state.to_bytes({'w': torch.ones(3)}))")
     assert_bounded(m)
-    assert m["out"].startswith("Refused: bomb.pt: refused — its record 'archive/data/0' is compressed (deflated")
+    assert m["out"].startswith("RefusedFile: bomb.pt: refused — its record 'archive/data/0' is compressed (deflated")
     with pytest.raises(ValueError, match=r"^bomb.pt: refused .* save it again with torch.save$"):
         state.read(raw, "bomb.pt")
 
@@ -225,6 +234,7 @@ def test_a_pt_whose_records_overlap_or_outgrow_the_file_is_refused():
     assert set(state.read(bytes(raw), "fine.pt").state) == {"w"}            # torch.save's own files pass
 
 
+@pytest.mark.slow   # three fresh processes, each importing torch, reading a 200 MB bomb
 def test_an_export_zip_with_a_pt_bomb_or_a_lying_member_is_refused_in_bounded_memory(tmp_path):
     warm = "from tl_core import backbones; backbones.create('shapes_cnn', 'scratch', 2)"
     m = probe(tmp_path, export_zip(pt_bomb()), "export.from_zip(raw, 'bundle.zip')", warmup=warm)
@@ -237,6 +247,7 @@ def test_an_export_zip_with_a_pt_bomb_or_a_lying_member_is_refused_in_bounded_me
 
 # ---- 4: pixels and text without a budget ---------------------------------------------------------------------
 
+@pytest.mark.slow   # a fresh process importing torch, its peak memory measured
 def test_a_zip_of_many_large_pixel_pngs_stops_at_the_decoding_budget(tmp_path):
     big = png(7300, 5440)                                                   # 39.7 megapixels in about 128 KB
     assert 7300 * 5440 < userdata.MAX_PIXELS and len(big) < 200 * 1024
@@ -281,6 +292,7 @@ def test_jpegs_decode_at_the_scale_needed_and_count_only_those_pixels():
         userdata.decode(png(300, 300), budget=safeio.Budget(pixels=10_000))
 
 
+@pytest.mark.slow   # a fresh process importing torch, its peak memory measured
 def test_a_huge_text_upload_is_read_and_tokenized_as_a_prefix_once(tmp_path, monkeypatch):
     raw = b"Transfer learning reuses features. " * (32 * MB // 35)
     m = probe(tmp_path, raw, "(lambda t: (t[1], text.tokens(t[0]).total))(text.read_upload(raw, 'huge.txt'))",
@@ -318,13 +330,13 @@ def test_two_same_size_state_dicts_get_different_run_identities(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from app_pages import ui
-    from tl_core import contract, serve
+    from tl_core.run_request import RunRequest
 
     asked = []
 
-    def run_button(prefix, label, kind, cfg, run, *, results, key=None, data=None, extra=None, **kw):
-        asked.append(serve.identity(kind, {**contract.record(cfg), **(extra or {})},
-                                    data if data is not None else repr(key)))
+    def run_button(prefix, label, kind, cfg, *, results, key=None, inputs=None, extra=None, **kw):
+        fingerprints = {name: fp for name, (fp, _) in (inputs or {}).items()}
+        asked.append(RunRequest.of(kind, cfg, extra, inputs=fingerprints).identity())
         return None
 
     monkeypatch.setattr(ui, "run_button", run_button)

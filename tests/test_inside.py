@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_core import backbones, cli, data
+from tl_core import backbones, cli, data, gradcam, probes
 from tl_core.cka import linear_cka
 from tl_core.experiments import inside
 from tl_core.plots import inside as figures
@@ -30,7 +30,7 @@ def test_cka_of_a_representation_with_itself_and_with_a_rotation_of_itself_is_on
 def textures_features():
     ds = data.load("textures", 32)
     model = backbones.create("shapes_cnn", "pretrained", 3, 0)
-    feats = inside.stage_features(model, ds.images, [3])[3].numpy()
+    feats = probes.stage_features(model, ds.images, [3])[3].numpy()
     return feats, ds.labels.numpy()
 
 
@@ -39,8 +39,8 @@ def test_a_probe_on_shuffled_labels_is_near_chance_and_on_real_labels_far_above(
     rng = np.random.default_rng(0)
     fit = np.zeros(len(y), bool)
     fit[rng.permutation(len(y))[:len(y) // 2]] = True
-    real = inside.probe(x[fit], y[fit], x[~fit], y[~fit])
-    shuffled = [inside.probe(x[fit], rng.permutation(y[fit]), x[~fit], rng.permutation(y[~fit])) for _ in range(3)]
+    real = probes.probe(x[fit], y[fit], x[~fit], y[~fit])
+    shuffled = [probes.probe(x[fit], rng.permutation(y[fit]), x[~fit], rng.permutation(y[~fit])) for _ in range(3)]
     assert abs(np.mean(shuffled) - 1 / 3) < 0.12, shuffled
     assert real > np.mean(shuffled) + 0.3
 
@@ -50,10 +50,10 @@ def test_gradcam_maps_have_the_image_size_are_not_constant_and_leave_the_model_a
     model = backbones.create("shapes_cnn", "pretrained", 3, 0)
     model.stages[0].requires_grad_(False)                      # a partly frozen model, as feature extraction is
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    k = inside.cam_stage(model, 32)
-    assert model.names[k] == "conv3" and inside.spatial_sizes(model, 32)[k] == (4, 4)   # deepest map ≥ 4×4
+    k = gradcam.cam_stage(model, 32)
+    assert model.names[k] == "conv3" and gradcam.spatial_sizes(model, 32)[k] == (4, 4)   # deepest map ≥ 4×4
     images = ds.images[::40][:5]
-    maps, used = inside.gradcam(model, images, k)
+    maps, used = gradcam.gradcam(model, images, k)
     assert maps.shape == (5, 32, 32) and maps.min() >= 0 and maps.max() <= 1
     assert all(m.std() > 0.05 for m in maps)                   # not constant: it points somewhere
     assert used.tolist() == model(images).argmax(1).tolist()   # the predicted class by default
@@ -67,8 +67,8 @@ def _made_up(seeds=3, pre=0.9, rnd=0.6, early_cka=0.999, late_cka=0.8) -> inside
     from tl_core.train import History
 
     cfg = inside.InsideConfig(backbone="shapes_cnn", seeds=seeds)
-    runs = [inside.SeedRun(s, {"pretrained": [0.8, pre + 0.01 * s], "random": [0.8, rnd], "finetuned": [0.8, 0.95]},
-                           [early_cka, late_cka - 0.01 * s], [0.01, 0.05], 0.9, History("classification",
+    runs = [inside.InsideRun(s, {"pretrained": [0.8, pre + 0.01 * s], "random": [0.8, rnd], "finetuned": [0.8, 0.95]},
+                             [early_cka, late_cka - 0.01 * s], [0.01, 0.05], 0.9, History("classification",
                                                                                         status="finished"))
             for s in range(seeds)]
     return inside.InsideResult(config=cfg, stage_names=["conv1", "conv4", "fc"], probed=[0, 1],
@@ -120,15 +120,14 @@ def test_the_lab_cells_list_misclassified_ones_first():
 def test_text_map_before_and_after_fine_tuning():
     """The text page's map from a text run (here its 'fine-tuned' last layer is the pretrained one, nudged: this
     test is about drawing both, test_text about training)."""
-    from tl_core import text
     from tl_core.experiments import text as text_exp
 
     cfg = text_exp.TextConfig(classes=("ai", "money", "sports"), conditions=("feature", "last_k"), layers=1, shots=3,
                               seeds=1, val_per_class=5)
-    depth, head = cfg.frozen("last_k"), len(text.pretrained_model().stages) - 1
+    depth, head = cfg.frozen("last_k"), len(backbones.pretrained_text_model().stages) - 1
     g = torch.Generator().manual_seed(0)
     tuned = {k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-             for k, v in text.pretrained_model().state_dict().items() if depth <= int(k.split(".")[1]) < head}
+             for k, v in backbones.pretrained_text_model().state_dict().items() if depth <= int(k.split(".")[1]) < head}
     result = text_exp.TextResult(config=cfg, classes=list(cfg.classes), stage_names=[], runs=[],
                                  tuned=("last_k", tuned))
     emb = inside.text_embedding(result)
@@ -153,6 +152,7 @@ def cli_json():
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow   # the shared CLI run: 2 seeds, probes at 3 depths, a UMAP map
 def test_cli_prints_the_keys_the_page_draws(cli_json):
     out = cli_json
     assert {"stages", "probe", "cka", "embedding", "cam", "claim", "verdict", "seconds", "config"} <= set(out)

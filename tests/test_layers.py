@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fixtures import open_page
 
-from tl_core import backbones
+from tl_core import backbones, finetuning
 from tl_core.experiments import layers
 
 
@@ -18,7 +19,7 @@ def test_relative_change_is_the_norm_of_the_change_over_the_norm_of_the_start():
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     after = {k: v.clone() for k, v in before.items()}
     after["stages.1.0.weight"] = before["stages.1.0.weight"] * 1.1      # conv2's kernel grows by 10%
-    change = layers.relative_change(before, after, model)
+    change = finetuning.relative_change(before, after, model)
     w = before["stages.1.0.weight"]
     stage2 = torch.cat([p.detach().flatten() for p in model.stages[1].parameters()])
     assert change[1] == pytest.approx(float((0.1 * w).norm() / stage2.norm()), rel=1e-5)
@@ -62,6 +63,7 @@ def tuned():
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow   # the shared run: full fine-tuning of EfficientNet-Lite0, 2 seeds
 def test_cli_prints_stages_and_one_relative_change_per_stage(tuned):
     assert tuned["stages"] == list(backbones.stage_names("efficientnet_lite0"))
     assert len(tuned["relative_change"]) == len(tuned["stages"]) == len(tuned["relative_change_std"])
@@ -69,6 +71,7 @@ def test_cli_prints_stages_and_one_relative_change_per_stage(tuned):
     assert len(tuned["relative_change_seeds"]) == 2
 
 
+@pytest.mark.slow   # the shared run: full fine-tuning of EfficientNet-Lite0, 2 seeds
 def test_early_stages_move_less_than_late_ones_under_full_fine_tuning(tuned):
     c = np.array(tuned["relative_change_seeds"])[:, :-1]     # without the new head
     half = c.shape[1] // 2
@@ -77,8 +80,6 @@ def test_early_stages_move_less_than_late_ones_under_full_fine_tuning(tuned):
 
 
 def test_a_link_opens_the_page_with_its_settings_and_draws_without_training():
-    from conftest import open_page
-
     at = open_page("app_pages/layers.py", {"lay_dataset": "microscopy", "lay_shots": "10", "lay_epochs": "4",
                                            "lay_image_size": "48", "lay_seeds": "2"})
     assert not at.exception and not at.warning

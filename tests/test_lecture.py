@@ -2,40 +2,23 @@
 keeps what ran, links open the full pages with the step's settings, and the handout holds every step.
 
 The lecture runs its tiny configs here (TL_LECTURE_TINY=1) in a history of its own, prepared once per session
-(`prepare` skips the steps already in it, so the browser test reuses it)."""
+(`prepare` skips the steps already in it, so the browser test reuses it): the fixtures `lecture_env` and `prepared`
+in conftest.py."""
 import dataclasses
 import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import torch
+from fixtures import TINY_LAB, link, open_page
 from streamlit.testing.v1 import AppTest
 
-from tl_core import cli, contract, lecture, pages, store
+from tl_core import cli, contract, lecture, lecture_cli, pages, run_request, store
 from tl_core import device as devices
 from tl_core.plots import base
 
-from conftest import open_page
-
 N = len(lecture.STEPS)
 PAGE = "app_pages/lecture.py"
-
-
-@pytest.fixture(scope="module")
-def lecture_env(tmp_path_factory):
-    """Tiny configs and the session's lecture history for everything in this module (and its server)."""
-    history = tmp_path_factory.getbasetemp() / "lecture-history"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(lecture.TINY_ENV, "1")
-        mp.setenv("TL_DATA_DIR", str(history))
-        yield history
-
-
-@pytest.fixture(scope="module")
-def prepared(lecture_env):
-    """The lecture prepared once (idempotent: a second call finds every run in the history)."""
-    with devices.one_cpu_thread(torch.device("cpu")):  # the tiny models train faster on one thread of a busy CPU
-        return lecture.prepare(store.Store(lecture_env), session="test", device="cpu")
 
 
 def _walk(at: AppTest):
@@ -61,6 +44,7 @@ def test_every_step_renders_with_a_run_button_a_chart_or_a_plain_notice(lecture_
             assert len(at.get("plotly_chart")) == 1   # computed at once: nothing to train
 
 
+@pytest.mark.slow   # the shared prepared lecture: every step's run
 def test_a_prepared_lecture_shows_every_steps_chart_from_the_history(prepared, lecture_env):
     assert {p.state for p in prepared} <= {"ran", "history", "instant"}, [p.to_json() for p in prepared]
     ids = {p.step.key: p.run_id for p in prepared if p.state in ("ran", "history")}
@@ -83,6 +67,7 @@ def test_a_prepared_lecture_shows_every_steps_chart_from_the_history(prepared, l
             assert spec["data"] == json.loads(step.chart(stored).to_json())["data"]   # the run's JSON, drawn
 
 
+@pytest.mark.slow   # the shared prepared lecture: every step's run
 def test_preparing_again_runs_nothing_and_the_cli_writes_a_handout_with_every_step(prepared, lecture_env, tmp_path,
                                                                                    capsys):
     out = tmp_path / "handout.html"
@@ -103,6 +88,7 @@ def test_cli_refuses_a_handout_it_cannot_write_before_training_anything(lecture_
     assert store.Store(tmp_path).runs() == []
 
 
+@pytest.mark.slow   # the shared prepared lecture: every step's run
 def test_re_run_live_trains_the_step_again_and_records_it(prepared, lecture_env):
     step = next(s for s in lecture.STEPS if s.key == "gtl")
     db = store.Store(lecture_env)
@@ -131,18 +117,19 @@ def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lectur
 def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lecture_env, tmp_path, monkeypatch):
     toy, gtl = (next(s for s in lecture.STEPS if s.key == k) for k in ("toy", "gtl"))
     monkeypatch.setattr(lecture, "STEPS", (toy, gtl))
-    real = lecture.Step.run
+    real = run_request.execute
 
-    def run(step, cfg, **kwargs):
-        if step.key == "toy":
+    def execute(request, *args, **kwargs):   # every run starts training here (the server rebuilds it from its request)
+        if request.experiment == "toy":
             raise RuntimeError("out of memory\nmore lines")
-        return real(step, cfg, **kwargs)
+        return real(request, *args, **kwargs)
 
-    monkeypatch.setattr(lecture.Step, "run", run)
+    monkeypatch.setattr(run_request, "execute", execute)
     db = store.Store(tmp_path)
     with devices.one_cpu_thread(torch.device("cpu")):
         done = lecture.prepare(db, device="cpu", workers=1)   # in this process: the patched run is this process's
-    assert [(p.state, p.message) for p in done][0] == ("failed", "out of memory")
+    state, message = done[0].state, done[0].message                   # one line: what the run failed with
+    assert state == "failed" and message.endswith("out of memory") and "more lines" not in message
     assert done[1].state == "ran"
     assert sorted((r.kind, r.status) for r in db.runs()) == [(gtl.kind, "finished"), ("toy", "failed")]
 
@@ -196,7 +183,7 @@ def test_projector_view_enlarges_the_chart_text(lecture_env):
 
 
 def test_handout_of_an_empty_history_names_every_step_and_says_what_is_missing(lecture_env, tmp_path):
-    text = lecture.handout(store.Store(tmp_path))
+    text = lecture_cli.handout(store.Store(tmp_path))
     assert all(step.title.split(":")[0] in text for step in lecture.STEPS)
     assert text.count("Not prepared") == sum(s.trains() and not lecture.status(s) for s in lecture.STEPS)
 
@@ -204,8 +191,7 @@ def test_handout_of_an_empty_history_names_every_step_and_says_what_is_missing(l
 def test_the_lab_page_and_the_lecture_draw_the_same_figure_for_one_stored_run(lecture_env):
     """One chart per claim: the lab page's curves of a run, and the lecture's chart of that run read back from the
     history, are one figure (same traces, same title), drawn by the same function from the recorded JSON."""
-    at = open_page("app_pages/finetune.py", {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_epochs": "1",
-                                             "ft_seeds": "2", "ft_image_size": "32", "ft_shots": "2"})
+    at = open_page("app_pages/finetune.py", link("ft", {**TINY_LAB, "epochs": 1, "seeds": 2, "shots": 2}))
     at.button(key="ft_train").click().run()
     assert not at.exception
     page_spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Overfitting" in c.proto.spec)
@@ -230,6 +216,7 @@ def test_every_steps_config_builds_in_both_sizes(step, monkeypatch):
 
 
 
+@pytest.mark.slow   # the shared prepared lecture: every step's run
 def test_each_step_says_what_its_own_run_shows_from_its_claims(prepared, lecture_env):
     """A step's words come from its run's claim (the claims rule), kind for kind, with the run's numbers in them."""
     db = store.Store(lecture_env)
@@ -252,6 +239,7 @@ def test_each_step_says_what_its_own_run_shows_from_its_claims(prepared, lecture
         assert f"{x['scratch_acc']:.0%}" in step.verdict(far).text
 
 
+@pytest.mark.slow   # starts two worker processes (each imports every experiment)
 def test_stop_while_preparing_in_worker_processes_keeps_every_started_run_as_stopped(lecture_env, tmp_path):
     db = store.Store(tmp_path)
     asked = []
@@ -264,6 +252,7 @@ def test_stop_while_preparing_in_worker_processes_keeps_every_started_run_as_sto
     assert sorted(r.id for r in runs) == sorted(p.run_id for p in trained if p.run_id is not None)
 
 
+@pytest.mark.slow   # the shared prepared lecture: every step's run
 def test_a_step_prepared_in_a_worker_process_has_the_numbers_of_a_run_alone(prepared, lecture_env):
     """Workers train each step on one thread, as a run alone does: the same numbers, claim for claim."""
     db = store.Store(lecture_env)

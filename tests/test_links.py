@@ -1,12 +1,11 @@
 """Shareable settings: a link with a page's settings in its query string opens the page with exactly
 those settings (toy and lab: tests/test_runs_page.py), and values a page can't use are named."""
 import pytest
+from fixtures import TINY_LAB, link, photos_zip
+from fixtures import open_page as _open
 from streamlit.testing.v1 import AppTest
 
 from tl_core import store
-
-from conftest import open_page as _open
-from test_own import photos_zip
 
 LINKS = {
     "app_pages/selfsup.py": {"ssl_data": "digits", "ssl_mask_ratio": "0.7", "ssl_labels": "5", "ssl_seeds": "2",
@@ -87,8 +86,7 @@ def test_a_link_naming_only_a_smaller_backbone_starts_it_at_feature_extraction(a
 def test_bad_list_values_of_settings_drawn_after_a_train_get_the_notice_too(app):
     """The sweep's multiselects appear only once the lab has a result: their bad link values used to fall
     back silently."""
-    at = _open("app_pages/finetune.py", {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_image_size": "32",
-                                         "ft_epochs": "1", "ft_seeds": "1", "ft_weights": "pretrained",
+    at = _open("app_pages/finetune.py", {**link("ft", {**TINY_LAB, "epochs": 1, "seeds": 1, "weights": "pretrained"}),
                                          "ft_sweep_shots": "abc,999", "ft_sweep_freezes": "-1"})
     at.button(key="ft_train").click().run()
     assert not at.exception

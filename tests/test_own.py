@@ -1,7 +1,7 @@
 """Your own images: zip / webcam reading and every bad input of the issue's table, the class-balanced
 split, training end to end, export → re-import → the same predictions, the CLI twins and the page.
 
-Zips are built here from the real photos that ship with scikit-image (cat, coffee, astronaut).
+Zips are built from the real photos that ship with scikit-image (cat, coffee, astronaut): tests/fixtures.py.
 """
 import io
 import json
@@ -9,48 +9,17 @@ import struct
 import zipfile
 import zlib
 
+import fakes
 import numpy as np
 import pytest
 import torch
+from fixtures import crops, encode, make_zip, photos_zip
 from PIL import Image
 from skimage import data as skdata
 
 from tl_core import cli, data, export, train, userdata
 from tl_core.experiments import finetune
 from tl_core.userdata import UserImages
-
-PHOTOS = {"cat": skdata.chelsea, "coffee": skdata.coffee, "astronaut": skdata.astronaut}
-
-
-def encode(arr, fmt="JPEG", **kw) -> bytes:
-    img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr)
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def make_zip(entries: dict) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in entries.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
-
-
-def crops(name: str, n: int, seed: int = 0, side: int = 200) -> list[np.ndarray]:
-    img = PHOTOS[name]()
-    rng = np.random.default_rng(seed)
-    h, w = img.shape[:2]
-    return [img[y:y + side, x:x + side] for y, x in zip(rng.integers(0, h - side, n), rng.integers(0, w - side, n))]
-
-
-def photos_zip(per_class: int = 6, top: str = "", classes=("cat", "coffee", "astronaut")) -> bytes:
-    entries = {}
-    for c in classes:
-        for i, arr in enumerate(crops(c, per_class, seed=len(c))):
-            fmt = "PNG" if i % 2 else "JPEG"
-            entries[f"{top}{c}/{c}_{i}.{fmt.lower()}"] = encode(arr, fmt)
-    return make_zip(entries)
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -297,6 +266,7 @@ def test_export_refuses_bad_files(tmp_path):
         export.load(tmp_path / "model.pt")
 
 
+@pytest.mark.slow   # EfficientNet-Lite0 at 64 px, 2 seeds x 15 epochs, then ONNX
 def test_cli_finetune_zip_export_then_predict(tmp_path, capsys):
     (tmp_path / "photos.zip").write_bytes(photos_zip(8))
     Image.fromarray(crops("coffee", 1, seed=99)[0]).save(tmp_path / "mug.jpg")
@@ -333,9 +303,7 @@ def _small_training(app):
 
 
 def test_page_upload_train_predict_and_keep_everything(app, monkeypatch):
-    calls = []
-    real = finetune.run
-    monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    calls = fakes.count_trainings(monkeypatch)
     app.switch_page("app_pages/own.py").run()
     assert not app.exception and "Upload a zip" in app.info[0].value
     app.file_uploader(key="own_zip").set_value(("broken.zip", b"no zip here", "application/zip")).run()

@@ -3,9 +3,9 @@ import subprocess
 import sys
 import time
 
+import fakes
 import pytest
-
-from tl_core.experiments import toy
+from fixtures import train_small_lab as _train_small_lab
 
 
 def test_home_renders_with_device_and_links(app):
@@ -25,6 +25,7 @@ def test_toy_page_shows_verdict_metrics_and_charts(app):
     assert float(app.metric[3].value) < 1e-3  # every network fits B's points
 
 
+@pytest.mark.slow   # the toy's real config (30 seeds x 600 epochs), trained by the page two or three times
 def test_toy_controls_redraw(app):
     app.switch_page("app_pages/toy.py").run()
     before = [m.value for m in app.metric]
@@ -39,14 +40,13 @@ def test_toy_controls_redraw(app):
     assert "12 training points" in str(app.get("plotly_chart")[0].proto.spec)
 
 
+@pytest.mark.slow   # the toy's real config (30 seeds x 600 epochs), trained by the page two or three times
 def test_rerun_with_same_settings_retrains_nothing(app, monkeypatch, tmp_path):
-    from tl_core import serve
+    from tl_core.serve import scheduler
 
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))   # a server that has trained nothing yet
-    monkeypatch.setattr(serve, "_SERVER", {})
-    calls = []
-    real_run = toy.run
-    monkeypatch.setattr(toy, "run", lambda cfg, **kw: calls.append(cfg) or real_run(cfg, **kw))
+    monkeypatch.setattr(scheduler, "_SERVER", {})
+    calls = fakes.count_trainings(monkeypatch, "toy")
     app.switch_page("app_pages/toy.py").run()
     app.run()
     app.run()
@@ -61,24 +61,9 @@ def test_tl_core_never_imports_streamlit():
     assert out.stdout.strip() == "False"
 
 
-def _train_small_lab(app, dataset: str, epochs: int, seeds: int) -> None:
-    """Set the lab to a fast offline run (the shapes CNN at 32 px) and press Train."""
-    app.selectbox(key="ft_backbone").set_value("shapes_cnn")
-    app.selectbox(key="ft_dataset").set_value(dataset)
-    app.select_slider(key="ft_image_size").set_value(32)
-    app.slider(key="ft_epochs").set_value(epochs)
-    app.slider(key="ft_seeds").set_value(seeds)
-    app.run()
-    app.button(key="ft_train").click().run()
-    assert not app.exception
-
-
 def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch, fresh_server):
-    from tl_core.experiments import finetune
 
-    calls = []
-    real = finetune.run
-    monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    calls = fakes.count_trainings(monkeypatch, "finetune")
     app.switch_page("app_pages/finetune.py").run()
     assert not app.exception and "press **Train**" in app.info[0].value
     _train_small_lab(app, dataset="faces", epochs=3, seeds=2)

@@ -1,20 +1,22 @@
 """Parameter-efficient fine-tuning: LoRA's counts against its adapter's shapes, merge and reload equalities, BitFit
 leaving every weight matrix untouched, the frozen-prefix cache, linear CKA against its definition, the JSON the CLI
 prints and its one-line errors. Tiny configs: 32 px, 2 shots, 2 seeds, 1-2 epochs, 3 classes."""
+import copy
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
+from fixtures import TINY_PEFT
 
-from tl_core import cli, state
+from tl_core import adapters, cli, contract, peft_methods, state, train
 from tl_core import device as devices
 from tl_core.cka import linear_cka
 from tl_core.experiments import peft
 from tl_core.plots import peft as figures
 
-TINY = peft.PeftConfig(methods=("head", "bitfit", "lora", "full", "scratch"), ranks=(1, 4), shots=2, epochs=2,
-                       seeds=2, image_size=32, probe_size=32, val_per_class=4)
+TINY = peft.PeftConfig(methods=("head", "bitfit", "lora", "full", "scratch"), ranks=(1, 4), **TINY_PEFT)
 KEYS = {"method", "rank", "trainable_params", "trainable_fraction", "adapter_bytes", "full_bytes", "optimizer_bytes",
         "val_acc_mean", "val_acc_std", "val_acc_seeds", "forgetting", "seconds_per_epoch"}
 
@@ -33,7 +35,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def prep():
-    return peft.prepare(TINY, torch.device("cpu"))
+    return peft_methods.prepare(TINY, torch.device("cpu"))
 
 
 # ---- linear CKA ---------------------------------------------------------------------------------------------------
@@ -59,8 +61,8 @@ def test_linear_cka_is_one_for_the_same_features_rotated_or_scaled_and_small_for
 # ---- LoRA: counts, merge, reload ---------------------------------------------------------------------------------
 
 def test_lora_trainable_count_is_the_sum_of_the_adapter_shapes_products(prep):
-    tuned = peft.fine_tune(TINY, "lora_r4", 100, prep, torch.device("cpu"))
-    tensors = peft.trained_tensors(TINY, tuned)
+    tuned = peft_methods.fine_tune(TINY, "lora_r4", 100, prep, torch.device("cpu"))
+    tensors = peft_methods.trained_tensors(TINY, tuned)
     trainable = sum(p.numel() for p in tuned.model.parameters() if p.requires_grad)
     assert trainable == sum(math.prod(v.shape) for v in tensors.values())
     lora = {k: v for k, v in tensors.items() if "lora_" in k}
@@ -77,14 +79,14 @@ def test_merged_lora_and_the_reloaded_adapter_predict_as_the_adapter(tiny, prep)
     assert out["merge_max_abs_diff"] < 1e-5
     assert out["reload_max_abs_diff"] < 1e-6
     raw = tiny.adapters()["lora_r4"]
-    model = peft.load_adapter(raw)                                  # a fresh pretrained backbone + the file
+    model = adapters.load_adapter(raw)                                  # a fresh pretrained backbone + the file
     row = next(m for m in out["methods"] if m["rank"] == 4)
     assert row["adapter_bytes"] == len(raw)
     assert len(raw) < row["full_bytes"] / 50                        # the file is the adapter and head alone
-    assert type(peft.merged_model(TINY, peft.fine_tune(TINY, "lora_r1", 0, prep, torch.device("cpu"))).stages[1]
-                ).__name__ == "Sequential"
+    tuned = peft_methods.fine_tune(TINY, "lora_r1", 0, prep, torch.device("cpu"))
+    assert type(adapters.merged(tuned.model, tuned.peft_model, "image").stages[1]).__name__ == "Sequential"
     _, va = prep.split(TINY, 0)
-    probs = peft.predict(model, prep.inputs[va])
+    probs = train.predict(model, prep.inputs[va])
     assert probs.shape == (len(va), 3)
     assert torch.allclose(probs.sum(1), torch.ones(len(va)))
 
@@ -92,8 +94,8 @@ def test_merged_lora_and_the_reloaded_adapter_predict_as_the_adapter(tiny, prep)
 def test_merge_and_unload_returns_the_plain_timm_model(prep):
     import timm
 
-    tuned = peft.fine_tune(TINY, "lora_r1", 0, prep, torch.device("cpu"))
-    plain = peft.copy.deepcopy(tuned.peft_model).merge_and_unload()
+    tuned = peft_methods.fine_tune(TINY, "lora_r1", 0, prep, torch.device("cpu"))
+    plain = copy.deepcopy(tuned.peft_model).merge_and_unload()
     assert isinstance(plain, timm.models.efficientnet.EfficientNet)
     assert not any("lora_" in k for k in plain.state_dict())
 
@@ -113,10 +115,10 @@ def test_the_workshop_reads_an_adapter_file(tiny):
 # ---- BitFit ----------------------------------------------------------------------------------------------------------
 
 def test_bitfit_leaves_every_weight_matrix_bit_identical(prep):
-    cfg = peft.replace(TINY, scope="all")
-    tuned = peft.fine_tune(cfg, "bitfit", 0, prep, torch.device("cpu"))
-    before = peft._template("image").state_dict()
-    names = peft._names(tuned.model, tuned.base)
+    cfg = replace(TINY, scope="all")
+    tuned = peft_methods.fine_tune(cfg, "bitfit", 0, prep, torch.device("cpu"))
+    before = adapters.template("image").state_dict()
+    names = adapters.tensor_names(tuned.model, tuned.base)
     changed = []
     for p in tuned.model.parameters():
         key = names[id(p)]
@@ -160,9 +162,9 @@ def test_the_json_has_every_method_with_costs_and_forgetting(tiny):
 
 
 def test_the_frozen_prefix_cache_changes_nothing_but_the_time(prep):
-    cfg = peft.replace(TINY, methods=("lora",), ranks=(4,), seeds=1, epochs=1)
-    cached = peft.fine_tune(cfg, "lora_r4", 0, prep, torch.device("cpu"))
-    naive = peft.fine_tune(peft.replace(cfg, cache=False), "lora_r4", 0, prep, torch.device("cpu"))
+    cfg = replace(TINY, methods=("lora",), ranks=(4,), seeds=1, epochs=1)
+    cached = peft_methods.fine_tune(cfg, "lora_r4", 0, prep, torch.device("cpu"))
+    naive = peft_methods.fine_tune(replace(cfg, cache=False), "lora_r4", 0, prep, torch.device("cpu"))
     assert cached.history.val_loss == pytest.approx(naive.history.val_loss, abs=1e-5)
 
 
@@ -195,5 +197,5 @@ def test_bad_cli_input_is_one_line_and_exit_2(args, words, capsys):
 
 
 def test_lecture_config_is_small_and_valid():
-    peft.contract.validate(peft.LECTURE)
+    contract.validate(peft.LECTURE)
     assert peft.LECTURE.seeds >= 2 and peft.LECTURE.conditions() == ["head", "lora_r4", "full"]

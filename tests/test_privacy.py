@@ -7,53 +7,22 @@ results are kept as one safetensors file (tensors, and JSON in its metadata); a 
 runs no code. On a shared server one session has at most TL_SESSION_RUNS runs queued or training and none longer
 than TL_MAX_RUN_MINUTES; the teacher sees and stops any run."""
 import pickle
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
+import fakes
 import pytest
 import torch
+from fixtures import open_page
 from safetensors.torch import save as save_tensors
 
-from tl_core import budget, contract, resultfile, serve, store
-from tl_core.experiments import finetune
-
-from conftest import open_page
+from tl_core import budget, resultfile, reuse, serve, store
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class Tuned(contract.Result):
-    """A stand-in for a fine-tuned result: its weights and the validation images it would draw."""
-    config: dict
-    weights: torch.Tensor = None
-    images: torch.Tensor = None
-    kind = "continue"
-    headline = "acc"
-
-    def to_json(self) -> dict:
-        return {"config": self.config, "acc": float(self.weights.mean()), "status": self.status}
-
-    def metrics(self) -> dict:
-        return {"acc": float(self.weights.mean())}
-
-
-def trained(value: float, steps: int = 1, pause: float = 0.0):
-    def fn(progress, should_stop):
-        for i in range(steps):
-            if should_stop():
-                return Tuned({"v": value}, weights=torch.full((4,), value), images=torch.zeros(2, 3, 8, 8),
-                             status="stopped", message="stopped")
-            progress((i + 1) / steps, f"step {i + 1}")
-            time.sleep(pause)
-        return Tuned({"v": value}, weights=torch.full((4,), value), images=torch.zeros(2, 3, 8, 8))
-    return fn
-
-
 @pytest.fixture
 def srv(monkeypatch):
-    monkeypatch.setattr(resultfile, "TRUSTED", (*resultfile.TRUSTED, __name__))
+    monkeypatch.setattr(resultfile, "TRUSTED", (*resultfile.TRUSTED, "fakes"))
     before = serve.use(serve.Server())
     yield serve.server()
     serve.use(before)
@@ -63,9 +32,9 @@ CFG = {"backbone": "shapes_cnn", "epochs": 3, "init": "model.pt"}
 
 
 def ask_private(srv, root, session: str, digest: str, value: float, **kw):
-    ident = serve.identity("continue", CFG, f"sha256:{digest}", owner=session)
-    return srv.submit(ident, "continue", CFG, trained(value), root=str(root), session=session, private=True,
-                      estimate=1.0, **kw)
+    """A run on an upload (tests/fakes.py's private experiment), as a page on a shared server asks for it."""
+    request = fakes.request("fake-private", owner=session, digest=digest, value=value, steps=1, pause=0.0)
+    return srv.submit(request, blobs={"init": b"the upload"}, root=str(root), session=session, estimate=1.0, **kw)
 
 
 # ---- finding 1: a private result is its owner's alone ------------------------------------------------------------
@@ -98,9 +67,8 @@ def test_a_private_result_is_checked_against_its_session_in_memory_and_on_disk(s
 
 
 def test_a_public_result_is_kept_as_safetensors_and_read_back_without_pickle(srv, tmp_path, monkeypatch):
-    cfg = {"steps": 1}
-    ident = serve.identity("fake", cfg)
-    job, _ = srv.submit(ident, "fake", cfg, trained(0.5), root=str(tmp_path), session="s", estimate=1.0)
+    job, _ = srv.submit(fakes.request(value=0.5, steps=1, pause=0.0), root=str(tmp_path), session="s", estimate=1.0)
+    ident = job.identity
     assert job.done.wait(30) and job.status == "finished"
     path = store.Store(tmp_path).result_file(job.run_id)
     assert path.suffix == ".safetensors" and path.is_file() and b"transfer-lab-result-1" in path.read_bytes()[:4096]
@@ -111,7 +79,7 @@ def test_a_public_result_is_kept_as_safetensors_and_read_back_without_pickle(srv
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
     back = serve.Server().lookup(str(tmp_path), ident)
-    assert back.result.to_json() == job.result.to_json() and torch.equal(back.result.images, job.result.images)
+    assert back.result.to_json() == job.result.to_json() and torch.equal(back.result.weights, job.result.weights)
 
 
 class Boom:
@@ -120,9 +88,8 @@ class Boom:
 
 
 def test_a_file_planted_in_the_results_folder_runs_no_code_and_is_not_shown(srv, tmp_path):
-    cfg = {"steps": 1}
-    ident = serve.identity("fake", cfg)
-    job, _ = srv.submit(ident, "fake", cfg, trained(0.5), root=str(tmp_path), session="s", estimate=1.0)
+    job, _ = srv.submit(fakes.request(value=0.5, steps=1, pause=0.0), root=str(tmp_path), session="s", estimate=1.0)
+    ident = job.identity
     assert job.done.wait(30)
     db = store.Store(tmp_path)
     path, marker = db.result_file(job.run_id), tmp_path / "pwned"
@@ -158,7 +125,7 @@ def test_the_own_images_page_says_truthfully_what_is_kept_where(app):
 def test_the_results_cache_is_bounded_in_bytes_oldest_first(monkeypatch):
     monkeypatch.setenv(serve.CACHE_MB, "1")
     srv = serve.Server()
-    big = lambda v: serve.Entry(Tuned({}, weights=torch.full((100_000,), v)), None, 0.0, 0.0, "s")   # noqa: E731
+    big = lambda v: serve.Entry(fakes.Done({}, weights=torch.full((100_000,), v)), None, 0.0, 0.0, "s")   # noqa: E731
     srv.remember("", "a", big(1.0))                           # 400 KB each: two fit in 1 MB, the third evicts one
     srv.remember("", "b", big(2.0))
     assert srv.lookup("", "a") is not None                    # a is now the newest
@@ -181,7 +148,7 @@ def test_what_pages_derive_and_the_scratch_runs_are_bounded_in_bytes(monkeypatch
     ui.once(results[0], "export", lambda: made.append(1) or bytes(400_000))   # the oldest went: made again
     ui.once(results[2], "export", lambda: made.append(1) or bytes(400_000))   # the newest stayed
     assert len(made) == 4
-    assert isinstance(finetune._SCRATCH, budget.ByteLRU) and finetune._SCRATCH.budget == 256 * 2**20
+    assert isinstance(reuse.SCRATCH, budget.ByteLRU) and reuse.SCRATCH.budget == 256 * 2**20
 
 
 def test_one_session_may_have_two_runs_at_once_and_none_longer_than_the_limit(srv, tmp_path, monkeypatch):
@@ -190,9 +157,8 @@ def test_one_session_may_have_two_runs_at_once_and_none_longer_than_the_limit(sr
     root = str(tmp_path)
 
     def ask(session, n, estimate=1.0, limited=True):
-        cfg = {"n": n}
-        return srv.submit(serve.identity("fake", cfg), "fake", cfg, trained(float(n), steps=400, pause=0.01),
-                          root=root, session=session, estimate=estimate, limited=limited)
+        return srv.submit(fakes.request(n=n, value=float(n), steps=400, pause=0.01), root=root, session=session,
+                          estimate=estimate, limited=limited)
     (a, ta), (b, tb) = ask("greedy", 1), ask("greedy", 2)
     with pytest.raises(serve.Refused, match="already have 2 runs queued or training .* limit is 2 per session"):
         ask("greedy", 3)
@@ -231,9 +197,8 @@ def test_a_refused_run_is_said_on_the_page_and_the_teacher_sees_every_run_with_a
         assert not lab.exception
         assert any("over the class's limit" in e.value for e in lab.error)
         assert store.Store(tmp_path).runs() == []                           # refused before anything was recorded
-        cfg = {"n": 1}
-        job, token = serve.server().submit(serve.identity("fake", cfg), "fake", cfg, trained(1.0, 2000, 0.01),
-                                           session="student", estimate=20.0)
+        job, token = serve.server().submit(fakes.request(n=1, steps=2000, pause=0.01), session="student",
+                                           estimate=20.0)
         runs = open_page("app_pages/runs.py", {})
         runs.sidebar.text_input(key="runs_token").input("chalk").run()
         assert not runs.exception and any("Training now" in s.value for s in runs.subheader)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fixtures import TINY_LAB
 from safetensors.torch import save as save_tensors
 from torch import nn
 
@@ -18,11 +19,10 @@ from tl_core.experiments import domains, finetune, gtl_sweep, inside, layers, lr
 # the smallest real runs (a few seconds at most each on one thread of a busy 2-core machine)
 CASES = {
     "finetune": lambda: finetune.run(finetune.FinetuneConfig(
-        backbone="shapes_cnn", weights="both", dataset="textures", shots=3, val_per_class=3, image_size=32, epochs=1,
-        seeds=1), device="cpu"),
+        **TINY_LAB, weights="both", shots=3, val_per_class=3, epochs=1, seeds=1), device="cpu"),
     "finetune-sweep": lambda: finetune.sweep(finetune.SweepConfig(
-        backbone="shapes_cnn", dataset="textures", image_size=32, epochs=1, seeds=1, weights="both", shots=(1, 2),
-        freezes=("all", "2"), val_per_class=3), device="cpu"),
+        **TINY_LAB, epochs=1, seeds=1, weights="both", shots=(1, 2), freezes=("all", "2"), val_per_class=3),
+        device="cpu"),
     "toy": lambda: toy.run(toy.ToyConfig(seeds=2, epochs=20, pretrain_epochs=20), device="cpu"),
     "selfsup": lambda: selfsup.run(selfsup.SSLConfig(  # holds the encoder's state_dict as bytes
         data="expression", labels=2, seeds=1, pretrain_epochs=2, epochs=10), device="cpu"),
@@ -33,11 +33,9 @@ CASES = {
         val_per_class=3,
         strategies=("feature_extraction", "scratch")), device="cpu"),
     "inside": lambda: inside.run(inside.InsideConfig(
-        backbone="shapes_cnn", dataset="textures", shots=3, probe_shots=4, val_per_class=4, seeds=1, image_size=32,
-        epochs=1, cam=2), device="cpu"),
+        **TINY_LAB, shots=3, probe_shots=4, val_per_class=4, seeds=1, epochs=1, cam=2), device="cpu"),
     "layers": lambda: layers.run(layers.LayersConfig(
-        backbone="shapes_cnn", dataset="textures", shots=3, epochs=1, seeds=1, image_size=32, val_per_class=3,
-        patches=2), device="cpu"),
+        **TINY_LAB, shots=3, epochs=1, seeds=1, val_per_class=3, patches=2), device="cpu"),
     "lr-find": lambda: lr_find.run(lr_find.LrFindConfig(
         backbone="shapes_cnn", dataset="digits", shots=3, image_size=32, steps=10), device="cpu"),
     "peft": lambda: peft.run(peft.PeftConfig(  # LoRA keeps its adapter file as bytes
@@ -118,7 +116,7 @@ def test_plain_data_of_every_kind_comes_back_with_its_type(tmp_path):
 
 
 def test_a_result_holding_a_live_network_or_a_function_is_not_kept(tmp_path):
-    from tl_core import serve
+    from tl_core.serve import kept
     from tl_core.train import History
 
     hist = History("classification", status="finished")
@@ -128,7 +126,7 @@ def test_a_result_holding_a_live_network_or_a_function_is_not_kept(tmp_path):
         holder.model = live
         with pytest.raises(resultfile.Unsupported):
             resultfile.dumps(holder)
-        serve._keep(tmp_path / "1.safetensors", holder)   # the server keeps nothing, and says nothing
+        kept.keep(tmp_path / "1.safetensors", holder)   # the server keeps nothing, and says nothing
         assert not list(tmp_path.iterdir())
     loop: list = []
     loop.append(loop)

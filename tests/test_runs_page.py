@@ -2,13 +2,14 @@
 import json
 
 import pytest
+from fixtures import FAST_TOY as _FAST_TOY
+from fixtures import TINY_LAB, Fake, link
+from fixtures import open_page as _open
 
 from tl_core import contract, store
 from tl_core.experiments import toy
 
-from conftest import open_page as _open
-
-FAST_TOY = {"toy_seeds": "5", "toy_epochs": "50"}
+FAST_TOY = link("toy", _FAST_TOY)
 
 
 @pytest.fixture
@@ -36,9 +37,8 @@ def test_bad_or_unknown_link_values_fall_back_to_defaults_with_a_notice(app, his
 
 
 def test_a_link_sets_every_lab_control(app, history):
-    params = {"ft_backbone": "shapes_cnn", "ft_weights": "pretrained", "ft_dataset": "textures", "ft_shots": "2",
-              "ft_freeze": "2", "ft_strategy": "gradual", "ft_epochs": "4", "ft_lr": "0.01", "ft_image_size": "32",
-              "ft_seeds": "1"}
+    params = link("ft", {**TINY_LAB, "weights": "pretrained", "shots": 2, "freeze": 2, "strategy": "gradual",
+                         "epochs": 4, "lr": 0.01, "seeds": 1})
     at = _open("app_pages/finetune.py", params)
     assert not at.exception and not at.warning
     values = {k: at.session_state[k] for k in params}
@@ -100,8 +100,6 @@ def test_curves_and_metrics_are_named_in_words_and_numbers_are_written_for_peopl
 
 
 def test_the_runs_page_compares_one_experiment_names_curves_in_words_and_marks_the_lectures_runs(app, history):
-    from test_store import Fake
-
     class Tiny(Fake):
         def metrics(self) -> dict:
             return {"val_acc": self.val_acc, "train_loss": 7e-14}

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from fixtures import SMALL_SSL, argv
 from torch import nn
 
-from tl_core import backbones, cli, contract, ssl, store
+from tl_core import backbones, cli, contract, masked_pretraining, store
 from tl_core.experiments import selfsup
 
-# small enough for a busy 2-core CPU, big enough that the effect is real
-SMALL = selfsup.SSLConfig(data="expression", labels=2, mask_ratio=0.5, seeds=3, pretrain_epochs=8, epochs=60)
+SMALL = selfsup.SSLConfig(**SMALL_SSL)   # small enough for a busy 2-core CPU, big enough that the effect is real
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def small():
 
 @pytest.mark.parametrize("ratio", [0.1, 0.5, 0.9])
 def test_mask_hides_exactly_the_requested_fraction_of_genes(ratio):
-    mask = ssl.random_mask(64, torch.arange(500), ratio, torch.Generator().manual_seed(0))
+    mask = masked_pretraining.random_mask(64, torch.arange(500), ratio, torch.Generator().manual_seed(0))
     assert mask.shape == (64, 500)
     assert (mask.sum(1) == round(ratio * 500)).all()          # every sample, not only on average
     assert not (mask[0] == mask[1]).all()                     # a different draw per sample
@@ -31,7 +31,7 @@ def test_mask_hides_exactly_the_requested_fraction_of_genes(ratio):
 
 def test_image_mask_hides_whole_patches_and_exactly_that_fraction():
     ds = selfsup.load("digits")
-    mask = ssl.random_mask(32, ds.units, 0.25, torch.Generator().manual_seed(1))
+    mask = masked_pretraining.random_mask(32, ds.units, 0.25, torch.Generator().manual_seed(1))
     assert ds.image_side == 16 and int(ds.units.max()) + 1 == 16  # 16 patches of 4 × 4 pixels
     assert (mask.float().mean(1) == 0.25).all()
     per_patch = torch.zeros(32, 16).index_add_(1, ds.units, mask.float())
@@ -41,13 +41,13 @@ def test_image_mask_hides_whole_patches_and_exactly_that_fraction():
 
 def test_masked_loss_scores_only_the_hidden_features():
     target = torch.randn(5, 20)
-    mask = ssl.random_mask(5, torch.arange(20), 0.5, torch.Generator().manual_seed(0)).float()
+    mask = masked_pretraining.random_mask(5, torch.arange(20), 0.5, torch.Generator().manual_seed(0)).float()
     recon = target.clone()
     recon[mask.bool()] += 1.0                                   # error 1 on every hidden feature
     out = torch.stack([recon, mask], 1)
-    assert ssl.masked_mse(out, target).item() == pytest.approx(1.0)
+    assert masked_pretraining.masked_mse(out, target).item() == pytest.approx(1.0)
     recon[~mask.bool()] += 100.0                                # visible features do not count
-    assert ssl.masked_mse(torch.stack([recon, mask], 1), target).item() == pytest.approx(1.0)
+    assert masked_pretraining.masked_mse(torch.stack([recon, mask], 1), target).item() == pytest.approx(1.0)
 
 
 def test_reconstruction_loss_falls_below_predicting_the_mean(small):
@@ -84,25 +84,26 @@ def test_result_names_its_metrics_curves_and_headline(small):
 
 def test_encoder_only_save_and_load_into_downstream_model_gives_identical_outputs():
     torch.manual_seed(0)
-    auto = ssl.Autoencoder(ssl.Encoder(40, 16, 8), ssl.Decoder(40, 16, 8))
+    auto = masked_pretraining.Autoencoder(masked_pretraining.Encoder(40, 16, 8), masked_pretraining.Decoder(40, 16, 8))
     buffer = io.BytesIO()
     torch.save(auto.encoder.state_dict(), buffer)
     saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
     assert set(saved) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}  # no decoder keys
-    model = ssl.DownstreamModel(ssl.Encoder(40, 16, 8), nn.Linear(8, 3))
+    model = masked_pretraining.DownstreamModel(masked_pretraining.Encoder(40, 16, 8), nn.Linear(8, 3))
     x = torch.randn(10, 40)
     assert not torch.equal(model.encoder(x), auto.encoder(x))
     model.encoder.load_state_dict(saved)
     assert torch.equal(model.encoder(x), auto.encoder(x))
     assert model(x).shape == (10, 3)
-    assert torch.equal(ssl.load_encoder(ssl.encoder_bytes(auto.encoder), 40, 16, 8)(x), auto.encoder(x))
+    loaded = masked_pretraining.load_encoder(masked_pretraining.encoder_bytes(auto.encoder), 40, 16, 8)
+    assert torch.equal(loaded(x), auto.encoder(x))
 
 
 def test_frozen_downstream_keeps_the_pretrained_encoder_bit_identical(small):
     ds = selfsup.load("expression")
     model, hist, acc = selfsup.train_downstream(ds, SMALL, "ssl_frozen", small.pretrained.encoder, 2, 0,
                                                 torch.device("cpu"))
-    reference = ssl.load_encoder(small.pretrained.encoder, ds.features, SMALL.hidden, SMALL.latent)
+    reference = masked_pretraining.load_encoder(small.pretrained.encoder, ds.features, SMALL.hidden, SMALL.latent)
     with torch.no_grad():
         assert torch.equal(model.encoder(ds.x[:50]), reference(ds.x[:50]))
     assert acc == small.accs("ssl_frozen")[0] and len(hist.train_loss) == SMALL.epochs  # the run it reports
@@ -117,10 +118,11 @@ def test_a_pickle_carrying_code_is_refused_and_wrong_weights_are_named(capsys):
     buffer = io.BytesIO()
     torch.save({"net.0.weight": _Evil()}, buffer)
     with pytest.raises(ValueError, match="refused: this file is not a plain state_dict"):
-        ssl.load_encoder(buffer.getvalue(), 40, 16, 8)
+        masked_pretraining.load_encoder(buffer.getvalue(), 40, 16, 8)
     assert "pickled code ran" not in capsys.readouterr().out
+    raw = masked_pretraining.encoder_bytes(masked_pretraining.Encoder(40, 16, 8))
     with pytest.raises(ValueError, match=r"do not fit Encoder\(50, 16, 8\)"):
-        ssl.load_encoder(ssl.encoder_bytes(ssl.Encoder(40, 16, 8)), 50, 16, 8)
+        masked_pretraining.load_encoder(raw, 50, 16, 8)
 
 
 def test_changing_only_the_label_count_reuses_the_pretraining(small):
@@ -164,16 +166,17 @@ def test_stop_ends_pretraining_and_downstream_training_within_an_epoch(small):
 
 def test_the_registry_builds_the_pages_encoder_and_downstream_model():
     for data, features, classes in (("expression", 500, 8), ("digits", 256, 10)):
-        enc = ssl.architecture(data, downstream=False)
-        assert isinstance(enc, ssl.Encoder) and enc(torch.zeros(2, features)).shape == (2, SMALL.latent)
-        down = ssl.architecture(data, downstream=True)
-        assert isinstance(down, ssl.DownstreamModel) and down(torch.zeros(2, features)).shape == (2, classes)
-        down.encoder.load_state_dict(torch.load(io.BytesIO(ssl.encoder_bytes(enc)), weights_only=True))
+        enc = masked_pretraining.architecture(data, downstream=False)
+        assert isinstance(enc, masked_pretraining.Encoder) and enc(torch.zeros(2, features)).shape == (2, SMALL.latent)
+        down = masked_pretraining.architecture(data, downstream=True)
+        assert isinstance(down, masked_pretraining.DownstreamModel)
+        assert down(torch.zeros(2, features)).shape == (2, classes)
+        down.encoder.load_state_dict(torch.load(io.BytesIO(masked_pretraining.encoder_bytes(enc)), weights_only=True))
         for part, built in (("encoder", enc), ("downstream", down)):
             entry = backbones.REGISTRY[f"ssl_{part}_{data}"]
             assert type(entry.build(False)) is type(built)
     with pytest.raises(ValueError, match="data must be one of"):
-        ssl.architecture("rna", False)
+        masked_pretraining.architecture("rna", False)
 
 
 def test_digits_are_pretrained_by_patches_and_compared():
@@ -194,8 +197,7 @@ def test_digits_are_pretrained_by_patches_and_compared():
 
 def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path):
     enc = tmp_path / "encoder.pt"
-    code = cli.main(["ssl", "--data", "expression", "--labels", "2", "--mask-ratio", "0.5", "--seed", "0",
-                     "--pretrain-epochs", "8", "--epochs", "60", "--save-encoder", str(enc), "--json"])
+    code = cli.main([*argv("ssl", SMALL_SSL), "--seed", "0", "--save-encoder", str(enc), "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     for mode in ("scratch", "ssl_frozen", "ssl_finetuned"):
@@ -205,7 +207,7 @@ def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path)
     assert out["seconds"] > 0 and out["config"]["labels"] == 2 and out["config"]["mask_ratio"] == 0.5
     assert out["status"] == "finished" and out["device"]
     assert out["encoder_file"] == str(enc) and "model_path" not in out
-    encoder = ssl.Encoder(500, SMALL.hidden, SMALL.latent)
+    encoder = masked_pretraining.Encoder(500, SMALL.hidden, SMALL.latent)
     encoder.load_state_dict(torch.load(enc, weights_only=True))   # the saved file is the encoder alone
     run = store.Store().runs(kind="ssl")[0]                          # recorded as the page records it
     assert run.config == contract.record(SMALL) and run.status == "finished"
@@ -214,8 +216,7 @@ def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path)
 
 
 def test_cli_sweep_and_the_human_summary(small, capsys):
-    code = cli.main(["ssl", "--labels", "2", "--pretrain-epochs", "8", "--epochs", "60", "--seeds", "1",
-                     "--sweep", "5,1", "--no-record"])
+    code = cli.main([*argv("ssl", {**SMALL_SSL, "seeds": 1}), "--sweep", "5,1", "--no-record"])
     assert code == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("ssl on expression, mask ratio 0.5") and "masked reconstruction MSE" in out[0]

@@ -1,61 +1,30 @@
-"""Serving a class (tl_core/serve.py): an identical run trains once for every session that asks, the queue and
+"""Serving a class (tl_core/serve/): an identical run trains once for every session that asks, the queue and
 its estimate, a Stop that leaves a shared run, failures told to every follower, worker processes that give
 the solo run's numbers, and what a shared server shows each session."""
 import os
 import signal
 import time
-from dataclasses import dataclass
 
+import fakes
 import pytest
+from fixtures import TINY_LAB, TINY_TOY, link, open_page
 
 from tl_core import budget, contract, resultfile, serve, store
 from tl_core.experiments import finetune
 
-from conftest import open_page
-
-
-@dataclass
-class Done(contract.Result):
-    config: dict
-    value: float = 1.0
-    kind = "fake"
-    headline = "value"
-
-    def to_json(self) -> dict:
-        return {"config": self.config, "value": self.value, "status": self.status, "seconds": self.seconds}
-
-    def metrics(self) -> dict:
-        return {"value": self.value}
-
-
-def slow(steps: int = 20, pause: float = 0.02, calls: list | None = None, fail: str = ""):
-    """A run of `steps` steps that reports progress, checks Stop at every step, and can fail."""
-    def fn(progress, should_stop):
-        if calls is not None:
-            calls.append(1)
-        for i in range(steps):
-            if should_stop():
-                return Done({"steps": steps}, status="stopped", message=f"stopped after {i} steps")
-            progress((i + 1) / steps, f"step {i + 1}/{steps}")
-            time.sleep(pause)
-        if fail:
-            raise RuntimeError(fail)
-        return Done({"steps": steps}, value=float(steps), seconds=steps * pause)
-    return fn
-
 
 @pytest.fixture
 def srv(tmp_path, monkeypatch):
-    monkeypatch.setattr(resultfile, "TRUSTED", (*resultfile.TRUSTED, __name__))   # Done may be kept on disk
+    monkeypatch.setattr(resultfile, "TRUSTED", (*resultfile.TRUSTED, "fakes"))   # Done may be kept on disk
+    fakes.CALLS.clear()
     before = serve.use(serve.Server())
     yield serve.server()
     serve.use(before)
 
 
-def ask(srv, tmp_path, fn, config=None, session="s"):
-    config = config or {"steps": 20}
-    ident = serve.identity("fake", config)
-    return srv.submit(ident, "fake", config, fn, root=str(tmp_path), session=session, estimate=1.0)
+def ask(srv, tmp_path, session="s", **settings):
+    """A page's request for a fake run (tests/fakes.py) with these settings."""
+    return serve.submit(fakes.request(**settings), root=str(tmp_path), session=session, estimate=1.0)
 
 
 def test_the_identity_names_kind_config_data_and_code():
@@ -66,39 +35,36 @@ def test_the_identity_names_kind_config_data_and_code():
 
 
 def test_eight_sessions_asking_at_once_share_one_training_and_one_run(srv, tmp_path):
-    calls = []
-    fn = slow(calls=calls)
-    joined = [ask(srv, tmp_path, fn, session=f"s{i}") for i in range(8)]
+    joined = [ask(srv, tmp_path, session=f"s{i}") for i in range(8)]
     assert len({id(job) for job, _ in joined}) == 1 and len(joined[0][0].waiters) == 8
     job = joined[0][0]
-    assert job.done.wait(30) and job.status == "finished" and calls == [1]
+    assert job.done.wait(30) and job.status == "finished" and len(fakes.CALLS) == 1
     (run,) = store.Store(tmp_path).runs()
     assert run.status == "finished" and run.identity == job.identity and run.session == "s0"
     assert run.code == serve.code_version()
     entry = srv.lookup(str(tmp_path), job.identity)
     assert entry.result is job.result and entry.run_id == run.id          # the next session gets it at once
-    again, _ = ask(srv, tmp_path, fn)                                      # a Re-run trains afresh
-    assert again is not job and again.done.wait(30) and calls == [1, 1] and len(store.Store(tmp_path).runs()) == 2
+    again, _ = ask(srv, tmp_path)                                          # a Re-run trains afresh
+    assert again is not job and again.done.wait(30) and len(fakes.CALLS) == 2 and len(store.Store(tmp_path).runs()) == 2
 
 
 def test_a_finished_run_in_the_history_is_the_answer_after_a_restart_until_it_is_deleted(srv, tmp_path):
-    calls = []
-    job, _ = ask(srv, tmp_path, slow(calls=calls))
+    job, _ = ask(srv, tmp_path, value=20.0)
     assert job.done.wait(30) and job.status == "finished"
     db = store.Store(tmp_path)
     assert db.result_file(job.run_id).is_file()
     restarted = serve.Server()                                         # a new server process: nothing in memory
     entry = restarted.lookup(str(tmp_path), job.identity)
     assert entry is not None and entry.run_id == job.run_id and entry.result.value == job.result.value == 20.0
-    assert entry.session == "s" and calls == [1] and len(db.runs()) == 1     # shown, not trained again
-    other = serve.identity("fake", {"steps": 21})
+    assert entry.session == "s" and len(fakes.CALLS) == 1 and len(db.runs()) == 1   # shown, not trained again
+    other = fakes.request(steps=21, value=20.0).identity()
     assert restarted.lookup(str(tmp_path), other) is None              # another config is another run
     assert db.delete([job.run_id]) == 1 and not db.result_file(job.run_id).exists()
     assert serve.Server().lookup(str(tmp_path), job.identity) is None  # a deleted run is no answer
 
 
 def test_a_stop_leaves_a_shared_run_which_stops_when_no_one_follows_it(srv, tmp_path):
-    (job, a), (_, b) = ask(srv, tmp_path, slow(steps=400)), ask(srv, tmp_path, slow(steps=400))
+    (job, a), (_, b) = ask(srv, tmp_path, steps=400), ask(srv, tmp_path, steps=400)
     while job.fraction < 0.02:
         time.sleep(0.01)
     assert srv.leave(job, a) == 1 and not job.stop.is_set()            # one of two left: it goes on
@@ -111,9 +77,9 @@ def test_a_stop_leaves_a_shared_run_which_stops_when_no_one_follows_it(srv, tmp_
 
 
 def test_the_queue_gives_positions_estimates_and_a_queued_stop_leaves_it(srv, tmp_path):
-    first, _ = ask(srv, tmp_path, slow(steps=200), {"n": 1})
-    second, token2 = ask(srv, tmp_path, slow(steps=5), {"n": 2})
-    third, token3 = ask(srv, tmp_path, slow(steps=5), {"n": 3})
+    first, _ = ask(srv, tmp_path, steps=200, n=1)
+    second, token2 = ask(srv, tmp_path, steps=5, n=2)
+    third, token3 = ask(srv, tmp_path, steps=5, n=3)
     ahead, seconds = srv.ahead(third)
     assert ahead == 2 and seconds is not None and 2.0 <= seconds <= 3.0   # two runs of ~1 s, then its own
     assert srv.ahead(second)[0] == 1 and srv.busy()[0] == 3
@@ -125,19 +91,18 @@ def test_the_queue_gives_positions_estimates_and_a_queued_stop_leaves_it(srv, tm
 
 
 def test_a_failure_is_told_to_every_follower_and_the_next_request_trains_again(srv, tmp_path):
-    calls = []
-    jobs = [ask(srv, tmp_path, slow(steps=5, calls=calls, fail="out of cheese"))[0] for _ in range(3)]
+    jobs = [ask(srv, tmp_path, steps=5, fail="out of cheese")[0] for _ in range(3)]
     assert jobs[0].done.wait(10) and {j.status for j in jobs} == {"failed"} and "out of cheese" in jobs[0].error
     (run,) = store.Store(tmp_path).runs()
     assert run.status == "failed" and "out of cheese" in run.message
-    retry, _ = ask(srv, tmp_path, slow(steps=5, calls=calls))
-    assert retry is not jobs[0] and retry.done.wait(10) and retry.status == "finished" and calls == [1, 1]
+    retry, _ = ask(srv, tmp_path, steps=5, fail="out of cheese")
+    assert retry is not jobs[0] and retry.done.wait(10) and len(fakes.CALLS) == 2   # trained again (and failed)
 
 
 def test_the_estimate_scales_this_machines_history_by_the_cost_model(tmp_path):
     db = store.Store(tmp_path)
     cfg = contract.record(finetune.FinetuneConfig(seeds=1, epochs=10))
-    db.record("finetune", Done(cfg, seconds=20.0), config=cfg)
+    db.record("finetune", fakes.Done(cfg, seconds=20.0), config=cfg)
     seconds, based = serve.estimate("finetune", {**cfg, "seeds": 3, "epochs": 20}, db)
     assert based == 1 and seconds == pytest.approx(20.0 * 3 * 2)
     assert serve.estimate("own", cfg, db)[0] == pytest.approx(20.0)           # the lab's family
@@ -154,42 +119,34 @@ def test_progress_by_cost_moves_with_the_cost_done():
 
 
 def test_the_live_curve_reaches_the_run_from_the_training_loop(srv, tmp_path):
-    cfg = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=3, seeds=1,
-                                  weights="pretrained")
-    job, _ = srv.submit(serve.identity("finetune", contract.record(cfg)), "finetune", contract.record(cfg),
-                        lambda progress, stop: finetune.run(cfg, progress=progress, should_stop=stop), root="")
+    cfg = finetune.FinetuneConfig(**TINY_LAB, epochs=3, seeds=1, weights="pretrained")
+    job, _ = srv.submit(serve.RunRequest.of("finetune", cfg), root="")
     assert job.done.wait(120) and job.status == "finished"
     (label, curve), = job.live.items()
     assert label == "pretrained, seed 0" and curve["condition"] == "pretrained"
     assert curve["val_acc"] == job.result.runs[0].history.val_acc and len(curve["val_loss"]) == 3
 
 
-TINY = finetune.FinetuneConfig(backbone="shapes_cnn", dataset="textures", image_size=32, epochs=2, seeds=1)
-
-
-def lab(cfg):
-    return lambda progress, stop: finetune.run(cfg, progress=progress, should_stop=stop)
+TINY = finetune.FinetuneConfig(**TINY_LAB, epochs=2, seeds=1)
 
 
 def numbers(result) -> list:
     return [(r.weights, r.val_acc, r.history.val_acc, r.history.train_loss) for r in result.runs]
 
 
+@pytest.mark.slow   # worker processes, two runs and a killed one retrained
 def test_worker_processes_train_different_runs_at_once_with_the_solo_numbers_and_a_killed_one_is_told(tmp_path):
     srv = serve.Server(workers=2)
     try:
         cfgs = [TINY, finetune.FinetuneConfig(**{**TINY.__dict__, "shots": 2})]
-        jobs = [srv.submit(serve.identity("finetune", contract.record(c)), "finetune", contract.record(c), lab(c),
-                           root=str(tmp_path))[0] for c in cfgs]
+        jobs = [srv.submit(serve.RunRequest.of("finetune", c), root=str(tmp_path))[0] for c in cfgs]
         solo = [numbers(finetune.run(c, device="cpu")) for c in cfgs]     # meanwhile, alone in this process
         assert all(j.done.wait(240) for j in jobs), [j.state for j in jobs]
         assert [j.status for j in jobs] == ["finished"] * 2 and [numbers(j.result) for j in jobs] == solo
         assert len({j.pid for j in jobs}) == 2 and os.getpid() not in {j.pid for j in jobs}   # two workers
 
         long = finetune.FinetuneConfig(**{**TINY.__dict__, "epochs": 1000, "weights": "scratch"})
-        ident = serve.identity("finetune", contract.record(long))
-        followers = [srv.submit(ident, "finetune", contract.record(long), lab(long), root=str(tmp_path))
-                     for _ in range(3)]
+        followers = [srv.submit(serve.RunRequest.of("finetune", long), root=str(tmp_path)) for _ in range(3)]
         job = followers[0][0]
         while job.fraction < 0.002:
             assert not job.done.is_set(), job.error
@@ -199,10 +156,14 @@ def test_worker_processes_train_different_runs_at_once_with_the_solo_numbers_and
         assert job.done.wait(60) and job.status == "failed" and "worker process" in job.error
         assert {j.status for j, _ in followers} == {"failed"}               # every follower is told
         assert store.Store(tmp_path).get(job.run_id).status == "failed"
-        retry = [srv.submit(ident, "finetune", contract.record(TINY), lab(TINY), root=str(tmp_path))[0]
-                 for _ in range(3)]
-        assert len(set(map(id, retry))) == 1 and retry[0] is not job        # the retry trains once, afresh
-        assert retry[0].done.wait(240) and retry[0].status == "finished"
+        retry = [srv.submit(serve.RunRequest.of("finetune", long), root=str(tmp_path)) for _ in range(3)]
+        again = retry[0][0]
+        assert len({id(j) for j, _ in retry}) == 1 and again is not job       # the retry trains once, afresh
+        while again.fraction < 0.002:
+            assert not again.done.is_set(), again.error
+            time.sleep(0.1)
+        assert again.pid != job.pid and all(srv.leave(j, t) >= 0 for j, t in retry)   # in a new worker; left
+        assert again.done.wait(60) and again.status == "stopped"
     finally:
         srv.shutdown()
 
@@ -226,8 +187,7 @@ def test_sharing_frozen_features_and_scratch_across_seeds_and_runs_keeps_every_n
 
 # ---- the pages: several sessions in one process (AppTest), each with its own session id ----------------------
 
-FAST_LAB = {"ft_backbone": "shapes_cnn", "ft_dataset": "textures", "ft_image_size": "32", "ft_epochs": "2",
-            "ft_seeds": "1"}
+FAST_LAB = link("ft", {**TINY_LAB, "epochs": 2, "seeds": 1})   # TINY, as a page's link
 
 
 @pytest.fixture
@@ -250,23 +210,21 @@ def sessions(app, tmp_path, monkeypatch):
 def test_a_second_session_on_the_same_link_gets_the_result_at_once_and_rerun_trains_afresh(sessions, tmp_path,
                                                                                           monkeypatch):
     as_, who = sessions
-    calls = []
-    real = finetune.run
-    monkeypatch.setattr(finetune, "run", lambda cfg, **kw: calls.append(cfg) or real(cfg, **kw))
+    runs = lambda: len(store.Store(tmp_path).runs())   # noqa: E731 - a training is a run in the history
     a = as_("session-a", "app_pages/finetune.py", FAST_LAB)
     assert not a.exception and any("on this machine" in c.value for c in a.caption)      # an estimate before the click
     a.button(key="ft_train").click().run()
-    assert not a.exception and len(calls) == 1
+    assert not a.exception and runs() == 1
     start = time.perf_counter()
     b = as_("session-b", "app_pages/finetune.py", FAST_LAB)                               # the same link, later
-    assert time.perf_counter() - start < 10 and not b.exception and len(calls) == 1
+    assert time.perf_counter() - start < 10 and not b.exception and runs() == 1
     assert b.button(key="ft_train").disabled and len(b.get("plotly_chart")) >= 2
     assert any("for another session" in c.value and "Re-run" in c.value for c in b.caption)
     (run,) = store.Store(tmp_path).runs()                                                 # a reuse is not a run
     assert b.session_state["ft_results"][next(iter(b.session_state["ft_results"]))] is \
         a.session_state["ft_results"][next(iter(a.session_state["ft_results"]))]
     b.button(key="ft_rerun").click().run()
-    assert not b.exception and len(calls) == 2 and len(store.Store(tmp_path).runs()) == 2
+    assert not b.exception and runs() == 2
     assert store.Store(tmp_path).runs()[0].session == "session-b"
 
 
@@ -285,9 +243,9 @@ def test_after_a_restart_a_session_opening_the_link_sees_the_run_from_the_histor
 
 def test_the_toy_page_records_one_run_per_training_not_per_visit(sessions, tmp_path):
     as_, _ = sessions
-    link = {"toy_seeds": "3", "toy_epochs": "20", "toy_b_points": "4"}
+    toy_link = link("toy", {**TINY_TOY, "b_points": 4})
     for name in ("session-a", "session-b", "session-a"):
-        at = as_(name, "app_pages/toy.py", link)
+        at = as_(name, "app_pages/toy.py", toy_link)
         assert not at.exception and len(at.get("plotly_chart")) == 3
     (run,) = store.Store(tmp_path).runs(kind="toy")
     assert run.session == "session-a" and run.status == "finished"

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 import torch
+from fixtures import TINY_LAB
 
-from tl_core import backbones, cli, contract, ssl, state
+from tl_core import backbones, cli, contract, masked_pretraining, state
 from tl_core.experiments import finetune
 
 
@@ -255,9 +256,8 @@ def test_lab_file_loads_into_resnet18_from_scratch_with_the_report(tmp_path, cap
 
 def _continue_cfg(**kw) -> finetune.FinetuneConfig:
     """What the page's "Continue fine-tuning" runs: the lab's config from the loaded weights."""
-    return finetune.FinetuneConfig(**{"backbone": "shapes_cnn", "weights": "pretrained", "dataset": "textures",
-                                      "freeze": "none", "shots": 10, "image_size": 32, "epochs": 4, "seeds": 2,
-                                      "lr": 1e-3, **kw})
+    return finetune.FinetuneConfig(**{**TINY_LAB, "weights": "pretrained", "freeze": "none", "shots": 10, "epochs": 4,
+                                      "seeds": 2, "lr": 1e-3, **kw})
 
 
 def test_continue_finetuning_from_loaded_weights(shapes_sd):
@@ -305,9 +305,9 @@ def test_figures_show_the_numbers_and_bands_have_no_stray_markers():
 
 def test_the_ssl_encoder_file_loads_into_the_downstream_model_once_prefixed():
     """The self-supervised page's encoder-only download, taken to the workshop: the deck's flow."""
-    genes = ssl.SHAPES["expression"][0]
-    encoder = ssl.Encoder(genes, ssl.HIDDEN, ssl.LATENT)
-    sd = state.read(ssl.encoder_bytes(encoder), "encoder.pt").state
+    genes = masked_pretraining.SHAPES["expression"][0]
+    encoder = masked_pretraining.Encoder(genes, masked_pretraining.HIDDEN, masked_pretraining.LATENT)
+    sd = state.read(masked_pretraining.encoder_bytes(encoder), "encoder.pt").state
     plain = state.load_into(sd, state.LoadConfig("ssl_downstream_expression", None, True, "", ""), "encoder.pt", [])
     assert plain.outcome == "refused" and len(plain.unexpected) == len(sd)
     assert any("encoder." in h for h in plain.hints)
@@ -322,7 +322,7 @@ def test_readme_examples_inspect_and_load_an_ssl_encoder(tmp_path, capsys):
     """README: `inspect enc.pt --json` and `load enc.pt --into ssl_downstream_expression --add-prefix encoder.
     --no-strict --json`."""
     path = tmp_path / "enc.pt"
-    path.write_bytes(ssl.encoder_bytes(ssl.architecture("expression", downstream=False)))
+    path.write_bytes(masked_pretraining.encoder_bytes(masked_pretraining.architecture("expression", downstream=False)))
     code, out = _main(capsys, "inspect", str(path), "--json")
     assert code == 0 and out["n_keys"] == 4 and out["format"] == "pt"
     code, out = _main(capsys, "load", str(path), "--into", "ssl_downstream_expression", "--add-prefix", "encoder.",

@@ -3,10 +3,10 @@
 import io
 import os
 
+import fakes
 import torch
 
 from tl_core import state, store
-from tl_core.experiments import finetune
 
 PAGE = "app_pages/state.py"
 
@@ -49,9 +49,7 @@ def test_inspect_and_load_flow_reports_the_right_counts(app, monkeypatch):
 
     _load(app, "shapes_cnn", classes=3, strict=False)   # strict off: the rest loads, reported, no traceback
     assert "loaded 24 matching tensors" in app.warning[0].value
-    calls = []
-    real = finetune.run
-    monkeypatch.setattr(finetune, "run", lambda *a, **k: calls.append(k) or real(*a, **k))
+    calls = fakes.count_trainings(monkeypatch, "continue")
     app.slider(key="sd_ft_epochs").set_value(2).run()
     app.button(key="sd_ft_run").click().run()
     assert not app.exception
@@ -59,7 +57,8 @@ def test_inspect_and_load_flow_reports_the_right_counts(app, monkeypatch):
     assert len(app.get("plotly_chart")) == 2
     app.run()
     assert len(calls) == 1 and app.button(key="sd_ft_run").disabled   # kept in session_state, not retrained
-    assert calls[0]["init"] is not None and calls[0]["init_note"] == "weights loaded from shapes_cnn_pretrained_full"
+    assert calls[0]["init"] == "shapes_cnn_pretrained_full"            # the request names the weights it loads
+    assert "weights loaded from shapes_cnn_pretrained_full" in app.success[0].value
     run = store.Store().runs(kind="continue")[0]                       # recorded as the lab's config, kind continue
     assert run.status == "finished" and run.config["backbone"] == "shapes_cnn" and run.config["epochs"] == 2
     assert run.config["freeze"] == "0" and run.config["dataset"] == "textures"

@@ -11,15 +11,13 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import fakes
 import pytest
-from test_store import Fake
+from fixtures import ROOT, Fake, open_page
+from fixtures import TINY_TOY_ARGV as TINY_TOY
 
 from tl_core import cli, serve, store
 
-from conftest import open_page
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY_TOY = ["toy", "--seeds", "3", "--epochs", "20", "--pretrain-epochs", "20"]
 BIG = 20000   # epochs of a curve: a result that needs new pages in the history
 
 
@@ -78,10 +76,9 @@ def test_a_full_disk_when_a_tracked_run_ends_says_the_disk_is_full_and_leaves_it
 
 
 def test_a_full_disk_when_a_servers_run_ends_tells_its_followers_and_leaves_nothing_behind(tmp_path, full_disk, srv):
-    def fn(progress, should_stop):
-        full_disk()
-        return Fake({"i": 2}, 0.5, [0.5] * BIG)
-    job, _ = srv.submit(serve.identity("finetune", {"i": 2}), "finetune", {"i": 2}, fn, root=str(tmp_path))
+    # the disk fills while it trains (at its first step), and its result is large
+    job, _ = srv.submit(fakes.request(n=2, value=0.5, curve=BIG, steps=1, pause=0.0), root=str(tmp_path),
+                        progress=lambda fraction, message: full_disk())
     assert job.done.wait(60)
     assert job.status == "finished" and job.result is not None          # the followers still get the run
     assert "not recorded: the disk is full" in job.message and _one_line(job.message)
@@ -98,8 +95,7 @@ def test_a_result_file_that_meets_a_full_disk_leaves_no_tmp_file(tmp_path, srv, 
         real(self, bytes(data)[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
     monkeypatch.setattr(Path, "write_bytes", half_then_full)
-    job, _ = srv.submit(serve.identity("finetune", {"i": 3}), "finetune", {"i": 3},
-                        lambda progress, should_stop: Fake({"i": 3}, 0.5, [0.5]), root=str(tmp_path))
+    job, _ = srv.submit(fakes.request(n=3, value=0.5, curve=1, steps=1, pause=0.0), root=str(tmp_path))
     assert job.done.wait(60) and job.status == "finished"
     assert store.Store(tmp_path).runs()[0].status == "finished"
     assert not list(tmp_path.rglob("*.tmp"))
@@ -134,8 +130,7 @@ def test_a_read_only_history_opens_read_only_and_lists_every_run(tmp_path, read_
 def test_a_servers_run_on_a_read_only_history_tells_its_followers_it_was_not_recorded(tmp_path, read_only, srv):
     store.Store(tmp_path).record("finetune", Fake({"i": 1}, 0.5, [0.5]))
     read_only()
-    job, _ = srv.submit(serve.identity("finetune", {"i": 4}), "finetune", {"i": 4},
-                        lambda progress, should_stop: Fake({"i": 4}, 0.7, [0.7]), root=str(tmp_path))
+    job, _ = srv.submit(fakes.request(n=4, value=0.7, curve=1, steps=1, pause=0.0), root=str(tmp_path))
     assert job.done.wait(60) and job.status == "finished" and job.result is not None
     assert "not recorded" in job.message and "read-only" in job.message and _one_line(job.message)
     assert len(store.Store(tmp_path).runs()) == 1

@@ -10,17 +10,14 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from fixtures import ROOT, TINY_LAB, TINY_TOY_ARGV, Fake, argv
+from fixtures import fake_result as _fake_result
 
-from tl_core import cli, contract, store
+from tl_core import cli, run_views, store
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY_TOY = ["toy", "--seeds", "3", "--epochs", "20", "--pretrain-epochs", "20"]
-TINY_LAB = ["finetune", "--backbone", "shapes_cnn", "--dataset", "textures", "--image-size", "32", "--epochs", "3",
-            "--seeds", "1", "--weights", "both"]
+LAB_ARGV = argv("finetune", {**TINY_LAB, "epochs": 3, "seeds": 1, "weights": "both"})
 
 
 def _cli(capsys, *argv) -> dict:
@@ -29,8 +26,8 @@ def _cli(capsys, *argv) -> dict:
 
 
 def test_cli_experiments_are_recorded_with_config_metrics_and_curves(tmp_path, capsys):
-    toy_out = _cli(capsys, *TINY_TOY, "--b-points", "4", "--data-dir", str(tmp_path))
-    lab_out = _cli(capsys, *TINY_LAB, "--data-dir", str(tmp_path))
+    toy_out = _cli(capsys, *TINY_TOY_ARGV, "--b-points", "4", "--data-dir", str(tmp_path))
+    lab_out = _cli(capsys, *LAB_ARGV, "--data-dir", str(tmp_path))
     listed = _cli(capsys, "runs", "list", "--data-dir", str(tmp_path))["runs"]
     assert [r["kind"] for r in listed] == ["finetune", "toy"]           # newest first
     toy_run = _cli(capsys, "runs", "show", str(listed[1]["id"]), "--data-dir", str(tmp_path))
@@ -59,35 +56,11 @@ def test_ssl_and_gtl_runs_are_recorded_with_their_curves(tmp_path, capsys, argv,
 
 
 def test_no_record_and_bad_ids_give_one_line(tmp_path, capsys):
-    _cli(capsys, *TINY_TOY, "--no-record", "--data-dir", str(tmp_path))
+    _cli(capsys, *TINY_TOY_ARGV, "--no-record", "--data-dir", str(tmp_path))
     assert _cli(capsys, "runs", "list", "--data-dir", str(tmp_path))["runs"] == []
     assert cli.main(["runs", "show", "7", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no run with id 7" in err
-
-
-@dataclass
-class Fake(contract.Result):
-    """A result that names one metric and one curve, as every experiment's result does."""
-    config: dict
-    val_acc: float
-    curve: list = field(default_factory=list)
-    kind = "finetune"
-    headline = "val_acc"
-
-    def to_json(self) -> dict:
-        return {"config": self.config, "status": self.status, "val_acc": self.val_acc,
-                "history": {"val_acc": self.curve}}
-
-    def metrics(self) -> dict:
-        return {"val_acc": self.val_acc, "not_a_number": float("nan")}
-
-    def curves(self) -> dict:
-        return {"history.val_acc": self.curve}
-
-
-def _fake_result(i: int, epochs: int = 50) -> Fake:
-    return Fake({"i": i, "dataset": "digits"}, i / 100, [i / 100] * epochs, seconds=0.1, device="cpu")
 
 
 def test_what_changed_shows_only_the_fields_that_differ(tmp_path):
@@ -96,11 +69,11 @@ def test_what_changed_shows_only_the_fields_that_differ(tmp_path):
     a = db.record("finetune", {"config": base})
     b = db.record("finetune", {"config": {**base, "freeze": "none"}})
     c = db.record("finetune", {"config": {**base, "freeze": "none", "shots": 20}})
-    assert store.what_changed(db.many([a, b])) == {"freeze": ["all", "none"]}
-    assert store.what_changed(db.many([a, b, c])) == {"freeze": ["all", "none", "none"], "shots": [5, 5, 20]}
-    assert store.what_changed(db.many([b, b])) == {}
+    assert run_views.what_changed(db.many([a, b])) == {"freeze": ["all", "none"]}
+    assert run_views.what_changed(db.many([a, b, c])) == {"freeze": ["all", "none", "none"], "shots": [5, 5, 20]}
+    assert run_views.what_changed(db.many([b, b])) == {}
     d = db.record("toy", {"config": {"b_points": 2}})
-    changed = store.what_changed(db.many([a, d]))
+    changed = run_views.what_changed(db.many([a, d]))
     assert changed["kind"] == ["finetune", "toy"] and changed["b_points"] == [None, 2] and "freeze" in changed
 
 
@@ -112,7 +85,7 @@ def test_csv_export_has_one_row_per_epoch_with_config_metric_and_curve_columns(t
     assert cli.main(["runs", "export", *map(str, ids), "--csv", str(out), "--json-out", str(tmp_path / "r.json"),
                      "--data-dir", str(tmp_path)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(rows[0])[:8] == store.CSV_BASE
+    assert list(rows[0])[:8] == run_views.CSV_BASE
     assert {"config.i", "config.dataset", "metric.val_acc", "curve.history.val_acc"} <= set(rows[0])
     assert len(rows) == 6 and [r["epoch"] for r in rows] == ["1", "2", "3"] * 2
     assert rows[0]["label"] == "freeze all" and float(rows[4]["curve.history.val_acc"]) == 0.2
@@ -149,7 +122,7 @@ def test_concurrent_writers_lose_no_runs(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from tl_core import store
-    from tests.test_store import Fake
+    from tests.fixtures import Fake
     db = store.Store(sys.argv[1])
     db.begin("finetune", {"what": "the run being trained when the server dies"})
     print("ready", flush=True)
@@ -215,5 +188,5 @@ def test_the_store_keeps_the_metrics_curves_and_headline_a_result_names(tmp_path
     run = db.get(db.record("finetune", _fake_result(30, epochs=4)))
     assert run.metrics == {"val_acc": 0.3}                 # named by the result; a NaN is not kept
     assert run.curves == {"history.val_acc": [0.3] * 4}
-    assert run.headline == "val_acc" and store.headline(run) == "val_acc 30.0%"
+    assert run.headline == "val_acc" and run_views.headline(run) == "val_acc 30.0%"
     assert run.config == {"i": 30, "dataset": "digits"} and run.result["val_acc"] == 0.3

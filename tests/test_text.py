@@ -6,13 +6,12 @@ import socket
 
 import pytest
 import torch
+from fixtures import TINY_TEXT, open_page
 
 from tl_core import backbones, cli, text
 from tl_core.experiments import text as exp
 
-from conftest import open_page
-
-TINY = exp.TextConfig(conditions=("feature", "last_k"), shots=2, seeds=2, epochs=2, val_per_class=4)
+TINY = exp.TextConfig(**TINY_TEXT)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +58,7 @@ def test_staged_encoder_matches_the_transformers_reference_with_padding():
         hidden = ref(input_ids=x[:, 0], attention_mask=x[:, 1]).last_hidden_state
     mask = x[:, 1].unsqueeze(-1).float()
     expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
-    assert torch.allclose(text.embed(text.pretrained_model(), sentences, 64), expected, atol=1e-5)
+    assert torch.allclose(text.embed(backbones.pretrained_text_model(), sentences, 64), expected, atol=1e-5)
     assert list(backbones.stage_names("minilm_l6")) == ["embeddings", *[f"layer {i}" for i in range(1, 6)],
                                                         "layer 6 + mean pool", "head"]
 
@@ -77,6 +76,7 @@ def test_tokenizer_view_pieces_truncation_and_bad_input():
     assert text.decode_upload("naïve café".encode("utf-8")) == "naïve café"
 
 
+@pytest.mark.slow   # the lecture's config: fine-tuning MiniLM over 3 seeds
 def test_feature_extraction_beats_scratch_at_two_shots_in_every_seed(quick):
     feature, scratch = quick.by_condition("feature"), quick.by_condition("scratch")
     assert len(feature) == len(scratch) == exp.QUICK.seeds
@@ -99,7 +99,7 @@ def test_cached_and_uncached_feature_extraction_give_the_same_curves():
 def test_fine_tuning_moves_the_neighbours_and_keeps_frozen_layers(tuned):
     assert tuned.tuned is not None and tuned.tuned[0] == "last_k"
     model = tuned.tuned_model()
-    before = text.pretrained_model()
+    before = backbones.pretrained_text_model()
     frozen = exp.TextConfig().frozen("last_k")
     for i, (a, b) in enumerate(zip(before.stages[:-1], model.stages[:-1])):
         same = all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -12,6 +12,7 @@ def default_run():
     return toy.run(toy.ToyConfig(), device="cpu")
 
 
+@pytest.mark.slow   # the shared run: the toy's real config, 30 seeds x 600 epochs
 def test_pretraining_clearly_beats_scratch_at_defaults_while_both_fit_the_points(default_run):
     r = default_run
     assert r.config.seeds >= 20 and r.config.b_points == 2
@@ -21,6 +22,7 @@ def test_pretraining_clearly_beats_scratch_at_defaults_while_both_fit_the_points
     assert toy.verdict(r).kind == "helped"
 
 
+@pytest.mark.slow   # the toy's real config, 30 seeds x 600 epochs
 def test_unrelated_source_task_loses_the_advantage():
     r = toy.run(toy.ToyConfig(relation="unrelated"), device="cpu")
     assert toy.test_mse_ratio(r) >= 1.0
@@ -28,6 +30,7 @@ def test_unrelated_source_task_loses_the_advantage():
     assert "Negative transfer" in toy.verdict(r).text or "No clear advantage" in toy.verdict(r).text
 
 
+@pytest.mark.slow   # the toy's real config, trained again
 def test_same_seed_and_config_give_identical_numbers(default_run):
     again = toy.run(toy.ToyConfig(), device="cpu")
     assert np.array_equal(again.scratch.test_mse, default_run.scratch.test_mse)
@@ -50,6 +53,7 @@ def test_stacked_seeds_train_exactly_like_a_loop_over_single_networks():
                                    rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow   # the shared run: the toy's real config, 30 seeds x 600 epochs
 def test_curves_cover_every_epoch_for_every_seed(default_run):
     cfg = default_run.config
     for cond in (default_run.scratch, default_run.pretrained):

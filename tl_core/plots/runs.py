@@ -13,7 +13,7 @@ from tl_core.plots.base import PALETTE, style
 def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
     """One curve (e.g. a validation accuracy per epoch) of several runs on the same axes, coloured by a
     config field: runs that share its value share a colour, so the field's effect is visible at a glance."""
-    from tl_core.store import flat_config
+    from tl_core.run_views import flat_config
 
     values = [str(flat_config({"kind": r.kind, **r.config}).get(color_by, "—")) if color_by != "run" else r.name
               for r in runs]
@@ -99,7 +99,7 @@ def metric(name: str, value) -> str:
 
 def headline(run) -> str:
     """The run's headline metric in words, e.g. "validation accuracy 64.0%"."""
-    from tl_core.store import EARLIER_HEADLINES
+    from tl_core.run_views import EARLIER_HEADLINES
 
     name = run.headline or EARLIER_HEADLINES.get(run.kind, "")
     return f"{curve_name(name)} {metric(name, run.metrics[name])}" if name in run.metrics else ""
