@@ -171,14 +171,16 @@ def test_worker_processes_train_different_runs_at_once_with_the_solo_numbers_and
 def test_sharing_frozen_features_and_scratch_across_seeds_and_runs_keeps_every_number(monkeypatch):
     import collections
 
+    from tl_core import reuse as reuse_caches
+
     # EfficientNet-Lite0: its convs give an image other bits in a batch of under 16 images than in a larger one,
     # so a cache shared image by image (not batch by batch) changed seed 1's numbers at this depth
     cfg = finetune.FinetuneConfig(image_size=32, epochs=1, seeds=2, freeze="6", weights="pretrained")
     runs = {}
     for reuse in (False, True):
-        monkeypatch.setattr(finetune, "REUSE", reuse)
-        monkeypatch.setattr(finetune, "_FEATURES", collections.OrderedDict())
-        monkeypatch.setattr(finetune, "_SCRATCH", budget.ByteLRU(2**30, most=12))
+        monkeypatch.setattr(reuse_caches, "REUSE", reuse)
+        monkeypatch.setattr(reuse_caches, "FEATURES", collections.OrderedDict())
+        monkeypatch.setattr(reuse_caches, "SCRATCH", budget.ByteLRU(2**30, most=12))
         finetune.run(finetune.FinetuneConfig(**{**cfg.__dict__, "freeze": "all"}), device="cpu")   # a run before
         runs[reuse] = [(r.weights, r.seed, r.val_acc, r.history.val_acc, r.history.train_loss, r.confusion.tolist())
                        for r in finetune.run(cfg, device="cpu").runs]

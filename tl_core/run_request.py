@@ -62,6 +62,8 @@ class RunRequest:
     owner: str = ""
     device: str = "auto"
     one_thread: bool = False
+    how: dict = field(default_factory=dict)   # settings the history does not record (where a grid runs: --engine
+                                              # ray, --address): they change no number, so not the identity
 
     @classmethod
     def of(cls, experiment: str, cfg, extra: dict | None = None, **kwargs) -> RunRequest:
@@ -69,7 +71,9 @@ class RunRequest:
         from tl_core import contract
 
         contract.validate(cfg)
-        return cls(experiment, plain({**contract.record(cfg), **(extra or {})}), **kwargs)
+        resolved = contract.resolved(cfg)
+        how = {s.name: getattr(resolved, s.name) for s in contract.settings(resolved) if not s.record}
+        return cls(experiment, plain({**contract.record(cfg), **(extra or {})}), how=plain(how), **kwargs)
 
     def data(self) -> str:
         """The inputs' fingerprints as one string ("" when the config names all the data)."""
@@ -105,7 +109,7 @@ def execute(request: RunRequest, blobs: dict | None = None, progress=None, shoul
     from tl_core import device as devices
 
     exp = experiment_of(request, module)
-    cfg = contract.from_record(exp.config, request.config)
+    cfg = contract.from_record(exp.config, {**request.config, **request.how})
     contract.validate(cfg)
     kwargs: dict = {}
     for name in request.inputs:
