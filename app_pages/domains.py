@@ -44,8 +44,8 @@ if result is None and kept is not None:
     st.caption(f"Shown from the run history: run #{run_.id}, {when}, {run_.seconds or 0:.0f} s on {run_.device}. "
                "Press **Re-run the grid** to train it again.")
 if result is None:
-    st.info("Press **Run the grid** (the defaults take a few minutes on a laptop CPU; a grid once run is shown "
-            "from the run history at once).")
+    st.info("Press **Run the grid** (a grid once run is shown from the run history at once; the estimate is "
+            "beside the button).")
     st.stop()
 
 ui.verdict(result.verdict())
@@ -53,10 +53,11 @@ out = result.to_json()
 if out["quadrants"]:
     ui.chart(figures.strategy_chart(out), "dom_chart")
     st.caption("Bars: validation accuracy, mean over seeds and the quadrant's datasets; whiskers: ± std over seeds.")
-    st.dataframe([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
-                   "measured": domains.quadrant_words(q),
-                   "agrees?": {True: "yes", False: "no"}.get(q["agrees"], "can't tell: a tie at this size")}
-                  for q in out["quadrants"]], hide_index=True, key="dom_rules")
+    # a table wraps its cells, so the "measured" sentence is read whole (a data frame cuts it at the column's width)
+    st.table([{"quadrant": f"{q['size']} data · {q['domain']}", "the decks' rule": q["rule"],
+               "measured": domains.quadrant_words(q),
+               "agrees?": {True: "yes", False: "no"}.get(q["agrees"], "can't tell: a tie at this size")}
+              for q in out["quadrants"]], hide_index=True)
 
 st.subheader("Does pretraining help less far from ImageNet?")
 st.markdown(out["far_vs_near"])

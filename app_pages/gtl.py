@@ -50,7 +50,6 @@ def sweep_section() -> None:
     kept = st.session_state.setdefault("gtl_sweep_results", {})
     sweep = ui.run_button("gtl_sweep", "Run the sweep", "gtl-sweep", sweep_cfg, results=kept)
     if sweep is None:
-        st.caption("About a minute on a laptop CPU with the default settings.")
         return
     ui.verdict(sweep.verdict())
     ui.chart(figures.sweep(sweep.to_json()), "gtl_sweep_chart")
@@ -68,7 +67,7 @@ except ValueError as err:
     st.stop()
 result = ui.run_button("gtl", "Run GTL", "gtl", cfg, results=results, button_key="gtl_run")
 if result is None:
-    st.info("Choose the settings in the sidebar and press **Run GTL** (about 10 s on a laptop CPU). Runs "
+    st.info("Choose the settings in the sidebar and press **Run GTL**. Runs "
             "already made with the same settings are shown at once.")
     sweep_section()
     st.stop()

@@ -45,7 +45,7 @@ result = ui.run_button("in", "Train and look inside", "inside", cfg,
 if result is None:
     st.info(f"Press **Train and look inside**: {name} is fine-tuned fully on {cfg.shots} {dataset} images per class "
             f"({cfg.seeds} seeds; the first also as a feature extractor and from scratch, for Grad-CAM), then every "
-            f"stage's features are probed. About a minute or two on a laptop CPU at the defaults.")
+            f"stage's features are probed.")
     st.stop()
 ui.verdict(result.verdict())
 out = result.to_json()

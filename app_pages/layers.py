@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import collect, ui
-from tl_core import backbones, contract, data, userdata
+from tl_core import backbones, contract, data, glossary, userdata
 from tl_core.experiments import layers
 from tl_core.plots import layers as figures
 
@@ -85,12 +85,13 @@ result = ui.run_button("lay", "Fine-tune and measure", "layers", cfg, results=re
 draw_filters(result)
 if result is None:
     st.info(f"Press **Fine-tune and measure**: every stage of {name} trains on {shots} {dataset} images per class, "
-            f"{seeds} seeds (about a minute on a laptop CPU).")
+            f"{seeds} seeds.")
     st.stop()
 ui.verdict(result.verdict())
 out = result.to_json()
 st.caption(f"Validation accuracy after fine-tuning {out['val_acc']:.1%} ± {out['val_acc_std']:.1%} · "
-           f"{result.device} · {result.seconds:.0f} s")
+           f"{result.device} · {result.seconds:.0f} s",
+           help=glossary.help_for("stage", "10th–90th percentile", "claims rule", "paired"))   # the chart's band
 ui.chart(figures.relative_change(out), "lay_change")
 ui.chart(figures.strongest_patches(result.patches), "lay_patches")
 st.caption("Each row: the dataset images where one unit of the stage's most active channel fired hardest, cut to "

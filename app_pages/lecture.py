@@ -44,7 +44,9 @@ nav[0].button("← Previous", key="lec_prev", on_click=move, args=(-1,), disable
 nav[2].button("Next →", key="lec_next", on_click=move, args=(1,), disabled=st.session_state["step"] == N,
               width="stretch")
 nav[3].toggle("Projector", key="lec_big", bind=ui.URL, help="large type, no sidebar, each chart inside the window")
-notes = nav[4].toggle("Notes", key="lec_notes", help="what to point at and what to ask; hidden from the class")
+# the teacher's notes never reach the projected page: the toggle is offered (and read) only in the normal view
+notes = not big and nav[4].toggle("Notes", key="lec_notes", help="what to point at and what to ask; only in the "
+                                  "normal view, never in the projector view the class sees")
 link.report()
 
 db = ui.history()
@@ -85,7 +87,8 @@ with words:
     measured = f" (measured: {max(before.seconds, 1):.0f} s)" if before and before.seconds and not big else ""
     result = ui.run_button(f"lec_{step.key}", label + measured, step.kind, cfg,
                            results=st.session_state.setdefault("lec_results", {}), key=(step.key, cfg),
-                           button_key=f"lec_run_{step.key}", source="lecture", one_thread=True)
+                           button_key=f"lec_run_{step.key}", source="lecture", one_thread=True,
+                           adopt=False)   # a run in the history is shown below as the history's
 if result is not None:
     show(lecture.result_json(result))
     words.caption(f"Live run: {result.seconds:.1f} s on {result.device}, kept in Runs.")

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import contract, data, peft_methods, text
+from tl_core import contract, data, glossary, peft_methods, text
 from tl_core.experiments import peft
 from tl_core.plots import peft as figures
 
@@ -42,12 +42,12 @@ except ValueError as err:
     st.warning(f"{err}. Adjust the settings in the sidebar.")
     st.stop()
 st.caption(f"LoRA's targets: {peft.targets_text(cfg)}. BitFit: the biases of the same stages"
-           f"{' (BatchNorm shifts; its statistics stay as pretrained)' if modality == 'image' else ''}.")
+           f"{' (BatchNorm shifts; its statistics stay as pretrained)' if modality == 'image' else ''}.",
+           help=glossary.help_for("LoRA", "BitFit", "forgetting", "top-1 agreement", "CKA"))
 result = ui.run_button("peft", "Train", "peft", cfg, results=st.session_state.setdefault("peft_results", {}),
                        button_key="peft_train", start="Preparing data, the pretrained model and the frozen stages…")
 if result is None:
-    st.info("Choose methods and ranks in the sidebar and press **Train** (the defaults take a few minutes on a laptop "
-            "CPU; fewer seeds or methods are faster).")
+    st.info("Choose methods and ranks in the sidebar and press **Train** (fewer seeds or methods are faster).")
     st.stop()
 ui.verdict(result.verdict())
 out = result.to_json()

@@ -26,8 +26,9 @@ with st.sidebar:
     mine = st.toggle("Only runs of this browser session", key="runs_mine")
 runs = run_views.visible(db.runs(kind=None if kind == "any" else kind, session=me if mine else None,
                              **{f: v for f, v in filters.items() if v != "any"}), me, server, admin)
-st.caption(f"{len(runs)} of {len(everything)} runs · history in `{db.path}`{' (read-only)' * db.readonly} "
-           f"(set `TL_DATA_DIR` to keep it elsewhere)")
+st.caption(f"{len(runs)} of {len(everything)} runs · kept on this computer, also after a restart"
+           f"{' (read-only)' * db.readonly}",
+           help=f"The history is one SQLite file, `{db.path}`; set `TL_DATA_DIR` to keep it elsewhere.")
 if server:
     st.caption("The teacher's token: every session's runs, to label and delete." if admin else
                "A shared server: you see every session's runs of the built-in experiments, and your own runs on "
@@ -63,9 +64,13 @@ if not picked:
     st.info("Pick one or more runs above to compare them.")
     st.stop()
 chosen = run_views.visible(db.many(picked), me, server, admin)
+unlike = run_views.unlike(chosen)
+if unlike:
+    st.warning(unlike)
+mixed = len({r.kind for r in chosen}) > 1   # other experiments: never on one chart
 
 curve_names = list(dict.fromkeys(c for r in chosen for c in r.curves))
-if curve_names:
+if curve_names and not mixed:
     # curves every picked run has come first, each run's in the order its result named them (the telling ones first)
     shared = sorted(curve_names, key=lambda c: -sum(c in r.curves for r in chosen))
     left, right = st.columns(2)
@@ -76,7 +81,7 @@ if curve_names:
     color_by = right.selectbox("Colour by", fields, index=1 if changed else 0, key="runs_color",
                                help="runs that share this setting share a colour")
     ui.chart(figures.compare_runs(chosen, curve, color_by), "runs_compare")
-else:
+elif not mixed:
     st.info("These runs have no per-epoch curves: a sweep keeps a grid of final accuracies (see the metrics "
             "below), and a run stopped before its first epoch or interrupted has none.")
 
@@ -90,7 +95,7 @@ elif changed:
 else:
     st.info("These runs have identical settings: any difference in their curves is seed noise or the device.")
 
-common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen)]
+common = [m for m in chosen[0].metrics if all(m in r.metrics for r in chosen)] if not unlike else []
 if common:
     st.dataframe([{"metric": figures.curve_name(m),
                    **{figures.column(r): figures.metric(m, r.metrics[m]) for r in chosen}} for m in common],

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import backbones, contract, text
+from tl_core import backbones, contract, names, text
 from tl_core.experiments import text as exp
 from tl_core.plots import text as figures
 
@@ -18,9 +18,9 @@ with st.sidebar:
     topics = text.topics()
     picked = ui.widgets(C, ("classes", "conditions", "layers", "shots", "seeds", "epochs", "lr", "encoder_lr",
                             "max_length"), "text_",
-                        classes={"options": list(topics), "fmt": lambda t: f"{t} ({topics[t]})",
-                                 "help": "chatterbot-corpus conversation lines labelled by topic; the number is how "
-                                         "many sentences the topic has"})
+                        classes={"options": list(topics),   # the topic's name itself: what a link carries
+                                 "help": "chatterbot-corpus conversation lines labelled by topic; sentences per "
+                                         "topic: " + ", ".join(f"{t} {n}" for t, n in topics.items())})
     st.caption("Fine-tuning and scratch train 22 M weights: the slow part on a CPU. Feature extraction trains only "
                "the head, on embeddings computed once.")
 picked.update(ui.more_settings(C, ("val_per_class",), "text_"))
@@ -71,8 +71,8 @@ except ValueError as err:
 result = ui.run_button("text", "Train", "text", cfg, results=st.session_state.setdefault("text_results", {}),
                        button_key="text_train", start="Reading the encoder and the sentences…")
 if result is None:
-    st.info("Choose topics and conditions in the sidebar and press **Train** (feature extraction alone: seconds; "
-            "each fine-tuned or scratch condition: about 10 s per seed on a laptop CPU).")
+    st.info("Choose topics and conditions in the sidebar and press **Train** (feature extraction alone is the "
+            "fastest condition).")
     st.stop()
 ui.verdict(result.verdict())
 out = result.to_json()
@@ -91,7 +91,8 @@ if tok is not None and result.train_texts:
                                           (f"after fine-tuning ({result.config.label(result.tuned[0])}, seed "
                                            f"{result.config.seed})" if tuned else "", tuned)]):
         if model is None:
-            col.info("Add **last_k** or **full** to the conditions to see the embeddings after fine-tuning.")
+            col.info(f"Add **{names.condition('last_k')}** or **{names.condition('full')}** to the conditions to see "
+                     f"the embeddings after fine-tuning.")
             continue
         col.markdown(f"**{title}**")
         col.dataframe(text.nearest(model, sentence, result.train_texts, result.train_labels), hide_index=True,

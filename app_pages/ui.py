@@ -16,7 +16,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 from app_pages.widgets import URL, LinkSettings, more_settings, page, widget, widgets  # noqa: F401 - pages use ui.*
-from tl_core import budget, run_request, serve, store
+from tl_core import budget, glossary, run_request, serve, store
+from tl_core.i18n import N_, tr
 
 PNG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -25,7 +26,7 @@ def chart(fig, key: str, where=st) -> None:
     """A plotly chart with plotly's own PNG export (camera icon) and a self-contained HTML download."""
     where.plotly_chart(fig, key=key,
                        config={**PNG, "toImageButtonOptions": {**PNG["toImageButtonOptions"], "filename": key}})
-    where.download_button("Download chart as HTML", lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+    where.download_button(tr("Download chart as HTML"), lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                        file_name=f"{key}.html", mime="text/html", key=f"{key}_html", icon=":material/download:",
                        on_click="ignore", type="tertiary")
 
@@ -87,7 +88,7 @@ def history() -> store.Store | None:
         db = store.Store()
     except OSError as err:
         if _first_this_run(str(err)):
-            st.warning(f"Runs are not being recorded: {err}")
+            st.warning(tr("Runs are not being recorded: {err}", err=err))
         return None
     if db.readonly and _first_this_run(db.problem):
         st.warning(db.problem)
@@ -182,7 +183,8 @@ def shared_runs() -> serve.Server:
 
 def _ago(t: float) -> str:
     s = max(time.time() - t, 0)
-    return "just now" if s < 45 else f"{round(s / 60)} min ago" if s < 5400 else f"{s / 3600:.0f} h ago"
+    return (tr("just now") if s < 45 else tr("{n} min ago", n=round(s / 60)) if s < 5400
+            else tr("{n} h ago", n=f"{s / 3600:.0f}"))
 
 
 class _Ask:
@@ -222,18 +224,23 @@ class _Ask:
             return ""
         flight = self.srv.in_flight(self.root, self.identity)
         if flight is not None and not flight.stop.is_set():
-            return (f"Training now for another session ({flight.message or 'waiting for its turn'}): **{label}** "
-                    f"follows that run instead of training it twice.")
+            return tr("Training now for another session ({what}): **{label}** follows that run instead of training "
+                      "it twice.", what=flight.message or tr("waiting for its turn"), label=label)
         seconds, based = serve.estimate(self.kind, self.record, self.db)
-        text = f"{serve.about(seconds).capitalize()} on this machine" + (
-            f" (from {based} earlier run{'s' * (based != 1)} like it)" if based else
-            " (from the reference laptop: no run of its kind here yet)" if seconds is not None else "")
+        about = serve.about(seconds)
+        text = tr("{about} on this machine", about=about[:1].upper() + about[1:]) + (
+            (tr(" (from {n} earlier run like it)", n=based) if based == 1 else
+             tr(" (from {n} earlier runs like it)", n=based)) if based else
+            tr(" (from the reference laptop: no run of its kind here yet)") if seconds is not None else "")
         busy, wait = self.srv.busy()
         if busy and wait:
-            text += f" · {busy} run{'s' * (busy != 1)} in the queue now: {serve.about(wait)} before yours starts"
+            text += (tr(" · {n} run in the queue now: {wait} before yours starts", n=busy, wait=serve.about(wait))
+                     if busy == 1 else
+                     tr(" · {n} runs in the queue now: {wait} before yours starts", n=busy, wait=serve.about(wait)))
         old = self._stored()
         if old is not None:
-            text += f" · trained before (run #{old.id}, {_ago(old.finished or old.created)}), no longer in memory"
+            text += tr(" · trained before (run #{id}, {ago}), no longer in memory", id=old.id,
+                       ago=_ago(old.finished or old.created))
         return text + "."
 
     def _stored(self):
@@ -250,10 +257,12 @@ class _Ask:
             results[self.key] = self.entry.result
         if self.entry is None or results.get(self.key) is not self.entry.result:
             return ""
-        who = "" if self.entry.session == session_id() else " for another session"
-        run = f"run #{self.entry.run_id}, " if self.entry.run_id is not None else ""
-        return (f"Trained {_ago(self.entry.finished)}{who} ({run}{self.entry.seconds:.0f} s), shown at once · "
-                f"**Re-run** trains it afresh.")
+        run = tr("run #{id}, ", id=self.entry.run_id) if self.entry.run_id is not None else ""
+        fill = dict(ago=_ago(self.entry.finished), run=run, s=f"{self.entry.seconds:.0f}")
+        if self.entry.session == session_id():
+            return tr("Trained {ago} ({run}{s} s), shown at once · **Re-run** trains it afresh.", **fill)
+        return tr("Trained {ago} for another session ({run}{s} s), shown at once · **Re-run** trains it afresh.",
+                  **fill)
 
     def submit(self) -> tuple:
         """(job, token); raises serve.Refused past a shared server's limits for one session (not the teacher's)."""
@@ -265,11 +274,14 @@ def _status(srv: serve.Server, job: serve.Job, start: str) -> str:
     if job.state == "queued":
         ahead, seconds = srv.ahead(job)
         if ahead:
-            return (f"Waiting for its turn: {ahead} run{'s' * (ahead != 1)} ahead of yours, "
-                    f"{serve.about(seconds)} until its result")
+            return (tr("Waiting for its turn: {n} run ahead of yours, {about} until its result", n=ahead,
+                       about=serve.about(seconds)) if ahead == 1 else
+                    tr("Waiting for its turn: {n} runs ahead of yours, {about} until its result", n=ahead,
+                       about=serve.about(seconds)))
         return start
     left = job.left()
-    return f"{job.message or start} · {serve.about(left)} left" if left is not None else job.message or start
+    what = job.message or start
+    return tr("{what} · {about} left", what=what, about=serve.about(left)) if left is not None else what
 
 
 _LIVE_FIGURES: dict = {}   # id(job) -> (job, epochs drawn, when built, figure)
@@ -313,10 +325,10 @@ def _follow(prefix: str, job: serve.Job, token, start: str, live: bool) -> bool:
             st.session_state[f"{prefix}_where"] = job.message or start
             bar.progress(min(job.fraction, 1.0) if job.state == "running" else 0.0, text=_status(srv, job, start))
             followers = len(job.waiters)
-            where = "" if job.where == "this process" else f" It trains in {job.where}."
+            where = "" if job.where == "this process" else tr(" It trains in {where}.", where=job.where)
             if followers > 1 or where:
-                note.caption((f"{followers} sessions follow this run: it trains once for all of them." if followers > 1
-                              else "") + where)
+                note.caption((tr("{n} sessions follow this run: it trains once for all of them.", n=followers)
+                              if followers > 1 else "") + where)
             epochs = sum(len(v.get("val_loss") or v.get("train_loss") or ()) for v in list(job.live.values()))
             # redrawn as epochs finish: at most once a second, and less often the more sessions follow the run (each
             # redraw is a whole chart drawn again in every follower's browser; the class keeps its CPU for the run)
@@ -341,20 +353,22 @@ def _outcome(prefix: str, retry: str, job: serve.Job, results: dict, key) -> Non
     if job.status in ("finished", "diverged"):   # shown with its verdict
         results[key] = job.result
         if "(not recorded:" in job.message:       # the history could not take it (a full disk, a read-only store)
-            st.warning("The run finished and is shown here, but the run history could not keep it "
+            st.warning(tr("The run finished and is shown here, but the run history could not keep it ")
                        + job.message[job.message.index("(not recorded:"):])
     elif job.status == "failed" and job.bad_setting:
         st.error(job.error)
     elif job.status == "failed":
-        st.error(f"This run failed: {job.error}. Every session that was waiting for it is told; {retry} to train "
-                 f"it again.")
+        st.error(tr("This run failed: {error}. Every session that was waiting for it is told; {retry} to train it "
+                    "again.", error=job.error, retry=retry))
     else:
-        st.warning(f"The run was stopped before it finished ({job.error or job.message or 'stopped'}).")
+        st.warning(tr("The run was stopped before it finished ({why}).",
+                      why=job.error or job.message or tr("stopped")))
 
 
 def run_button(prefix: str, label: str, kind: str, cfg, *, results: dict, key=None, button_key: str = "",
-               start: str = "Preparing…", disabled: bool = False, extra: dict | None = None, live: bool | None = None,
-               inputs: dict | None = None, private: bool | None = None, source: str = "", one_thread: bool = False):
+               start: str = N_("Preparing…"), disabled: bool = False, extra: dict | None = None,
+               live: bool | None = None, inputs: dict | None = None, private: bool | None = None, source: str = "",
+               one_thread: bool = False, adopt: bool = True):
     """The page's run button with a Stop beside it, and what a click does: a run request for experiment `kind`
     with this config (`tl_core.run_request`), submitted through `serve.submit`, the one way to ask for a run,
     and followed under a progress bar. It is recorded in the history (as running before it trains, then
@@ -375,26 +389,32 @@ def run_button(prefix: str, label: str, kind: str, cfg, *, results: dict, key=No
     epochs it finished). A bad setting (ValueError) is shown, not raised; a failure is shown to every session
     waiting for it. `private` (default: what the experiment declares: runs on uploads): on a shared server only
     this session sees the run. `source`: where it is asked for when not on its experiment's page ("lecture": the
-    Runs page marks it). Returns the result kept for `key`, or None."""
+    Runs page marks it). `adopt=False`: another session's result is not shown before a click (a page that shows
+    the history's run itself, as the lecture does). Returns the result kept for `key`, or None."""
+    start = tr(start)
     ask = _Ask(kind, cfg, key, extra, inputs, private, source, one_thread)
     live = run_request.experiment_of(run_request.RunRequest(kind, {})).live if live is None else live
     key = ask.key
-    shown = ask.shown(results)
+    shown = ask.shown(results) if adopt else ""
     cols = st.columns([2, 1, 1.2, 4], vertical_alignment="center")
     clicked = cols[0].button(label, type="primary", key=button_key or f"{prefix}_run",
                              disabled=disabled or key in results)
-    again = key in results and cols[2].button("Re-run", key=f"{prefix}_rerun", disabled=disabled, type="secondary",
-                                              help="train it again now, afresh (the result shown stays in Runs)")
-    if cols[1].button("Stop", key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
+    again = key in results and cols[2].button(tr("Re-run"), key=f"{prefix}_rerun", disabled=disabled,
+                                              type="secondary",
+                                              help=tr("train it again now, afresh (the result shown stays in Runs)"))
+    if cols[1].button(tr("Stop"), key=f"{prefix}_stop") or st.session_state.get(f"{prefix}_running"):
         if st.session_state.pop(f"{prefix}_running", None):
             others = st.session_state.pop(f"{prefix}_others", 0)
-            where = st.session_state.pop(f"{prefix}_where", "the start")
+            where = st.session_state.pop(f"{prefix}_where", tr("the start"))
             if others:
-                st.warning(f"You stopped following the run (last shown: {where}); it goes on for the {others} other "
-                           f"session{'s' * (others != 1)} following it, and its result will be in Runs.")
+                st.warning(tr("You stopped following the run (last shown: {where}); it goes on for the {n} other "
+                              "session following it, and its result will be in Runs.", where=where, n=others)
+                           if others == 1 else
+                           tr("You stopped following the run (last shown: {where}); it goes on for the {n} other "
+                              "sessions following it, and its result will be in Runs.", where=where, n=others))
             else:
-                st.warning(f"Stopped by the user (last shown: {where}); the run is kept in Runs with every epoch it "
-                           f"finished.")
+                st.warning(tr("Stopped by the user (last shown: {where}); the run is kept in Runs with every epoch it "
+                              "finished.", where=where))
     line = shown if key in results else ask.before(label)
     if line:
         cols[3].caption(line)
@@ -411,16 +431,17 @@ def run_button(prefix: str, label: str, kind: str, cfg, *, results: dict, key=No
             return results.get(key)
         st.session_state[f"{prefix}_running"] = True
         if _follow(prefix, job, token, start, live):
-            _outcome(prefix, f"press **{label}**", job, results, key)
+            _outcome(prefix, tr("press **{label}**", label=label), job, results, key)
     return results.get(key)
 
 
-def auto_run(prefix: str, kind: str, cfg, *, start: str = "Training…", live: bool = False,
+def auto_run(prefix: str, kind: str, cfg, *, start: str = N_("Training…"), live: bool = False,
              extra: dict | None = None, inputs: dict | None = None, private: bool | None = None):
     """A page that trains as it opens (the toy): the shared result when this server has it (no new run in the
     history: a reuse is not a training), else the run in flight with the same settings, followed, else a new
     run. Shows where a shared result comes from, with a Re-run button. Returns the result, or None when it did
     not finish (stopped, failed: said on the page)."""
+    start = tr(start)
     results = st.session_state.setdefault(f"{prefix}_shared", {})
     ask = _Ask(kind, cfg, None, extra, inputs, private)
     if ask.record is None:
@@ -430,7 +451,7 @@ def auto_run(prefix: str, kind: str, cfg, *, start: str = "Training…", live: b
     line = ask.shown(results)
     if line:
         cols = st.columns([1, 6], vertical_alignment="center")
-        if not cols[0].button("Re-run", key=f"{prefix}_rerun", help="train it again now, afresh"):
+        if not cols[0].button(tr("Re-run"), key=f"{prefix}_rerun", help=tr("train it again now, afresh")):
             cols[1].caption(line)
             return results[ask.key]
         results.clear()
@@ -440,7 +461,7 @@ def auto_run(prefix: str, kind: str, cfg, *, start: str = "Training…", live: b
         st.error(str(err))
         return None
     if _follow(prefix, job, token, start, live):
-        _outcome(prefix, "open the page again", job, results, ask.key)
+        _outcome(prefix, tr("open the page again"), job, results, ask.key)
     return results.get(ask.key)
 
 
@@ -448,3 +469,6 @@ def verdict(v, where=st) -> None:
     """A result's verdict, coloured by what it says (a tie, a mix or a single seed in blue)."""
     {"helped": where.success, "hurt": where.error, "unfit": where.warning, "diverged": where.warning,
      "stopped": where.warning, "failed": where.error}.get(v.kind, where.info)(v.text)
+    if v.kind not in ("unfit", "diverged", "stopped", "failed"):   # a claim: the words it uses, explained
+        where.caption(tr("How this verdict is decided"),
+                      help=glossary.help_for("claims rule", "paired", "95% interval"))

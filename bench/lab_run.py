@@ -1,10 +1,12 @@
-"""Where the default lab run's time goes, and what sharing across seeds and runs saves (tl_core/reuse.py
-REUSE): today's path (every run alone: a frozen-feature cache per cell, scratch trained every time) against the
-shared path, in this process, with equal numbers (the same val accuracies, curves and confusion matrices).
+"""Where the default lab run's time goes, what validating in one pass saves (tl_core/finetuning.py VAL_BATCH)
+and what sharing across seeds and runs saves (tl_core/reuse.py REUSE), each against the path before it, in this
+process: the ratios are what to read (other work on the machine swings the seconds 2-10x, not the ratios).
 
     python bench/lab_run.py            # the lab's default run (EfficientNet-Lite0, digits, 5 shots, 15 epochs, 3 seeds)
     python bench/lab_run.py --quick    # the same at 32 px, 5 epochs, 2 seeds (a few minutes on a busy laptop)
 
+0. the default run, cold: the path before (validation in batches of 32, VAL_BATCH = 0) against today's (one
+   pass of the 200 validation images under inference mode), the same accuracies, curves and confusion matrices;
 1. the default run, cold (no earlier run in the process), with its time split: scratch training (and, inside it,
    per-epoch validation), frozen features, data and models, final predictions;
 2. a second lab run that changes only the freeze depth or the strategy, as a class walks through the lab:
@@ -59,8 +61,16 @@ def numbers(result) -> list:
             for r in result.runs]
 
 
-def timed_run(cfg, share: bool):
+def close(a, b) -> bool:
+    """The same numbers: accuracies, accuracy curves, training losses and confusion matrices identical; the
+    validation losses are not compared (a pass of 200 images may take other kernels than seven of 32: sums
+    that differ in the last bits)."""
+    return numbers(a) == numbers(b)
+
+
+def timed_run(cfg, share: bool, val_batch: int = finetuning.VAL_BATCH):
     reuse.REUSE = share
+    finetuning.VAL_BATCH = val_batch
     with Timer() as t:
         start = time.perf_counter()
         result = finetune.run(cfg, device="cpu")
@@ -84,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     second = [replace(cfg, freeze="6"), replace(cfg, strategy="gradual")]
     print(f"lab run: {cfg.backbone}, {cfg.dataset}, {cfg.shots} shots, {cfg.epochs} epochs, {cfg.seeds} seeds, "
           f"{cfg.image_size} px, weights {cfg.weights}")
+
+    new = finetuning.VAL_BATCH
+    fresh()
+    before, t_before, part_before = timed_run(cfg, share=True, val_batch=0)
+    fresh()
+    after, t_after, part_after = timed_run(cfg, share=True)
+    finetuning.VAL_BATCH = new
+    print(f"\n0. the default run, cold: validation in batches of {cfg.batch_size} {t_before:.1f} s (validation "
+          f"{part_before.seconds['validation']:.1f} s), in one pass {t_after:.1f} s (validation "
+          f"{part_after.seconds['validation']:.1f} s): {t_before / t_after:.2f}x; same numbers: "
+          f"{close(before, after)}; verdict before: {before.verdict().text} | after: "
+          f"{after.verdict().text}")
 
     fresh()
     today, t_today, parts = timed_run(cfg, share=False)

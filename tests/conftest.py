@@ -143,3 +143,27 @@ def page():
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def mic_page(tmp_path_factory):
+    """Headless Chromium with a fake microphone that plays a shipped clip (the Spanish "cinco", with half a second
+    of silence either side, looped by Chromium): what st.audio_input records. The microphone is allowed without
+    asking. Yields (page, the word said)."""
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    from tl_core import audio, userclips
+
+    ds = audio.spoken_words()
+    row = next(i for i in range(len(ds)) if ds.words[i] == "cinco")
+    silence = np.zeros(audio.RATE // 2, np.int16)
+    wav = tmp_path_factory.mktemp("mic") / "cinco.wav"
+    wav.write_bytes(userclips.to_wav(np.concatenate([silence, ds.waves[row], silence])))
+    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            f"--use-file-for-fake-audio-capture={wav}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"])
+        yield context.new_page(), "cinco"
+        browser.close()

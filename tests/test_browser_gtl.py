@@ -14,7 +14,7 @@ def test_gtl_page_runs_and_draws_the_guide_heat_maps(server, page):
     page.wait_for_timeout(1500)  # let plotly finish drawing every chart before the screenshot
     assert page.locator("[data-testid='stPlotlyChart']").count() == 6
     assert page.locator("[data-testid='stPlotlyChart'] .heatmaplayer").count() >= 1
-    assert page.get_by_text("body.fc1.weight (64×400)").count() >= 1
+    assert page.get_by_text("fc1 weights (64×400)").count() >= 1   # the layer in words (tl_core.names)
     assert page.get_by_text("What each scout learned").count() == 1
     assert page.get_by_text("When does guidance help?").count() >= 1
     assert page.get_by_text("guided").count() >= 1

@@ -29,6 +29,9 @@ def test_layers_page_draws_filters_and_activation_maps_without_training(server, 
     assert page.locator("[data-testid='stPlotlyChart']").count() == 2
     assert page.get_by_text("block 7", exact=True).count() >= 2   # Lite0's last spatial stage, for both models
     assert page.get_by_text("random init", exact=True).count() >= 1
+    # each 3×3 kernel drawn big enough to see an edge's direction (it was about 27 px): 4 kernels a panel's row
+    panel = page.locator(".st-key-lay_filters .imagelayer image").first.bounding_box()
+    assert panel["width"] / 4 >= 48, panel
 
 
 def test_domains_page_shows_the_grid_from_the_history_without_training(server, page):

@@ -33,7 +33,7 @@ def test_arrow_keys_walk_every_step_of_a_prepared_lecture_and_each_shows_its_cha
         if step.key in ran:
             main.locator(f".st-key-lec_chart_{step.key} .main-svg").first.wait_for(timeout=30_000)
             if step.trains():
-                main.get_by_text("From the run history").wait_for(timeout=30_000)
+                main.get_by_text("From the run history").wait_for(timeout=60_000)
             assert main.get_by_text("not available").count() == 0
         else:
             main.get_by_text("not available").first.wait_for(timeout=30_000)

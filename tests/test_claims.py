@@ -91,3 +91,80 @@ def test_interval_uses_student_t():
 def test_tied_with_lists_what_the_rule_cannot_tell_apart():
     values = {"a": seeds([0.90, 0.92, 0.91]), "b": seeds([0.89, 0.93, 0.90]), "c": seeds([0.50, 0.52, 0.51])}
     assert claims.tied_with(values, "a") == ["a", "b"]
+
+
+# ---- the verdicts' words: what leads, what follows a lead-in, whom a gap is to --------------------------------
+
+def _claim(kind: str, subject: str = "a", against: str = "b", metric: str = "accuracy", gap: float = 0.05):
+    return claims.Claim(kind, subject, against, gap, gap - 0.02, gap + 0.02, 4, 0.8, 0.8 - gap, metric)
+
+
+def test_a_claim_after_a_lead_in_keeps_its_names_lower_case_and_can_leave_out_who_won():
+    c = _claim("helped", "the SSL encoder frozen", "scratch")
+    assert c.clause("the SSL encoder frozen", "scratch").startswith("the SSL encoder frozen beats scratch")
+    assert c.sentence("the SSL encoder frozen", "scratch").startswith("The SSL encoder frozen beats")
+    assert c.clause("a", "b", lead=False).startswith("validation accuracy 80.0% a vs 75.0% b")
+    assert _claim("tie").clause(lead=False).startswith("a and b tie")   # a tie keeps its "tie"
+
+
+def test_the_ssl_and_text_verdicts_have_no_capital_letter_mid_sentence():
+    from types import SimpleNamespace
+
+    from tl_core.experiments import selfsup
+
+    result = SimpleNamespace(status="finished", claim=lambda: _claim("helped", "ssl_frozen", "scratch"),
+                             config=SimpleNamespace(labels=2))
+    text = selfsup.verdict(result).text
+    assert "with 2 labels per class, the SSL encoder frozen beats scratch" in text, text
+
+
+def test_the_toy_verdict_says_who_won_once():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tl_core.experiments import toy
+
+    fit = SimpleNamespace(train_mse=np.array([1e-4]))
+    result = SimpleNamespace(status="finished", scratch=fit, pretrained=fit, config=toy.ToyConfig(),
+                             claim=lambda: _claim("helped", "pretrained", "scratch", "test MSE", gap=0.5))
+    text = toy.verdict(result).text
+    assert text.startswith("Pretraining on task A helped: test MSE") and "ahead of" not in text, text
+
+
+def test_the_gtl_sweeps_words_say_whom_guided_fine_tuning_trails():
+    from tl_core import narration
+
+    hurt = [{"source": "unrelated", "question": "guidance", "kind": "hurt", "shots": s, "gap": -g,
+             "against": "plain"} for s, g in ((2, 0.13), (5, 0.28), (10, 0.38))]
+    text = narration.say_gtl({"config": {"sources": ["unrelated"]}, "claims": hurt}).text
+    assert "trails at 2, 5 and 10 shots: 13, 28 and 38 points behind plain fine-tuning" in text, text
+    assert "trails it" not in text
+
+
+def test_the_peft_headline_leads_with_the_strongest_other_condition_then_answers_against_full():
+    from tl_core.experiments import peft
+    from tl_core.train import History
+
+    accs = {"head": (0.96, 0.962, 0.958, 0.961), "lora_r1": (0.972, 0.97, 0.975, 0.971),
+            "lora_r4": (0.983, 0.98, 0.985, 0.982), "full": (0.95, 0.951, 0.949, 0.95)}
+    runs = [peft.PeftRun(c, seed, History("classification", status="finished"), acc, 10, 100, 1000, 4000, 0, 0.1,
+                         {"agreement": 0.9, "cka": 0.9})
+            for c, values in accs.items() for seed, acc in enumerate(values)]
+    cfg = peft.PeftConfig(methods=("head", "lora", "full"), ranks=(1, 4), seeds=4)
+    text = peft.PeftResult(config=cfg, runs=runs, status="finished").verdict().text
+    assert text.startswith("LoRA r=4 beats LoRA r=1"), text
+    assert "Against full fine-tuning (the question here): LoRA r=4 beats full fine-tuning" in text, text
+
+
+def test_strict_loading_of_the_same_architecture_without_its_head_says_what_happened():
+    from types import SimpleNamespace
+
+    from tl_core import state
+
+    report = state.LoadReport.__new__(state.LoadReport)
+    report.__dict__.update(missing=["head.weight", "head.bias"], unexpected=[], mismatched=[], loaded=[],
+                           outcome="refused", config=SimpleNamespace(arch="shapes_cnn"))
+    text = report.message()
+    assert "architecture must be the same" not in text and "head.weight, head.bias" in text, text
+    assert "every tensor in it matches the model" in text

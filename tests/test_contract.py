@@ -261,3 +261,23 @@ def test_results_name_their_metrics_curves_and_verdict():
     assert set(r.curves()) >= {"scratch.curves.test_mse_mean", "pretrained.curves.test_mse_mean"}
     assert r.verdict().kind in ("helped", "hurt", "tie", "single", "unfit") and r.verdict().text
     assert r.to_json()["verdict"] == r.verdict().text
+
+
+def test_a_runs_identity_names_the_kind_of_device_it_trains_on(monkeypatch):
+    """A GPU's result is never served as a CPU run's: "auto" resolves to the device it trains on here; on a CPU-only
+    machine "auto" and "cpu" are the same run (the same numbers, one history entry)."""
+    import torch
+
+    from tl_core import device as devices
+    from tl_core.run_request import RunRequest
+
+    cfg = contract.record(finetune.FinetuneConfig(**TINY_LAB))
+    auto, cpu = RunRequest.of("finetune", finetune.FinetuneConfig(**TINY_LAB)), \
+        RunRequest.of("finetune", finetune.FinetuneConfig(**TINY_LAB), device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    assert auto.identity() == cpu.identity() and auto.config == cfg
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)   # the same request on a GPU machine
+    on_gpu = auto.identity()
+    assert on_gpu != cpu.identity() and on_gpu == RunRequest.of("finetune", finetune.FinetuneConfig(**TINY_LAB),
+                                                                device="cuda").identity()

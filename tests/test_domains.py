@@ -172,7 +172,7 @@ def test_page_draws_the_last_grid_from_the_history_at_once(grid):
     # else drawn from the history's JSON
     assert any("Shown from the run history" in c.value or "shown at once" in c.value for c in at.caption)
     assert any("the decks' rule" in m.value for m in [*at.success, *at.info])   # agreement counted, or none clear
-    assert at.dataframe[0].value.shape[0] == 4          # the four quadrants, each with its rule and winner
+    assert at.table[0].value.shape[0] == 4   # the four quadrants, each with its rule and winner (wrapped, not cut)
 
 
 def test_a_cell_travels_to_another_process_as_it_is():

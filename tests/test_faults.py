@@ -85,6 +85,7 @@ def test_stop_while_the_frozen_features_are_cached_ends_the_run_as_stopped():
     assert len(calls) == 4                                           # checked batch by batch while caching
 
 
+@pytest.mark.slow
 def test_a_cli_run_killed_while_it_trains_is_in_the_history_as_interrupted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "tl_core", "toy", "--epochs", "100000", "--pretrain-epochs", "10",
                              "--seeds", "3", "--json", "--data-dir", str(tmp_path)], cwd=ROOT,

@@ -35,6 +35,7 @@ def test_run_records_curves_per_epoch_and_a_fixed_val_set():
     assert 0 <= result.to_json()["val_acc"] <= 1
 
 
+@pytest.mark.slow
 def test_sweep_grid_covers_shots_and_freeze_depths_with_scratch_trained_fully():
     cfg = finetune.SweepConfig(**TINY_LAB, epochs=3, seeds=2, weights="both", shots=(1, 5), freezes=("all", "2"))
     sw = finetune.sweep(cfg, device="cpu")
@@ -134,6 +135,7 @@ def test_gradual_and_discriminative_at_the_deepest_freeze_reach_the_stem():
         assert freeze.frozen_stages(model) == 0, strategy
 
 
+@pytest.mark.slow
 def test_cli_pretrain_to_an_unwritable_path_is_one_line_before_training():
     proc = _cli("pretrain", "--out", "README.md/inside-a-file.pt")
     assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
@@ -152,3 +154,19 @@ def test_per_class_recall_equals_sklearns_recall_with_nan_for_a_class_without_im
     got = run.per_class_recall
     assert np.isnan(got[2]) and np.isnan(want[2])
     assert np.allclose(got, want, equal_nan=True) and 0 < np.nanmean(got) < 1
+
+
+def test_validating_in_one_pass_gives_the_numbers_of_validating_in_training_batches(monkeypatch):
+    """The faster path (finetuning.VAL_BATCH: validation and final predictions in one pass, under inference mode)
+    against the path before it (passes of batch_size): the same accuracies, curves and confusion matrices."""
+    from tl_core import reuse
+
+    cfg = finetune.FinetuneConfig(**{**TINY_LAB, "dataset": "digits"}, weights="both", seeds=2, epochs=3)
+    out = {}
+    for size in (0, finetuning.VAL_BATCH):
+        monkeypatch.setattr(finetuning, "VAL_BATCH", size)
+        monkeypatch.setattr(reuse, "REUSE", False)
+        r = finetune.run(cfg, device="cpu")
+        out[size] = [(run.weights, run.seed, run.val_acc, run.train_acc, run.history.val_acc, run.history.train_loss,
+                      run.confusion.tolist(), np.round(run.history.val_loss, 5).tolist()) for run in r.runs]
+    assert out[0] == out[finetuning.VAL_BATCH]

@@ -34,6 +34,7 @@ def test_frozen_stages_and_their_batchnorm_stay_bit_identical_through_fine_tunin
     assert freeze.frozen_stages(model) == 2
 
 
+@pytest.mark.slow
 def test_cached_prefix_gives_the_same_curves_as_rerunning_frozen_stages_every_epoch():
     for fr in ("all", "2"):
         cached = finetune.run(finetune.FinetuneConfig(**SMALL, freeze=fr, cache=True), device="cpu")
@@ -43,6 +44,7 @@ def test_cached_prefix_gives_the_same_curves_as_rerunning_frozen_stages_every_ep
                                        rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_phases_and_discriminative_rates():
     assert freeze.gradual_schedule(5, 7, 2) == [(4, 2), (3, 2), (2, 2), (1, 1)]
     assert freeze.gradual_schedule(5, 9, 3, floor=3) == [(4, 3), (3, 6)]

@@ -131,6 +131,7 @@ def test_expression_atlas_has_ten_cell_types_of_shared_programmes_and_an_unrelat
     assert digits.images.shape[1:] == (1, 8, 8)
 
 
+@pytest.mark.slow
 def test_default_setup_transfers_pretrained_features_beat_scratch_at_one_shot():
     """The lab's default is a setting where the source helps: over 3 seeds at 1 shot, the frozen pretrained
     features (head only) and plain fine-tuning both beat a network trained from scratch."""
@@ -448,6 +449,7 @@ def _small_page(app):
     app.run()
 
 
+@pytest.mark.slow
 def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch, fresh_server):
     calls = fakes.count_trainings(monkeypatch, "gtl")
     _small_page(app)
@@ -461,7 +463,7 @@ def test_page_runs_shows_verdict_metrics_heat_maps_and_download(app, monkeypatch
     charts = app.get("plotly_chart")
     assert len(charts) == 6
     specs = json.dumps([json.loads(c.proto.spec) for c in charts], ensure_ascii=False)
-    assert "body.fc1.weight (64×400)" in specs and "Mean guide per layer" in specs and "P5 (types 2, 7)" in specs
+    assert "fc1 weights (64×400)" in specs and "Mean guide per layer" in specs and "P5 (types 2, 7)" in specs
     downloads = [b.label for b in app.get("download_button")]
     assert "Download the guide (.pt)" in downloads and downloads.count("Download chart as HTML") == 6
     cfg = calls[0]
@@ -484,6 +486,7 @@ def test_page_warns_instead_of_crashing_on_bad_settings(app):
     assert not app.exception and "classes per scout" in app.warning[0].value
 
 
+@pytest.mark.slow
 def test_page_names_each_scouts_classes_and_runs_the_when_does_guidance_help_sweep(app, monkeypatch):
     calls = fakes.count_trainings(monkeypatch, "gtl-sweep")
     _small_page(app)

@@ -34,6 +34,7 @@ def textures_features():
     return feats, ds.labels.numpy()
 
 
+@pytest.mark.slow
 def test_a_probe_on_shuffled_labels_is_near_chance_and_on_real_labels_far_above(textures_features):
     x, y = textures_features
     rng = np.random.default_rng(0)
@@ -100,7 +101,7 @@ def test_figures_draw_from_the_json_with_titles_and_units():
     cka = figures.cka_by_stage(out)
     assert "CKA" in cka.layout.yaxis.title.text and cka.layout.yaxis2.tickformat == ".1%"
     emb = figures.embedding_map(out["embedding"], out["classes"])
-    assert len(emb.data) == 9 and "linear probe 90%" in emb.layout.annotations[0].text
+    assert len(emb.data) == 9 and "linear probe 90%" in emb.layout.annotations[0].text.replace("<br>", " ")
     images = np.random.default_rng(0).random((4, 3, 32, 32))
     maps = {m: np.random.default_rng(1).random((4, 32, 32)) for m in inside.CAM_MODELS}
     preds = {m: [0, 1, 2, 0] for m in inside.CAM_MODELS}
@@ -117,6 +118,7 @@ def test_the_lab_cells_list_misclassified_ones_first():
     assert got == [(0, 1, 2), (1, 0, 1), (1, 1, 3), (0, 0, 1)]
 
 
+@pytest.mark.slow
 def test_text_map_before_and_after_fine_tuning():
     """The text page's map from a text run (here its 'fine-tuned' last layer is the pretrained one, nudged: this
     test is about drawing both, test_text about training)."""

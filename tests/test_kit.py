@@ -37,6 +37,7 @@ def _trained(images, backbone: str):
 
 # ---- ONNX ----------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["shapes_cnn", "efficientnet_lite0"])
 def test_onnx_export_predicts_what_torch_predicts(sample, backbone, tmp_path, capsys):
     result = _trained(sample, backbone)

@@ -79,6 +79,7 @@ def test_early_stages_move_less_than_late_ones_under_full_fine_tuning(tuned):
     assert "early stages barely moved" in tuned["verdict"]
 
 
+@pytest.mark.slow
 def test_a_link_opens_the_page_with_its_settings_and_draws_without_training():
     at = open_page("app_pages/layers.py", {"lay_dataset": "microscopy", "lay_shots": "10", "lay_epochs": "4",
                                            "lay_image_size": "48", "lay_seeds": "2"})

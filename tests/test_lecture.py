@@ -4,7 +4,6 @@ keeps what ran, links open the full pages with the step's settings, and the hand
 The lecture runs its tiny configs here (TL_LECTURE_TINY=1) in a history of its own, prepared once per session
 (`prepare` skips the steps already in it, so the browser test reuses it): the fixtures `lecture_env` and `prepared`
 in conftest.py."""
-import dataclasses
 import json
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +12,7 @@ import torch
 from fixtures import TINY_LAB, link, open_page
 from streamlit.testing.v1 import AppTest
 
-from tl_core import cli, contract, lecture, lecture_cli, pages, run_request, store
+from tl_core import cli, contract, experiments, lecture, lecture_cli, pages, run_request, store
 from tl_core import device as devices
 from tl_core.plots import base
 
@@ -31,6 +30,7 @@ def _walk(at: AppTest):
         yield number, at
 
 
+@pytest.mark.slow
 def test_every_step_renders_with_a_run_button_a_chart_or_a_plain_notice(lecture_env, tmp_path, monkeypatch):
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))   # an empty history: nothing prepared
     for number, at in _walk(open_page(PAGE, {})):
@@ -114,6 +114,7 @@ def test_stop_while_preparing_keeps_the_run_as_stopped_and_skips_the_rest(lectur
     assert [r.status for r in db.runs()] == ["stopped"]
 
 
+@pytest.mark.slow
 def test_a_step_that_fails_while_preparing_is_named_and_the_rest_still_run(lecture_env, tmp_path, monkeypatch):
     toy, gtl = (next(s for s in lecture.STEPS if s.key == k) for k in ("toy", "gtl"))
     monkeypatch.setattr(lecture, "STEPS", (toy, gtl))
@@ -167,6 +168,19 @@ def test_a_link_opens_its_step_and_a_bad_step_is_named(lecture_env):
     at = open_page(PAGE, {"step": "seven"})
     assert at.header[0].value.startswith("1. ")
     assert any("step `seven`" in w.value for w in at.warning)
+
+
+def test_the_projector_view_never_shows_the_teacher_notes(lecture_env):
+    """The class sees the projected page: notes switched on in the normal view stay off the projector."""
+    at = open_page(PAGE, {"step": "5"})
+    at.toggle(key="lec_notes").set_value(True).run()
+    assert [i for i in at.info if "Teacher notes" in i.value]
+    at.toggle(key="lec_big").set_value(True).run()
+    assert not at.exception
+    assert not [i for i in at.info if "Teacher notes" in i.value]
+    assert lecture.step_at(5).notes not in " ".join(m.value for m in [*at.markdown, *at.info, *at.caption])
+    at = open_page(PAGE, {"step": "5", "lec_big": "true", "lec_notes": "true"})   # nor from a link
+    assert not [i for i in at.info if "Teacher notes" in i.value]
 
 
 def test_projector_view_enlarges_the_chart_text(lecture_env):
@@ -310,19 +324,42 @@ def test_the_strategy_step_says_what_a_tie_means_and_calls_it_no_agreement():
     assert "agrees" not in said.text
 
 
-DIRECTIONAL = [s for s in lecture.STEPS if s.lesson is not None]
+def _cli_flags(cfg) -> list[str]:
+    """The command line a user types for a config: each setting that differs from its default, under its flag."""
+    flags, default = [], type(cfg)()
+    for s in contract.settings(cfg):
+        value = getattr(cfg, s.name)
+        if s.cli and value != getattr(default, s.name):
+            if s.kind is bool and not s.many:
+                flags.append(s.flag if value else "--no-" + s.flag[2:])
+            else:
+                flags += [s.flag, s.text(value)]
+    return flags
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("step", DIRECTIONAL, ids=lambda s: s.key)
-def test_each_directional_step_shows_its_lesson_on_its_reported_seeds_and_on_seeds_from_200(step, monkeypatch):
-    """The step's real config (not the tiny one), on the seeds the lecture reports and on seeds from 200 (never used
-    to choose it): every claim its lesson rests on has the kind the lesson says, by the claims rule. `make
-    lecture-check` runs the same for every step at once and prints each claim."""
-    monkeypatch.delenv(lecture.TINY_ENV, raising=False)
+@pytest.mark.parametrize("step", [s for s in lecture.STEPS if s.trains()], ids=lambda s: s.key)
+def test_a_steps_settings_on_the_command_line_are_the_same_run_as_the_lecture_asks_for(step):
+    """The CLI's request for a step's settings is the lecture's (one thread apart): the same recorded config, the
+    same settings the history does not record, the same identity, so the same numbers and the same history entry."""
     cfg = step.config()
-    assert getattr(cfg, "seeds", 3) >= 3
-    for first in (cfg.seed, 200):
-        out = lecture.result_json(step.run(dataclasses.replace(cfg, seed=first), device="cpu"))
-        checks = step.checks(out)
-        assert checks and all(c.holds for c in checks), (first, [c.line() for c in checks])
+    exp = experiments.command(step.kind)
+    parser = cli.OneLineParser()
+    contract.add_flags(parser, exp.config)
+    typed = contract.from_args(exp.config, parser.parse_args(_cli_flags(cfg)))
+    mine, theirs = lecture.request_for(step, cfg), run_request.RunRequest.of(step.kind, typed)
+    assert (mine.config, mine.how, mine.identity()) == (theirs.config, theirs.how, theirs.identity())
+
+
+@pytest.mark.slow   # two tiny trainings
+def test_lecture_step_1_gives_the_same_numbers_from_the_cli(monkeypatch, capsys, tmp_path):
+    """Step 1 trained as the lecture trains it (its request, one thread) and from `python -m tl_core finetune` with
+    the step's settings: the same accuracy, seed by seed."""
+    monkeypatch.setenv(lecture.TINY_ENV, "1")
+    step = lecture.step_at(1)
+    cfg = step.config()
+    lectured = lecture.result_json(step.run(cfg, device="cpu"))
+    assert cli.main([step.kind, *_cli_flags(cfg), "--device", "cpu", "--json", "--no-record",
+                     "--data-dir", str(tmp_path)]) == 0
+    typed = json.loads(capsys.readouterr().out)
+    for name, cond in lectured["conditions"].items():
+        assert typed["conditions"][name]["val_acc_seeds"] == cond["val_acc_seeds"], name

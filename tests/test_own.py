@@ -328,6 +328,33 @@ def test_page_upload_train_predict_and_keep_everything(app, monkeypatch):
     assert len(app.get("plotly_chart")) >= 3
 
 
+def test_an_upload_adds_to_the_images_collected_and_never_drops_them():
+    collected = userdata.read_zip(photos_zip(4), "photos.zip")
+    one_class = userdata.read_zip(photos_zip(3, classes=("cat",)), "rocket.zip").edited({"cat": "rocket"})
+    both = collected.merged(one_class)
+    assert both.counts() == {"cat": 4, "coffee": 4, "astronaut": 4, "rocket": 3} and not both.problems()
+    assert both.source == "photos.zip + rocket.zip" and len(both.names) == len(both)
+    again = both.merged(collected)                                   # the same zip twice: nothing added twice
+    assert again.counts() == both.counts() and any("already in their class" in n for n in again.notes)
+    assert UserImages.empty().merged(one_class) is one_class          # nothing collected yet: the upload itself
+
+
+def test_page_a_one_class_zip_after_a_collected_set_keeps_every_image(app):
+    app.switch_page("app_pages/own.py").run()
+    app.button(key="own_sample").click().run()
+    assert not app.exception and len(app.session_state["own_data"]) == 40
+    app.file_uploader(key="own_zip").set_value(("rocket.zip", photos_zip(3, classes=("cat",)), "application/zip"))
+    app.run()
+    kept = app.session_state["own_data"]
+    assert not app.exception and len(kept) == 43 and kept.counts()["cat"] == 13, kept.counts()
+    assert any("Added 3 images from rocket.zip to the 40 collected" in s.value for s in app.success)
+    app.file_uploader(key="own_zip").set_value(("broken.zip", b"no zip here", "application/zip")).run()
+    assert len(app.session_state["own_data"]) == 43 and "43 images collected so far are kept" in app.error[0].value
+    app.button(key="own_clear").click().run()
+    assert not app.exception and len(app.session_state["own_data"]) == 0
+
+
+@pytest.mark.slow
 def test_page_webcam_rename_drop_and_import(app):
     app.switch_page("app_pages/own.py").run()
     for name in ("yes", "no", "maybe"):

@@ -16,10 +16,13 @@ def test_home_renders_with_device_and_links(app):
     assert any("Training device" in c.value for c in app.sidebar.caption)
 
 
+@pytest.mark.slow
 def test_toy_page_shows_verdict_metrics_and_charts(app):
     app.switch_page("app_pages/toy.py").run()
     assert not app.exception
     assert "Pretraining on task A helped" in app.success[0].value
+    from tl_core import glossary  # the verdict's words explained beside it
+    assert any(glossary.entry("claims rule") in (c.help or "") and "verdict" in c.value for c in app.caption)
     assert len(app.get("plotly_chart")) == 3
     assert app.metric[2].value.endswith("/ 30")
     assert float(app.metric[3].value) < 1e-3  # every network fits B's points
@@ -61,6 +64,7 @@ def test_tl_core_never_imports_streamlit():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_finetune_page_trains_shows_curves_and_does_not_retrain_the_same_config(app, monkeypatch, fresh_server):
 
     calls = fakes.count_trainings(monkeypatch, "finetune")

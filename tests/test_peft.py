@@ -60,6 +60,7 @@ def test_linear_cka_is_one_for_the_same_features_rotated_or_scaled_and_small_for
 
 # ---- LoRA: counts, merge, reload ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_lora_trainable_count_is_the_sum_of_the_adapter_shapes_products(prep):
     tuned = peft_methods.fine_tune(TINY, "lora_r4", 100, prep, torch.device("cpu"))
     tensors = peft_methods.trained_tensors(TINY, tuned)
@@ -74,6 +75,7 @@ def test_lora_trainable_count_is_the_sum_of_the_adapter_shapes_products(prep):
     assert tuned.depth == 7   # stem and blocks 1-6: frozen, no adapter, run once from the cache
 
 
+@pytest.mark.slow
 def test_merged_lora_and_the_reloaded_adapter_predict_as_the_adapter(tiny, prep):
     out = tiny.to_json()
     assert out["merge_max_abs_diff"] < 1e-5
@@ -91,6 +93,7 @@ def test_merged_lora_and_the_reloaded_adapter_predict_as_the_adapter(tiny, prep)
     assert torch.allclose(probs.sum(1), torch.ones(len(va)))
 
 
+@pytest.mark.slow
 def test_merge_and_unload_returns_the_plain_timm_model(prep):
     import timm
 
@@ -100,6 +103,7 @@ def test_merge_and_unload_returns_the_plain_timm_model(prep):
     assert not any("lora_" in k for k in plain.state_dict())
 
 
+@pytest.mark.slow
 def test_the_workshop_reads_an_adapter_file(tiny):
     raw = tiny.adapters()["lora_r1"]
     f = state.read(raw, "lora.safetensors")
@@ -114,6 +118,7 @@ def test_the_workshop_reads_an_adapter_file(tiny):
 
 # ---- BitFit ----------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bitfit_leaves_every_weight_matrix_bit_identical(prep):
     cfg = replace(TINY, scope="all")
     tuned = peft_methods.fine_tune(cfg, "bitfit", 0, prep, torch.device("cpu"))
@@ -137,6 +142,7 @@ def test_bitfit_leaves_every_weight_matrix_bit_identical(prep):
 
 # ---- the run's JSON, the cache, the figures ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_json_has_every_method_with_costs_and_forgetting(tiny):
     out = json.loads(json.dumps(tiny.to_json()))
     assert [(m["method"], m["rank"]) for m in out["methods"]] == [
@@ -161,6 +167,7 @@ def test_the_json_has_every_method_with_costs_and_forgetting(tiny):
     assert figures.accuracy_vs_fraction(out).layout.xaxis.type == "log"
 
 
+@pytest.mark.slow
 def test_the_frozen_prefix_cache_changes_nothing_but_the_time(prep):
     cfg = replace(TINY, methods=("lora",), ranks=(4,), seeds=1, epochs=1)
     cached = peft_methods.fine_tune(cfg, "lora_r4", 0, prep, torch.device("cpu"))
@@ -168,6 +175,7 @@ def test_the_frozen_prefix_cache_changes_nothing_but_the_time(prep):
     assert cached.history.val_loss == pytest.approx(naive.history.val_loss, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_text_lora_on_query_and_value_with_cosine_forgetting():
     cfg = peft.PeftConfig(modality="text", methods=("head", "lora"), ranks=(2,), topics=("ai", "money", "sports"),
                           shots=2, epochs=1, seeds=2, val_per_class=4, max_length=16)

@@ -130,3 +130,38 @@ def test_the_runs_page_compares_one_experiment_names_curves_in_words_and_marks_t
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["title"]["text"].startswith("pretrained · test error (MSE), mean of 2 runs")
     assert "pretrained · test error (MSE), mean" in [m["metric"] for m in at.dataframe[-1].value.to_dict("records")]
+
+
+def _lab_run(history, config: dict, curves: dict, kind: str = "finetune") -> int:
+    class Curves(Fake):
+        def curves(self) -> dict:
+            return curves
+
+    run = history.begin(kind, config)
+    history.finish(run, Curves(config, 0.5, seconds=0.1, device="cpu"))
+    return run
+
+
+def test_the_runs_page_picks_comparable_runs_and_never_mixes_experiments_in_one_chart(app, history):
+    lab = {"conditions.pretrained.history.val_acc": [0.6, 0.65], "conditions.scratch.history.val_acc": [0.4, 0.44]}
+    step = {"conditions.scratch.history.val_acc": [0.3, 0.4]}
+    older = _lab_run(history, {"backbone": "efficientnet_lite0", "weights": "both", "epochs": 2}, lab)
+    lecture = _lab_run(history, {"backbone": "shapes_cnn", "weights": "scratch", "epochs": 2}, step)   # a step's
+    newest = _lab_run(history, {"backbone": "efficientnet_lite0", "weights": "both", "epochs": 3}, lab)
+    at = _open("app_pages/runs.py", {"runs_kind": "finetune"})
+    assert not at.exception and at.multiselect(key="runs_pick").value == [newest, older]   # alike, not the step
+    assert not at.warning
+
+    text = _lab_run(history, {"conditions": ["feature", "scratch"]}, {"conditions.feature.history.val_acc": [0.5]},
+                    kind="text")
+    toy_run = _toy_run(history, 2)
+    at = _open("app_pages/runs.py", {})
+    at.multiselect(key="runs_pick").set_value([text, toy_run, older]).run()
+    assert not at.exception and not at.get("plotly_chart")                 # no chart of two experiments
+    assert "different experiments (text, toy, finetune)" in at.warning[0].value
+
+    at.multiselect(key="runs_pick").set_value([newest, older, lecture]).run()   # two alike and the step
+    assert not at.exception and "backbone, weights differ" in at.warning[0].value
+    at.selectbox(key="runs_curve").set_value("conditions.pretrained.history.val_acc").run()
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert "of 2 runs (1 picked without it)" in title, title    # the count is what the chart draws

@@ -50,6 +50,7 @@ def test_masked_loss_scores_only_the_hidden_features():
     assert masked_pretraining.masked_mse(torch.stack([recon, mask], 1), target).item() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_falls_below_predicting_the_mean(small):
     rl = small.pretrained.recon_loss()
     assert len(rl["train"]) == SMALL.pretrain_epochs and small.pretrained.history.status == "finished"
@@ -57,6 +58,7 @@ def test_reconstruction_loss_falls_below_predicting_the_mean(small):
     assert rl["val_last"] < rl["val_first"] and rl["val_last"] < 0.85  # 1.0 = each gene's mean
 
 
+@pytest.mark.slow
 def test_ssl_encoder_beats_scratch_with_few_labels_on_every_seed(small):
     scratch, frozen = small.accs("scratch"), small.accs("ssl_frozen")
     assert len(scratch) == len(frozen) == 3
@@ -67,6 +69,7 @@ def test_ssl_encoder_beats_scratch_with_few_labels_on_every_seed(small):
     assert "Self-supervised pretraining helped" in text
 
 
+@pytest.mark.slow
 def test_result_names_its_metrics_curves_and_headline(small):
     assert small.kind == "ssl" and small.headline == "ssl_finetuned.val_acc"
     metrics = small.metrics()
@@ -99,6 +102,7 @@ def test_encoder_only_save_and_load_into_downstream_model_gives_identical_output
     assert torch.equal(loaded(x), auto.encoder(x))
 
 
+@pytest.mark.slow
 def test_frozen_downstream_keeps_the_pretrained_encoder_bit_identical(small):
     ds = selfsup.load("expression")
     model, hist, acc = selfsup.train_downstream(ds, SMALL, "ssl_frozen", small.pretrained.encoder, 2, 0,
@@ -125,6 +129,7 @@ def test_a_pickle_carrying_code_is_refused_and_wrong_weights_are_named(capsys):
         masked_pretraining.load_encoder(raw, 50, 16, 8)
 
 
+@pytest.mark.slow
 def test_changing_only_the_label_count_reuses_the_pretraining(small):
     again = selfsup.run(selfsup.SSLConfig(**{**SMALL.__dict__, "labels": 5, "seeds": 1}), device="cpu")
     assert again.pretrained is small.pretrained
@@ -147,6 +152,7 @@ def test_settings_are_declared_and_the_label_counts_are_part_of_the_config():
         selfsup.run(selfsup.SSLConfig(data="digits", labels=200, pretrain_epochs=500), device="cpu")
 
 
+@pytest.mark.slow
 def test_stop_ends_pretraining_and_downstream_training_within_an_epoch(small):
     cfg = replace(SMALL, pretrain_epochs=3, seeds=1)                        # not cached: a new pretraining
     stopped = selfsup.run(cfg, should_stop=lambda: True, device="cpu")
@@ -195,6 +201,7 @@ def test_digits_are_pretrained_by_patches_and_compared():
     assert all(0 <= out[m]["val_acc"] <= 1 for m in selfsup.MODES)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path):
     enc = tmp_path / "encoder.pt"
     code = cli.main([*argv("ssl", SMALL_SSL), "--seed", "0", "--save-encoder", str(enc), "--json"])
@@ -215,6 +222,7 @@ def test_cli_prints_one_json_object_with_the_comparison(small, capsys, tmp_path)
     assert run.model_path and run.curves["recon_loss.train"] == out["recon_loss"]["train"]
 
 
+@pytest.mark.slow
 def test_cli_sweep_and_the_human_summary(small, capsys):
     code = cli.main([*argv("ssl", {**SMALL_SSL, "seeds": 1}), "--sweep", "5,1", "--no-record"])
     assert code == 0
@@ -238,6 +246,7 @@ def test_cli_bad_options_give_one_line_and_exit_2(args, words, capsys):
     assert words in err.err and len(err.err.strip().splitlines()) == 1 and err.out == ""
 
 
+@pytest.mark.slow
 def test_page_pretrains_compares_and_reuses_the_pretraining(app, small, fresh_server):
     app.switch_page("app_pages/selfsup.py").run()
     assert not app.exception and "Pretrain and compare" in app.info[0].value

@@ -76,6 +76,7 @@ def test_a_stop_leaves_a_shared_run_which_stops_when_no_one_follows_it(srv, tmp_
     assert srv.lookup(str(tmp_path), job.identity) is None             # a stopped run is not the answer
 
 
+@pytest.mark.slow
 def test_the_queue_gives_positions_estimates_and_a_queued_stop_leaves_it(srv, tmp_path):
     first, _ = ask(srv, tmp_path, steps=200, n=1)
     second, token2 = ask(srv, tmp_path, steps=5, n=2)
@@ -103,8 +104,10 @@ def test_the_estimate_scales_this_machines_history_by_the_cost_model(tmp_path):
     db = store.Store(tmp_path)
     cfg = contract.record(finetune.FinetuneConfig(seeds=1, epochs=10))
     db.record("finetune", fakes.Done(cfg, seconds=20.0), config=cfg)
-    seconds, based = serve.estimate("finetune", {**cfg, "seeds": 3, "epochs": 20}, db)
-    assert based == 1 and seconds == pytest.approx(20.0 * 3 * 2)
+    bigger = {**cfg, "seeds": 3, "epochs": 20}
+    seconds, based = serve.estimate("finetune", bigger, db)
+    assert based == 1 and seconds == pytest.approx(20.0 * serve.cost("finetune", bigger) / serve.cost("finetune", cfg))
+    assert 3 < seconds / 20.0 < 6   # 3x the seeds, 2x the epochs: the frozen features are computed once per run
     assert serve.estimate("own", cfg, db)[0] == pytest.approx(20.0)           # the lab's family
     assert serve.estimate("toy", {}, store.Store(tmp_path / "empty"))[0] is None
     assert serve.about(42) == "about 40 s" and serve.about(200) == "about 3 min"
@@ -168,6 +171,7 @@ def test_worker_processes_train_different_runs_at_once_with_the_solo_numbers_and
         srv.shutdown()
 
 
+@pytest.mark.slow
 def test_sharing_frozen_features_and_scratch_across_seeds_and_runs_keeps_every_number(monkeypatch):
     import collections
 
@@ -209,6 +213,7 @@ def sessions(app, tmp_path, monkeypatch):
     serve.use(before)
 
 
+@pytest.mark.slow
 def test_a_second_session_on_the_same_link_gets_the_result_at_once_and_rerun_trains_afresh(sessions, tmp_path,
                                                                                           monkeypatch):
     as_, who = sessions

@@ -207,6 +207,7 @@ def test_cli_inspect_json(tmp_path, shapes_sd, capsys):
             == sum(v.numel() for v in shapes_sd.values()))
 
 
+@pytest.mark.slow
 def test_cli_load_exit_codes_and_report(tmp_path, shapes_sd, capsys):
     path = _write(tmp_path, "dp.pt", {"module." + k: v for k, v in shapes_sd.items()})
     proc = _cli("load", str(path), "--into", "shapes_cnn", "--json")   # the real command line, once

@@ -45,6 +45,7 @@ def test_cli_experiments_are_recorded_with_config_metrics_and_curves(tmp_path, c
     assert listed["runs"][0]["kind"] == "finetune"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv,curve", [
     (["ssl", "--pretrain-epochs", "2", "--epochs", "10", "--seeds", "1"], "recon_loss.train"),
     (["gtl", "--scouts", "4", "--scout-epochs", "1", "--seeds", "2", "--epochs", "10"], "guided.val_acc"),

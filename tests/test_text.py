@@ -96,6 +96,7 @@ def test_cached_and_uncached_feature_extraction_give_the_same_curves():
         assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-4), key
 
 
+@pytest.mark.slow
 def test_fine_tuning_moves_the_neighbours_and_keeps_frozen_layers(tuned):
     assert tuned.tuned is not None and tuned.tuned[0] == "last_k"
     model = tuned.tuned_model()
@@ -111,6 +112,7 @@ def test_fine_tuning_moves_the_neighbours_and_keeps_frozen_layers(tuned):
     assert [n["similarity"] for n in near] != pytest.approx([n["similarity"] for n in old], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_issue_keys(capsys):
     code = cli.main(["text", "--conditions", "feature,scratch", "--shots", "1", "--seeds", "2", "--epochs", "2",
                      "--val-per-class", "3", "--device", "cpu", "--json", "--no-record"])
@@ -138,6 +140,7 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, args, reason):
     assert reason in err and "\n" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_page_tokenizer_view_training_and_neighbours():
     at = open_page("app_pages/text.py", {"text_conditions": ["feature", "last_k"], "text_shots": "2",
                                          "text_seeds": "2", "text_epochs": "2"})

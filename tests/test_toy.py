@@ -71,6 +71,7 @@ def test_bad_settings_are_refused_with_a_reason(field, value, words):
         toy.run(toy.ToyConfig(**{field: value}))
 
 
+@pytest.mark.slow
 def test_verdict_says_so_when_the_networks_do_not_fit_the_points():
     r = toy.run(toy.ToyConfig(lr=3.0, seeds=5), device="cpu")
     assert r.scratch.train_mse.mean() > toy.unfit_threshold(r.config)

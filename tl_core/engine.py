@@ -39,6 +39,7 @@ from pathlib import Path
 
 from tl_core import contract
 from tl_core.contract import Cell, Outcome, setting
+from tl_core.i18n import tr
 
 ENGINES = {"local": "every cell in this process, one after another (the default)",
            "ray": "every cell as a Ray task: a local Ray started inside the command, or the cluster at --address"}
@@ -67,8 +68,8 @@ def app_engine() -> tuple[str, str]:
 def describe(engine: str, address: str = "") -> str:
     """Where a grid runs, in words (the app's sidebar)."""
     if engine != "ray":
-        return "this machine, one cell after another"
-    return f"Ray cluster at {address}" if address else "Ray on this machine's cores"
+        return tr("this machine, one cell after another")
+    return tr("Ray cluster at {address}", address=address) if address else tr("Ray on this machine's cores")
 
 
 def run_cells(cells, train_one, progress=None, should_stop=None, epochs=0, span=(0.0, 1.0), keep_going=False,
@@ -157,8 +158,19 @@ def running() -> bool:
     return ray is not None and ray.is_initialized()
 
 
+_BEFORE_SHUTDOWN: list = []   # what must stop using Ray first (a class server's event reader)
+
+
+def before_shutdown(stop) -> None:
+    """Call `stop()` before Ray shuts down: Ray ends the whole process when a thread still uses it afterwards."""
+    _BEFORE_SHUTDOWN.append(stop)
+
+
 def shutdown() -> None:
-    """Stop the Ray this module started (a local one ends with its workers; a cluster is only left)."""
+    """Stop the Ray this module started (a local one ends with its workers; a cluster is only left), once every
+    user registered with `before_shutdown` has stopped using it."""
+    while _BEFORE_SHUTDOWN:
+        _BEFORE_SHUTDOWN.pop()()
     if _STARTED["by_us"]:
         _STARTED.update(by_us=False, address=None)
         ray_module().shutdown()

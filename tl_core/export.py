@@ -111,8 +111,9 @@ class OnnxClassifier(_Predicts):
         return torch.from_numpy(self.session.run([ONNX_OUTPUT], {ONNX_INPUT: x})[0].copy())
 
 
-class _Softmax(torch.nn.Module):
-    """The exported graph: images in [0, 1] → class probabilities (what `train.predict` returns)."""
+class WithSoftmax(torch.nn.Module):
+    """The exported graph: the model's input (images in [0, 1], or a clip's features) → class probabilities (what
+    `train.predict` returns)."""
 
     def __init__(self, model):
         super().__init__()
@@ -122,7 +123,7 @@ class _Softmax(torch.nn.Module):
         return self.model(x).softmax(-1)
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0][:300] if text else type(err).__name__
 
@@ -137,7 +138,7 @@ def onnx_session(raw: bytes, label: str = "model.onnx"):
         session = ort.InferenceSession(bytes(raw), opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a bad protobuf or graph
         raise ValueError(f"{label} is not a valid ONNX model: onnxruntime cannot load it "
-                         f"({_first_line(err)})") from None
+                         f"({first_line(err)})") from None
     names = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
     if names != ([ONNX_INPUT], [ONNX_OUTPUT]):
         raise ValueError(f"{label} is not a Transfer Lab ONNX export: expected input {ONNX_INPUT!r} and output "
@@ -158,7 +159,7 @@ def parity(session, model, images: torch.Tensor, label: str = "model.onnx") -> f
     try:
         p_onnx = OnnxClassifier(session, {}).probabilities(images)
     except Exception as err:  # noqa: BLE001 - a graph that loads but cannot run these inputs
-        raise ValueError(f"{label} cannot run on {tuple(images.shape)} images ({_first_line(err)})") from None
+        raise ValueError(f"{label} cannot run on {tuple(images.shape)} images ({first_line(err)})") from None
     if p_onnx.shape != p_torch.shape:
         raise ValueError(f"{label} gives outputs of shape {tuple(p_onnx.shape)}, the model {tuple(p_torch.shape)}: "
                          f"it is not this model's export")
@@ -181,7 +182,7 @@ def to_onnx(clf: Classifier) -> bytes:
     dummy = torch.zeros(1, 3, clf.image_size, clf.image_size)
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated in favour of dynamo (onnxscript)
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Softmax(model), (dummy,), buf, dynamo=False, opset_version=ONNX_OPSET,
+        torch.onnx.export(WithSoftmax(model), (dummy,), buf, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
                           dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}})
     raw = buf.getvalue()
@@ -288,7 +289,7 @@ def from_onnx_bytes(raw: bytes, meta_text: bytes | str, label: str = "model.onnx
     try:
         out = clf.probabilities(torch.zeros(1, 3, clf.image_size, clf.image_size))
     except Exception as err:  # noqa: BLE001 - loads but cannot run an image of model.json's size
-        raise ValueError(f"{label} cannot run on a {clf.image_size} px image ({_first_line(err)})") from None
+        raise ValueError(f"{label} cannot run on a {clf.image_size} px image ({first_line(err)})") from None
     if tuple(out.shape) != (1, len(clf.classes)):
         raise ValueError(f"{label} gives {tuple(out.shape)[1:]} outputs per image, model.json names "
                          f"{len(clf.classes)} classes: it is not this model's export")

@@ -150,6 +150,11 @@ def relative_change(before: dict, after: dict, model: backbones.StagedModel) -> 
 
 # ---- the frozen-feature cache, the trainer ---------------------------------------------------------------
 
+# Validation and the final predictions run in passes of up to VAL_BATCH images (eval mode: a validation image's
+# prediction does not depend on the batch it is in). On a CPU one pass of 200 images costs about a third of seven
+# passes of 32 (bench/lab_run.py); VAL_BATCH = 0 validates in the training batch size, the path before it.
+VAL_BATCH = 256
+
 class FrozenCache:
     """Outputs of the first `depth` stages of one fixed set of weights, per input tensor and depth, each row
     computed the first time a run asks for it. `source` is the model whose prefix is frozen, or a function
@@ -305,7 +310,8 @@ class Trainer:
         """Train with the first k stages frozen; on cached features when allowed. With an augmenter, every
         training batch is augmented afresh and the frozen prefix runs on it (no cache for training images)."""
         freeze.freeze_to(self.model, k)
-        fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+        fit_cfg = FitConfig(epochs=epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size, seed=self.cfg.seed,
+                            eval_batch_size=VAL_BATCH)
         stop = hooks.get("should_stop")
         if self.cfg.cache and k > 0 and params is None:
             if augmenter is None:
@@ -320,9 +326,10 @@ class Trainer:
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities; from the cached features of the frozen prefix when it has them."""
         k = freeze.frozen_stages(self.model)
+        size = VAL_BATCH or self.cfg.batch_size
         if self.cfg.cache and k > 0 and self.cache.has(k, images):
-            return predict(self.model.suffix(k), self.cache.at(k, images), self.cfg.batch_size)
-        return predict(self.model, images, self.cfg.batch_size)
+            return predict(self.model.suffix(k), self.cache.at(k, images), size)
+        return predict(self.model, images, size)
 
     def train(self, train, val, **hooks) -> History:
         cfg = self.cfg

@@ -80,3 +80,62 @@ def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_p
             augmented += base + e * n * a
     return {"ratio": augmented / plain, "augment": list(names), "ms_per_image": f, "augment_ms_per_image": a,
             "n_train": n, "n_val": v, "epochs": e, "plain_ms": plain, "augmented_ms": augmented}
+
+
+# ---- the estimate before a lab run: reference seconds -------------------------------------------------------
+
+# Milliseconds per pass of one image through the whole network (cell_cost's unit) at REFERENCE_SIZE px (ViT: its
+# 224), and fixed seconds per cell (building the model, the split), on the reference machine (an idle 2-core CPU,
+# torch with 2 threads). PROVISIONAL: Lite0's pass is set so that the default run comes to the ~12 s the faster
+# validation should give from the 27 s measured on that machine (issue #36); shapes_cnn is a sixth of it (measured
+# beside Lite0 in one process, on a loaded machine); the others are guessed as 0.0018 ms per million multiply-adds
+# at 64 px (backbones.stage_flops: Lite0 31, ResNet-18 148, ResNet-50 334, VGG-11 731, ViT-B/16 at 224 px 11,270)
+# plus a cost per layer like Lite0's (many small layers: Lite0 is bound by them, not by its arithmetic). The
+# way to measure them: `python bench/estimates.py --measure` on an idle reference machine (a scratch cell of the
+# lab's default images at 1 and 4 epochs: the slope is the pass, the intercept the cell), then replace these.
+# The first run of a kind is estimated with them; later runs scale them by this machine's measured rate.
+REFERENCE_SIZE = 64
+REFERENCE_MS = {"efficientnet_lite0": 0.55, "shapes_cnn": 0.09, "resnet18": 0.47, "resnet50": 1.05,
+                "vgg11_bn": 1.4, "mobilenet_v3_small": 0.45, "efficientnet_b0": 0.8, "vit_b_16": 20.0}
+CELL_S = {"efficientnet_lite0": 0.4, "shapes_cnn": 0.05}
+DEFAULT_CELL_S = 0.4
+AUGMENT_MS = 0.08   # ms to augment one 64 px image (flip, crop, colour), guessed: augment.ms_per_image measures it
+# images per class of the built-in datasets, and their classes (what an estimate needs without loading them)
+DATASET_SIZES = {"digits": (10, 179), "faces": (2, 100), "textures": (3, 64), "microscopy": (3, 64), "shapes": (6, 300)}
+
+
+def _counts(record: dict, shots) -> tuple[int, int]:
+    """(training, validation) images of a run with this recorded config, without loading its data."""
+    classes, per_class = DATASET_SIZES.get(str(record.get("dataset", "")), (4, 40))   # own images: a guess
+    if record.get("classes"):
+        classes = len(record["classes"])
+    if str(record.get("dataset", "")) in DATASET_SIZES:
+        val = int(record.get("val_per_class") or 20)
+    else:
+        val = data.val_count(per_class, float(record.get("val_fraction") or 0.15))
+    train = shots if isinstance(shots, int) and not isinstance(shots, bool) else max(per_class - val, 1)
+    return classes * train, classes * val
+
+
+_RECORDED = object()   # reference_seconds: the record's own shots
+
+
+def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = None) -> float:
+    """Seconds a lab run (finetune, own, continue; a sweep's cell with `shots` and `freeze_depth`) takes on the
+    reference machine: every cell's passes (`cell_cost`) x the backbone's ms per pass, scaled by pixels, plus a
+    fixed time per cell."""
+    base = {f: record[f] for f in ("backbone", "weights", "strategy", "epochs", "image_size", "seeds", "augment",
+                                   "cache", "unfreeze_every") if f in record}
+    base["augment"] = tuple(base.get("augment") or ())
+    depth = str(record.get("freeze", "all") if freeze_depth is None else freeze_depth)
+    if depth.isdigit():   # a depth recorded for another backbone: at most all but the head
+        depth = str(min(int(depth), len(backbones.stage_names(base.get("backbone", "efficientnet_lite0"))) - 1))
+    cfg = FinetuneConfig(**base, freeze=depth)
+    shots = record.get("shots") if shots is _RECORDED else shots
+    n_train, n_val = _counts(record, shots)
+    ref = 224 if cfg.backbone == "vit_b_16" else REFERENCE_SIZE
+    ms = REFERENCE_MS.get(cfg.backbone, REFERENCE_MS["efficientnet_lite0"]) * (cfg.image_size / ref) ** 2
+    share = AUGMENT_MS * (cfg.image_size / REFERENCE_SIZE) ** 2 / ms
+    passes = sum(cell_cost(cfg, c, n_train, n_val, False, share) for c in cfg.conditions())
+    cells = len(cfg.conditions()) * cfg.seeds
+    return cfg.seeds * passes * ms / 1000 + cells * CELL_S.get(cfg.backbone, DEFAULT_CELL_S)

@@ -35,35 +35,10 @@ def _chart(module: str, function: str, **kwargs) -> Callable[[dict], Any]:
 
 
 def projector_figure(fig, fit: bool = True):
-    """A step's chart for the projector: the full page's figure in large type (`plots.base.projector`), its title
-    kept above the plot whatever its length: the first line as the title, the rest (how it is measured) as a
-    smaller note of its own, each wrapped to the width the chart has beside the step's words at 1400 px, and the
-    top margin made to hold them, so no line of it runs over the plot or the axis labels."""
-    import re
-
-    base = figures_module("base")
-    fig = base.projector(fig, fit=fit)
-    text = fig.layout.title.text or ""
-    head, _, rest = text.partition("<br>")
-    head = re.sub(r"<(?!/?b>)[^>]*>", "", head).strip()
-    size = fig.layout.title.font.size or 30
-    small = max(14, round(size * 0.55))
-    heads = base._wrap(head, 42).split("<br>")
-    notes = re.sub(r"<[^>]*>", " ", rest.replace("<br>", " "))
-    notes = base._wrap(" ".join(notes.split()), 70).split("<br>") if notes.strip() else []
-    head_h, note_h = len(heads) * size * 1.3, len(notes) * small * 1.35
-    # subplot titles sit just above the plots: the note goes above them
-    above = [a for a in fig.layout.annotations if a.yref in ("paper", None) and (a.y or 0) >= 0.98]
-    lift = 10 + (max(a.font.size or base_size(fig) for a in above) * 1.5 if above else 0)
-    # plotly lays a title of several lines out from its first line: a top-anchored one needs the others' height
-    fig.update_layout(title=dict(text="<br>".join(heads), x=0, xref="paper", xanchor="left", y=1, yref="container",
-                                 yanchor="top", pad=dict(t=round(10 + (len(heads) - 1) * size * 1.3))),
-                      margin=dict(t=round(10 + head_h + note_h + lift + 12)))
-    if notes:
-        fig.add_annotation(text="<br>".join(notes), xref="paper", yref="paper", x=0, y=1, xanchor="left",
-                           yanchor="bottom", yshift=lift, showarrow=False, align="left",
-                           font=dict(size=small, color="#444"))
-    return fig
+    """A step's chart for the projector: the full page's figure in large type, laid out again for the chart's
+    column beside the step's words (`plots.base.projector`: title, note, legend and subplot titles stacked above
+    the plot, each wrapped to the width it has, the top margin made to hold them), exactly PROJECTOR_HEIGHT tall."""
+    return figures_module("base").projector(fig, fit=fit)
 
 
 def base_size(fig) -> float:
@@ -147,7 +122,22 @@ def _lesson_text(out: dict) -> list[Check]:
     return [Check("pretrained encoder vs scratch", ("helped",), out.get("claim"))]
 
 
+def _lesson_audio(out: dict) -> list[Check]:
+    return [Check("pretrained speech encoder vs scratch", ("helped",), out.get("pretraining_claim"))]
+
+
 # ---- the steps ---------------------------------------------------------------------------------------
+
+def _lm_config(m):
+    """The language-model step: frozen features + a head against prompting, 2 sentences a topic, 3 seeds; only
+    where the model's package is installed."""
+    from tl_core import causal_lm
+
+    missing = causal_lm.available()
+    if missing:
+        raise Unavailable(f"The language model is not installed here: {missing}.")
+    return m.LMConfig(methods=("feature", "prompt"), shots=2, seeds=3, epochs=6, val_per_class=5)
+
 
 FIVE = ("0", "1", "2", "3", "4")
 
@@ -395,6 +385,30 @@ STEPS: tuple[Step, ...] = (
          make=lambda m: dataclasses.replace(m.QUICK, epochs=4, seeds=4, val_per_class=5),
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16),
          chart=_chart("text", "curves"), lesson=_lesson_text, seconds=12.5),
+    Step("lm", "LLMs: pretrained to predict the next word",
+         "Today's language models are the prime example of transfer: pretrained on huge amounts of unlabelled text to "
+         "predict the next word, then adjusted for a task. SmolLM2-135M has learnt facts that way; here it learns "
+         "topics from two sentences each, with a head on its frozen features, or with the examples written into "
+         "its prompt and no training at all.",
+         "Point at the next-word bars first: nobody labelled anything, yet it knows the capital of France. Then ask "
+         "the room whether training or prompting will win; where prompting ties or beats the trained head, that is "
+         "today's lesson too. The full page adds LoRA, the last layers, random weights and a small GPT pretraining "
+         "live.",
+         page="lm", module="lm", kind="lm", make=_lm_config,
+         tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2), chart=_chart("lm", "lecture"), seconds=14.0),
+    Step("listen", "Machine listening: a speech encoder on a few clips",
+         "A network pretrained on real speech (LibriSpeech, VoxCeleb) hears ten Spanish digits, 5 clips each, said by "
+         "voices it will never be tested on. Frozen with a new head, it tells the digits apart; the same network from "
+         "random weights, trained as long, does not.",
+         "Vision, text, now sound: the same recipe. The encoder was trained to tell *speakers* apart, yet its features "
+         "carry the words too. Play a clip and its spectrogram on the full page; fine-tuning its last layer does "
+         "better still, and the page's speakers task and language shift are good questions for the room.",
+         page="listen", module="audio", kind="audio",
+         # frozen vs scratch, 3 seeds of 5 clips a digit, 10 epochs: +48 points (interval +31 to +65) on seeds 0-2,
+         # +33 (+23 to +42) on seeds 200-202; scratch's LSTM is what the step's time goes to
+         make=lambda m: m.AudioConfig(conditions=("frozen", "scratch"), seeds=3, epochs=10),
+         tiny=dict(seeds=2, epochs=2, shots=2), chart=_chart("audio", "accuracy_bars"), lesson=_lesson_audio,
+         seconds=15.0),
 )
 
 
@@ -459,5 +473,7 @@ def recorded(cfg) -> dict:
 def request_for(step: Step, cfg, device: str = "auto") -> run_request.RunRequest:
     """A step's run as a request: its experiment, its config as recorded, on one CPU thread (a step's models are
     small, and on a busy 2-core machine one thread each, in up to two processes, prepared the lecture about 5x
-    faster than two threads; the same numbers whether prepared in advance, in another process or re-run live)."""
-    return run_request.RunRequest(step.kind, recorded(cfg), device=device, one_thread=True)
+    faster than two threads; the same numbers whether prepared in advance, in another process or re-run live).
+    Built by `RunRequest.of`, as a page's and the CLI's are: the same record and the same settings the history
+    does not record (`how`), so `python -m tl_core <kind>` with the step's settings is the same run, same numbers."""
+    return run_request.RunRequest.of(step.kind, cfg, device=device, one_thread=True)

@@ -203,13 +203,27 @@ def say_gtl(out: dict) -> Verdict:
         by = {k: [c for c in mine if c["kind"] == k] for k in ("helped", "hurt")}
         said = [f"beats the stronger of freezing the body and plain fine-tuning at {shots(by['helped'])}"
                 if by["helped"] else "",
-                f"trails it at {shots(by['hurt'])} (by " + ", ".join(f"{-c['gap'] * 100:.0f}" for c in by["hurt"])
-                + f" points, against {gtl.NAMES[by['hurt'][0]['against']]})" if by["hurt"] else ""]
+                f"trails at {shots(by['hurt'])}: {behind(by['hurt'], gtl.NAMES)}" if by["hurt"] else ""]
         said = [s for s in said if s] or ["ties freezing the body at every shots value"]
         parts.append(f"{source} source: guided fine-tuning " + ", and ".join(said))
     hurt = any(c["kind"] == "hurt" for c in out.get("claims", []) if c["question"] == "guidance")
     return Verdict("mixed", ". ".join(cap(p) for p in parts) + "." + (
         " From a source that does not fit, the guide keeps the wrong weights: guidance hurts." if hurt else ""))
+
+
+def behind(hurt: list[dict], names: dict) -> str:
+    """Whom each gap is to: "13, 28 and 38 points behind plain fine-tuning", or, when the stronger baseline changes
+    with the shots, "13 points behind freezing all but the head (2 shots); 28 points behind plain fine-tuning (5
+    shots)"."""
+    groups: dict[str, list[dict]] = {}
+    for c in hurt:
+        groups.setdefault(c["against"], []).append(c)
+    return "; ".join(listed([f"{-c['gap'] * 100:.0f}" for c in mine]) + f" points behind {names[against]}"
+                     + ("" if len(groups) == 1 else f" ({shots(mine)})") for against, mine in groups.items())
+
+
+def listed(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
 def shots(claims_: list[dict]) -> str:
@@ -250,3 +264,40 @@ def say_text(out: dict) -> Verdict:
             f"{pair(c, 'the pretrained encoder', 'the same model from scratch')}. "
             f"{cap(claim_words(c, 'the pretrained encoder', 'scratch'))}.")
     return said(c["kind"], text, "pretrained language models transfer to few labels", c["kind"] == "helped")
+
+
+def say_audio(out: dict) -> Verdict:
+    """The best pretrained condition against scratch (what pretraining is worth), then the best condition against the
+    strongest other when that is another pair (e.g. the last layer fine-tuned against the frozen encoder)."""
+    c, best = out.get("pretraining_claim"), out.get("claim")
+    if c is None:
+        return Verdict("single", out.get("verdict", ""))
+    task = "which word was said" if out.get("task") == "words" else "who was speaking"
+    name = {k: v["label"] for k, v in out.get("conditions", {}).items()}
+    text = (f"Telling {task} from {out['config']['shots']} clips per class, the speech encoder pretrained on "
+            f"LibriSpeech and VoxCeleb ({name.get(c['subject'], c['subject'])}): "
+            f"{pair(c, 'pretrained', 'the same network from scratch')}. "
+            f"{cap(claim_words(c, 'the pretrained encoder', 'scratch'))}.")
+    if best is not None and (best["subject"], best["against"]) != (c["subject"], c["against"]):
+        a, b = name.get(best["subject"], best["subject"]), name.get(best["against"], best["against"])
+        text += f" Best of all: {pair(best, a, b)}; {claim_words(best, a, b)}."
+    return said(c["kind"], text, "a pretrained speech encoder transfers to a few clips", c["kind"] == "helped")
+
+
+def say_lm(out: dict) -> Verdict:
+    """The real language model adjusted for topics: the best method against the strongest other, then prompting
+    (no training) against fine-tuning; a tie is called a tie, and prompting winning is said as a lesson too."""
+    c = out.get("claim")
+    if c is None:
+        return Verdict("single", out.get("verdict", ""))
+    names = {m["method"]: m["label"] for m in out.get("methods", [])}
+    a, b = names.get(c["subject"], c["subject"]), names.get(c["against"], c["against"])
+    text = (f"With {out['config']['shots']} labelled sentences per topic: {pair(c, a, b)}. "
+            f"{cap(claim_words(c, a, b))}.")
+    p = out.get("claims", {}).get("prompting")
+    if p is not None and p["kind"] in ("helped", "tie"):
+        text += (" Writing the examples into the prompt, with no training at all, "
+                 f"{'beats' if p['kind'] == 'helped' else 'ties'} fine-tuning here: that is today's lesson too.")
+    elif p is not None and p["kind"] == "hurt":
+        text += " Fine-tuning beats writing the examples into the prompt here."
+    return Verdict(c["kind"], text)

@@ -34,14 +34,27 @@ def code_version() -> str:
 
 def identity(kind: str, config: dict, data: str = "", owner: str = "", device: str = "auto") -> str:
     """What a run's numbers depend on, as one key: its kind, recorded config, dataset (`data`: e.g. the sha256
-    of an upload's bytes; "" for a built-in dataset, which the config names), the device it was asked for (when
-    one is named: a GPU's numbers are not a CPU's) and the code version. `owner`: the session a private run
+    of an upload's bytes; "" for a built-in dataset, which the config names), the kind of device it trains on
+    (`trained_on`: a GPU's numbers are not a CPU's) and the code version. `owner`: the session a private run
     belongs to on a shared server, so that no other session's request is ever the same run (not followed, not
     shown), even for a file with the same bytes."""
+    where = trained_on(device)
     text = json.dumps({"kind": kind, "config": config, "data": data, "code": code_version(),
                        **({"owner": owner} if owner else {}),
-                       **({"device": device} if device not in ("", "auto") else {})}, sort_keys=True, default=str)
+                       **({"device": where} if where != "cpu" else {})}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def trained_on(device: str = "auto") -> str:
+    """The kind of device a run asked for this way trains on here ("auto" resolved: "cuda" on a GPU machine), as
+    its identity names it: a GPU's result is never served as a CPU run's, and "auto" and "cpu" on a CPU-only
+    machine are the same run. A device this machine lacks keeps its name (the run then says why it cannot)."""
+    from tl_core import device as devices
+
+    try:
+        return devices.pick(device or "auto").type
+    except ValueError:
+        return str(device)
 
 
 def plain(obj):

@@ -52,6 +52,39 @@ def what_changed(runs: list) -> dict[str, list]:
             if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
 
 
+# what a run measures, beyond its kind: runs that differ in one of these answer different questions (a lab run of
+# EfficientNet, pretrained and scratch, is not a lecture step's shapes CNN from scratch)
+MEASURES = ("backbone", "weights", "conditions", "methods", "modality", "strategies", "sources")
+
+
+def family(run) -> tuple:
+    """What makes two runs comparable: the same experiment, headline, curves and measured settings (`MEASURES`)."""
+    return (run.kind, run.headline, tuple(sorted(run.curves)),
+            tuple(json.dumps(run.config.get(k), sort_keys=True) for k in MEASURES))
+
+
+def comparable(runs: list, most: int = 2) -> list:
+    """The runs a comparison starts from: the newest finished run with curves and the newest of its family."""
+    done = [r for r in runs if r.status == "finished" and r.curves]
+    return [r for r in done if family(r) == family(done[0])][:most] if done else []
+
+
+def unlike(runs: list) -> str:
+    """"" when the runs can share a chart and a table; else one line saying why not (other experiments, or the
+    same experiment measuring other things: which settings differ)."""
+    kinds = list(dict.fromkeys(r.kind for r in runs))
+    if len(kinds) > 1:
+        return (f"These runs are of different experiments ({', '.join(kinds)}): their numbers measure different "
+                f"things, so they are not drawn on one chart. Pick runs of one experiment (the Experiment filter "
+                f"in the sidebar lists them).")
+    differ = [k for k in MEASURES if len({json.dumps(r.config.get(k), sort_keys=True) for r in runs}) > 1]
+    if differ or len({family(r) for r in runs}) > 1:
+        what = ", ".join(differ) or "their conditions"
+        return (f"These runs measure different things ({what} differ): a curve or metric of the same name is "
+                f"another condition in each, so only the runs that have it are drawn.")
+    return ""
+
+
 def visible(runs: list, session: str, shared: bool, admin: bool = False) -> list:
     """The runs one session may see. On one user's machine (not shared) or for the teacher: all of them. On a
     shared server: every run of the built-in experiments, but another session's runs on its own uploads are

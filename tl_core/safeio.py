@@ -10,8 +10,9 @@ An upload's own headers are never trusted for how much work or memory it costs:
 - **.pt files** (torch's zip format): every record must be stored, not compressed (torch.save never compresses
   one; a deflated record would let 1 KB inflate to gigabytes inside torch.load), and the records' sizes must fit
   inside the file, so torch.load never holds more tensor bytes than were uploaded.
-- **decoding budgets**: `Budget` also counts decoded pixels and seconds across an upload (userdata checks an
-  image's size from its header, before decoding it, and charges it here).
+- **decoding budgets**: `Budget` also counts decoded pixels, seconds of audio and seconds spent across an upload
+  (userdata checks an image's size, userclips a clip's duration, from its header, before decoding, and charges it
+  here).
 - **text**: only a prefix of an uploaded text file is decoded (`text_prefix`).
 - **identity**: `content_hash` (sha256 of the bytes) names an upload everywhere a result is keyed by it.
 
@@ -55,12 +56,15 @@ def method_name(info: zipfile.ZipInfo) -> str:
 
 @dataclass
 class Budget:
-    """What one upload may cost in all: bytes unpacked, pixels decoded, seconds spent (None: no limit)."""
+    """What one upload may cost in all: bytes unpacked, pixels decoded, seconds spent, seconds of audio decoded
+    (None: no limit)."""
     bytes: int | None = None
     pixels: int | None = None
     seconds: float | None = None
+    audio: float | None = None
     spent_bytes: int = 0
     spent_pixels: int = 0
+    spent_audio: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
     def spend_bytes(self, n: int, label: str) -> None:
@@ -74,6 +78,13 @@ class Budget:
             raise BudgetSpent(f"the upload's decoding budget of {self.pixels / 1e6:,.0f} megapixels is spent "
                               f"({self.spent_pixels / 1e6:,.0f} decoded)")
         self.spent_pixels += n
+
+    def spend_audio(self, seconds: float) -> None:
+        """Charge a clip's declared duration before decoding it; BudgetSpent (nothing charged) when it would not fit."""
+        if self.audio is not None and self.spent_audio + seconds > self.audio:
+            raise BudgetSpent(f"the upload's budget of {self.audio / 60:,.0f} minutes of audio is spent "
+                              f"({self.spent_audio / 60:,.1f} decoded)")
+        self.spent_audio += seconds
 
     def check_time(self) -> None:
         if self.seconds is not None and time.monotonic() - self.started > self.seconds:

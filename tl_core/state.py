@@ -404,8 +404,14 @@ class LoadReport:
         if self.outcome == "partial":
             return (f"strict off: loaded {len(self.loaded)} matching tensors into {self.config.arch}; the rest "
                     f"did not load ({counts}). Missing keys keep their {self.config.init} values.")
-        return (f"Strict loading into {self.config.arch} failed: {counts}. Nothing was loaded: the architecture "
-                f"must be the same.")
+        if self.missing and not self.unexpected and not self.mismatched:   # the same architecture, a part of it
+            more = len(self.missing) - 3
+            shown = ", ".join(self.missing[:3]) + (f" and {more} more" if more > 0 else "")
+            return (f"Strict loading into {self.config.arch} refused the file: every tensor in it matches the model, "
+                    f"but {len(self.missing)} of the model's keys are not in it ({shown}), and strict asks for all "
+                    f"of them. Nothing was loaded; with strict off the matching tensors load.")
+        return (f"Strict loading into {self.config.arch} failed: {counts}. Nothing was loaded: strict loading needs "
+                f"the same names and shapes, as the same architecture has.")
 
     def to_json(self) -> dict:
         return {"experiment": "load", "config": contract.record(self.config), "file": self.file, "status": "finished",

@@ -262,6 +262,32 @@ class UserImages:
         return replace(self, images=self.images[rows], labels=labels[rows], classes=tuple(new),
                        names=tuple(self.names[i] for i in rows.tolist()) if self.names else ())
 
+    def merged(self, other: "UserImages") -> "UserImages":
+        """This set with `other`'s images added (an upload to images already collected: nothing collected is ever
+        dropped). Classes by name, new ones after these; an image its class already holds is not added twice; at
+        most MAX_IMAGES in all, a note saying how many did not fit."""
+        if not len(self) and not self.classes:
+            return other
+        classes = self.classes + tuple(c for c in other.classes if c not in self.classes)
+        seen = {(int(y), sha256(x.numpy().tobytes()).digest()) for x, y in zip(self.images, self.labels)}
+        rows, labels, twice = [], [], 0
+        for i, (x, y) in enumerate(zip(other.images, other.labels.tolist())):
+            key = (classes.index(other.classes[y]), sha256(x.numpy().tobytes()).digest())
+            twice += key in seen
+            if key not in seen and len(self) + len(rows) < MAX_IMAGES:
+                seen.add(key)
+                rows.append(i)
+                labels.append(key[0])
+        cut = len(other) - twice - len(rows)
+        notes = ((f"{twice} image(s) of {other.source} were already in their class: added once.",) * bool(twice)
+                 + (f"{cut} image(s) of {other.source} did not fit: a set holds at most {MAX_IMAGES:,}.",) * bool(cut))
+        names = (self.names + tuple(other.names[i] for i in rows)
+                 if len(self.names) == len(self) and len(other.names) == len(other) else ())
+        return UserImages(torch.cat([self.images, other.images[rows]]),
+                          torch.cat([self.labels, torch.tensor(labels, dtype=torch.long)]), classes, names,
+                          self.skipped + other.skipped, self.notes + other.notes + notes,
+                          other.source if not len(self) else f"{self.source} + {other.source}")
+
     # -- checks
     def problems(self) -> list[str]:
         """What blocks training, as sentences saying what is needed (empty list: ready)."""

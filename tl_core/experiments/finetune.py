@@ -35,7 +35,6 @@ from tl_core import device as devices
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import OWN, FinetuneConfig, Trainer, freeze_problem, model_for, splitter, weights_note
-from tl_core.serve.estimates import units
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
 
@@ -446,12 +445,18 @@ def _onnx_flag() -> contract.Option:
 
 
 def _cost(c: dict) -> float:
-    return units(c["seeds"], c["epochs"], 2 if c["weights"] == "both" else 1, c["shots"], c["image_size"])
+    """In seconds on the reference machine (`lab_cost.reference_seconds`): the rate is then this machine's speed."""
+    return lab_cost.reference_seconds(c)
 
 
 def _sweep_cost(c: dict) -> float:
-    return units(c["seeds"], c["epochs"], 2 if c["weights"] == "both" else 1, c["shots"], c["image_size"],
-                 cells=len(c["freezes"]) or 1)
+    """Every (shots, depth) of the grid; scratch, which has no depth, once per shots value."""
+    total = 0.0
+    for sh in c.get("shots") or [None]:
+        for i, fr in enumerate(c.get("freezes") or ["all"]):
+            if i == 0 or c["weights"] != "scratch":
+                total += lab_cost.reference_seconds(c if i == 0 else {**c, "weights": "pretrained"}, sh, fr)
+    return total
 
 
 def _own_images(blob: bytes, cfg: FinetuneConfig, record: dict) -> dict:
@@ -475,8 +480,8 @@ def _loaded_weights(blob: bytes, cfg: FinetuneConfig, record: dict) -> dict:
     return {"init": report.model, "init_note": f"weights loaded from {name}"}
 
 
-# reference laptop: the default lab run (3 seeds x 15 epochs, both weights, 5 shots, 64 px) took 42.6 s
-_REFERENCE = 42.6 / units(3, 15, 2, 5, 64)
+# the cost is in the reference machine's seconds (lab_cost.REFERENCE_MS, measured per backbone): its rate is 1
+_REFERENCE = 1.0
 
 EXPERIMENTS = (
     contract.Experiment(

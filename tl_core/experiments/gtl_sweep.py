@@ -132,7 +132,7 @@ class GTLSweepResult(contract.Result):
             parts = [f"{source.capitalize()} source: guided fine-tuning beats the stronger of freezing the body and "
                      f"plain fine-tuning (points) at shots {', '.join(guidance['helped']) or 'none'}"]
             if guidance["hurt"]:
-                parts.append(f"trails it at {', '.join(guidance['hurt'])}")
+                parts.append(f"trails at {', '.join(guidance['hurt'])}")
             if guidance["tie"] or guidance["single"]:
                 parts.append(f"ties it at {', '.join(guidance['tie'] + guidance['single'])}")
             parts.append(f"the best condition from this source beats scratch at shots {', '.join(beat) or 'none'}")

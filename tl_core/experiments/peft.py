@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tl_core import adapters, claims, contract, forgetting, narration, text
+from tl_core import adapters, claims, contract, forgetting, names, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict
 from tl_core.peft_methods import (
@@ -206,6 +206,13 @@ class PeftResult(contract.Result):
         others = [c for c in ("head", "partial", "full") if self.values().get(c)]
         return claims.compare(subject, self.values(), others) if subject and others else None
 
+    def claim_vs_strongest(self) -> claims.Claim | None:
+        """The best PEFT method against the strongest other condition of the run, whatever it is (another rank,
+        head only, full, scratch): what the claims rule leads with."""
+        subject = self.subject()
+        values = self.values()
+        return claims.compare(subject, values) if subject and any(values[c] for c in values if c != subject) else None
+
     def forgetting_claim(self, against: str) -> claims.Claim | None:
         key = self.forgetting_keys[0]
         values = self.values(key)
@@ -235,6 +242,7 @@ class PeftResult(contract.Result):
                 "reload_max_abs_diff": _num(self.reload_max_abs_diff()),
                 "claim": claim.to_json() if claim else None,
                 "claim_vs_best": best.to_json() if best else None,
+                "claim_vs_strongest": strongest.to_json() if (strongest := self.claim_vs_strongest()) else None,
                 "forgetting_claim": forget.to_json() if forget else None,
                 "forgetting_measure": self.forgetting_keys[0], "lora_targets": targets_text(self.config),
                 "cached_seconds": round(self.cached_seconds, 3)}
@@ -281,7 +289,13 @@ class PeftResult(contract.Result):
             forgets = (f"; {words}: {what} {forget.subject_mean:.2f} vs {forget.against_mean:.2f}"
                        + (f" (95% interval of the gap {forget.low:+.2f} to {forget.high:+.2f})"
                           if forget.seeds > 1 else ""))
-        return Verdict(claim.kind, f"{claim.sentence(label(claim.subject), label(claim.against))} {cost}{forgets}.")
+        answer = f"{claim.sentence(label(claim.subject), label(claim.against))} {cost}{forgets}."
+        lead = self.claim_vs_strongest()
+        if lead is None or lead.against == claim.against:
+            return Verdict(claim.kind, answer)
+        # the rule's claim is against the strongest other condition; then the page's question, vs full fine-tuning
+        return Verdict(lead.kind, f"{lead.sentence(label(lead.subject), label(lead.against))} Against "
+                                  f"{label(claim.against)} (the question here): {answer}")
 
 
 def _pct(f: float) -> str:
@@ -296,8 +310,8 @@ def targets_text(cfg: PeftConfig) -> str:
     """LoRA's target layers in words."""
     if cfg.modality == "image":
         where = "every block (1-7)" if cfg.scope == "all" else "block 7"
-        return (f"the 1×1 convolutions (conv_pw expansion, conv_pwl projection) of {where} and conv_head; "
-                f"depthwise convs left alone")
+        return (f"the 1×1 convolutions (expansion and projection) of {where} and the head convolution; the "
+                f"depthwise convolutions left alone")
     where = "every layer (1-6)" if cfg.scope == "all" else (
         f"the last {cfg.layers} layers ({', '.join(str(i + 1) for i in range(text.LAYERS - cfg.layers, text.LAYERS))})")
     return f"attention query and value of {where}"
@@ -353,7 +367,7 @@ def table(out: dict) -> list[dict]:
                      "trainable": f"{m['trainable_params']:,} ({_pct(m['trainable_fraction'])})",
                      "saved": f"{_size(m['adapter_bytes'])} of {_size(m['full_bytes'])}",
                      "Adam state": _size(m["optimizer_bytes"]),
-                     "forgetting": ", ".join(f"{k} {v:.2f}" for k, v in f.items()),
+                     "forgetting": ", ".join(f"{names.measure(k)} {v:.2f}" for k, v in f.items()),
                      "s/epoch": f"{m['seconds_per_epoch']:.2f}"})
     return rows
 

@@ -398,7 +398,7 @@ def verdict(result: SSLResult) -> Verdict:
     n = result.config.labels
     lead = {"helped": "Self-supervised pretraining helped: ", "hurt": "Self-supervised pretraining hurt: "}
     return Verdict(claim.kind, lead.get(claim.kind, "") + f"with {n} label{'s' * (n > 1)} per class, "
-                   + claim.sentence(MODES_SHORT[claim.subject], "scratch"))
+                   + claim.clause(MODES_SHORT[claim.subject], "scratch"))
 
 
 def finetune_note(result: SSLResult) -> str:

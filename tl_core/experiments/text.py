@@ -62,7 +62,7 @@ class TextConfig:
                                           "what to compare, comma-separated", choices=CONDITIONS,
                                           check=_conditions_problem, title="Conditions")
     layers: int = setting(2, "k: the last transformer layers that fine-tune under last_k", lo=1, hi=text.LAYERS - 1,
-                          title="k: layers fine-tuned under last_k")
+                          title="k: the last layers fine-tuned")
     shots: int = setting(8, "training sentences per topic", lo=1, hi=10_000, title="Training sentences per topic",
                          steps=(1, 2, 4, 8, 16, 32))
     epochs: int = setting(10, "passes over the training sentences", lo=1, hi=500, title="Epochs", span=(1, 50))
@@ -189,7 +189,7 @@ def compare(values: dict[str, dict[int, float]], cfg: TextConfig, where: str) ->
         return Verdict("single", f"{numbers} (validation accuracy at {where}). Add 'scratch' to the conditions to "
                                  f"see what pretraining is worth.")
     lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: "}.get(claim.kind, "")
-    return Verdict(claim.kind, f"{lead}at {where}, " + claim.sentence(cfg.label(claim.subject), cfg.label("scratch")))
+    return Verdict(claim.kind, f"{lead}at {where}, " + claim.clause(cfg.label(claim.subject), cfg.label("scratch")))
 
 
 # ---- training one condition ----------------------------------------------------------------------------

@@ -304,7 +304,10 @@ def verdict(result: ToyResult) -> Verdict:
     lead = {"helped": "Pretraining on task A helped: ", "hurt": "Negative transfer: pretraining on task A hurt: ",
             "tie": "", "single": ""}[claim.kind]
     tail = " Task A's prior pulls the networks away from task B." if claim.kind == "hurt" else ""
-    return Verdict(claim.kind, lead + claim.sentence("pretrained on A", "scratch") + tail)
+    # the lead says who won: the claim goes on with the numbers ("helped: pretrained on A ahead of scratch" twice)
+    said = claim.clause("pretrained on A", "scratch", lead=False) if lead else claim.sentence("pretrained on A",
+                                                                                               "scratch")
+    return Verdict(claim.kind, lead + said + tail)
 
 
 def _text(result: ToyResult, out: dict) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tl_core.names import layer
 from tl_core.plots.base import BAND, PALETTE, band_traces, color, curves_of, percent_axis, rgba, seeds_text, style
 
 # guided against freezing the body first: the claim's comparison leads the legend
@@ -94,14 +95,14 @@ def heatmaps(guide: dict, title: str = "Guide values per layer (0 = frozen, 1 = 
     cols = min(2, len(names))
     rows = -(-len(names) // cols)
     shapes = {n: "×".join(str(d) for d in np.asarray(guide[n]).shape) for n in names}
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{n} ({shapes[n]})" for n in names],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{layer(n)} ({shapes[n]})" for n in names],
                         horizontal_spacing=0.08, vertical_spacing=0.16)
     zmax = max(1.0, max(float(np.nanmax(np.asarray(guide[n], dtype=float))) for n in names))
     for k, n in enumerate(names):
         img, x, y = _guide_image(guide[n])
         r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis", hovertemplate=f"{n}<br>guide %{{z:.3f}}<extra></extra>"),
-                      row=r, col=c)
+        fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis",
+                                 hovertemplate=f"{layer(n)}<br>guide %{{z:.3f}}<extra>{n}</extra>"), row=r, col=c)
         if "scaleratio" in y:  # conv tiles: square pixels, so a 3×3 kernel looks like one
             y["scaleanchor"] = f"x{k + 1 if k else ''}"
         fig.update_xaxes(row=r, col=c, showgrid=False, zeroline=False, **x)
@@ -116,7 +117,7 @@ def histogram(guide: dict) -> go.Figure:
     """How the guide values spread: all tensors, stacked by layer."""
     fig = go.Figure()
     for k, (n, g) in enumerate(guide.items()):
-        fig.add_trace(go.Histogram(x=np.asarray(g, dtype=float).ravel(), name=n, nbinsx=40,
+        fig.add_trace(go.Histogram(x=np.asarray(g, dtype=float).ravel(), name=layer(n), nbinsx=40,
                                    marker_color=PALETTE[k % len(PALETTE)]))
     fig.update_layout(barmode="stack", bargap=0.02)
     fig.update_xaxes(title_text="guide value (0 = frozen, 1 = free)")
@@ -126,11 +127,11 @@ def histogram(guide: dict) -> go.Figure:
 
 def layer_means(guide: dict, head: str | None = "head (new: free)") -> go.Figure:
     """Mean guide per parameter tensor: which layers the scouts say should move."""
-    names = list(guide)
+    names = [layer(n, "<br>") for n in guide]   # in words, the layer above what of it: labels never run together
     means = [float(np.mean(np.asarray(g, dtype=float))) for g in guide.values()]
     colors = [color("guided")] * len(names)
     if head:
-        names, means, colors = names + [head], means + [1.0], colors + ["#bbbbbb"]
+        names, means, colors = names + [head.replace(" (", "<br>(")], means + [1.0], colors + ["#bbbbbb"]
     fig = go.Figure(go.Bar(x=names, y=means, marker_color=colors, text=[f"{m:.2f}" for m in means],
                            textposition="outside", textfont=dict(size=16)))
     fig.update_yaxes(title_text="mean guide", range=[0, max(1.1, max(means) * 1.15)])

@@ -20,11 +20,8 @@ SIDE = 160    # pixels a side of every drawn picture (the browser scales the pan
 
 
 def _title(head: str, detail: str) -> str:
-    """A chart title in two lines: what it measures, then how (smaller), so that neither is cut on a projector."""
-    import textwrap
-
-    lines = textwrap.wrap(detail, 125)
-    return head + "".join(f"<br><span style='font-size:15px'>{line}</span>" for line in lines)
+    """A chart title: what it measures, then how (`style` draws it as a smaller note and wraps both to fit)."""
+    return f"{head}<br>{detail}"
 
 
 def _x(fig: go.Figure, stages: list[str], **where) -> None:
@@ -50,13 +47,13 @@ def probe_by_depth(out: dict) -> go.Figure:
             i = stages.index(name)
             fig.add_vrect(x0=i - 0.45, x1=i + 0.45, fillcolor=COLOURS["pretrained"], opacity=0.09, line_width=0,
                           annotation_text="pretrained > random (claims rule)" if j == 0 else "",
-                          annotation_position="top left", annotation_font_size=15)
+                          annotation_position="bottom left", annotation_font_size=15)
         _x(fig, stages)
     percent_axis(fig, "probe accuracy on held-out images")
     n = len(per_seed.get("pretrained") or [])
     return style(fig, _title("Linear probe by depth: how well each stage's pooled features separate the classes",
                              f"accuracy of a logistic regression on held-out validation images, in %; line: mean of "
-                             f"{seeds_text(n)}; {BAND}"), height=500).update_layout(margin=dict(t=100))
+                             f"{seeds_text(n)}; {BAND}"), height=500)
 
 
 def cka_by_stage(out: dict) -> go.Figure:
@@ -85,7 +82,7 @@ def cka_by_stage(out: dict) -> go.Figure:
     return style(fig, _title("Which representations changed under full fine-tuning, stage by stage",
                              f"left: linear CKA of the same held-out images' features (unitless, 1 = unchanged); "
                              f"right: relative weight change in %; line: mean of {seeds_text(n)}; {BAND}"),
-                 height=500).update_layout(margin=dict(t=120))
+                 height=500)
 
 
 def embedding_map(embedding: dict, classes: list[str], what: str = "images") -> go.Figure:
@@ -114,7 +111,7 @@ def embedding_map(embedding: dict, classes: list[str], what: str = "images") -> 
     one = what[:-1] if what.endswith("s") else what
     return style(fig, _title(f"How the classes separate: {what}' features at {stage}, projected to 2-D by {how}",
                              f"one point per validation {one}, coloured by class (axes unitless); probe = linear-probe "
-                             f"accuracy on all the features, in %"), height=520).update_layout(margin=dict(t=120))
+                             f"accuracy on all the features, in %"), height=520)
 
 
 # ---- pictures --------------------------------------------------------------------------------------------
@@ -152,10 +149,12 @@ def cam_grid(images: np.ndarray, maps: dict, preds: dict, truth: list, classes: 
     models = list(maps)
     n = len(images)
     titles = []
-    for m in models:
+    for r, m in enumerate(models):
         for i in range(n):
             p = int(preds[m][i])
-            titles.append(f"{'✓' if p == truth[i] else '✗'} {classes[p]}")
+            said = f"{'✓' if p == truth[i] else '✗'} {classes[p]}"
+            # the top row's titles carry each column's true class (`style` wraps them to the column's width)
+            titles.append(f"<b>true: {classes[int(truth[i])]}</b><br>{said}" if r == 0 else said)
     fig = make_subplots(rows=len(models), cols=n, subplot_titles=titles, horizontal_spacing=0.008,
                         vertical_spacing=0.09)
     for r, m in enumerate(models):
@@ -172,22 +171,18 @@ def cam_grid(images: np.ndarray, maps: dict, preds: dict, truth: list, classes: 
                            showarrow=False, font=dict(size=16, color=COLOURS.get(m, "#333")),
                            text=f"<b>{a.get('label', m).replace(' (', '<br>(')}</b><br>val acc "
                                 f"{a.get('val_acc', float('nan')):.0%}")
-    top = fig.layout["yaxis"].domain[1]
-    for i in range(n):
-        dom = fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain
-        fig.add_annotation(x=(dom[0] + dom[1]) / 2, y=top + 0.075, xref="paper", yref="paper", showarrow=False,
-                           text=f"true: {classes[int(truth[i])]}", font=dict(size=15, color="#444"))
     right = info.get("correct_shown", n)
     if 0 < right < n:
         x = (fig.layout[f"xaxis{right}"].domain[1] + fig.layout[f"xaxis{right + 1}"].domain[0]) / 2
         fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1.04, xref="paper", yref="paper",
                       line=dict(color="#222", width=3, dash="dot"))
     side = "×".join(map(str, info.get("map_size", [])))
+    fig.update_layout(margin=dict(l=210))   # the rows' labels
     return style(fig, _title(f"Where each model looks: Grad-CAM at {info.get('stage', '')} for its own prediction",
                              f"{side} map upsampled to {info.get('image_size', '')} px (red = most evidence, blue = "
                              f"least); left of the dotted line: right for all three models, right of it: misclassified "
                              f"by at least one"),
-                 height=215 * len(models) + 170).update_layout(margin=dict(l=210, t=170))
+                 height=215 * len(models) + 120)
 
 
 def cam_cell(images: np.ndarray, maps: np.ndarray, true: str, pred: str, stage: str, map_size) -> go.Figure:
@@ -206,4 +201,4 @@ def cam_cell(images: np.ndarray, maps: np.ndarray, true: str, pred: str, stage: 
     return style(fig, _title(f"True {true} → predicted {pred} ({n} image{'s' * (n != 1)}, {what}): where the model "
                              f"looked", f"Grad-CAM at {stage} for '{pred}', {side} map upsampled to the image's size "
                                         f"(red = most evidence, blue = least)"),
-                 height=250 * rows + 110).update_layout(margin=dict(t=100))
+                 height=250 * rows + 110)

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tl_core.plots.base import BAND, band_traces, color, seeds_text, style, unit
+from tl_core.plots.base import BAND, WIDTH, band_traces, color, seeds_text, style, unit
 
 
 def relative_change(out: dict) -> go.Figure:
@@ -33,23 +33,44 @@ def relative_change(out: dict) -> go.Figure:
                       f"{seeds_text(len(per_seed))}; {BAND})", height=460)
 
 
-def filters(filters: dict, most: int = 32, columns: int = 8) -> go.Figure:
-    """First-layer kernels (out, 3, k, k) as RGB tiles, one panel per model; each tile scaled to its own range."""
+TILE = 56       # px: the least a kernel is drawn a side at the page's width (3×3 weights: an edge's direction shows)
+_BLOCK, _GAP = 8, 2   # image pixels per weight, and white pixels between kernels
+
+
+def filters(filters: dict, most: int = 16, columns: int = 4) -> go.Figure:
+    """First-layer kernels (out, 3, k, k) as RGB tiles, one panel per model side by side, each kernel drawn at least
+    TILE px a side at the page's width (each weight a block, white gaps between kernels); each tile scaled to its
+    own range."""
     names = list(filters)
     n = min(most, min(len(f) for f in filters.values()))
     k = filters[names[0]].shape[-1]
-    rows, cell = -(-n // columns), k + 1
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.03)
+    columns = min(columns, n)
+    rows, cell = -(-n // columns), k * _BLOCK + _GAP
+    spacing = 0.04
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=spacing)
     for c, name in enumerate(names):
-        grid = np.ones((rows * cell - 1, columns * cell - 1, 3))
+        grid = np.ones((rows * cell - _GAP, columns * cell - _GAP, 3))
         for i, w in enumerate(filters[name][:n]):
             r, q = divmod(i, columns)
-            grid[r * cell:r * cell + k, q * cell:q * cell + k] = unit(w.transpose(1, 2, 0))
+            grid[r * cell:r * cell + k * _BLOCK, q * cell:q * cell + k * _BLOCK] = np.kron(
+                unit(w.transpose(1, 2, 0)), np.ones((_BLOCK, _BLOCK, 1)))
         fig.add_trace(go.Image(z=(grid * 255).astype(np.uint8), hoverinfo="skip"), row=1, col=c + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=17)
-    return style(fig, f"First-layer filters ({k}×{k} RGB, first {n}; each tile scaled to its own range)", height=380)
+    # as tall as the panels are wide (an image keeps its aspect): each panel fills its column at the page's width
+    panel = (WIDTH - 80) * (1 - spacing * (len(names) - 1)) / len(names)
+    return style(fig, f"First-layer filters ({k}×{k} RGB, first {n}; each tile scaled to its own range)",
+                 height=round(panel * rows / columns + 110))
+
+
+def tile_px(fig: go.Figure, k: int, width: int = WIDTH) -> float:
+    """How many px a side each k×k kernel of a `filters` figure is drawn in a chart `width` px wide (an image keeps
+    its aspect: the smaller of its column's width and its height per image pixel counts)."""
+    m, z = fig.layout.margin, np.asarray(fig.data[0].z)
+    plot_w, plot_h = width - m.l - m.r, fig.layout.height - m.t - m.b
+    x, y = fig.layout.xaxis.domain, fig.layout.yaxis.domain
+    return min((x[1] - x[0]) * plot_w / z.shape[1], (y[1] - y[0]) * plot_h / z.shape[0]) * k * _BLOCK
 
 
 _RAMP = np.array([[20, 12, 60], [190, 55, 82], [252, 230, 80]], dtype=float)   # dark → red → yellow: weak → strong

@@ -19,7 +19,7 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
               for r in runs]
     colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(dict.fromkeys(values))}
     fig = go.Figure()
-    shown = set()
+    shown, drawn = set(), 0
     for run, value in zip(runs, values):
         ys = run.curves.get(curve)
         if not ys:
@@ -30,12 +30,14 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
             line=dict(color=colours[value], width=3), marker=dict(size=7),
             hovertemplate=f"{run.name}<br>epoch %{{x}}: %{{y:.4g}}<extra>{color_by} = {value}</extra>"))
         shown.add(value)
+        drawn += 1
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text=curve_name(curve).split(" · ")[-1])
     if "acc" in curve.split(".")[-1]:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     fig.update_layout(legend_title_text=color_by)
-    return style(fig, f"{curve_name(curve)} of {len(runs)} runs, coloured by {color_by}")
+    missing = f" ({len(runs) - drawn} picked without it)" if drawn < len(runs) else ""   # the count is what's drawn
+    return style(fig, f"{curve_name(curve)} of {drawn} run{'s' * (drawn != 1)}{missing}, coloured by {color_by}")
 
 
 # ---- in words ------------------------------------------------------------------------------------------------
@@ -131,6 +133,8 @@ def rows(runs) -> list[dict]:
 
 
 def default_pick(runs, most: int = 2) -> list[int]:
-    """What the page compares at first: the newest finished runs with curves of one experiment (the newest's)."""
-    done = [r for r in runs if r.status == "finished" and r.curves]
-    return [r.id for r in done if r.kind == done[0].kind][:most] if done else []
+    """What the page compares at first: the newest finished run with curves and the newest comparable to it (the
+    same experiment measuring the same things: `run_views.comparable`)."""
+    from tl_core.run_views import comparable
+
+    return [r.id for r in comparable(runs, most)]

@@ -10,6 +10,7 @@ import math
 import statistics
 
 from tl_core import store
+from tl_core.i18n import tr
 
 
 def _count(value, default: float) -> float:
@@ -75,9 +76,9 @@ def estimate(kind: str, config: dict, db: store.Store | None = None) -> tuple[fl
 def about(seconds: float | None) -> str:
     """'about 40 s', 'about 3 min', or 'no estimate yet'."""
     if seconds is None or not math.isfinite(seconds):
-        return "no estimate yet"
+        return tr("no estimate yet")
     if seconds < 1:
-        return "under a second"
+        return tr("under a second")
     if seconds < 90:
-        return f"about {max(5, round(seconds / 5) * 5) if seconds >= 10 else round(seconds)} s"
-    return f"about {round(seconds / 60)} min"
+        return tr("about {n} s", n=max(5, round(seconds / 5) * 5) if seconds >= 10 else round(seconds))
+    return tr("about {n} min", n=round(seconds / 60))

@@ -181,7 +181,9 @@ class Executors:
             board = ray.remote(num_cpus=0)(_Board).remote()
             self._ray = {"events": Queue(), "board": board,
                          "task": ray.remote(num_cpus=1, max_retries=0)(_work_ray)}
-            threading.Thread(target=self._ray_drain, name="tl-serve-ray", daemon=True).start()
+            self._ray_reader = threading.Thread(target=self._ray_drain, name="tl-serve-ray", daemon=True)
+            self._ray_reader.start()
+            engine.before_shutdown(self._stop_ray_reader)
         job.where, job.tries = f"Ray at {self.ray_address}", job.tries + 1
         ref = self._ray["task"].remote(job.id, job.payload, self._ray["events"], self._ray["board"], self.threads)
         job.future = ref
@@ -203,8 +205,9 @@ class Executors:
         ray_state = self._ray
         while self._ray is ray_state and ray.is_initialized():   # a call after Ray ended would start a new local Ray
             try:
-                raw = ray_state["events"].get(timeout=1)
+                raw = ray_state["events"].get_nowait()   # a short call: none in flight when Ray shuts down
             except Exception:  # noqa: BLE001 - Empty, or the queue actor went away
+                time.sleep(0.2)
                 continue
             what, job_id, *args = pickle.loads(raw)
             with self.lock:
@@ -218,13 +221,21 @@ class Executors:
         except Exception:  # noqa: BLE001
             pass
 
+    def _stop_ray_reader(self) -> None:
+        """End the Ray events' reader and wait for it (its reads are short): Ray ends the whole process when a
+        thread calls it after it shut down."""
+        self._ray = None
+        reader, self._ray_reader = getattr(self, "_ray_reader", None), None
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=10)
+
     def shutdown(self) -> None:
         """Stop every run (the server is going down) and the worker processes, without waiting for them: the
         history shows their runs as interrupted."""
         with self.lock:
             for job in self.order:
                 job.stop.set()
-        self._ray = None   # its events' reader ends (the Ray connection is engine's, which ends it)
+        self._stop_ray_reader()   # the Ray connection is engine's, which ends it
         if self._stops is not None:
             for i in range(len(self._stops)):
                 self._stops[i] = 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tl_core import experiments, store
+from tl_core.i18n import tr
 from tl_core.run_request import RunRequest, code_version, experiment_of
 from tl_core.serve.estimates import about
 from tl_core.serve.executors import Executors
@@ -124,13 +125,13 @@ class Server(Executors):
 
     def where(self) -> str:
         if self.problem:
-            return f"this process, one run at a time ({self.problem})"
+            return tr("this process, one run at a time ({problem})", problem=self.problem)
         if self.ray_address:
-            return f"Ray cluster at {self.ray_address}, up to {self.slots} runs at once"
+            return tr("Ray cluster at {address}, up to {n} runs at once", address=self.ray_address, n=self.slots)
         if self.workers:
-            return f"{self.workers} worker process{'es' * (self.workers != 1)}, up to {self.workers} " \
-                   f"run{'s' * (self.workers != 1)} at once"
-        return "this process, one run at a time"
+            return (tr("{n} worker processes, up to {n} runs at once", n=self.workers) if self.workers != 1 else
+                    tr("1 worker process, one run at a time"))
+        return tr("this process, one run at a time")
 
     # ---- recent results
     def sync(self, generation) -> None:
