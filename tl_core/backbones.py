@@ -357,7 +357,8 @@ def weights_status(name: str) -> tuple[bool, str]:
         from tl_core import audio
 
         try:
-            return True, f"the GE2E speaker encoder's weights from the {audio.PACKAGE} package ({audio.weights_path()})"
+            audio.weights_path()   # found (the path itself is not shown: no page shows a file path)
+            return True, f"the GE2E speaker encoder's weights from the {audio.PACKAGE} package (offline)"
         except audio.SpeechEncoderUnavailable as err:
             return False, str(err)
     if e.source == "none":
