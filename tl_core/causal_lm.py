@@ -160,8 +160,9 @@ def build(pretrained: bool = True, seed: int = 0) -> nn.Module:
     if not pretrained:
         torch.manual_seed(seed)
         return LlamaForCausalLM(_config()).eval()
+    config = _config()   # outside the meta context: on a fresh machine it converts the GGUF first (from_pretrained)
     with torch.device("meta"):
-        model = LlamaForCausalLM(_config())
+        model = LlamaForCausalLM(config)
     model.load_state_dict(_weights(), strict=False, assign=True)   # lm_head is tied to the embedding
     model.tie_weights()
     model.model.rotary_emb = type(model.model.rotary_emb)(config=_config())   # its buffers were on meta
