@@ -7,6 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tl_core import i18n
+from tl_core.i18n import tr
 from tl_core.plots.base import PALETTE, confusion, overfitting_curves, percent_axis, seeds_text, style
 
 COLORS = {"frozen": "#1f78b4", "last_layer": "#7570b3", "full": "#e7298a", "scratch": "#d95f02",
@@ -21,17 +23,18 @@ def accuracy_bars(out: dict, title: str = "") -> go.Figure:
         fig.add_trace(go.Bar(x=[s["label"]], y=[s["val_acc"]], marker_color=COLORS.get(c, "#999999"), name=s["label"],
                              error_y=dict(type="data", symmetric=False, array=[hi - s["val_acc"]],
                                           arrayminus=[s["val_acc"] - lo], thickness=2, width=10),
-                             text=[f"{s['val_acc']:.0%}"], textposition="inside", showlegend=False))
+                             text=[i18n.percent(s["val_acc"], 0)], textposition="inside", showlegend=False))
         fig.add_trace(go.Scatter(x=[s["label"]] * len(s["val_acc_seeds"]), y=s["val_acc_seeds"], mode="markers",
-                                 marker=dict(color="#222222", size=9), showlegend=False, name="a seed"))
+                                 marker=dict(color="#222222", size=9), showlegend=False, name=tr("a seed")))
     if out.get("chance"):
         fig.add_hline(y=out["chance"], line=dict(dash="dot", color="#666666"),
-                      annotation_text=f"chance {out['chance']:.0%}", annotation_position="top left")
-    percent_axis(fig)
+                      annotation_text=tr("chance {acc}", acc=i18n.percent(out["chance"], 0)),
+                      annotation_position="top left")
+    percent_axis(fig, tr("validation accuracy"))
     fig.update_yaxes(range=[0, 1.05])
     seeds = out.get("config", {}).get("seeds", 1)
-    return style(fig, title or f"Validation accuracy per condition (bar: mean of {seeds_text(seeds)}, whisker: 95% "
-                               f"interval, dots: seeds)", height=440)
+    return style(fig, title or tr("Validation accuracy per condition (bar: mean of {seeds}, whisker: 95% interval, "
+                                  "dots: seeds)", seeds=seeds_text(seeds)), height=440)
 
 
 def curves(out: dict) -> go.Figure:
@@ -44,7 +47,8 @@ def confusion_of(out: dict) -> go.Figure | None:
         return None
     label = out["conditions"][conf["condition"]]["label"]
     return confusion(np.asarray(conf["matrix"]), out["classes"],
-                     f"Confusion on the validation clips: {label}, seed {conf['seed']} (rows true, columns predicted)")
+                     tr("Confusion on the validation clips: {condition}, seed {seed} (rows true, columns predicted)",
+                        condition=label, seed=conf["seed"]))
 
 
 def spectrogram(db: np.ndarray, title: str) -> go.Figure:
@@ -54,8 +58,8 @@ def spectrogram(db: np.ndarray, title: str) -> go.Figure:
     floor = top - 80.0   # 80 dB below the loudest (librosa's top_db): the silence padded before a word is black
     fig = go.Figure(go.Heatmap(z=np.maximum(db, floor).T, x=t, y=np.arange(db.shape[1]), colorscale="Magma",
                                zmin=floor - 2.0, zmax=top, colorbar=dict(title="dB")))   # the floor itself: near-black
-    fig.update_xaxes(title_text="time (s)")
-    fig.update_yaxes(title_text="mel band (low → high pitch)")
+    fig.update_xaxes(title_text=tr("time (s)"))
+    fig.update_yaxes(title_text=tr("mel band (low → high pitch)"))
     return style(fig, title, height=320)
 
 
@@ -87,7 +91,9 @@ def pca2(x: np.ndarray) -> np.ndarray:
 
 def shift_bars(out: dict) -> go.Figure:
     p = out.get("pretrain") or {}
-    note = (f"the CNN first learnt {p.get('classes', 20)} English words to {p['val_acc']:.0%} on English voices it "
-            f"never heard" if p else "")
-    return accuracy_bars(out, "English → Spanish digits: validation accuracy (bar: mean, whisker: 95% interval, "
-                              "dots: seeds)" + (f"; {note}" if note else ""))
+    if not p:
+        return accuracy_bars(out, tr("English → Spanish digits: validation accuracy (bar: mean, whisker: 95% "
+                                     "interval, dots: seeds)"))
+    return accuracy_bars(out, tr("English → Spanish digits: validation accuracy (bar: mean, whisker: 95% interval, "
+                                 "dots: seeds); the CNN first learnt {n} English words to {acc} on English voices it "
+                                 "never heard", n=p.get("classes", 20), acc=i18n.percent(p["val_acc"], 0)))
