@@ -9,7 +9,9 @@ import numpy as np
 import streamlit as st
 
 from app_pages import ui
+from tl_core import i18n
 from tl_core.gradcam import cam_stage, gradcam, model_from_state, spatial_sizes
+from tl_core.i18n import tr
 from tl_core.plots import inside as figures
 
 MOST = 12   # images of one cell drawn
@@ -35,6 +37,16 @@ def maps_of(result, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str,
     return ui.once(result, f"cam {rows}", make)
 
 
+def _cell(c: tuple[int, int, int], classes: list[str]) -> str:
+    """A cell as the selectbox reads it: "circle → star: 3 images (wrong)"."""
+    true, pred, n = classes[c[0]], classes[c[1]], c[2]
+    if c[0] == c[1]:
+        return (tr("{true} → {predicted}: {n} image", true=true, predicted=pred, n=n) if n == 1 else
+                tr("{true} → {predicted}: {n} images", true=true, predicted=pred, n=n))
+    return (tr("{true} → {predicted}: {n} image (wrong)", true=true, predicted=pred, n=n) if n == 1 else
+            tr("{true} → {predicted}: {n} images (wrong)", true=true, predicted=pred, n=n))
+
+
 def show(result, key: str = "cam", where=st) -> None:
     """A selectbox of (true, predicted) cells with their counts, then that cell's images with their Grad-CAM maps."""
     if result is None or not result.runs or result.model_state is None or result.val is None:
@@ -42,18 +54,18 @@ def show(result, key: str = "cam", where=st) -> None:
     run, classes = result.runs[0], result.classes
     true = np.asarray(run.val_true if run.val_true is not None else result.val.labels.numpy())
     pred = np.asarray(run.val_pred)
-    where.subheader("Open a cell of the confusion matrix: its images, and where the model looked")
+    where.subheader(tr("Open a cell of the confusion matrix: its images, and where the model looked"))
     options = cells(true, pred)
-    pick = where.selectbox("Cell (true → predicted)", options, key=f"{key}_cell",
-                           format_func=lambda c: f"{classes[c[0]]} → {classes[c[1]]}: {c[2]} image{'s' * (c[2] != 1)}"
-                                                 f"{'' if c[0] == c[1] else ' (wrong)'}",
-                           help=f"{run.weights}, seed {run.seed}: the run whose confusion matrix is drawn above")
+    pick = where.selectbox(tr("Cell (true → predicted)"), options, key=f"{key}_cell",
+                           format_func=lambda c: _cell(c, classes),
+                           help=tr("{weights}, seed {seed}: the run whose confusion matrix is drawn above",
+                                   weights=run.weights, seed=run.seed))
     if pick is None:
         return
     rows = tuple(int(i) for i in np.flatnonzero((true == pick[0]) & (pred == pick[1]))[:MOST])
     images, maps, stage, side = maps_of(result, rows)
-    fig = ui.once(result, f"cam figure {rows}", lambda: figures.cam_cell(images, maps, classes[pick[0]],
-                                                                        classes[pick[1]], stage, side))
+    fig = ui.once(result, f"cam figure {rows} {i18n.language()}",   # its words: once per language
+                  lambda: figures.cam_cell(images, maps, classes[pick[0]], classes[pick[1]], stage, side))
     ui.chart(fig, f"{key}_fig", where)
     if pick[2] > MOST:
-        where.caption(f"The first {MOST} of {pick[2]} images.")
+        where.caption(tr("The first {most} of {n} images.", most=MOST, n=pick[2]))

@@ -7,6 +7,7 @@ from app_pages import ui
 from tl_core import contract
 from tl_core.experiments import lr_find
 from tl_core.experiments.finetune import FinetuneConfig
+from tl_core.i18n import N_, tr
 from tl_core.plots import lr_find as figures
 
 S = st.session_state
@@ -19,14 +20,16 @@ def _use(rate: float) -> None:
 
 def finder(cfg: FinetuneConfig) -> None:
     lr_cfg = lr_find.LrFindConfig.from_lab(cfg)
-    with st.expander("Find a learning rate (range test)"):
-        st.caption(f"Trains the lab's model ({lr_cfg.backbone}, {lr_cfg.weights} weights, {lr_cfg.dataset}, "
-                   f"{lr_cfg.freeze} stages frozen) for up to {lr_cfg.steps} mini-batches of {lr_cfg.batch_size} "
-                   f"while the learning rate grows from {lr_cfg.start_lr:g} to {lr_cfg.end_lr:g}, and stops when the "
-                   f"loss diverges. Suggested: where the smoothed loss falls fastest (steepest descent).")
-        res = ui.run_button("ft_lrf", "Find a learning rate", "lr-find", lr_cfg,
+    with st.expander(tr("Find a learning rate (range test)")):
+        st.caption(tr("Trains the lab's model ({backbone}, {weights} weights, {dataset}, {frozen} stages frozen) for "
+                      "up to {steps} mini-batches of {batch} while the learning rate grows from {start} to {end}, and "
+                      "stops when the loss diverges. Suggested: where the smoothed loss falls fastest (steepest "
+                      "descent).", backbone=lr_cfg.backbone, weights=lr_cfg.weights, dataset=lr_cfg.dataset,
+                      frozen=lr_cfg.freeze, steps=lr_cfg.steps, batch=lr_cfg.batch_size,
+                      start=f"{lr_cfg.start_lr:g}", end=f"{lr_cfg.end_lr:g}"))
+        res = ui.run_button("ft_lrf", tr("Find a learning rate"), "lr-find", lr_cfg,
                             results=S.setdefault("ft_lr_finds", {}), button_key="ft_lr_find",
-                            start="Sweeping the learning rate…")
+                            start=N_("Sweeping the learning rate…"))
         if res is None:
             return
         ui.verdict(res.verdict())
@@ -34,5 +37,6 @@ def finder(cfg: FinetuneConfig) -> None:
             return
         step = lr_find.nearest_step(res.suggested_lr, contract.spec(FinetuneConfig, "lr").steps)
         ui.chart(figures.curve(res.to_json(), step), "ft_lr_curve")
-        st.button(f"Use this rate: {step:g} (the lab's step nearest to {res.suggested_lr:.1e})", key="ft_lr_use",
+        st.button(tr("Use this rate: {step} (the lab's step nearest to {suggested})", step=f"{step:g}",
+                     suggested=f"{res.suggested_lr:.1e}"), key="ft_lr_use",
                   on_click=_use, args=(step,), disabled=S.get(KEY) == step, type="primary")

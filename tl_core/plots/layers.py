@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tl_core.i18n import tr
 from tl_core.plots.base import BAND, WIDTH, band_traces, color, seeds_text, style, unit
 
 
@@ -18,19 +19,19 @@ def relative_change(out: dict) -> go.Figure:
     if stages and per_seed:
         x = list(range(len(stages)))
         values = np.array([seed[:len(stages)] for seed in per_seed]).T
-        for trace in band_traces(x, values, "relative change of the stage's weights", color("pretrained"),
+        for trace in band_traces(x, values, tr("relative change of the stage's weights"), color("pretrained"),
                                  markers=True):
             fig.add_trace(trace)
         early = len(out.get("early_stages", stages[:len(stages) // 2]))
-        for lo, hi, name, shade in ((-0.5, early - 0.5, "early stages", "#4d4d4d"),
-                                    (early - 0.5, len(stages) - 0.5, "late stages", "#1b9e77")):
+        for lo, hi, name, shade in ((-0.5, early - 0.5, tr("early stages"), "#4d4d4d"),
+                                    (early - 0.5, len(stages) - 0.5, tr("late stages"), "#1b9e77")):
             fig.add_vrect(x0=lo, x1=hi, fillcolor=shade, opacity=0.07, line_width=0, annotation_text=name,
                           annotation_position="top left", annotation_font_size=15)
         fig.update_xaxes(tickvals=x, ticktext=stages, range=[-0.5, len(stages) - 0.5])
-    fig.update_xaxes(title_text="stage (input → output; the new head left out)")
+    fig.update_xaxes(title_text=tr("stage (input → output; the new head left out)"))
     fig.update_yaxes(title_text="‖w − w₀‖ / ‖w₀‖", tickformat=".1%", rangemode="tozero")
-    return style(fig, f"How far each pretrained stage moved under full fine-tuning (line: mean of "
-                      f"{seeds_text(len(per_seed))}; {BAND})", height=460)
+    return style(fig, tr("How far each pretrained stage moved under full fine-tuning (line: mean of {seeds}; "
+                         "{band})", seeds=seeds_text(len(per_seed)), band=tr(BAND)), height=460)
 
 
 TILE = 56       # px: the least a kernel is drawn a side at the page's width (3×3 weights: an edge's direction shows)
@@ -60,7 +61,7 @@ def filters(filters: dict, most: int = 16, columns: int = 4) -> go.Figure:
     fig.update_annotations(font_size=17)
     # as tall as the panels are wide (an image keeps its aspect): each panel fills its column at the page's width
     panel = (WIDTH - 80) * (1 - spacing * (len(names) - 1)) / len(names)
-    return style(fig, f"First-layer filters ({k}×{k} RGB, first {n}; each tile scaled to its own range)",
+    return style(fig, tr("First-layer filters ({k}×{k} RGB, first {n}; each tile scaled to its own range)", k=k, n=n),
                  height=round(panel * rows / columns + 110))
 
 
@@ -103,7 +104,7 @@ def activation_grid(image: np.ndarray, maps: dict) -> go.Figure:
     cols = len(stages) + 1
     titles = []
     for r, name in enumerate(names):
-        titles += ["input" if r == 0 else ""] + [f"{s}<br>{m['size'][0]}×{m['size'][1]}"
+        titles += [tr("input") if r == 0 else ""] + [f"{s}<br>{m['size'][0]}×{m['size'][1]}"
                                                  for s, m in zip(stages, maps[name])]
     fig = make_subplots(rows=len(names), cols=cols, subplot_titles=titles, horizontal_spacing=0.012,
                         vertical_spacing=0.1, row_titles=names)
@@ -119,14 +120,15 @@ def activation_grid(image: np.ndarray, maps: dict) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=14)
-    return style(fig, "Activation maps per stage, early → late (4 most active channels each; yellow = strong)",
+    return style(fig, tr("Activation maps per stage, early → late (4 most active channels each; yellow = strong)"),
                   height=180 * len(names) + 110)
 
 
 def strongest_patches(patches: list) -> go.Figure:
     """For each stage (rows), the dataset's patches that fire its most active channel hardest."""
     most = max(len(p["patches"]) for p in patches)
-    titles = [f"{p['stage']} · ch {p['channel']} · {p['field']} px" if i == 0 else ""
+    titles = [tr("{stage} · ch {channel} · {field} px", stage=p["stage"], channel=p["channel"], field=p["field"])
+              if i == 0 else ""
               for p in patches for i in range(most)]
     fig = make_subplots(rows=len(patches), cols=most, subplot_titles=titles, horizontal_spacing=0.01,
                         vertical_spacing=0.3 / len(patches))
@@ -136,5 +138,5 @@ def strongest_patches(patches: list) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=14, xanchor="left", x=0)
-    return style(fig, "Strongest patches per stage (pretrained): each cut to the unit's receptive field",
+    return style(fig, tr("Strongest patches per stage (pretrained): each cut to the unit's receptive field"),
                   height=120 * len(patches) + 100)
