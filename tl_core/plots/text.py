@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from tl_core.i18n import tr
 from tl_core.plots.base import BAND, band_traces, color, log_x, overfitting_curves, percent_axis, seeds_text, style
 
 
@@ -27,7 +28,7 @@ def shots_sweep(out: dict, labels: dict | None = None) -> go.Figure:
         for trace in band_traces(shots, np.array([a[:n] for a in accs]), (labels or {}).get(condition, condition),
                                  color(condition), markers=True):
             fig.add_trace(trace)
-    log_x(fig, shots, "training sentences per topic")
+    log_x(fig, shots, tr("training sentences per topic"))
     percent_axis(fig)
-    return style(fig, f"Accuracy vs shots per topic (line: mean of {seeds_text(out['config']['seeds'])}; {BAND})",
-                 height=440)
+    return style(fig, tr("Accuracy vs shots per topic (line: mean of {seeds}; {band})",
+                         seeds=seeds_text(out["config"]["seeds"]), band=tr(BAND)), height=440)
