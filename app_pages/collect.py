@@ -4,6 +4,7 @@ list it), kept apart so the page stays a short script."""
 import streamlit as st
 
 from tl_core import safeio, userdata
+from tl_core.i18n import tr
 
 S = st.session_state
 IMAGE_TYPES = sorted(s.lstrip(".") for s in userdata.IMAGE_SUFFIXES)
@@ -44,20 +45,30 @@ def add_files(imgs, class_name, files):
         except safeio.BudgetSpent as err:
             spent, left = err, 1
         except ValueError as err:
-            st.warning(f"{f.name} was not added: {err}")
+            st.warning(tr("{file} was not added: {err}", file=f.name, err=err))
     if spent is not None:
-        st.warning(f"{left} file{'s' * (left != 1)} not added: {spent}; upload {'them' if left != 1 else 'it'} again "
-                   f"to add {'them' if left != 1 else 'it'}.")
+        st.warning(tr("{n} file not added: {why}; upload it again to add it.", n=left, why=spent) if left == 1 else
+                   tr("{n} files not added: {why}; upload them again to add them.", n=left, why=spent))
     S["own_data"] = imgs
     return imgs
 
 
 def add_set(imgs: userdata.UserImages, new: userdata.UserImages) -> userdata.UserImages:
-    """An uploaded set added to the images collected so far (`UserImages.merged`: nothing collected is dropped)."""
+    """An uploaded set added to the images collected so far (`UserImages.merged`: nothing collected is dropped).
+    Kept for the next runs as numbers (`own_added`), said in the page's language where shown."""
     merged = S["own_data"] = imgs.merged(new)
-    S["own_added"] = (f"Added {len(merged) - len(imgs)} images from {new.source} to the {len(imgs)} collected: "
-                      f"{len(merged)} in {len(merged.classes)} classes." if len(imgs) else "")
+    S["own_added"] = ((len(merged) - len(imgs), new.source, len(imgs), len(merged), len(merged.classes))
+                      if len(imgs) else None)
     return merged
+
+
+def _added(added, source, before, total, classes) -> str:
+    return tr("Added {added} images from {source} to the {before} collected: {total} in {classes} classes.",
+              added=added, source=source, before=before, total=total, classes=classes)
+
+
+def _zip_error(err: str, kept: int) -> str:
+    return tr("{err} The {n} images collected so far are kept.", err=err, n=kept) if kept else err
 
 
 def images() -> tuple[userdata.UserImages, userdata.UserImages]:
@@ -66,65 +77,65 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
     imgs = S["own_data"] if "own_data" in S else userdata.UserImages.empty()
     gen = S.setdefault("own_gen", 0)  # bumped when a new zip replaces the set, so per-class widgets start fresh
 
-    zip_tab, cam_tab = st.tabs(["Upload a zip of class folders", "Webcam or single images"])
+    zip_tab, cam_tab = st.tabs([tr("Upload a zip of class folders"), tr("Webcam or single images")])
     with zip_tab:
-        st.caption(f"{userdata.LAYOUT} Limits: {userdata.limits_text()}. "
-                   "A zip adds its images to those collected so far (a class of the same name gets them); "
-                   "**Start over** clears them.")
-        up = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip")
+        st.caption(tr("{layout} Limits: {limits}. A zip adds its images to those collected so far (a class of the "
+                      "same name gets them); **Start over** clears them.", layout=userdata.LAYOUT,
+                      limits=userdata.limits_text()))
+        up = st.file_uploader(tr("Zip of class folders"), type=["zip"], key="own_zip")
         if up is not None and S.get("own_zip_id") != up.file_id:
             S["own_zip_id"], S["own_zip_error"] = up.file_id, None
             try:   # a zip that cannot be read, or one class alone, never costs the images collected so far
                 imgs = add_set(imgs, userdata.read_zip(up.getvalue(), up.name))
-            except ValueError as err:
-                S["own_zip_error"] = (f"{err}" + (f" The {len(imgs)} images collected so far are kept." if len(imgs)
-                                                  else ""))
-        if S.get("own_zip_error"):
-            st.error(S["own_zip_error"])
+            except ValueError as err:   # kept as the error and the count, said in the page's language where shown
+                S["own_zip_error"] = (f"{err}", len(imgs))
+        if S.get("own_zip_error") and _zip_error(*S["own_zip_error"]):
+            st.error(_zip_error(*S["own_zip_error"]))
         left, right = st.columns(2)
-        if left.button("Try a sample set", key="own_sample", icon=":material/photo_library:",
-                       help="No photos yet? 40 photos that ship with scikit-image (astronaut, cat, coffee, rocket: 10 "
-                            "crops each), read as an uploaded zip is; added to the images collected so far."):
+        if left.button(tr("Try a sample set"), key="own_sample", icon=":material/photo_library:",
+                       help=tr("No photos yet? 40 photos that ship with scikit-image (astronaut, cat, coffee, rocket: "
+                               "10 crops each), read as an uploaded zip is; added to the images collected so far.")):
             S["own_zip_error"] = None
             imgs = add_set(imgs, userdata.sample_set())   # userdata.read_zip of a zip built in memory
-        if imgs.classes and right.button("Start over", key="own_clear", icon=":material/delete:",
-                                         help="clear every image and class collected so far"):
+        if imgs.classes and right.button(tr("Start over"), key="own_clear", icon=":material/delete:",
+                                         help=tr("clear every image and class collected so far")):
             imgs = S["own_data"] = userdata.UserImages.empty()
             S["own_zip_error"] = S["own_added"] = None
             S["own_gen"], gen = gen + 1, gen + 1   # the per-class widgets start fresh
         if S.get("own_added"):
-            st.success(S["own_added"])
+            st.success(_added(*S["own_added"]))
     with cam_tab:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
-        new_class = left.text_input("New class name", key="own_new_class", placeholder="e.g. thumbs up")
-        if right.button("Add class", key="own_add_class"):
+        new_class = left.text_input(tr("New class name"), key="own_new_class", placeholder=tr("e.g. thumbs up"))
+        if right.button(tr("Add class"), key="own_add_class"):
             try:
                 imgs = S["own_data"] = imgs.add_class(new_class)
             except ValueError as err:
                 st.error(str(err))
         for i, c in enumerate(imgs.classes):
-            with st.expander(f"Add to **{c}** ({imgs.counts()[c]} images)", expanded=i == len(imgs.classes) - 1):
-                shot = st.camera_input(f"Take a shot of {c}", key=f"own_cam_{gen}_{i}")
-                files = st.file_uploader(f"Or upload images of {c}", type=IMAGE_TYPES, accept_multiple_files=True,
-                                         key=f"own_add_{gen}_{i}")
+            with st.expander(tr("Add to **{name}** ({n} images)", name=c, n=imgs.counts()[c]),
+                             expanded=i == len(imgs.classes) - 1):
+                shot = st.camera_input(tr("Take a shot of {name}", name=c), key=f"own_cam_{gen}_{i}")
+                files = st.file_uploader(tr("Or upload images of {name}", name=c), type=IMAGE_TYPES,
+                                         accept_multiple_files=True, key=f"own_add_{gen}_{i}")
                 imgs = add_files(imgs, c, [shot, *(files or [])])
 
     if not imgs.classes:
-        st.info("Upload a zip, or add classes and shots in the webcam tab, to begin.")
+        st.info(tr("Upload a zip, or add classes and shots in the webcam tab, to begin."))
         st.stop()
 
-    st.subheader(f"Your classes: {len(imgs)} images from {imgs.source}")
+    st.subheader(tr("Your classes: {n} images from {source}", n=len(imgs), source=imgs.source))
     renames, drops = {}, []
     for i, (c, n) in enumerate(imgs.counts().items()):
         thumbs, name_col, drop_col = st.columns([6, 2, 1], vertical_alignment="center")
         shown = imgs.of_class(c)[:10]
         if n:
             thumbs.image([t.permute(1, 2, 0).numpy() for t in shown], width=72,
-                         caption=[""] * len(shown) if n <= 10 else [""] * 9 + [f"+{n - 10} more"])
+                         caption=[""] * len(shown) if n <= 10 else [""] * 9 + [tr("+{n} more", n=n - 10)])
         else:
-            thumbs.caption("no images yet")
-        renames[c] = name_col.text_input(f"{n} images · class name", **kept(f"own_rename_{gen}_{i}", c))
-        if drop_col.checkbox("drop", **kept(f"own_drop_{gen}_{i}", False)):
+            thumbs.caption(tr("no images yet"))
+        renames[c] = name_col.text_input(tr("{n} images · class name", n=n), **kept(f"own_rename_{gen}_{i}", c))
+        if drop_col.checkbox(tr("drop"), **kept(f"own_drop_{gen}_{i}", False)):
             drops.append(c)
     try:
         ready = imgs.edited(renames, drops)
@@ -132,6 +143,6 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
         st.error(str(err))
         st.stop()
     if imgs.skipped:
-        with st.expander(f"{len(imgs.skipped)} file(s) skipped: see why"):
-            st.table([{"file": s.name, "reason": s.reason} for s in imgs.skipped])
+        with st.expander(tr("{n} file(s) skipped: see why", n=len(imgs.skipped))):
+            st.table([{tr("file"): s.name, tr("reason"): s.reason} for s in imgs.skipped])
     return imgs, ready
