@@ -6,7 +6,8 @@ import streamlit as st
 
 from app_pages import ui
 from tl_core import device as devices
-from tl_core import lecture, serve
+from tl_core import i18n, lecture, serve
+from tl_core.i18n import N_, tr
 
 # ←/→ (and PageUp/PageDown, as presentation clickers send) move between steps, unless the focus is in a field
 KEYS_JS = """
@@ -27,6 +28,8 @@ export default function(component) {
     return () => { window.__tlLectureKey = null; };
 }
 """
+# a step's outcome as Prepare reports it (the state itself is a key of the history)
+STATES = {"failed": N_("failed"), "stopped": N_("stopped"), "diverged": N_("diverged")}
 keys = st.components.v2.component("lecture_keys", html="<span></span>", js=KEYS_JS)
 
 # The projector view: no sidebar, large type, the step's words beside its chart so that the chart fits the window
@@ -52,38 +55,52 @@ header[data-testid="stHeader"] {display: none}
 def prepare_sidebar(db) -> None:
     """Prepare the lecture (every step once, in advance, into the history), with a bar and Stop."""
     with st.sidebar:
-        st.header("Before the class")
-        st.caption("Runs every step once, in advance, on this machine; the lecture then shows each result at once "
-                   "(from the run history) and offers to re-run it live.")
+        st.header(tr("Before the class"))
+        st.caption(tr("Runs every step once, in advance, on this machine; the lecture then shows each result at once "
+                      "(from the run history) and offers to re-run it live."))
         seconds, todo, workers = lecture.estimate(db) if db is not None else (0.0, 0, 1)
-        st.caption(f"Prepare will take about {max(seconds, 1):.0f} s on an idle 2-core machine: {todo} step"
-                   f"{'s' * (todo != 1)} to train" + (f", {workers} at a time" if workers > 1 else "") + "."
-                   if todo else "Every step is prepared: the lecture shows each result at once.")
+        s = i18n.number(max(seconds, 1), 0)
+        if not todo:
+            said = tr("Every step is prepared: the lecture shows each result at once.")
+        elif workers > 1:
+            said = (tr("Prepare will take about {s} s on an idle 2-core machine: {n} step to train, {workers} at a "
+                       "time.", s=s, n=todo, workers=workers) if todo == 1 else
+                    tr("Prepare will take about {s} s on an idle 2-core machine: {n} steps to train, {workers} at a "
+                       "time.", s=s, n=todo, workers=workers))
+        else:
+            said = (tr("Prepare will take about {s} s on an idle 2-core machine: {n} step to train.", s=s, n=todo)
+                    if todo == 1 else
+                    tr("Prepare will take about {s} s on an idle 2-core machine: {n} steps to train.", s=s, n=todo))
+        st.caption(said)
         if st.session_state.pop("lec_preparing", False):   # the last preparation ended by a Stop (or a page change)
-            st.warning("The preparation was stopped: the steps it finished are kept in the history, the step it was "
-                       "running is kept as stopped. Press **Prepare the lecture** again to run the rest.")
+            st.warning(tr("The preparation was stopped: the steps it finished are kept in the history, the step it "
+                          "was running is kept as stopped. Press **Prepare the lecture** again to run the rest."))
         students = serve.shared() and not ui.is_teacher()   # on a class's server it holds every run for a minute
-        if st.button("Prepare the lecture", type="primary", key="lec_prepare", disabled=db is None or students,
-                     help="needs the run history, which this machine can't write now" if db is None else
-                     "on a shared server the teacher prepares the lecture (the teacher's token on the Runs page)"
+        if st.button(tr("Prepare the lecture"), type="primary", key="lec_prepare", disabled=db is None or students,
+                     help=tr("needs the run history, which this machine can't write now") if db is None else
+                     tr("on a shared server the teacher prepares the lecture (the teacher's token on the Runs page)")
                      if students else None):
             st.session_state["lec_preparing"] = True
-            bar = st.progress(0.0, text="Preparing the lecture…")
-            st.button("Stop", key="lec_prepare_stop")
+            bar = st.progress(0.0, text=tr("Preparing the lecture…"))
+            st.button(tr("Stop"), key="lec_prepare_stop")
 
             def progress(fraction, message):
                 if not ui.stop_requested():  # touching Streamlit now would end the run before it is kept
                     bar.progress(min(fraction, 1.0), text=message)
 
             start = time.perf_counter()
-            with devices.one_run_at_a_time(lambda: bar.progress(0.0, text="Waiting for a run of another session…")):
+            with devices.one_run_at_a_time(lambda: bar.progress(0.0, text=tr("Waiting for a run of another session…"))):
                 done = lecture.prepare(db, ui.session_id(), progress, ui.stop_requested)
             st.session_state.pop("lec_preparing", None)
             bar.empty()
             ran = [p for p in done if p.state == "ran"]
-            st.success(f"Prepared: {len(ran)} step(s) run now, {sum(p.state == 'history' for p in done)} already in "
-                       f"the history" + (f" ({time.perf_counter() - start:.0f} s)." if ran else ".")
-                       + " The handout below now holds every step.")
+            kept = sum(p.state == "history" for p in done)
+            st.success(tr("Prepared: {ran} step(s) run now, {kept} already in the history ({s} s). The handout below "
+                          "now holds every step.", ran=len(ran), kept=kept,
+                          s=i18n.number(time.perf_counter() - start, 0)) if ran else
+                       tr("Prepared: {ran} step(s) run now, {kept} already in the history. The handout below now "
+                          "holds every step.", ran=len(ran), kept=kept))
             for p in done:
                 if p.state in ("failed", "stopped", "diverged"):
-                    st.warning(f"Step {p.number} ({p.step.title}): {p.state}. {p.message}")
+                    st.warning(tr("Step {number} ({title}): {state}. {message}", number=p.number,
+                                  title=tr(p.step.title), state=tr(STATES[p.state]), message=p.message))

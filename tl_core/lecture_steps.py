@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from tl_core import claims, contract, narration, pages, run_request
 from tl_core.contract import Verdict
+from tl_core.i18n import N_, tr
 
 TINY_ENV = "TL_LECTURE_TINY"
 
@@ -202,7 +203,7 @@ class Step:
     def verdict(self, out: dict) -> Verdict:
         """What the step says of its run, in the audience's words, from the run's claims."""
         if out.get("status", "finished") != "finished":
-            return Verdict(out["status"], out.get("message") or "The run ended early.")
+            return Verdict(out["status"], out.get("message") or tr("The run ended early."))
         say = self.say or (self.declared().narrate if self.trains() else None)   # the experiment's own narration
         return say(out) if say else Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
 
@@ -246,27 +247,28 @@ def _domain_step(key: str, title: str, dataset: str, text: str, notes: str, pres
 
 
 STEPS: tuple[Step, ...] = (
-    Step("idea", "What transfer learning is: D_ext → D",
-         "A network first learns on a large dataset *D_ext* (here ImageNet's 1.2 million photos), then trains for a "
-         "few epochs on your small dataset *D* (here 3 photos each of brick, grass and gravel). The same network "
-         "from random weights sees the same 9 photos. Which one tells the textures apart on new photos?",
-         "Point at the two bands: the gap is the whole argument of the course. From random weights the network stays "
-         "at chance (one in three): 9 photos are far too few to learn edges, colours and grain from nothing, and the "
-         "pretrained network already has them. Scratch trains every stage, which is why it is the slow part of the "
-         "run. The full page's default (handwritten digits, 64 px) shows the same on a target far from ImageNet.",
+    Step("idea", N_("What transfer learning is: D_ext → D"),
+         N_("A network first learns on a large dataset *D_ext* (here ImageNet's 1.2 million photos), then trains for "
+            "a few epochs on your small dataset *D* (here 3 photos each of brick, grass and gravel). The same network "
+            "from random weights sees the same 9 photos. Which one tells the textures apart on new photos?"),
+         N_("Point at the two bands: the gap is the whole argument of the course. From random weights the network "
+            "stays at chance (one in three): 9 photos are far too few to learn edges, colours and grain from nothing, "
+            "and the pretrained network already has them. Scratch trains every stage, which is why it is the slow "
+            "part of the run. The full page's default (handwritten digits, 64 px) shows the same on a target far from "
+            "ImageNet."),
          page="finetune", module="finetune", kind="finetune",
          # chosen on validation seeds (100-103, 150-153): pretrained 87-89% vs scratch 33%, intervals +38 to +69
          make=lambda m: m.FinetuneConfig(weights="both", dataset="textures", shots=3, epochs=4, image_size=48,
                                          val_per_class=10, seeds=4),
          tiny=dict(epochs=2, seeds=2, shots=2, val_per_class=4, image_size=32), chart=_chart("finetune", "curves"),
          lesson=_lesson_idea, seconds=4.0),
-    Step("overfit", "Overfitting with little data",
-         "With 2 images per digit, a network trained from scratch learns its training images by heart: train accuracy "
-         "climbs to 100% while validation accuracy on new images stays far below. The gap between the two lines is "
-         "overfitting, and it is what little data does to a big model.",
-         "Solid = the images it trains on, dashed = new images. Ask: what would a model that memorised the training "
-         "set score on new images? On the full page, raise *training images per class* and watch the gap close. "
-         "The small CNN trains at 32 px so that this step stays fast.",
+    Step("overfit", N_("Overfitting with little data"),
+         N_("With 2 images per digit, a network trained from scratch learns its training images by heart: train "
+            "accuracy climbs to 100% while validation accuracy on new images stays far below. The gap between the two "
+            "lines is overfitting, and it is what little data does to a big model."),
+         N_("Solid = the images it trains on, dashed = new images. Ask: what would a model that memorised the "
+            "training set score on new images? On the full page, raise *training images per class* and watch the gap "
+            "close. The small CNN trains at 32 px so that this step stays fast."),
          page="finetune", module="finetune", kind="finetune",
          # 4 runs: with 3, an interval reached past 100 points (seeds 200-202: +24 to +104)
          make=lambda m: m.FinetuneConfig(backbone="shapes_cnn", weights="scratch", shots=2, epochs=20, image_size=32,
@@ -274,33 +276,34 @@ STEPS: tuple[Step, ...] = (
          lesson=_lesson_overfit, seconds=6.0,
          tiny=dict(epochs=3, seeds=2, val_per_class=4, classes=FIVE), chart=_chart("finetune", "curves"),
          say=narration.say_overfit),
-    Step("toy", "Pretraining as a regulariser",
-         "Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
-         "another slope) also stay close to B's line between and beyond the points: the pretrained start acts as a "
-         "prior over plausible functions.",
-         "Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
-         "prior misleads and the advantage turns into negative transfer.",
+    Step("toy", N_("Pretraining as a regulariser"),
+         N_("Task B has 2 points; every network fits them. The networks pretrained on a related task A (a line with "
+            "another slope) also stay close to B's line between and beyond the points: the pretrained start acts as a "
+            "prior over plausible functions."),
+         N_("Open the full page for the picture of every learned function. Then set *unrelated* on the full page: the "
+            "prior misleads and the advantage turns into negative transfer."),
          page="toy", module="toy", kind="toy", make=lambda m: m.ToyConfig(relation="shifted", seeds=20),
          tiny=dict(seeds=5, epochs=50, pretrain_epochs=50), chart=_chart("toy", "functions"),
          lesson=_lesson_toy, seconds=1.0),
-    Step("layers", "What layers learn",
-         "Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so the "
-         "early layers transfer to almost any image task. Measured here: fine-tune every stage on a few textures and "
-         "see how far each stage's weights move.",
-         "The full page shows the first layer's filters and the patches each stage responds to most; open it for the "
-         "pictures. Ask which stages a microscope image would still need.",
+    Step("layers", N_("What layers learn"),
+         N_("Early layers of a pretrained network respond to edges and colours, later ones to parts and objects, so "
+            "the early layers transfer to almost any image task. Measured here: fine-tune every stage on a few "
+            "textures and see how far each stage's weights move."),
+         N_("The full page shows the first layer's filters and the patches each stage responds to most; open it for "
+            "the pictures. Ask which stages a microscope image would still need."),
          page="layers", module="layers", kind="layers",
          make=lambda m: m.LayersConfig(shots=5, epochs=4, image_size=48, seeds=3, val_per_class=10),
          tiny=dict(epochs=1, seeds=2, image_size=32, val_per_class=4), chart=_chart("layers", "relative_change"),
          lesson=_lesson_layers, seconds=3.5),
-    Step("freeze", "Feature extraction vs fine-tuning: which layers to freeze",
-         "Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets the last "
-         "stages move too. With very few images, freezing protects the pretrained features; with more, letting "
-         "the last stages adapt pays.",
-         "Read the two lines at the left end (2 images per digit) and at the right end (20). Ask the class why the "
-         "order flips: with 10 images, the last stages' million weights fit those images and lose what ImageNet "
-         "taught them; with 100, they adapt to pen strokes. Frozen stages are computed once and cached, which is why "
-         "ten seeds take seconds. The full page adds full fine-tuning (every stage moves, BatchNorm statistics too).",
+    Step("freeze", N_("Feature extraction vs fine-tuning: which layers to freeze"),
+         N_("Feature extraction freezes every pretrained stage and trains only a new head; fine-tuning lets the last "
+            "stages move too. With very few images, freezing protects the pretrained features; with more, letting the "
+            "last stages adapt pays."),
+         N_("Read the two lines at the left end (2 images per digit) and at the right end (20). Ask the class why the "
+            "order flips: with 10 images, the last stages' million weights fit those images and lose what ImageNet "
+            "taught them; with 100, they adapt to pen strokes. Frozen stages are computed once and cached, which is "
+            "why ten seeds take seconds. The full page adds full fine-tuning (every stage moves, BatchNorm statistics "
+            "too)."),
          page="finetune", module="finetune", kind="sweep",
          # chosen on validation seeds (100-109, 150-159): feature extraction ahead at 2 shots by 14-18 points
          # (intervals from +5 and +11), partial ahead at 20 by 5-7 (from +3.5 and +4.6); 32 px, 5 epochs, 3 seeds tied
@@ -310,23 +313,22 @@ STEPS: tuple[Step, ...] = (
          prefixes=(("shots", "ft_sweep_"), ("freezes", "ft_sweep_")), chart=_chart("finetune", "shots_sweep"),
          lesson=_lesson_freeze, seconds=23.5),
     _domain_step(
-        "strategy", "Which strategy for which data", "textures",
-        "The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each quadrant "
-        "has a recommended strategy; here each is measured instead of stated.",
-        "Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
-        "near column (textures); the full page runs every quadrant at once. Where the strategies tie, that is the "
-        "answer: at that size the choice matters less than which images were drawn. Scratch is left out here: on "
-        "textures it stays at chance (step 1).", seconds=11.0, image_size=48,
+        "strategy", N_("Which strategy for which data"), "textures",
+        N_("The decks' 2×2 chart: little or much data, a target near or far from the pretraining photos. Each "
+           "quadrant has a recommended strategy; here each is measured instead of stated."),
+        N_("Go quadrant by quadrant; ask the class to predict the winner before showing it. This step measures the "
+           "near column (textures); the full page runs every quadrant at once. Where the strategies tie, that is the "
+           "answer: at that size the choice matters less than which images were drawn. Scratch is left out here: on "
+           "textures it stays at chance (step 1)."), seconds=11.0, image_size=48,
         strategies=("feature_extraction", "partial", "full")),
-    Step("peft", "Fine-tuning at scale: train 1% of the weights",
-         "Companies and researchers fine-tune big pretrained models for their own data, and the cost can be huge. "
-         "Parameter-efficient fine-tuning trains a few percent of the weights (LoRA adapters beside frozen layers) and "
-         "saves kilobytes instead of the whole model. "
-         "Does it keep up with full fine-tuning, and what does each forget?",
-         "Read the x axis: agreement with the original ImageNet model on photos nobody trained on "
-         "(1 = forgot nothing). "
-         "Full fine-tuning moves BatchNorm's statistics too, which is most of what it forgets here. The full page adds "
-         "BitFit, more ranks, partial fine-tuning and the text encoder.",
+    Step("peft", N_("Fine-tuning at scale: train 1% of the weights"),
+         N_("Companies and researchers fine-tune big pretrained models for their own data, and the cost can be huge. "
+            "Parameter-efficient fine-tuning trains a few percent of the weights (LoRA adapters beside frozen layers) "
+            "and saves kilobytes instead of the whole model. Does it keep up with full fine-tuning, and what does "
+            "each forget?"),
+         N_("Read the x axis: agreement with the original ImageNet model on photos nobody trained on (1 = forgot "
+            "nothing). Full fine-tuning moves BatchNorm's statistics too, which is most of what it forgets here. The "
+            "full page adds BitFit, more ranks, partial fine-tuning and the text encoder."),
          page="peft", module="peft", kind="peft",
          # 4 seeds, 4 epochs (chosen on seeds 100-103 and 150-153): LoRA forgets far less (agreement 0.91-0.95 vs
          # 0.02-0.03, intervals +75 to +103 points) and keeps up (ties full fine-tuning); 2 seeds gave intervals of
@@ -335,74 +337,76 @@ STEPS: tuple[Step, ...] = (
          tiny=dict(shots=2, epochs=1, seeds=2, image_size=32, val_per_class=4),
          chart=_chart("peft", "accuracy_vs_forgetting"), lesson=_lesson_peft, seconds=9.5),
     _domain_step(
-        "far", "Far source tasks and negative transfer", "digits",
-        "If the source task is too different from the target, its features can be bad ones, and a pretrained start "
-        "can do worse than random weights: negative transfer. Here the source is Transfer Lab's own small CNN, "
-        "pretrained on synthetic shapes; the target is handwritten digits; its features are kept frozen.",
-        "ImageNet features still help on every built-in dataset (the strategy page shows it); a source task this far "
-        "(clean synthetic shapes) does not. Ask what a shape detector misses about pen strokes. On the full page, "
-        "add *partial* to the strategies: letting the last stages learn closes most of the gap.",
+        "far", N_("Far source tasks and negative transfer"), "digits",
+        N_("If the source task is too different from the target, its features can be bad ones, and a pretrained start "
+           "can do worse than random weights: negative transfer. Here the source is Transfer Lab's own small CNN, "
+           "pretrained on synthetic shapes; the target is handwritten digits; its features are kept frozen."),
+        N_("ImageNet features still help on every built-in dataset (the strategy page shows it); a source task this "
+           "far (clean synthetic shapes) does not. Ask what a shape detector misses about pen strokes. On the full "
+           "page, add *partial* to the strategies: letting the last stages learn closes most of the gap."),
         # 4 seeds, 5 validation images per digit (seeds 100-103, 150-153: scratch ahead by 43-55 points, intervals
         # up to -25 at worst); 3 seeds gave intervals 70 points wide
         preset="FAR_SOURCE", say=narration.say_negative, lesson=_lesson_far, seconds=11.5, seeds=4, val_per_class=5),
-    Step("weights", "Saving and loading weights: state_dict, encoder only",
-         "`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load it "
-         "into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads the "
-         "encoder and the new head keeps its initial values.",
-         "Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix and "
-         "use *strip prefix*: the report explains the classic `Missing key(s)` traceback.",
+    Step("weights", N_("Saving and loading weights: state_dict, encoder only"),
+         N_("`model.state_dict()` is a dict name → tensor. Save only the encoder (every stage but the head) and load "
+            "it into a model with a new head: strict loading refuses (the head's keys are missing), strict off loads "
+            "the encoder and the new head keeps its initial values."),
+         N_("Nothing trains here: the chart counts values. On the full page, upload a file with a `module.` prefix "
+            "and use *strip prefix*: the report explains the classic `Missing key(s)` traceback."),
          page="state", compute=weights_demo, fixed=(("sd_part", "encoder"),),
          prefixes=tuple((f, "sd_load_") for f in ("arch", "num_classes", "strict", "strip_prefix", "add_prefix")),
          chart=_chart("state", "loaded_stages")),
-    Step("ssl", "Self-supervised pretraining",
-         "No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
-         "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch.",
-         "The pool has thousands of samples but the downstream task only a few labels per class. Point out where the "
-         "bands cross: with many labels scratch catches up.",
+    Step("ssl", N_("Self-supervised pretraining"),
+         N_("No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
+            "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch."),
+         N_("The pool has thousands of samples but the downstream task only a few labels per class. Point out where "
+            "the bands cross: with many labels scratch catches up."),
          page="ssl", module="selfsup", kind="ssl",
          make=lambda m: m.SSLConfig(pretrain_epochs=10, epochs=60, label_counts=(1, 5, 20)),
          tiny=dict(pretrain_epochs=2, epochs=10, seeds=2, label_counts=(1, 5)), chart=_chart("selfsup", "label_curve"),
          lesson=_lesson_ssl, seconds=4.5),
-    Step("gtl", "Guided Transfer Learning",
-         "Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight moves. "
-         "That *guide* then scales every update on the few-shot target: weights the scouts left alone stay put. From "
-         "an unrelated source, the guide keeps weights that point the wrong way.",
-         "Does guidance beat simply freezing the body? Four conditions (guided, freeze all but the head, plain "
-         "fine-tuning, scratch) from a related source and from an unrelated one (the same cells, features shuffled): "
-         "the second is the other face of negative transfer. The full page shows the guide itself as heat maps.",
+    Step("gtl", N_("Guided Transfer Learning"),
+         N_("Scouts, copies of a pretrained network fine-tuned on small sub-problems, measure how far each weight "
+            "moves. That *guide* then scales every update on the few-shot target: weights the scouts left alone stay "
+            "put. From an unrelated source, the guide keeps weights that point the wrong way."),
+         N_("Does guidance beat simply freezing the body? Four conditions (guided, freeze all but the head, plain "
+            "fine-tuning, scratch) from a related source and from an unrelated one (the same cells, features "
+            "shuffled): the second is the other face of negative transfer. The full page shows the guide itself as "
+            "heat maps."),
          page="gtl", module="gtl_sweep", kind="gtl-sweep",
          make=lambda m: m.GTLSweepConfig(pretrain_epochs=5, scouts=8, scout_epochs=3, seeds=3, epochs=30),
          tiny=dict(pretrain_epochs=2, scouts=4, scout_epochs=1, seeds=2, epochs=10, val_per_class=10),
          prefixes=(("shots", "gtl_sweep_"), ("sources", "gtl_sweep_")), chart=_chart("gtl", "sweep"),
          seconds=4.0),
-    Step("text", "Text: the same ideas for sentences",
-         "A pretrained language model turns a sentence into features. Freeze it and train a new head on a few labelled "
-         "sentences, fine-tune its last layers, or train the same network from scratch.",
-         "The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch.",
+    Step("text", N_("Text: the same ideas for sentences"),
+         N_("A pretrained language model turns a sentence into features. Freeze it and train a new head on a few "
+            "labelled sentences, fine-tune its last layers, or train the same network from scratch."),
+         N_("The vocabulary is the same as for images: feature extraction, fine-tuning the last k layers, scratch."),
          page="text", module="text", kind="text",
          # feature extraction vs scratch, 2 sentences a topic, 4 seeds (3 gave an interval 50 points wide), 5 new
          # sentences a topic (seeds 100-103, 150-153: +44 to +48 points, intervals from +32)
          make=lambda m: dataclasses.replace(m.QUICK, epochs=4, seeds=4, val_per_class=5),
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2, max_length=16),
          chart=_chart("text", "curves"), lesson=_lesson_text, seconds=12.5),
-    Step("lm", "LLMs: pretrained to predict the next word",
-         "Today's language models are the prime example of transfer: pretrained on huge amounts of unlabelled text to "
-         "predict the next word, then adjusted for a task. SmolLM2-135M has learnt facts that way; here it learns "
-         "topics from two sentences each, with a head on its frozen features, or with the examples written into "
-         "its prompt and no training at all.",
-         "Point at the next-word bars first: nobody labelled anything, yet it knows the capital of France. Then ask "
-         "the room whether training or prompting will win; where prompting ties or beats the trained head, that is "
-         "today's lesson too. The full page adds LoRA, the last layers, random weights and a small GPT pretraining "
-         "live.",
+    Step("lm", N_("LLMs: pretrained to predict the next word"),
+         N_("Today's language models are the prime example of transfer: pretrained on huge amounts of unlabelled text "
+            "to predict the next word, then adjusted for a task. SmolLM2-135M has learnt facts that way; here it "
+            "learns topics from two sentences each, with a head on its frozen features, or with the examples written "
+            "into its prompt and no training at all."),
+         N_("Point at the next-word bars first: nobody labelled anything, yet it knows the capital of France. Then "
+            "ask the room whether training or prompting will win; where prompting ties or beats the trained head, "
+            "that is today's lesson too. The full page adds LoRA, the last layers, random weights and a small GPT "
+            "pretraining live."),
          page="lm", module="lm", kind="lm", make=_lm_config,
          tiny=dict(shots=1, seeds=2, epochs=2, val_per_class=2), chart=_chart("lm", "lecture"), seconds=14.0),
-    Step("listen", "Machine listening: a speech encoder on a few clips",
-         "A network pretrained on real speech (LibriSpeech, VoxCeleb) hears ten Spanish digits, 5 clips each, said by "
-         "voices it will never be tested on. Frozen with a new head, it tells the digits apart; the same network from "
-         "random weights, trained as long, does not.",
-         "Vision, text, now sound: the same recipe. The encoder was trained to tell *speakers* apart, yet its features "
-         "carry the words too. Play a clip and its spectrogram on the full page; fine-tuning its last layer does "
-         "better still, and the page's speakers task and language shift are good questions for the room.",
+    Step("listen", N_("Machine listening: a speech encoder on a few clips"),
+         N_("A network pretrained on real speech (LibriSpeech, VoxCeleb) hears ten Spanish digits, 5 clips each, said "
+            "by voices it will never be tested on. Frozen with a new head, it tells the digits apart; the same "
+            "network from random weights, trained as long, does not."),
+         N_("Vision, text, now sound: the same recipe. The encoder was trained to tell *speakers* apart, yet its "
+            "features carry the words too. Play a clip and its spectrogram on the full page; fine-tuning its last "
+            "layer does better still, and the page's speakers task and language shift are good questions for the "
+            "room."),
          page="listen", module="audio", kind="audio",
          # frozen vs scratch, 3 seeds of 5 clips a digit, 10 epochs: +48 points (interval +31 to +65) on seeds 0-2,
          # +33 (+23 to +42) on seeds 200-202; scratch's LSTM is what the step's time goes to

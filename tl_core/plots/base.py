@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tl_core.i18n import N_, tr
+
 # One colour per condition, everywhere (colour-blind-safe Dark2 and Paired hues). Conditions that are the same
 # idea share one: feature extraction = freezing all but the head (lab depth, GTL's head only, text's frozen
 # encoder, the SSL encoder frozen); full fine-tuning = plain fine-tuning.
@@ -26,7 +28,7 @@ ALIASES = {"feature": "feature_extraction", "freeze_head_only": "feature_extract
            "ssl_frozen": "feature_extraction", "last_k": "partial", "plain": "full", "ssl_finetuned": "full",
            "train": "pretrained"}
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
-BAND = "band: 10th-90th percentile over seeds"
+BAND = N_("band: 10th-90th percentile over seeds")   # in a title: tr(BAND)
 
 
 def color(condition: str) -> str:
@@ -35,7 +37,7 @@ def color(condition: str) -> str:
 
 
 def seeds_text(n: int) -> str:
-    return f"{n} seed{'s' * (n != 1)}"
+    return tr("{n} seed", n=n) if n == 1 else tr("{n} seeds", n=n)
 
 
 def rgba(hex_color: str, alpha: float) -> str:
@@ -70,15 +72,16 @@ def band_traces(x, values, name: str, colour: str, *, dash: str | None = None, s
                 colour, dash=dash, showlegend=showlegend, markers=markers)
 
 
-def percent_axis(fig: go.Figure, title: str = "validation accuracy", **where) -> None:
-    fig.update_yaxes(title_text=title, range=[0, 1.02], tickformat=".0%", **where)
+def percent_axis(fig: go.Figure, title: str = N_("validation accuracy"), **where) -> None:
+    """An accuracy axis in percent; `title` in English (translated here) or already in words."""
+    fig.update_yaxes(title_text=tr(title), range=[0, 1.02], tickformat=".0%", **where)
 
 
 def log_x(fig: go.Figure, ticks, title: str, **where) -> None:
     """A log x axis labelled at exactly the values measured (shots, label counts)."""
     ticks = [t for t in ticks if t is not None]
-    fig.update_xaxes(type="log", title_text=f"{title} (log scale)", tickvals=ticks, ticktext=[str(t) for t in ticks],
-                     **where)
+    fig.update_xaxes(type="log", title_text=tr("{axis} (log scale)", axis=tr(title)), tickvals=ticks,
+                     ticktext=[str(t) for t in ticks], **where)
 
 
 def curves_of(histories: list[dict], key: str) -> np.ndarray | None:
@@ -95,23 +98,25 @@ def overfitting_curves(out: dict, name=None, height: int = 460) -> go.Figure:
     with a band: the overfitting picture, from a run's JSON `conditions` (the lab's, own images', the text page's).
     name(condition, summary) -> its legend name (default: the summary's `label`, else the condition)."""
     name = name or (lambda c, s: s.get("label", c))
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=["Loss (cross-entropy)", "Accuracy"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=[tr("Loss (cross-entropy)"), tr("Accuracy")])
     for condition, s in out.get("conditions", {}).items():
         for col, key in ((1, "loss"), (2, "acc")):
             for split, dash in (("train", None), ("val", "dash")):
                 values = curves_of(s.get("histories", []), f"{split}_{key}")
                 if values is None:
                     continue
-                label = f"{name(condition, s)}, {'train' if split == 'train' else 'validation'}"
+                label = (tr("{name}, train", name=name(condition, s)) if split == "train" else
+                         tr("{name}, validation", name=name(condition, s)))
                 for trace in band_traces(np.arange(1, len(values) + 1), values, label, color(condition), dash=dash,
                                          showlegend=col == 1):
                     fig.add_trace(trace, row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    percent_axis(fig, "accuracy", row=1, col=2)
+    fig.update_xaxes(title_text=tr("epoch"))
+    fig.update_yaxes(title_text=tr("loss"), row=1, col=1)
+    percent_axis(fig, N_("accuracy"), row=1, col=2)
     seeds = out.get("config", {}).get("seeds", 1)
-    return style(fig, f"Overfitting curves: train vs validation (line: mean of {seeds_text(seeds)}; {BAND})",
-                 height=height)
+    return style(fig, tr("Overfitting curves: train vs validation (line: mean of {seeds}; {band})",
+                         seeds=seeds_text(seeds), band=tr(BAND)), height=height)
 
 
 def image_grid(images, titles: list[str], title: str, columns: int = 8) -> go.Figure:
@@ -132,8 +137,8 @@ def confusion(matrix, classes: list[str], title: str) -> go.Figure:
     matrix = np.asarray(matrix)
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", showscale=False,
                                text=matrix, texttemplate="%{text}", textfont=dict(size=14)))
-    fig.update_xaxes(title_text="predicted class", type="category")
-    fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    fig.update_xaxes(title_text=tr("predicted class"), type="category")
+    fig.update_yaxes(title_text=tr("true class"), type="category", autorange="reversed")
     return style(fig, title, height=420)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tl_core.i18n import N_, tr
 from tl_core.plots.base import color, style
 
 
 def loss_of(v: dict) -> tuple[list, str]:
     """A run's loss curve: its validation loss, or its training loss when it has no validation per epoch
     (e.g. SSL's downstream heads), and which one it is."""
-    return (v["val_loss"], "validation") if v.get("val_loss") else (v.get("train_loss") or [], "training")
+    return (v["val_loss"], N_("validation")) if v.get("val_loss") else (v.get("train_loss") or [], N_("training"))
 
 
 def curves(live: dict) -> go.Figure:
@@ -19,10 +20,10 @@ def curves(live: dict) -> go.Figure:
     per run (e.g. "pretrained, seed 0"). Accuracy on the left (when the task has one), loss on the right."""
     acc = any(v.get("val_acc") for v in live.values())
     kinds = {loss_of(v)[1] for v in live.values() if loss_of(v)[0]}
-    loss_title = "validation loss" if kinds <= {"validation"} else "training loss" if kinds == {"training"} else \
-        "loss (validation; training where a run has none)"
+    loss_title = tr("validation loss") if kinds <= {"validation"} else tr("training loss") if kinds == {"training"} \
+        else tr("loss (validation; training where a run has none)")
     fig = make_subplots(rows=1, cols=2 if acc else 1, horizontal_spacing=0.1,
-                        subplot_titles=(("validation accuracy (%)", loss_title) if acc else (loss_title,)))
+                        subplot_titles=((tr("validation accuracy (%)"), loss_title) if acc else (loss_title,)))
     seen: dict[str, int] = {}
     for label, v in live.items():
         condition = v.get("condition", "")
@@ -34,11 +35,12 @@ def curves(live: dict) -> go.Figure:
         loss, which = loss_of(v)
         if loss:
             fig.add_trace(go.Scatter(x=list(range(1, len(loss) + 1)), y=loss, mode="lines+markers",
-                                     name=label if len(kinds) < 2 else f"{label} ({which})", legendgroup=label,
+                                     name=label if len(kinds) < 2 else tr("{run} ({which})", run=label,
+                                                                          which=tr(which)), legendgroup=label,
                                      showlegend=not (acc and v.get("val_acc")), line=line), 1, 2 if acc else 1)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text=tr("epoch"))
     if acc:
         fig.update_yaxes(title_text="%", range=[0, 102], row=1, col=1)
     for annotation in fig.layout.annotations:
         annotation.font.size = 17
-    return style(fig, "Live: each run's validation curves as its epochs finish", height=380)
+    return style(fig, tr("Live: each run's validation curves as its epochs finish"), height=380)

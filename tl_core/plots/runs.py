@@ -7,6 +7,7 @@ import time
 
 import plotly.graph_objects as go
 
+from tl_core.i18n import N_, tr
 from tl_core.plots.base import PALETTE, style
 
 
@@ -20,6 +21,8 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
     colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(dict.fromkeys(values))}
     fig = go.Figure()
     shown, drawn = set(), 0
+    field = tr("run") if color_by == "run" else color_by   # a config field's name, as recorded
+    epoch = tr("epoch")
     for run, value in zip(runs, values):
         ys = run.curves.get(curve)
         if not ys:
@@ -28,38 +31,48 @@ def compare_runs(runs, curve: str, color_by: str) -> go.Figure:
             x=list(range(1, len(ys) + 1)), y=ys, mode="lines+markers" if len(ys) < 30 else "lines",
             name=f"{value}" if color_by != "run" else value, legendgroup=value, showlegend=value not in shown,
             line=dict(color=colours[value], width=3), marker=dict(size=7),
-            hovertemplate=f"{run.name}<br>epoch %{{x}}: %{{y:.4g}}<extra>{color_by} = {value}</extra>"))
+            hovertemplate=f"{run.name}<br>{epoch} %{{x}}: %{{y:.4g}}<extra>{field} = {value}</extra>"))
         shown.add(value)
         drawn += 1
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text=epoch)
     fig.update_yaxes(title_text=curve_name(curve).split(" · ")[-1])
     if "acc" in curve.split(".")[-1]:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    fig.update_layout(legend_title_text=color_by)
-    missing = f" ({len(runs) - drawn} picked without it)" if drawn < len(runs) else ""   # the count is what's drawn
-    return style(fig, f"{curve_name(curve)} of {drawn} run{'s' * (drawn != 1)}{missing}, coloured by {color_by}")
+    fig.update_layout(legend_title_text=field)
+    fill = dict(curve=curve_name(curve), n=drawn, missing=len(runs) - drawn, field=field)   # the count: what's drawn
+    if drawn < len(runs):
+        title = (tr("{curve} of {n} run ({missing} picked without it), coloured by {field}", **fill) if drawn == 1
+                 else tr("{curve} of {n} runs ({missing} picked without it), coloured by {field}", **fill))
+    else:
+        title = (tr("{curve} of {n} run, coloured by {field}", **fill) if drawn == 1
+                 else tr("{curve} of {n} runs, coloured by {field}", **fill))
+    return style(fig, title)
 
 
 # ---- in words ------------------------------------------------------------------------------------------------
 
-WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss", "train_acc": "training accuracy",
-         "train_loss": "training loss", "val_acc_std": "validation accuracy, spread over seeds (std)",
-         "test_mse": "test error (MSE)", "train_mse": "training error (MSE)", "recon_loss": "reconstruction loss",
-         "losses": "loss", "lrs": "learning rate", "lr": "learning rate"}
-PIECES = {"val": "validation", "train": "training", "acc": "accuracy", "std": "spread (std)", "mse": "error (MSE)",
-          "mean": "mean", "median": "median", "p10": "10th percentile", "p90": "90th percentile",
-          "recon": "reconstruction", "lr": "learning rate", "max": "largest", "abs": "absolute", "diff": "difference"}
+WORDS = {"val_acc": N_("validation accuracy"), "val_loss": N_("validation loss"),
+         "train_acc": N_("training accuracy"), "train_loss": N_("training loss"),
+         "val_acc_std": N_("validation accuracy, spread over seeds (std)"), "test_mse": N_("test error (MSE)"),
+         "train_mse": N_("training error (MSE)"), "recon_loss": N_("reconstruction loss"), "losses": N_("loss"),
+         "lrs": N_("learning rate"), "lr": N_("learning rate")}
+PIECES = {"val": N_("validation"), "train": N_("training"), "acc": N_("accuracy"), "std": N_("spread (std)"),
+          "mse": N_("error (MSE)"), "mean": N_("mean"), "median": N_("median"), "p10": N_("10th percentile"),
+          "p90": N_("90th percentile"), "recon": N_("reconstruction"), "lr": N_("learning rate"),
+          "max": N_("largest"), "abs": N_("absolute"), "diff": N_("difference"), "ratio": N_("ratio")}
 STRUCTURE = {"conditions", "history", "curves", "summary"}   # how a result nests its numbers: not a name
-QUALIFIERS = {"train": "training", "val": "validation", "test": "test"}
+QUALIFIERS = {"train": N_("training"), "val": N_("validation"), "test": N_("test")}
+STATUS = {"running": N_("running"), "finished": N_("finished"), "interrupted": N_("interrupted"),
+          "failed": N_("failed"), "stopped": N_("stopped"), "diverged": N_("diverged")}
 
 
 def _words(token: str) -> str:
     if token in WORDS:
-        return WORDS[token]
+        return tr(WORDS[token])
     for known in sorted(WORDS, key=len, reverse=True):   # test_mse_mean → test error (MSE), mean
         if token.startswith(known + "_"):
-            return f"{WORDS[known]}, {_words(token[len(known) + 1:])}"
-    return " ".join(PIECES.get(p, p) for p in token.split("_"))
+            return f"{tr(WORDS[known])}, {_words(token[len(known) + 1:])}"
+    return " ".join(tr(PIECES[p]) if p in PIECES else p for p in token.split("_"))
 
 
 def curve_name(key: str) -> str:
@@ -69,7 +82,7 @@ def curve_name(key: str) -> str:
     *context, last = parts
     if last in QUALIFIERS and context:
         *context, metric = context
-        name = f"{QUALIFIERS[last]} {_words(metric)}"
+        name = tr("{which} {metric}", which=tr(QUALIFIERS[last]), metric=_words(metric))   # training loss
     else:
         name = _words(last)
     return " · ".join([*(c.replace("_", " ") for c in context), name])
@@ -107,6 +120,11 @@ def headline(run) -> str:
     return f"{curve_name(name)} {metric(name, run.metrics[name])}" if name in run.metrics else ""
 
 
+def status(state: str) -> str:
+    """A run's state in words (the history records the key)."""
+    return tr(STATUS[state]) if state in STATUS else state
+
+
 def source(run) -> str:
     """Where a run was asked for, when it is worth marking: "lecture" (a lecture step, on its page or prepared)."""
     return "lecture" if run.source == "lecture" or run.session == "lecture" else ""
@@ -119,14 +137,15 @@ def column(run) -> str:
 
 def describe(run) -> str:
     """A run in the picker: name, backbone, dataset, headline, status, and the lecture's mark."""
-    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), headline(run), run.status,
-             source(run) and "from the lecture"]
+    parts = [run.name, run.config.get("backbone"), run.config.get("dataset"), headline(run), status(run.status),
+             source(run) and tr("from the lecture")]
     return " · ".join(str(p) for p in parts if p)
 
 
 def rows(runs) -> list[dict]:
     """The Runs page's table."""
-    return [{"id": r.id, "label": r.label, "experiment": r.kind, "from": source(r), "status": r.status,
+    return [{"id": r.id, "label": r.label, "experiment": r.kind, "from": source(r) and tr("lecture"),
+             "status": status(r.status),
              "backbone": r.config.get("backbone", ""), "dataset": r.config.get("dataset", ""), "result": headline(r),
              "seconds": round(r.seconds, 1) if r.seconds is not None else None, "device": r.device,
              "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))} for r in runs]
