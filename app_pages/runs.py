@@ -45,7 +45,8 @@ runs = run_views.visible(db.runs(kind=None if kind == "any" else kind, session=m
 st.caption(tr("{n} of {total} runs · kept on this computer, also after a restart (read-only)", n=len(runs),
               total=len(everything)) if db.readonly else
            tr("{n} of {total} runs · kept on this computer, also after a restart", n=len(runs), total=len(everything)),
-           help=tr("The history is one SQLite file, `{path}`; set `TL_DATA_DIR` to keep it elsewhere.", path=db.path))
+           help=tr("The history is one SQLite file in Transfer Lab's data folder on the computer running the app; "
+                   "whoever starts it can set the environment variable `TL_DATA_DIR` to keep it in another folder."))
 if server:
     st.caption(tr("The teacher's token: every session's runs, to label and delete.") if admin else
                tr("A shared server: you see every session's runs of the built-in experiments, and your own runs on "

@@ -48,14 +48,28 @@ def test_the_text_page_says_its_conditions_in_words(app):
     assert not any("last_k" in e.value for e in [*at.info, *at.caption, *at.markdown])
 
 
+def shown_words(at) -> str:
+    """Every text a page shows, in the main area and the sidebar: each element's body and label, and the help of
+    its "?" tooltip (a caption's or a widget's), which a reader sees as much as the rest."""
+    said, nodes = [], [at.main, at.sidebar]
+    while nodes:
+        node = nodes.pop()
+        nodes += getattr(node, "children", {}).values()
+        proto = getattr(node, "proto", None)
+        fields = {f.name for f in proto.DESCRIPTOR.fields} if proto is not None else set()
+        said += [getattr(proto, f) for f in ("body", "label", "help", "placeholder") if f in fields]
+    return " ".join(s for s in said if isinstance(s, str))
+
+
 def test_the_runs_page_names_no_file_path(app, tmp_path, monkeypatch):
     from tl_core import store
 
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
     store.Store(tmp_path).record("toy", {"config": {"b_points": 2}, "status": "finished"})
     at = open_page("app_pages/runs.py", {})
-    shown = " ".join(e.value for e in [*at.caption, *at.markdown, *at.info])
-    assert not at.exception and str(tmp_path) not in shown and "runs.db" not in shown
+    shown = shown_words(at)
+    assert not at.exception and "TL_DATA_DIR" in shown   # the tooltips are read: where the history is, in words
+    assert str(tmp_path) not in shown and "runs.db" not in shown
 
 
 def test_the_glossary_has_the_terms_the_pages_use_and_its_page_finds_them(app):
