@@ -1,7 +1,7 @@
 import streamlit as st
 
 from app_pages import ui
-from tl_core import backbones, contract, data, i18n
+from tl_core import backbones, contract, data, glossary, i18n
 from tl_core.experiments import inside
 from tl_core.i18n import N_, tr
 from tl_core.plots import inside as figures
@@ -21,7 +21,7 @@ link = ui.page(tr("Inside the model"), "in_",
                   "linear probe), the probe at **every depth** for ImageNet-pretrained, random and fine-tuned weights "
                   "(Yosinski et al. 2014), and **which stages' representations changed** under fine-tuning (linear "
                   "CKA beside ‖w − w₀‖/‖w₀‖)."),
-               settings=tr("Settings"))
+               settings=tr("Settings"), help=glossary.help_for("Grad-CAM", "linear probe", "CKA"))
 
 with st.sidebar:
     name = ui.widget(C, "backbone", "in_")

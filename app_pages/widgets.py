@@ -13,12 +13,13 @@ URL = "query-params"  # bind= value for every settings widget: its value lives i
 APP_WIDE = {"lang"}   # link parameters of every page (app.py reads them), never a page's setting
 
 
-def page(title: str, prefix: str, intro: str, settings: str = "") -> "LinkSettings":
-    """A page's title, introduction and the heading of its settings in the sidebar; returns the page's link
-    checker (call `.report()` after its settings widgets)."""
+def page(title: str, prefix: str, intro: str, settings: str = "", help: str | None = None) -> "LinkSettings":
+    """A page's title, introduction (with `help`, its "?": e.g. the glossary's entries of the terms it names) and
+    the heading of its settings in the sidebar; returns the page's link checker (call `.report()` after its
+    settings widgets)."""
     st.title(title)
     link = LinkSettings(prefix)
-    st.markdown(intro)
+    st.markdown(intro, help=help)
     if settings:
         st.sidebar.header(settings)
     return link

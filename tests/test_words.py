@@ -90,6 +90,19 @@ def test_home_and_the_peft_and_layers_pages_explain_their_terms_from_the_glossar
     assert any(glossary.entry("claims rule") in (c.help or "") for c in home.caption)
     peft = open_page("app_pages/peft.py", {})
     assert not peft.exception and any(glossary.entry("LoRA") in (c.help or "") for c in peft.caption)
+    # the layers page explains its band under the result: a one-epoch run of the small CNN at 32 px (a second)
+    layers = open_page("app_pages/layers.py", {"lay_backbone": "shapes_cnn", "lay_image_size": "32", "lay_shots": "5",
+                                               "lay_epochs": "1", "lay_seeds": "1"})
+    layers.button(key="lay_run").click().run()
+    assert not layers.exception and any(glossary.entry("stage") in (c.help or "") and
+                                        glossary.entry("10th–90th percentile") in c.help for c in layers.caption)
+
+
+def test_the_inside_page_explains_grad_cam_the_linear_probe_and_cka_from_the_glossary(app):
+    inside = open_page("app_pages/inside.py", {})   # its introduction names them first, before any run
+    said = [m.help or "" for m in inside.markdown]
+    assert not inside.exception and any(all(glossary.entry(t) in h for t in ("Grad-CAM", "linear probe", "CKA"))
+                                        for h in said)
 
 
 def test_the_navigation_shows_every_page_and_home_links_the_glossary_and_runs():
