@@ -12,7 +12,7 @@ import torch
 from fixtures import TINY_LAB, link, open_page
 from streamlit.testing.v1 import AppTest
 
-from tl_core import cli, contract, experiments, lecture, lecture_cli, pages, run_request, store
+from tl_core import cli, contract, experiments, i18n, lecture, lecture_cli, pages, run_request, store
 from tl_core import device as devices
 from tl_core.plots import base
 
@@ -288,6 +288,16 @@ def test_the_estimate_counts_the_steps_to_train_and_shares_them_between_the_work
     assert total / 2 <= seconds - lecture.STARTUP_S <= total / 2 + max(s.seconds for s in trained)
     assert lecture.makespan([5, 4, 3, 3], 2) == 8 and lecture.makespan([5, 4], 1) == 9   # the longest first
     assert lecture.estimate(store.Store(tmp_path), device="cpu", workers=1)[0] == pytest.approx(total)
+
+
+def test_on_an_empty_history_the_sidebar_says_how_long_prepare_will_take(lecture_env, tmp_path, monkeypatch):
+    """Before the class the teacher sees, beside Prepare, the estimate's seconds (whatever the sentence around it)."""
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))   # a history with no step prepared
+    seconds, todo, _ = lecture.estimate(store.Store(tmp_path))
+    at = open_page(PAGE, {})
+    assert not at.exception and todo > 0
+    said = f"{i18n.number(max(seconds, 1), 0)} s"
+    assert [c.value for c in at.sidebar.caption if said in c.value], [c.value for c in at.sidebar.caption]
 
 
 def test_the_freeze_steps_lesson_reads_feature_extraction_against_the_other_depths_shots_by_shots():
