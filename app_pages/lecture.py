@@ -55,7 +55,8 @@ link.report()
 db = ui.history()
 if not big:
     presenter.prepare_sidebar(db)
-    st.sidebar.download_button(tr("Download the handout (HTML)"), lambda: lecture_cli.handout(db),
+    lang = i18n.language()   # Streamlit may make the file outside this script run: in the page's language
+    st.sidebar.download_button(tr("Download the handout (HTML)"), lambda: lecture_cli.handout(db, lang=lang),
                                file_name="transfer-lab-lecture.html", mime="text/html", key="lec_handout",
                                on_click="ignore", icon=":material/download:",
                                help=tr("every step's title, text, verdict and chart in one file that opens "

@@ -83,12 +83,20 @@ def _locale() -> str:
     return language()
 
 
+def _exact(v):
+    """A float as its exact binary value: Babel then rounds it as Python's f-strings do (half to even on the value
+    itself, not on its shortest repr: 0.545 → "55%", as f"{0.545:.0%}" says), so English reads as it did."""
+    from decimal import Decimal
+
+    return Decimal(v) if isinstance(v, float) else v
+
+
 def number(v: float, digits: int = 1, signed: bool = False) -> str:
     """A number as this language writes it: 1,234.5 / 1234,5 (Spanish groups thousands from 10 000)."""
     from babel.numbers import format_decimal
 
     body = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return format_decimal(v, format=f"+{body};-{body}" if signed else body, locale=_locale())
+    return format_decimal(_exact(v), format=f"+{body};-{body}" if signed else body, locale=_locale())
 
 
 def percent(fraction: float, digits: int = 1) -> str:
@@ -98,7 +106,8 @@ def percent(fraction: float, digits: int = 1) -> str:
 
     pattern = Locale.parse(_locale()).percent_formats[None].pattern
     body = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return format_percent(fraction, format=pattern.replace("#,##0", body, 1), locale=_locale())
+    shown = _exact(fraction * 100).scaleb(-2) if isinstance(fraction, float) else fraction   # x100 as f"{:%}" does
+    return format_percent(shown, format=pattern.replace("#,##0", body, 1), locale=_locale())
 
 
 def points(p: float, digits: int = 1, signed: bool = True) -> str:

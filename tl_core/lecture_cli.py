@@ -12,22 +12,31 @@ import os
 import sys
 import time
 
-from tl_core import contract, lecture, store
+from tl_core import contract, i18n, lecture, store
+from tl_core.i18n import tr
 from tl_core.lecture import STEPS
 
 
-def handout(db: store.Store | None, projector: bool = False) -> str:
-    """Every step's title, text, verdict and chart (plotly, embedded: the file works offline) as one HTML page."""
+def handout(db: store.Store | None, projector: bool = False, lang: str | None = None) -> str:
+    """Every step's title, text, verdict and chart (plotly, embedded: the file works offline) as one HTML page, in
+    `lang` (default: this context's language): its words, numbers and dates, and the charts' words too."""
+    with i18n.using(lang or i18n.language()) as lang:
+        return _handout(db, projector, lang)
+
+
+def _handout(db: store.Store | None, projector: bool, lang: str) -> str:
     parts, first = [], True
     for i, step in enumerate(STEPS, 1):
-        parts.append(f"<section><h2>{i}. {html.escape(step.title)}</h2>\n<p>{_inline(step.text)}</p>")
+        parts.append(f"<section><h2>{i}. {html.escape(tr(step.title))}</h2>\n<p>{_inline(tr(step.text))}</p>")
         out, run = lecture.shown(step, db)
         why = lecture.status(step)
         if why:
             parts.append(f"<p class='note'>{html.escape(why)}</p>")
         elif out is None:
-            parts.append("<p class='note'>Not prepared: no run of this step's settings in the history yet "
-                         "(press <b>Prepare the lecture</b>, or run <code>python -m tl_core lecture</code>).</p>")
+            note = _text(tr("Not prepared: no run of this step's settings in the history yet (press {button}, or run "
+                            "{command})."))
+            parts.append("<p class='note'>" + note.format(button=f"<b>{_text(tr('Prepare the lecture'))}</b>",
+                                                          command="<code>python -m tl_core lecture</code>") + "</p>")
         else:
             v = step.verdict(out)
             if v.text:
@@ -38,11 +47,27 @@ def handout(db: store.Store | None, projector: bool = False) -> str:
                                      config={"displaylogo": False}))
             first = False
             if run is not None:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created))
-                parts.append(f"<p class='source'>Run #{run.id} of the history, {when}, {run.seconds or 0:.1f} s on "
-                             f"{html.escape(run.device)}.</p>")
+                source = _text(tr("Run #{id} of the history, {when}, {s} s on {device}."))
+                parts.append("<p class='source'>" + source.format(id=run.id, when=_when(run.created),
+                                                                  s=i18n.number(run.seconds or 0, 1),
+                                                                  device=html.escape(run.device)) + "</p>")
         parts.append("</section>")
-    return _PAGE.format(body="\n".join(parts), made=time.strftime("%Y-%m-%d %H:%M"))
+    return _PAGE.format(
+        lang=lang, title=_text(tr("Transfer Lab: the lecture's handout")),
+        heading=_text(tr("Transfer learning, step by step")),
+        intro=_text(tr("Transfer Lab's lecture: every chart is a real run, over several seeds (line: mean, band: "
+                       "10th-90th percentile).")),
+        made=_text(tr("Made {when}.", when=_when(time.time()))), body="\n".join(parts))
+
+
+def _text(text: str) -> str:
+    """Words into the page's HTML (&, < and > escaped; quotes are fine outside attributes)."""
+    return html.escape(text, quote=False)
+
+
+def _when(seconds: float) -> str:
+    """A time as this language writes it (the format is in the catalogue: 2024-06-01 14:30 / 01-06-2024 14:30)."""
+    return time.strftime(tr("%Y-%m-%d %H:%M"), time.localtime(seconds))
 
 
 def _inline(text: str) -> str:
@@ -56,7 +81,7 @@ def _inline(text: str) -> str:
 
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Transfer Lab: the lecture's handout</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
 h1 {{ font-size: 2em; }} h2 {{ margin-top: 2em; border-bottom: 2px solid #ddd; }}
@@ -64,9 +89,9 @@ h1 {{ font-size: 2em; }} h2 {{ margin-top: 2em; border-bottom: 2px solid #ddd; }
 .verdict.helped {{ background: #e6f4ea; }} .verdict.hurt {{ background: #fdecea; }}
 .note, .source {{ color: #555; font-style: italic; }}
 </style></head><body>
-<h1>Transfer learning, step by step</h1>
-<p>Transfer Lab's lecture: every chart is a real run, over several seeds (line: mean, band: 10th-90th percentile).
-Made {made}.</p>
+<h1>{heading}</h1>
+<p>{intro}
+{made}</p>
 {body}
 </body></html>
 """

@@ -136,7 +136,7 @@ def _lm_config(m):
 
     missing = causal_lm.available()
     if missing:
-        raise Unavailable(f"The language model is not installed here: {missing}.")
+        raise Unavailable(tr("The language model is not installed here: {missing}.", missing=missing))
     return m.LMConfig(methods=("feature", "prompt"), shots=2, seeds=3, epochs=6, val_per_class=5)
 
 
@@ -172,14 +172,14 @@ class Step:
         try:
             return importlib.import_module(f"tl_core.experiments.{self.module}" if self.module else "tl_core.state")
         except ImportError as err:
-            raise Unavailable(f"This part of Transfer Lab is not available yet ({err}).") from None
+            raise Unavailable(tr("This part of Transfer Lab is not available yet ({error}).", error=err)) from None
 
     def config(self):
         """The step's config (shrunk under TL_LECTURE_TINY=1). A config that no longer builds (a renamed field, a
         value out of range) raises: that is a bug of the lecture, and the tests fail on it."""
         module = self.experiment()
         if self.make is None:
-            raise Unavailable("This part of Transfer Lab is not available in the lecture yet.")
+            raise Unavailable(tr("This part of Transfer Lab is not available in the lecture yet."))
         cfg = self.make(module)
         cfg = dataclasses.replace(cfg, **self.tiny) if self.tiny and os.environ.get(TINY_ENV) == "1" else cfg
         contract.validate(cfg)
@@ -355,7 +355,7 @@ STEPS: tuple[Step, ...] = (
             "and use *strip prefix*: the report explains the classic `Missing key(s)` traceback."),
          page="state", compute=weights_demo, fixed=(("sd_part", "encoder"),),
          prefixes=tuple((f, "sd_load_") for f in ("arch", "num_classes", "strict", "strip_prefix", "add_prefix")),
-         chart=_chart("state", "loaded_stages")),
+         chart=_chart("state", "loaded_stages"), say=narration.say_weights),
     Step("ssl", N_("Self-supervised pretraining"),
          N_("No labels for pretraining? Hide part of every input and train a network to fill it in. The encoder that "
             "learns this on an unlabelled pool is reused with a new head on a few labelled samples, against scratch."),
@@ -422,7 +422,7 @@ def step_at(number: int) -> Step:
 
 
 def status(step: Step) -> str:
-    """"" when the step can run here, else why not (one line)."""
+    """"" when the step can run here, else why not (one line, in this context's language)."""
     try:
         step.config() if step.trains() else step.experiment()
     except Unavailable as err:

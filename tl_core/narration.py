@@ -2,25 +2,57 @@
 
 Each experiment declares its narration (`contract.Experiment.narrate`: one of these); a lecture step may speak
 from another claim of the same run (lecture step 1's overfitting, step 8's negative transfer). Where a run
-departs from what the decks say, the words say so; a tie is called a tie.
+departs from what the decks say, the words say so; a tie is called a tie. Every sentence is said in this context's
+language (`tl_core.i18n`): whole sentences through the catalogue, numbers as the language writes them, conditions
+named as the pages name them; English word for word as before.
 """
 from __future__ import annotations
 
-from tl_core import claims
+from tl_core import claims, i18n, names
 from tl_core.contract import Verdict
+from tl_core.i18n import N_, tr
+
+# the conditions the listening page records under labels of its own (names.condition has no entry for them): marked
+# for the catalogue, so that a sentence in another language names them from it
+OWN_LABELS = {N_("frozen encoder + head"), N_("last LSTM layer fine-tuned"), N_("fully fine-tuned"),
+              N_("same network from scratch"), N_("English CNN frozen + head"), N_("English CNN fine-tuned"),
+              N_("same CNN from scratch")}
+
+
+def named(key: str, label: str | None = None, **fill) -> str:
+    """A condition as the sentences name it: in English as they always have (its label as the run recorded it, else
+    its key with spaces), in another language as `names.condition` shows it (`fill`: its template's values)."""
+    if i18n.language() == i18n.DEFAULT:
+        return label if label is not None else str(key).replace("_", " ")
+    return tr(label) if label in OWN_LABELS else names.condition(key, **fill)
+
+
+def _points(x: float) -> str:
+    """A gap (a fraction) in whole points, signed: +57."""
+    return i18n.number(x * 100, 0, signed=True)
+
+
+def _pct(x: float, digits: int = 0) -> str:
+    return i18n.percent(x, digits)
+
+
+def _span(c: dict) -> dict:
+    """A claim's gap and 95% interval, in whole points, as the sentences' placeholders."""
+    return {"gap": _points(c["gap"]), "low": _points(c["low"]), "high": _points(c["high"])}
 
 
 def claim_words(c: dict, a: str, b: str) -> str:
     """What the claims rule found, said plainly: a clear win or loss with its interval, a tie, or one seed."""
     if c["kind"] == "single":
-        return "one seed says little: run it with more seeds before believing either"
-    lo, hi = c["low"] * 100, c["high"] * 100
+        return tr("one seed says little: run it with more seeds before believing either")
     if c["kind"] == "helped":
-        return f"{a} is clearly ahead ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
+        return tr("{a} is clearly ahead ({gap} points; 95% interval {low} to {high})", a=a, **_span(c))
     if c["kind"] == "hurt":
-        return f"{a} is clearly behind ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
-    why = "the seeds disagree too much to tell them apart" if lo <= 0 <= hi else "the gap is under a point"
-    return f"a tie: {why} ({c['gap'] * 100:+.0f} points; 95% interval {lo:+.0f} to {hi:+.0f})"
+        return tr("{a} is clearly behind ({gap} points; 95% interval {low} to {high})", a=a, **_span(c))
+    if c["low"] * 100 <= 0 <= c["high"] * 100:
+        return tr("a tie: the seeds disagree too much to tell them apart ({gap} points; 95% interval {low} to {high})",
+                  **_span(c))
+    return tr("a tie: the gap is under a point ({gap} points; 95% interval {low} to {high})", **_span(c))
 
 
 def cap(text: str) -> str:
@@ -29,17 +61,19 @@ def cap(text: str) -> str:
 
 
 def pair(c: dict, a: str, b: str) -> str:
-    return f"{a} {c['subject_mean']:.0%}, {b} {c['against_mean']:.0%}"
+    """Both conditions with their means: "pretrained 88%, from scratch 33%" (a list: the same in every language)."""
+    return f"{a} {_pct(c['subject_mean'])}, {b} {_pct(c['against_mean'])}"
 
 
 def said(kind: str, text: str, rule: str = "", agrees: bool = True) -> Verdict:
-    """A step's words; where the run departs from what the decks say, it says so."""
-    return Verdict(kind, text + ("" if agrees or not rule else f" The decks say {rule}; this run does not show it."))
+    """A step's words; where the run departs from what the decks say (`rule`, a clause in this language), it says so."""
+    return Verdict(kind, text if agrees or not rule else
+                   text + " " + tr("The decks say {rule}; this run does not show it.", rule=rule))
 
 
 def ended(out: dict) -> Verdict | None:
     if out.get("status", "finished") != "finished":
-        return Verdict(out["status"], out.get("message") or "The run ended early.")
+        return Verdict(out["status"], out.get("message") or tr("The run ended early."))
     return None
 
 
@@ -47,9 +81,11 @@ def say_idea(out: dict) -> Verdict:
     c, cfg = out.get("claim"), out["config"]
     if c is None:
         return Verdict("single", out.get("verdict", ""))
-    text = (f"On new images after training on {cfg['shots']} per class: {pair(c, 'pretrained', 'from scratch')}. "
-            f"{cap(claim_words(c, 'pretrained', 'scratch'))}.")
-    return said(c["kind"], text, "a pretrained start wins with little data", c["kind"] == "helped")
+    # (a tr() inside another's arguments is not extracted into the catalogue: its words first)
+    pretrained, from_scratch, scratch = tr("pretrained"), tr("from scratch"), tr("scratch")
+    text = tr("On new images after training on {shots} per class: {pair}. {verdict}.", shots=cfg["shots"],
+              pair=pair(c, pretrained, from_scratch), verdict=cap(claim_words(c, pretrained, scratch)))
+    return said(c["kind"], text, tr("a pretrained start wins with little data"), c["kind"] == "helped")
 
 
 def overfit_claim(out: dict) -> dict | None:
@@ -68,42 +104,61 @@ def say_overfit(out: dict) -> Verdict:
     if c is None:
         return Verdict("single", "")
     runs = [h for s in out.get("conditions", {}).values() for h in s.get("histories", []) if h["val_acc"]]
-    gap = f"{c['gap'] * 100:+.0f} points; 95% interval {c['low'] * 100:+.0f} to {c['high'] * 100:+.0f}"
-    found = {"helped": f"it knows its training images far better than new ones ({gap}): overfitting",
-             "single": "one run says little"}.get(c["kind"], f"no clear gap between the two ({gap})")
-    text = (f"After {len(runs[0]['val_acc'])} epochs on {out['config']['shots']} images per class, the network gets "
-            f"{c['subject_mean']:.0%} of its training images right and {c['against_mean']:.0%} of new ones: {found}.")
-    return said("helped" if c["kind"] == "helped" else c["kind"], text, "little data makes a big model overfit",
-                 c["kind"] == "helped")
+    if c["kind"] == "helped":
+        found = tr("it knows its training images far better than new ones ({gap} points; 95% interval {low} to "
+                   "{high}): overfitting", **_span(c))
+    elif c["kind"] == "single":
+        found = tr("one run says little")
+    else:
+        found = tr("no clear gap between the two ({gap} points; 95% interval {low} to {high})", **_span(c))
+    text = tr("After {epochs} epochs on {shots} images per class, the network gets {train} of its training images "
+              "right and {new} of new ones: {found}.", epochs=len(runs[0]["val_acc"]), shots=out["config"]["shots"],
+              train=_pct(c["subject_mean"]), new=_pct(c["against_mean"]), found=found)
+    return said("helped" if c["kind"] == "helped" else c["kind"], text,
+                tr("little data makes a big model overfit"), c["kind"] == "helped")
+
+
+def _g(v: float) -> str:
+    """Three significant digits (0.0123), with this language's decimal sign."""
+    return f"{v:.3g}".replace(".", i18n.number(0.5, 1)[1])
 
 
 def say_toy(out: dict) -> Verdict:
     c = out.get("claim")
     if c is None:
         return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
-    factor = 10 ** abs(c["gap"] or 0)
-    closer = (f"the pretrained networks stay ×{factor:.1f} closer to B's line than the ones from scratch"
-              if (c["gap"] or 0) >= 0 else f"the networks from scratch stay ×{factor:.1f} closer to B's line")
-    kind = {"helped": "pretraining clearly helped", "hurt": "pretraining clearly hurt"}.get(c["kind"], "a tie")
-    text = (f"Both fit B's {out['config']['b_points']} points; away from them {closer} (test error "
-            f"{c['subject_mean']:.3g} vs {c['against_mean']:.3g}, {c['seeds']} networks each): {kind}.")
-    return said(c["kind"], text, "a pretrained start acts as a prior", c["kind"] == "helped")
+    fill = dict(points=out["config"]["b_points"], factor=i18n.number(10 ** abs(c["gap"] or 0), 1),
+                a_value=_g(c["subject_mean"]), b_value=_g(c["against_mean"]), seeds=c["seeds"],
+                verdict={"helped": tr("pretraining clearly helped"),
+                         "hurt": tr("pretraining clearly hurt")}.get(c["kind"]) or tr("a tie"))
+    text = (tr("Both fit B's {points} points; away from them the pretrained networks stay ×{factor} closer to B's "
+               "line than the ones from scratch (test error {a_value} vs {b_value}, {seeds} networks each): "
+               "{verdict}.", **fill) if (c["gap"] or 0) >= 0 else
+            tr("Both fit B's {points} points; away from them the networks from scratch stay ×{factor} closer to B's "
+               "line (test error {a_value} vs {b_value}, {seeds} networks each): {verdict}.", **fill))
+    return said(c["kind"], text, tr("a pretrained start acts as a prior"), c["kind"] == "helped")
 
 
 def say_layers(out: dict) -> Verdict:
     c = out.get("claim")
     if c is None:
         return Verdict("single", "")
-    text = (f"Under full fine-tuning the late stages moved {c['subject_mean']:.1%} of their size, the early ones "
-            f"{c['against_mean']:.1%} (mean of {c['seeds']} seeds): "
-            + {"helped": "the early stages barely moved, so freezing them costs little.",
-               "hurt": "here the early stages moved more."}.get(c["kind"], "the seeds cannot tell the two apart."))
-    return said(c["kind"], text, "the early, general stages change least", c["kind"] == "helped")
+    fill = dict(late=_pct(c["subject_mean"], 1), early=_pct(c["against_mean"], 1), seeds=c["seeds"])
+    if c["kind"] == "helped":
+        text = tr("Under full fine-tuning the late stages moved {late} of their size, the early ones {early} (mean of "
+                  "{seeds} seeds): the early stages barely moved, so freezing them costs little.", **fill)
+    elif c["kind"] == "hurt":
+        text = tr("Under full fine-tuning the late stages moved {late} of their size, the early ones {early} (mean of "
+                  "{seeds} seeds): here the early stages moved more.", **fill)
+    else:
+        text = tr("Under full fine-tuning the late stages moved {late} of their size, the early ones {early} (mean of "
+                  "{seeds} seeds): the seeds cannot tell the two apart.", **fill)
+    return said(c["kind"], text, tr("the early, general stages change least"), c["kind"] == "helped")
 
 
 def depth_name(depth: int, stages: int) -> str:
-    return ("feature extraction" if depth == stages - 1 else "full fine-tuning" if depth == 0
-            else f"partial fine-tuning (the last {stages - depth} stages)")
+    return (tr("feature extraction") if depth == stages - 1 else tr("full fine-tuning") if depth == 0
+            else tr("partial fine-tuning (the last {n} stages)", n=stages - depth))
 
 
 def freeze_claims(out: dict) -> list[dict]:
@@ -124,44 +179,58 @@ def freeze_claims(out: dict) -> list[dict]:
 def say_freeze(out: dict) -> Verdict:
     stages, parts, kinds = len(out.get("stages", [])), [], set()
     for c in freeze_claims(out):
-        other = depth_name(int(c["against"]), stages)
-        span = f"{c['gap'] * 100:+.0f} points; 95% interval {c['low'] * 100:+.0f} to {c['high'] * 100:+.0f}"
-        result = (f"feature extraction {c['subject_mean']:.0%} beats {other} {c['against_mean']:.0%} ({span}): "
-                  f"freezing protects the pretrained features" if c["kind"] == "helped" else
-                  f"{other} {c['against_mean']:.0%} beats feature extraction {c['subject_mean']:.0%} ({span}): "
-                  f"letting the last stages adapt pays" if c["kind"] == "hurt" else
-                  f"feature extraction {c['subject_mean']:.0%} and {other} {c['against_mean']:.0%} tie ({span})")
-        parts.append(f"with {c['shots']} images per class, {result}")
+        fill = dict(shots=c["shots"], other=depth_name(int(c["against"]), stages), frozen=_pct(c["subject_mean"]),
+                    value=_pct(c["against_mean"]), **_span(c))
+        if c["kind"] == "helped":
+            parts.append(tr("with {shots} images per class, feature extraction {frozen} beats {other} {value} ({gap} "
+                            "points; 95% interval {low} to {high}): freezing protects the pretrained features", **fill))
+        elif c["kind"] == "hurt":
+            parts.append(tr("with {shots} images per class, {other} {value} beats feature extraction {frozen} ({gap} "
+                            "points; 95% interval {low} to {high}): letting the last stages adapt pays", **fill))
+        else:
+            parts.append(tr("with {shots} images per class, feature extraction {frozen} and {other} {value} tie ({gap} "
+                            "points; 95% interval {low} to {high})", **fill))
         kinds.add(c["kind"])
     return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", cap("; ".join(parts)) + "." if parts else "")
+
+
+def either(items: list[str]) -> str:
+    """"a or b or c"."""
+    text = items[0]
+    for item in items[1:]:
+        text = tr("{a} or {b}", a=text, b=item)
+    return text
 
 
 def say_domains(out: dict) -> Verdict:
     """Each quadrant's result next to the decks' rule, counting clear results only: where the strategies tie, the
     step says what that means instead of calling it agreement (short enough to sit beside the chart)."""
     quads, parts = out.get("quadrants", []), []
-
-    def name(strategy: str) -> str:
-        return strategy.replace("_", " ")
-
     for q in quads:
-        head = f"{q['size']} images ({'/'.join(map(str, q['shots']))} per class): "
         c = q.get("claim") or {}
         if q["kind"] == "helped":
-            found = (f"{name(q['winner'])} wins, {q['means'][q['winner']]:.0%} vs {name(q['runner_up'])} "
-                     f"{q['means'][q['runner_up']]:.0%} (95% interval {c['low'] * 100:+.0f} to {c['high'] * 100:+.0f} "
-                     f"points)")
+            found = tr("{winner} wins, {value} vs {runner_up} {other} (95% interval {low} to {high} points)",
+                       winner=named(q["winner"]), value=_pct(q["means"][q["winner"]]), runner_up=named(q["runner_up"]),
+                       other=_pct(q["means"][q["runner_up"]]), low=_points(c["low"]), high=_points(c["high"]))
         else:
-            rest = [st for st in q["means"] if st not in q["tied"]]
-            found = ("a tie, " + ", ".join(f"{name(st)} {q['means'][st]:.0%}" for st in q["tied"])
-                     + (f" ({', '.join(name(st) for st in rest)} behind)" if rest else ""))
-        rule = " or ".join(name(st) for st in q["rule_strategies"])
-        said = {True: "as measured", False: "not what this run shows"}.get(q["agrees"], "the data can't tell")
-        parts.append(f"{cap(head)}{found}; the decks say {rule}: {said}.")
+            tied = ", ".join(f"{named(st)} {_pct(q['means'][st])}" for st in q["tied"])
+            rest = [named(st) for st in q["means"] if st not in q["tied"]]
+            found = (tr("a tie, {tied} ({rest} behind)", tied=tied, rest=", ".join(rest)) if rest else
+                     tr("a tie, {tied}", tied=tied))
+        verdict = {True: tr("as measured"), False: tr("not what this run shows")}.get(q["agrees"]) or \
+            tr("the data can't tell")
+        fill = dict(shots="/".join(map(str, q["shots"])), found=found,
+                    rule=either([named(st) for st in q["rule_strategies"]]), verdict=verdict)
+        parts.append(tr("Few images ({shots} per class): {found}; the decks say {rule}: {verdict}.", **fill)
+                     if q["size"] == "few" else
+                     tr("More images ({shots} per class): {found}; the decks say {rule}: {verdict}.", **fill)
+                     if q["size"] == "more" else
+                     cap(tr("{size} images ({shots} per class): {found}; the decks say {rule}: {verdict}.",
+                            size=q["size"], **fill)))
     text = " ".join(parts)
     if any(q["agrees"] is None for q in quads):
-        text += (" A tie is an answer too: at this size the strategy moves accuracy less than the luck of which "
-                 "images were drawn, so any of the tied ones will do.")
+        text += " " + tr("A tie is an answer too: at this size the strategy moves accuracy less than the luck of which "
+                         "images were drawn, so any of the tied ones will do.")
     clear = [q["agrees"] for q in quads if q["agrees"] is not None]
     kind = "helped" if quads and len(clear) == len(quads) and all(clear) else "tie" if not clear else "mixed"
     return Verdict(kind, text)
@@ -172,25 +241,29 @@ def say_negative(out: dict) -> Verdict:
     neg = out.get("negative_transfer", [])
     backbone = out["config"]["backbone"]
     if not neg:
-        parts = [f"at {c['shots']} shots: {pair(c, c['subject'].replace('_', ' '), 'scratch')}, "
-                 + claim_words(c, c["subject"].replace("_", " "), "scratch") for c in out.get("gain_claims", [])]
-        return Verdict("mixed", f"No negative transfer in this run ({'; '.join(parts)}): the decks warn of it, and "
-                                f"these seeds do not show it.")
-    parts = [f"at {x['shots']} images per class, scratch {x['scratch_acc']:.0%} vs "
-             f"{x['pretrained'].replace('_', ' ')} {x['pretrained_acc']:.0%}" for x in neg]
-    return Verdict("hurt", f"Negative transfer, as the decks warn: the frozen features of {backbone} lose to the same "
-                           f"network from scratch, {'; '.join(parts)} (by the claims rule over "
-                           f"{out['config']['seeds']} seeds). The source task is too far from the target.")
+        scratch = tr("scratch")
+        parts = [tr("at {shots} shots: {pair}, {verdict}", shots=c["shots"], pair=pair(c, named(c["subject"]), scratch),
+                    verdict=claim_words(c, named(c["subject"]), scratch)) for c in out.get("gain_claims", [])]
+        return Verdict("mixed", tr("No negative transfer in this run ({results}): the decks warn of it, and these "
+                                   "seeds do not show it.", results="; ".join(parts)))
+    parts = [tr("at {shots} images per class, scratch {scratch} vs {name} {value}", shots=x["shots"],
+                scratch=_pct(x["scratch_acc"]), name=named(x["pretrained"]), value=_pct(x["pretrained_acc"]))
+             for x in neg]
+    return Verdict("hurt", tr("Negative transfer, as the decks warn: the frozen features of {backbone} lose to the "
+                              "same network from scratch, {results} (by the claims rule over {seeds} seeds). The "
+                              "source task is too far from the target.", backbone=backbone, results="; ".join(parts),
+                              seeds=out["config"]["seeds"]))
 
 
 def say_ssl(out: dict) -> Verdict:
     c = out.get("claim")
     if c is None:
         return Verdict("single", out.get("verdict", ""))
-    name = "the frozen SSL encoder" if c["subject"] == "ssl_frozen" else "the fine-tuned SSL encoder"
-    text = (f"With {out['config']['labels']} labels per class: {pair(c, name, 'scratch')}. "
-            f"{cap(claim_words(c, name, 'scratch'))}.")
-    return said(c["kind"], text, "pretraining without labels helps when labels are few", c["kind"] == "helped")
+    name = tr("the frozen SSL encoder") if c["subject"] == "ssl_frozen" else tr("the fine-tuned SSL encoder")
+    scratch = tr("scratch")
+    text = tr("With {labels} labels per class: {pair}. {verdict}.", labels=out["config"]["labels"],
+              pair=pair(c, name, scratch), verdict=cap(claim_words(c, name, scratch)))
+    return said(c["kind"], text, tr("pretraining without labels helps when labels are few"), c["kind"] == "helped")
 
 
 def say_gtl(out: dict) -> Verdict:
@@ -201,34 +274,48 @@ def say_gtl(out: dict) -> Verdict:
     for source in out["config"]["sources"]:
         mine = [c for c in out.get("claims", []) if c["source"] == source and c["question"] == "guidance"]
         by = {k: [c for c in mine if c["kind"] == k] for k in ("helped", "hurt")}
-        said = [f"beats the stronger of freezing the body and plain fine-tuning at {shots(by['helped'])}"
-                if by["helped"] else "",
-                f"trails at {shots(by['hurt'])}: {behind(by['hurt'], gtl.NAMES)}" if by["hurt"] else ""]
-        said = [s for s in said if s] or ["ties freezing the body at every shots value"]
-        parts.append(f"{source} source: guided fine-tuning " + ", and ".join(said))
+        fill = dict(source=named(source, f"{source} source"))
+        if by["hurt"]:
+            fill.update(trails=shots(by["hurt"]), behind=behind(by["hurt"], gtl.NAMES))
+        if by["helped"] and by["hurt"]:
+            parts.append(tr("{source}: guided fine-tuning beats the stronger of freezing the body and plain "
+                            "fine-tuning at {shots}, and trails at {trails}: {behind}", shots=shots(by["helped"]),
+                            **fill))
+        elif by["helped"]:
+            parts.append(tr("{source}: guided fine-tuning beats the stronger of freezing the body and plain "
+                            "fine-tuning at {shots}", shots=shots(by["helped"]), **fill))
+        elif by["hurt"]:
+            parts.append(tr("{source}: guided fine-tuning trails at {trails}: {behind}", **fill))
+        else:
+            parts.append(tr("{source}: guided fine-tuning ties freezing the body at every shots value", **fill))
     hurt = any(c["kind"] == "hurt" for c in out.get("claims", []) if c["question"] == "guidance")
-    return Verdict("mixed", ". ".join(cap(p) for p in parts) + "." + (
-        " From a source that does not fit, the guide keeps the wrong weights: guidance hurts." if hurt else ""))
+    lesson = " " + tr("From a source that does not fit, the guide keeps the wrong weights: guidance hurts.")
+    return Verdict("mixed", ". ".join(cap(p) for p in parts) + "." + (lesson if hurt else ""))
 
 
-def behind(hurt: list[dict], names: dict) -> str:
+def behind(hurt: list[dict], names_: dict) -> str:
     """Whom each gap is to: "13, 28 and 38 points behind plain fine-tuning", or, when the stronger baseline changes
     with the shots, "13 points behind freezing all but the head (2 shots); 28 points behind plain fine-tuning (5
-    shots)"."""
+    shots)". names_: each condition's name in English (another language: `names.condition`)."""
     groups: dict[str, list[dict]] = {}
     for c in hurt:
         groups.setdefault(c["against"], []).append(c)
-    return "; ".join(listed([f"{-c['gap'] * 100:.0f}" for c in mine]) + f" points behind {names[against]}"
-                     + ("" if len(groups) == 1 else f" ({shots(mine)})") for against, mine in groups.items())
+    return "; ".join(
+        tr("{gaps} points behind {name}", gaps=listed(gaps), name=named(against, names_[against]))
+        if len(groups) == 1 else
+        tr("{gaps} points behind {name} ({shots})", gaps=listed(gaps), name=named(against, names_[against]),
+           shots=shots(mine))
+        for against, mine in groups.items() for gaps in [[i18n.number(-c["gap"] * 100, 0) for c in mine]])
 
 
 def listed(items: list[str]) -> str:
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
+    """"a, b and c"."""
+    return tr("{items} and {last}", items=", ".join(items[:-1]), last=items[-1]) if len(items) > 1 else items[0]
 
 
 def shots(claims_: list[dict]) -> str:
-    shots = [str(c["shots"]) for c in claims_]
-    return (", ".join(shots[:-1]) + " and " + shots[-1] if len(shots) > 1 else shots[0]) + " shots"
+    """"2, 5 and 10 shots"."""
+    return tr("{shots} shots", shots=listed([str(c["shots"]) for c in claims_]))
 
 
 def say_peft(out: dict) -> Verdict:
@@ -238,21 +325,28 @@ def say_peft(out: dict) -> Verdict:
         return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
     methods = {m["condition"]: m for m in out.get("methods", [])}
     mine, full = methods.get(c["subject"], {}), methods.get(c["against"], {})
-    a, b = mine.get("label", c["subject"]), full.get("label", c["against"])
-    text = f"{pair(c, a, b)}: {claim_words(c, a, b)}, training {mine.get('trainable_fraction', 0):.1%} of the weights"
+    a = named(c["subject"], mine.get("label", c["subject"]))
+    b = named(c["against"], full.get("label", c["against"]))
+    text = tr("{pair}: {verdict}, training {share} of the weights", pair=pair(c, a, b), verdict=claim_words(c, a, b),
+              share=_pct(mine.get("trainable_fraction", 0), 1))
     key = out.get("forgetting_measure", "agreement")
+    measure = key if i18n.language() == i18n.DEFAULT else names.measure(key)
     f = out.get("forgetting_claim")
     if f is not None and f.get("subject_mean") is not None:
-        said = {"helped": f"{a} forgets far less", "hurt": f"{a} forgets more"}.get(
-            f["kind"], "the seeds cannot tell which forgets less")
-        span = (f" (95% interval of the gap {f['low']:+.2f} to {f['high']:+.2f})" if f.get("low") is not None else "")
-        text += (f". {cap(said)}: {key} with the original model {f['subject_mean']:.2f} vs {f['against_mean']:.2f}"
-                 f"{span}, 1 = forgot nothing")
+        fill = dict(said=cap({"helped": tr("{a} forgets far less", a=a), "hurt": tr("{a} forgets more", a=a)}.get(
+            f["kind"]) or tr("the seeds cannot tell which forgets less")), measure=measure,
+            a_value=i18n.number(f["subject_mean"], 2), b_value=i18n.number(f["against_mean"], 2))
+        text = (tr("{head}. {said}: {measure} with the original model {a_value} vs {b_value} (95% interval of the gap "
+                   "{low} to {high}), 1 = forgot nothing", head=text, low=i18n.number(f["low"], 2, signed=True),
+                   high=i18n.number(f["high"], 2, signed=True), **fill) if f.get("low") is not None else
+                tr("{head}. {said}: {measure} with the original model {a_value} vs {b_value}, 1 = forgot nothing",
+                   head=text, **fill))
     else:
         forgot = [(m.get("forgetting") or {}).get(key) for m in (mine, full)]
         forgot = [v.get("mean") if isinstance(v, dict) else v for v in forgot]
         if None not in forgot:
-            text += f"; {key} with the original model {forgot[0]:.2f} vs {forgot[1]:.2f} (1 = forgot nothing)"
+            text = tr("{head}; {measure} with the original model {a_value} vs {b_value} (1 = forgot nothing)",
+                      head=text, measure=measure, a_value=i18n.number(forgot[0], 2), b_value=i18n.number(forgot[1], 2))
     return Verdict(c["kind"], cap(text) + ".")
 
 
@@ -260,10 +354,10 @@ def say_text(out: dict) -> Verdict:
     c = out.get("claim")
     if c is None:
         return Verdict("single", out.get("verdict", ""))
-    text = (f"With {out['config']['shots']} labelled sentences per topic: "
-            f"{pair(c, 'the pretrained encoder', 'the same model from scratch')}. "
-            f"{cap(claim_words(c, 'the pretrained encoder', 'scratch'))}.")
-    return said(c["kind"], text, "pretrained language models transfer to few labels", c["kind"] == "helped")
+    encoder, same, scratch = tr("the pretrained encoder"), tr("the same model from scratch"), tr("scratch")
+    text = tr("With {shots} labelled sentences per topic: {pair}. {verdict}.", shots=out["config"]["shots"],
+              pair=pair(c, encoder, same), verdict=cap(claim_words(c, encoder, scratch)))
+    return said(c["kind"], text, tr("pretrained language models transfer to few labels"), c["kind"] == "helped")
 
 
 def say_audio(out: dict) -> Verdict:
@@ -272,16 +366,19 @@ def say_audio(out: dict) -> Verdict:
     c, best = out.get("pretraining_claim"), out.get("claim")
     if c is None:
         return Verdict("single", out.get("verdict", ""))
-    task = "which word was said" if out.get("task") == "words" else "who was speaking"
-    name = {k: v["label"] for k, v in out.get("conditions", {}).items()}
-    text = (f"Telling {task} from {out['config']['shots']} clips per class, the speech encoder pretrained on "
-            f"LibriSpeech and VoxCeleb ({name.get(c['subject'], c['subject'])}): "
-            f"{pair(c, 'pretrained', 'the same network from scratch')}. "
-            f"{cap(claim_words(c, 'the pretrained encoder', 'scratch'))}.")
+    labels = {k: v["label"] for k, v in out.get("conditions", {}).items()}
+    fill = dict(shots=out["config"]["shots"], condition=named(c["subject"], labels.get(c["subject"], c["subject"])),
+                pair=pair(c, tr("pretrained"), tr("the same network from scratch")),
+                verdict=cap(claim_words(c, tr("the pretrained encoder"), tr("scratch"))))
+    text = (tr("Telling which word was said from {shots} clips per class, the speech encoder pretrained on "
+               "LibriSpeech and VoxCeleb ({condition}): {pair}. {verdict}.", **fill) if out.get("task") == "words" else
+            tr("Telling who was speaking from {shots} clips per class, the speech encoder pretrained on LibriSpeech "
+               "and VoxCeleb ({condition}): {pair}. {verdict}.", **fill))
     if best is not None and (best["subject"], best["against"]) != (c["subject"], c["against"]):
-        a, b = name.get(best["subject"], best["subject"]), name.get(best["against"], best["against"])
-        text += f" Best of all: {pair(best, a, b)}; {claim_words(best, a, b)}."
-    return said(c["kind"], text, "a pretrained speech encoder transfers to a few clips", c["kind"] == "helped")
+        a = named(best["subject"], labels.get(best["subject"], best["subject"]))
+        b = named(best["against"], labels.get(best["against"], best["against"]))
+        text += " " + tr("Best of all: {pair}; {verdict}.", pair=pair(best, a, b), verdict=claim_words(best, a, b))
+    return said(c["kind"], text, tr("a pretrained speech encoder transfers to a few clips"), c["kind"] == "helped")
 
 
 def say_lm(out: dict) -> Verdict:
@@ -290,14 +387,52 @@ def say_lm(out: dict) -> Verdict:
     c = out.get("claim")
     if c is None:
         return Verdict("single", out.get("verdict", ""))
-    names = {m["method"]: m["label"] for m in out.get("methods", [])}
-    a, b = names.get(c["subject"], c["subject"]), names.get(c["against"], c["against"])
-    text = (f"With {out['config']['shots']} labelled sentences per topic: {pair(c, a, b)}. "
-            f"{cap(claim_words(c, a, b))}.")
+    labels = {m["method"]: m["label"] for m in out.get("methods", [])}
+    k = {"k": out["config"]["layers"]} if "layers" in out["config"] else {}
+    a = named(c["subject"], labels.get(c["subject"], c["subject"]), **k)
+    b = named(c["against"], labels.get(c["against"], c["against"]), **k)
+    text = tr("With {shots} labelled sentences per topic: {pair}. {verdict}.", shots=out["config"]["shots"],
+              pair=pair(c, a, b), verdict=cap(claim_words(c, a, b)))
     p = out.get("claims", {}).get("prompting")
-    if p is not None and p["kind"] in ("helped", "tie"):
-        text += (" Writing the examples into the prompt, with no training at all, "
-                 f"{'beats' if p['kind'] == 'helped' else 'ties'} fine-tuning here: that is today's lesson too.")
+    if p is not None and p["kind"] == "helped":
+        text += " " + tr("Writing the examples into the prompt, with no training at all, beats fine-tuning here: that "
+                         "is today's lesson too.")
+    elif p is not None and p["kind"] == "tie":
+        text += " " + tr("Writing the examples into the prompt, with no training at all, ties fine-tuning here: that "
+                         "is today's lesson too.")
     elif p is not None and p["kind"] == "hurt":
-        text += " Fine-tuning beats writing the examples into the prompt here."
+        text += " " + tr("Fine-tuning beats writing the examples into the prompt here.")
     return Verdict(c["kind"], text)
+
+
+def load_words(report: dict) -> str:
+    """What loading a state_dict did, from its report's JSON (`state.LoadReport.to_json`), in this language: the
+    words of the report's own message, which the JSON keeps in the language it was recorded in."""
+    cfg = report.get("config") or {}
+    arch, missing = cfg.get("arch", ""), report.get("missing", [])
+    n = dict(missing=len(missing), unexpected=len(report.get("unexpected", [])),
+             mismatched=len(report.get("mismatched", [])))
+    counts = tr("{missing} missing, {unexpected} unexpected, {mismatched} shape-mismatched", **n)
+    if report.get("outcome") == "loaded":
+        return tr("Loaded all {n} tensors into {arch}: names and shapes match.", n=report.get("n_loaded", 0),
+                  arch=arch)
+    if report.get("outcome") == "partial":
+        return tr("strict off: loaded {n} matching tensors into {arch}; the rest did not load ({counts}). Missing keys "
+                  "keep their {init} values.", n=report.get("n_loaded", 0), arch=arch, counts=counts,
+                  init=named(cfg.get("init", "scratch")))
+    if missing and not n["unexpected"] and not n["mismatched"]:   # the same architecture, a part of it
+        more, keys = len(missing) - 3, ", ".join(missing[:3])
+        keys = tr("{keys} and {more} more", keys=keys, more=more) if more > 0 else keys
+        return tr("Strict loading into {arch} refused the file: every tensor in it matches the model, but {n} of the "
+                  "model's keys are not in it ({keys}), and strict asks for all of them. Nothing was loaded; with "
+                  "strict off the matching tensors load.", arch=arch, n=len(missing), keys=keys)
+    return tr("Strict loading into {arch} failed: {counts}. Nothing was loaded: strict loading needs the same names "
+              "and shapes, as the same architecture has.", arch=arch, counts=counts)
+
+
+def say_weights(out: dict) -> Verdict:
+    """The lecture's save/load demo (`lecture_steps.weights_demo`): strict loading, then strict off."""
+    if "strict" not in out or "loose" not in out:
+        return Verdict(out.get("verdict_kind", "single"), out.get("verdict", ""))
+    return Verdict(out.get("verdict_kind", "single"), tr("{strict} Then, {loose}", strict=load_words(out["strict"]),
+                                                         loose=load_words(out["loose"])))
