@@ -76,12 +76,12 @@ for col, (domain, row) in zip(st.columns(max(len(out["gain"]), 1)), out["gain"].
     col.metric(tr("{domain}: best pretrained − scratch", domain=figures.domain_name(domain)),
                gaps(row, " · "), border=True)
 if out["negative_transfer"]:
+    cases = "; ".join(tr("{dataset} at {shots} shots: scratch {scratch} vs {strategy} {acc}", dataset=x["dataset"],
+                         shots=x["shots"], scratch=i18n.percent(x["scratch_acc"], 0),
+                         strategy=figures.strategy_name(x["pretrained"]), acc=i18n.percent(x["pretrained_acc"], 0))
+                      for x in out["negative_transfer"])
     st.error(tr("Negative transfer measured (scratch ahead of every pretrained strategy by the claims rule): "
-                "{cases}.", cases="; ".join(
-                    tr("{dataset} at {shots} shots: scratch {scratch} vs {strategy} {acc}", dataset=x["dataset"],
-                       shots=x["shots"], scratch=i18n.percent(x["scratch_acc"], 0),
-                       strategy=figures.strategy_name(x["pretrained"]), acc=i18n.percent(x["pretrained_acc"], 0))
-                    for x in out["negative_transfer"])))
+                "{cases}.", cases=cases))
 else:
     st.info(tr("No negative transfer here: on no dataset and data size does scratch beat the best pretrained "
                "strategy by the claims rule (best pretrained − scratch per dataset: {gaps}). The decks' warning that "

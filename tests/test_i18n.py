@@ -140,3 +140,18 @@ def test_names_are_shown_in_spanish_and_keep_their_keys():
         assert names.layer("body.fc1.bias", sep="<br>") == "sesgos<br>de fc1" and names.layer("bias") == "sesgos"
         assert names.measure("val_acc") == "exactitud de validación"
     assert names.condition("scratch") == "from scratch" and names.layer("body.fc1.weight") == "fc1 weights"
+
+
+def test_the_glossary_and_its_help_speak_the_readers_language():
+    """A term's `?` help (glossary.help_for) and the Glossary page read in Spanish with ?lang=es, in English without."""
+    from tl_core import glossary
+
+    with i18n.using("es"):
+        said = glossary.help_for("paired", "claims rule")
+    assert "**pareado**" in said and "empate" in said and "página **Glosario**" in said
+    assert "Two conditions compared" not in said
+    with i18n.using("en"):
+        assert glossary.help_for("paired").startswith("**paired**: Two conditions compared seed by seed")
+    at = open_page("app_pages/glossary.py", {"lang": "es"})
+    shown = " ".join(m.value for m in at.markdown)
+    assert "aprendizaje por transferencia" in shown and "Reusing what a network" not in shown
