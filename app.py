@@ -32,7 +32,9 @@ st.sidebar.radio("Language · Idioma", list(i18n.LANGS), horizontal=True,
                  help="English or Spanish; the link carries it (?lang=es), so a class opens it in the "
                       "same language · Inglés o español; el enlace lo lleva (?lang=es).")
 if lang != i18n.DEFAULT:
-    st.sidebar.caption(tr("Translation in progress: some pages are still in English."))
+    # the one text left in English: Streamlit draws its file uploader's words in the browser, out of the app's reach
+    st.sidebar.caption(tr("File uploads: the words inside the upload box (“Drag and drop files here”, “Browse "
+                          "files”) are Streamlit's own and stay in English."))
 st.sidebar.caption("  \n".join((   # one block: the page's own settings start higher in the sidebar
     tr("Training device: **{device}**", device=device.describe()),
     tr("Sweeps run on: **{engine}**", engine=engine.describe(*engine.app_engine())),

@@ -16,9 +16,9 @@ def test_a_spanish_link_stays_spanish_across_pages_and_the_switch_brings_english
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.screenshot(path=str(ARTIFACTS / "home_es_1920.png"))
     nav.get_by_text("Glosario", exact=True).click()            # another page: still Spanish, and the link says so
-    page.get_by_text("Traducción en curso").first.wait_for(timeout=60_000)
+    page.get_by_text("quedan en inglés").first.wait_for(timeout=60_000)
     page.wait_for_url("**/glossary?lang=es", timeout=30_000)
     page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
     page.get_by_test_id("stSidebarNav").get_by_text("Fine-tuning lab", exact=True).wait_for(timeout=60_000)
     page.wait_for_url("**/glossary?lang=en", timeout=30_000)
-    assert not page.get_by_text("Traducción en curso").count()
+    assert not page.get_by_text("quedan en inglés").count()

@@ -120,3 +120,33 @@ def test_projector_view_from_a_link(server, page, prepared):
     shot = ARTIFACTS / f"lecture_projector_step{number}.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 20_000
+
+
+def test_the_lecture_in_spanish_walks_every_step_from_the_same_runs(server, page, prepared):
+    """A teacher's ?lang=es link: every step's title, words and verdict in Spanish, its chart drawn from the same run
+    of the history as in English (nothing trains again), and no sentence of the catalogue left in English."""
+    from tl_core import i18n
+
+    spanish = i18n.catalogue("es")
+    english = [m for m, t in spanish.items() if len(m.split()) >= 6 and "{" not in m and m != t]
+    ran = {p.step.key for p in prepared if p.state in ("ran", "history", "instant")}
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server}/lecture?step=1&lang=es")
+    for number in range(1, N + 1):
+        step = lecture.step_at(number)
+        with i18n.using("es"):
+            title = i18n.tr(step.title)
+        page.get_by_role("heading", name=f"{number}. {title}").wait_for(timeout=60_000)
+        main = page.locator("[data-testid='stMain']")
+        if step.key in ran:
+            main.locator(f".st-key-lec_chart_{step.key} .main-svg").first.wait_for(timeout=30_000)
+            if step.trains():
+                main.get_by_text("Del historial de ejecuciones").wait_for(timeout=60_000)
+        shown = main.inner_text()
+        left = [m for m in english if m in shown]
+        assert not left, f"step {number} in Spanish still shows: {left[:3]}"
+        assert "Traceback" not in shown
+        if number in (1, 8):
+            page.screenshot(path=str(ARTIFACTS / f"lecture_es_step{number}.png"))
+        if number < N:
+            page.keyboard.press("ArrowRight")
