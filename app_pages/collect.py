@@ -80,7 +80,7 @@ def images() -> tuple[userdata.UserImages, userdata.UserImages]:
     zip_tab, cam_tab = st.tabs([tr("Upload a zip of class folders"), tr("Webcam or single images")])
     with zip_tab:
         st.caption(tr("{layout} Limits: {limits}. A zip adds its images to those collected so far (a class of the "
-                      "same name gets them); **Start over** clears them.", layout=userdata.LAYOUT,
+                      "same name gets them); **Start over** clears them.", layout=tr(userdata.LAYOUT),
                       limits=userdata.limits_text()))
         up = st.file_uploader(tr("Zip of class folders"), type=["zip"], key="own_zip")
         if up is not None and S.get("own_zip_id") != up.file_id:

@@ -30,7 +30,7 @@ def clips() -> userclips.UserClips | None:
     gen = S.setdefault("listen_gen", 0)
     rec_tab, zip_tab = st.tabs([tr("Record in the browser"), tr("Upload a zip of class folders")])
     with zip_tab:
-        st.caption(tr("{layout} Limits: {limits}. A new zip replaces the clips so far.", layout=userclips.LAYOUT,
+        st.caption(tr("{layout} Limits: {limits}. A new zip replaces the clips so far.", layout=tr(userclips.LAYOUT),
                       limits=userclips.limits_text()))
         up = st.file_uploader(tr("Zip of class folders"), type=["zip"], key="listen_zip")
         if up is not None and S.get("listen_zip_id") != up.file_id:

@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from tl_core.i18n import tr
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ASSETS = Path(__file__).resolve().parent / "assets"   # package data: installed with tl_core
@@ -458,10 +460,11 @@ def stage_names(name: str) -> tuple[str, ...]:
 def check_size(name: str, size: int) -> None:
     e = entry(name)
     if e.fixed_size and size != e.input_size:
-        raise ValueError(f"{name} only accepts {e.input_size} px images (its position table is fixed); "
-                         f"got {size}")
+        raise ValueError(tr("{name} only accepts {size} px images (its position table is fixed); got {value}",
+                            name=name, size=e.input_size, value=size))
     if size < e.min_size:
-        raise ValueError(f"{name} needs images of at least {e.min_size} px, got {size}")
+        raise ValueError(tr("{name} needs images of at least {size} px, got {value}", name=name, size=e.min_size,
+                            value=size))
 
 
 def param_count(module: nn.Module) -> int:

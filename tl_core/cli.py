@@ -12,6 +12,7 @@ import json
 import sys
 
 from tl_core import contract, engine, experiments, i18n, serve, store
+from tl_core.i18n import tr
 from tl_core.run_request import RunRequest
 
 
@@ -73,7 +74,8 @@ def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
     job, _ = serve.submit(request, here=True, blobs={name: blob for name, (_, blob) in inputs.items()}, root=root,
                           session="cli", progress=_progress(args))
     if job.unrecorded:   # the history could not take it: it trained unrecorded
-        sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {job.unrecorded_error}\n")
+        sys.stderr.write(f"python -m tl_core {exp.name}: warning: "
+                         + tr("run not recorded: {error}", error=job.unrecorded_error) + "\n")
     result = job.result
     if result is None:   # it failed before it had a result: one line, as a bad flag is
         raise (ValueError if job.bad_setting else RuntimeError)(job.error or job.status)
@@ -84,7 +86,8 @@ def run_experiment(exp: contract.Experiment, args: argparse.Namespace) -> int:
         try:
             store.Store(root).finish(job.run_id, result, model_path=model_path)
         except OSError as err:
-            sys.stderr.write(f"python -m tl_core {exp.name}: warning: the exported files were not recorded: {err}\n")
+            sys.stderr.write(f"python -m tl_core {exp.name}: warning: "
+                             + tr("the exported files were not recorded: {error}", error=err) + "\n")
     if not args.json or args.progress:
         sys.stderr.write("\n")
     out = {**result.to_json(), **extras}
@@ -98,7 +101,8 @@ def _history_root(exp: contract.Experiment, args: argparse.Namespace) -> str:
         try:
             return str(store.Store(args.data_dir).root)
         except OSError as err:
-            sys.stderr.write(f"python -m tl_core {exp.name}: warning: run not recorded: {err}\n")
+            sys.stderr.write(f"python -m tl_core {exp.name}: warning: " + tr("run not recorded: {error}", error=err)
+                             + "\n")
     return ""
 
 
@@ -157,7 +161,7 @@ def _runs_show(args) -> int:
 
 def _runs_export(args) -> int:
     if not args.csv and not args.json_out:
-        raise ValueError("say where to write: --csv FILE and/or --json-out FILE")
+        raise ValueError(tr("say where to write: --csv FILE and/or --json-out FILE"))
     runs = store.Store(args.data_dir).many(args.ids)
     written = []
     for path, text in ((args.csv, store.to_csv), (args.json_out, store.to_json)):
@@ -179,6 +183,16 @@ def _runs_delete(args) -> int:
     return _print(args, {"deleted": n}, f"deleted {n} runs")
 
 
+def _lang_of(argv: list[str]) -> str | None:
+    """The value of `--lang` in the arguments (`--lang es` or `--lang=es`), before they are parsed; else None."""
+    for i, a in enumerate(argv):
+        if a == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--lang="):
+            return a.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m tl_core", description="Transfer Lab experiments")
     sub = parser.add_subparsers(dest="experiment", metavar="experiment", parser_class=OneLineParser)
@@ -195,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         _add(sub, experiments.command(name))
     _add_runs(sub)
     sub.add_parser("app", help="start the app (then Streamlit's flags, e.g. --server.port 8502)")
+    # the language first, so that a bad value's one line (a flag's type, checked while parsing) is in it too
+    i18n.set_language(_lang_of(argv))
     args = parser.parse_args(argv)
     ray_before = engine.running()
     i18n.set_language(getattr(args, "lang", None))   # None: TL_LANG, else English

@@ -25,6 +25,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from tl_core.i18n import N_, fmt, tr
+
 Progress = Callable[[float, str], None]
 Stop = Callable[[], bool]
 
@@ -78,20 +80,24 @@ class Setting:
         """What is wrong with `value` for this setting, or ""."""
         items = value if self.many else (value,)
         if self.many and not isinstance(value, tuple):
-            return f"{self.label} must be a list, got {value!r}"
+            return tr("{label} must be a list, got {value}", label=self.label, value=repr(value))
         for v in items:
             if v is None and self.optional:
                 continue
             if not _is(v, self.kind):
-                return f"{self.label} must be {_kind_name(self.kind)}, got {v!r}"
+                return tr("{label} must be {kind}, got {value}", label=self.label, kind=tr(_kind_name(self.kind)),
+                          value=repr(v))
             if self.kind is float and not math.isfinite(v):
-                return f"{self.label} must be a finite number, got {v}"
+                return tr("{label} must be a finite number, got {value}", label=self.label, value=v)
             if self.choices is not None and v not in self.choices:
-                return f"{self.label} must be one of {', '.join(map(str, self.choices))}, got {v!r}"
+                return tr("{label} must be one of {choices}, got {value}", label=self.label,
+                          choices=", ".join(map(str, self.choices)), value=repr(v))
             if self.lo is not None and self.hi is not None and not self.lo <= v <= self.hi:
-                return f"{self.label} must be between {self.lo:g} and {self.hi:g}, got {v:g}"
+                return tr("{label} must be between {lo} and {hi}, got {value}", label=self.label,
+                          lo=fmt(self.lo, "g"), hi=fmt(self.hi, "g"), value=fmt(v, "g"))
             if self.lo is not None and self.hi is None and v < self.lo:
-                return f"{self.label} must be {self.lo:g} or more, got {v:g}"
+                return tr("{label} must be {lo} or more, got {value}", label=self.label, lo=fmt(self.lo, "g"),
+                          value=fmt(v, "g"))
         return self.check(value) if self.check else ""
 
     def parse(self, text: str):
@@ -108,12 +114,15 @@ class Setting:
                 return True
             if text.lower() in ("0", "false", "no", "off"):
                 return False
-            raise argparse.ArgumentTypeError(f"{self.label} must be true or false, got {text!r}")
+            raise argparse.ArgumentTypeError(tr("{label} must be {kind}, got {value}", label=self.label,
+                                                kind=tr(_kind_name(bool)), value=repr(text)))
         try:
             return self.kind(text)
         except ValueError:
-            spelled = f"{_kind_name(self.kind)}{' or ' + ALL if self.optional else ''}"
-            raise argparse.ArgumentTypeError(f"{self.label} must be {spelled}, got {text!r}") from None
+            kind = tr(_kind_name(self.kind))
+            spelled = tr("{kind} or {all}", kind=kind, all=ALL) if self.optional else kind
+            raise argparse.ArgumentTypeError(tr("{label} must be {kind}, got {value}", label=self.label, kind=spelled,
+                                                value=repr(text))) from None
 
     def text(self, value) -> str:
         """The CLI spelling of a value (for help texts and links)."""
@@ -134,7 +143,9 @@ def _is(v, kind) -> bool:
 
 
 def _kind_name(kind) -> str:
-    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, str(kind))
+    """The kind's name in English (marked for the catalogue: `tr` it where it is shown)."""
+    return {int: N_("a whole number"), float: N_("a number"), str: N_("text"),
+            bool: N_("true or false")}.get(kind, str(kind))
 
 
 def _unpack(hint) -> tuple[Any, bool, bool]:
@@ -290,7 +301,7 @@ class Result:
 
     def ended_early(self) -> Verdict:
         """The verdict of a run that did not finish (stopped, diverged, failed), in its own words."""
-        return Verdict(self.status, self.message or f"The run ended early ({self.status}).")
+        return Verdict(self.status, self.message or tr("The run ended early ({status}).", status=self.status))
 
     def record(self) -> dict:
         """What the run history stores: the whole JSON (with what the CLI added, e.g. exported files), plus

@@ -21,11 +21,12 @@ CHOICES = ("auto", "cuda", "mps", "cpu")
 def pick(preference: str = "auto") -> torch.device:
     """Return the device to train on: cuda → mps → cpu, or the one asked for by name."""
     if preference not in CHOICES:
-        raise ValueError(f"device must be one of {', '.join(CHOICES)}, got {preference!r}")
+        raise ValueError(tr("device must be one of {choices}, got {value}", choices=", ".join(CHOICES),
+                            value=repr(preference)))
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available here; use 'auto' or 'cpu'")
+        raise ValueError(tr("device 'cuda' was asked for, but no CUDA GPU is available here; use 'auto' or 'cpu'"))
     if preference == "mps" and not _mps_available():
-        raise ValueError("device 'mps' was asked for, but no Apple GPU is available here; use 'auto' or 'cpu'")
+        raise ValueError(tr("device 'mps' was asked for, but no Apple GPU is available here; use 'auto' or 'cpu'"))
     if preference != "auto":
         return torch.device(preference)
     if torch.cuda.is_available():

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from tl_core import backbones, contract, safeio, train, userdata
+from tl_core.i18n import tr
 
 FORMAT = "transfer-lab-classifier"
 VERSION = 1
@@ -137,12 +138,13 @@ def onnx_session(raw: bytes, label: str = "model.onnx"):
     try:
         session = ort.InferenceSession(bytes(raw), opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a bad protobuf or graph
-        raise ValueError(f"{label} is not a valid ONNX model: onnxruntime cannot load it "
-                         f"({first_line(err)})") from None
+        raise ValueError(tr("{label} is not a valid ONNX model: onnxruntime cannot load it ({error})", label=label,
+                            error=first_line(err))) from None
     names = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
     if names != ([ONNX_INPUT], [ONNX_OUTPUT]):
-        raise ValueError(f"{label} is not a Transfer Lab ONNX export: expected input {ONNX_INPUT!r} and output "
-                         f"{ONNX_OUTPUT!r}, found {names[0]} and {names[1]}")
+        raise ValueError(tr("{label} is not a Transfer Lab ONNX export: expected input {input} and output {output}, "
+                            "found {inputs} and {outputs}", label=label, input=repr(ONNX_INPUT),
+                            output=repr(ONNX_OUTPUT), inputs=names[0], outputs=names[1]))
     return session
 
 
@@ -159,10 +161,11 @@ def parity(session, model, images: torch.Tensor, label: str = "model.onnx") -> f
     try:
         p_onnx = OnnxClassifier(session, {}).probabilities(images)
     except Exception as err:  # noqa: BLE001 - a graph that loads but cannot run these inputs
-        raise ValueError(f"{label} cannot run on {tuple(images.shape)} images ({first_line(err)})") from None
+        raise ValueError(tr("{label} cannot run on {shape} images ({error})", label=label, shape=tuple(images.shape),
+                            error=first_line(err))) from None
     if p_onnx.shape != p_torch.shape:
-        raise ValueError(f"{label} gives outputs of shape {tuple(p_onnx.shape)}, the model {tuple(p_torch.shape)}: "
-                         f"it is not this model's export")
+        raise ValueError(tr("{label} gives outputs of shape {shape}, the model {model}: it is not this model's export",
+                            label=label, shape=tuple(p_onnx.shape), model=tuple(p_torch.shape)))
     return float((p_torch - p_onnx).abs().max())
 
 
@@ -263,19 +266,19 @@ def _meta(meta_text: bytes | str) -> dict:
     try:
         meta = json.loads(meta_text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"model.json is not valid JSON ({err})") from None
+        raise ValueError(tr("model.json is not valid JSON ({error})", error=err)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"model.json is not a Transfer Lab export (format {FORMAT!r} expected)")
+        raise ValueError(tr("model.json is not a Transfer Lab export (format {format} expected)", format=repr(FORMAT)))
     missing = [k for k in ("backbone", "classes", "image_size") if k not in meta]
     if missing:
-        raise ValueError(f"model.json lacks {', '.join(missing)}")
+        raise ValueError(tr("model.json lacks {keys}", keys=", ".join(missing)))
     classes = meta["classes"]
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise ValueError("model.json: classes must be a list of at least 2 names")
+        raise ValueError(tr("model.json: classes must be a list of at least 2 names"))
     if not isinstance(meta["backbone"], str) or meta["backbone"] not in backbones.IMAGE:
-        raise ValueError(f"model.json: backbone must be one of {', '.join(backbones.IMAGE)}")
+        raise ValueError(tr("model.json: backbone must be one of {choices}", choices=", ".join(backbones.IMAGE)))
     if not isinstance(meta["image_size"], int) or isinstance(meta["image_size"], bool):
-        raise ValueError("model.json: image_size must be a whole number of pixels")
+        raise ValueError(tr("model.json: image_size must be a whole number of pixels"))
     backbones.check_size(meta["backbone"], meta["image_size"])
     return meta
 
@@ -289,10 +292,11 @@ def from_onnx_bytes(raw: bytes, meta_text: bytes | str, label: str = "model.onnx
     try:
         out = clf.probabilities(torch.zeros(1, 3, clf.image_size, clf.image_size))
     except Exception as err:  # noqa: BLE001 - loads but cannot run an image of model.json's size
-        raise ValueError(f"{label} cannot run on a {clf.image_size} px image ({first_line(err)})") from None
+        raise ValueError(tr("{label} cannot run on a {size} px image ({error})", label=label, size=clf.image_size,
+                            error=first_line(err))) from None
     if tuple(out.shape) != (1, len(clf.classes)):
-        raise ValueError(f"{label} gives {tuple(out.shape)[1:]} outputs per image, model.json names "
-                         f"{len(clf.classes)} classes: it is not this model's export")
+        raise ValueError(tr("{label} gives {shape} outputs per image, model.json names {n} classes: it is not this "
+                            "model's export", label=label, shape=tuple(out.shape)[1:], n=len(clf.classes)))
     return clf
 
 
@@ -304,18 +308,20 @@ def from_bytes(weights: bytes, meta_text: bytes | str, label: str = "model.pt") 
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle errors, refused globals, truncated files
-        raise ValueError(f"{label} could not be loaded as tensors with weights_only=True "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise ValueError(tr("{label} could not be loaded as tensors with weights_only=True ({error})", label=label,
+                            error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{label} is not a state_dict (a dict of tensors)")
+        raise ValueError(tr("{label} is not a state_dict (a dict of tensors)", label=label))
     model = backbones.create(meta["backbone"], "scratch", len(classes))
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     shapes = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
     if missing or unexpected or shapes:
-        detail = (f"{len(missing)} missing (e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]}), "
-                  f"{len(shapes)} of the wrong shape (e.g. {shapes[:1]})")
-        raise ValueError(f"{label} does not fit {meta['backbone']} with {len(classes)} classes: {detail}")
+        raise ValueError(tr("{label} does not fit {backbone} with {n} classes: {missing} missing (e.g. {a_missing}), "
+                            "{unexpected} unexpected (e.g. {an_unexpected}), {shapes} of the wrong shape (e.g. "
+                            "{a_shape})", label=label, backbone=meta["backbone"], n=len(classes),
+                            missing=len(missing), a_missing=missing[:1], unexpected=len(unexpected),
+                            an_unexpected=unexpected[:1], shapes=len(shapes), a_shape=shapes[:1]))
     model.load_state_dict(state)
     return Classifier(model.eval(), meta)
 
@@ -324,8 +330,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, label: str, budget: safeio.Budg
     hits = [i for i in zf.infolist() if Path(i.filename).name == name and not userdata.unsafe_path(i.filename)
             and "__MACOSX" not in i.filename]
     if not hits:
-        raise ValueError(f"{label} has no {name}: expected the zip Transfer Lab exports (model.pt, model.json, "
-                         f"predict.py)")
+        raise ValueError(tr("{label} has no {name}: expected the zip Transfer Lab exports (model.pt, model.json, "
+                            "predict.py)", label=label, name=name))
     limit = MAX_MODEL_BYTES if name in ("model.pt", "model.onnx") else MAX_META_BYTES
     # in chunks, never past the declared size (a lying header is refused), charged to the bundle's budget
     return safeio.read_entry(zf, hits[0], label, budget, limit, name=f"{label}: {name}")
@@ -338,8 +344,8 @@ def check_onnx(clf: Classifier, raw: bytes, label: str = "model.onnx") -> float:
     images = torch.rand(8, 3, clf.image_size, clf.image_size, generator=gen)
     diff = parity(onnx_session(raw, label), clf.model, images, label)
     if not diff <= PARITY_LIMIT:
-        raise ValueError(f"{label} does not predict what model.pt predicts (probabilities differ by up to "
-                         f"{diff:.2e}): the export is damaged")
+        raise ValueError(tr("{label} does not predict what model.pt predicts (probabilities differ by up to {diff}): "
+                            "the export is damaged", label=label, diff=f"{diff:.2e}"))
     return diff
 
 
@@ -360,7 +366,7 @@ def from_zip(raw: bytes, label: str = "the export zip", onnx: bool = False) -> C
 
 def _size_ok(path: Path) -> None:
     if path.stat().st_size > MAX_MODEL_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_MODEL_BYTES // 2 ** 20} MB")
+        raise ValueError(tr("{path} is larger than {mb} MB", path=path, mb=MAX_MODEL_BYTES // 2 ** 20))
 
 
 def load(path, onnx: bool = False) -> Classifier | OnnxClassifier:
@@ -373,14 +379,14 @@ def load(path, onnx: bool = False) -> Classifier | OnnxClassifier:
     elif onnx and path.suffix.lower() == ".pt":
         path = path.with_suffix(".onnx")   # --model model.pt --onnx: the model.onnx beside it
     if not path.exists():
-        raise ValueError(f"{path}: no such file")
+        raise ValueError(tr("{label}: no such file", label=path))
     if path.suffix.lower() == ".zip":  # the bundle (a .pt is itself a zip inside, so go by the name)
         _size_ok(path)
         return from_zip(path.read_bytes(), path.name, onnx=onnx)
     meta = next((p for p in (path.with_suffix(".json"), path.with_name("model.json")) if p.exists()), None)
     if meta is None:
-        raise ValueError(f"{path}: its model.json (class names, input size, backbone) is missing; keep the "
-                         f"files of the export together")
+        raise ValueError(tr("{path}: its model.json (class names, input size, backbone) is missing; keep the files "
+                            "of the export together", path=path))
     _size_ok(path)
     if onnx:
         return from_onnx_bytes(path.read_bytes(), meta.read_text(), path.name)
@@ -402,7 +408,7 @@ def predict(args) -> int:
     """The `predict` command: the top `args.top_k` classes of each of `args.images` with the model exported at
     `args.model` (`args.onnx`: its model.onnx with onnxruntime); one JSON object with `args.json`."""
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise ValueError(tr("--top-k must be at least 1, got {value}", value=args.top_k))
     clf = load(args.model, onnx=args.onnx)
     predictions = []
     for path in args.images:

@@ -99,6 +99,19 @@ def number(v: float, digits: int = 1, signed: bool = False) -> str:
     return format_decimal(_exact(v), format=f"+{body};-{body}" if signed else body, locale=_locale())
 
 
+def fmt(v: float, spec: str = ",.0f") -> str:
+    """`format(v, spec)` in English, byte for byte what an f-string gives (`:,.0f`, `:g`, `:.2f`, `:.0%`); in
+    another language the same digits as it writes numbers (`number`, or `percent` for a `%` spec, with as many
+    decimals)."""
+    english = format(v, spec)
+    share = english.endswith("%")
+    body = english[:-1] if share else english
+    if language() == DEFAULT or not body.lstrip("-").replace(",", "").replace(".", "").isdigit():
+        return english      # English, or an exponent, inf or nan: as Python writes it
+    digits = len(body.split(".")[1]) if "." in body else 0
+    return percent(v, digits) if share else number(v, digits)
+
+
 def percent(fraction: float, digits: int = 1) -> str:
     """A share as this language writes it: 92.5% / 92,5 % (with a no-break space)."""
     from babel import Locale

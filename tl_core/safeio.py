@@ -28,6 +28,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
+from tl_core.i18n import fmt, tr
+
 MB = 2 ** 20
 CHUNK = 2 ** 20                     # bytes asked of a zip entry per read (deflate output is bounded by it)
 METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -70,25 +72,26 @@ class Budget:
     def spend_bytes(self, n: int, label: str) -> None:
         self.spent_bytes += n
         if self.bytes is not None and self.spent_bytes > self.bytes:
-            raise BudgetSpent(f"{label} unpacks to more than {self.bytes / MB:,.0f} MB in all, the limit of one upload")
+            raise BudgetSpent(tr("{label} unpacks to more than {mb} MB in all, the limit of one upload", label=label,
+                                 mb=fmt(self.bytes / MB)))
 
     def spend_pixels(self, n: int) -> None:
         """Charge an image's pixels before decoding it; BudgetSpent (nothing charged) when it would not fit."""
         if self.pixels is not None and self.spent_pixels + n > self.pixels:
-            raise BudgetSpent(f"the upload's decoding budget of {self.pixels / 1e6:,.0f} megapixels is spent "
-                              f"({self.spent_pixels / 1e6:,.0f} decoded)")
+            raise BudgetSpent(tr("the upload's decoding budget of {mp} megapixels is spent ({done} decoded)",
+                                 mp=fmt(self.pixels / 1e6), done=fmt(self.spent_pixels / 1e6)))
         self.spent_pixels += n
 
     def spend_audio(self, seconds: float) -> None:
         """Charge a clip's declared duration before decoding it; BudgetSpent (nothing charged) when it would not fit."""
         if self.audio is not None and self.spent_audio + seconds > self.audio:
-            raise BudgetSpent(f"the upload's budget of {self.audio / 60:,.0f} minutes of audio is spent "
-                              f"({self.spent_audio / 60:,.1f} decoded)")
+            raise BudgetSpent(tr("the upload's budget of {minutes} minutes of audio is spent ({done} decoded)",
+                                 minutes=fmt(self.audio / 60), done=fmt(self.spent_audio / 60, ",.1f")))
         self.spent_audio += seconds
 
     def check_time(self) -> None:
         if self.seconds is not None and time.monotonic() - self.started > self.seconds:
-            raise BudgetSpent(f"the upload's decoding time budget of {self.seconds:g} s is spent")
+            raise BudgetSpent(tr("the upload's decoding time budget of {s} s is spent", s=fmt(self.seconds, "g")))
 
 
 # ---- zips -------------------------------------------------------------------------------------------------
@@ -103,26 +106,28 @@ def open_zip(source, label: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
-        raise RefusedFile(f"{label} is not a zip file (or a damaged one)") from None
+        raise RefusedFile(tr("{label} is not a zip file (or a damaged one)", label=label)) from None
 
 
 def check_entries(infos: list[zipfile.ZipInfo], label: str, *, max_entries: int, max_total: int,
                   max_ratio: float, ratio_floor: int) -> None:
     """Refuse a zip from its directory alone, before anything is decompressed."""
     if len(infos) > max_entries:
-        raise RefusedFile(f"{label} refused: {len(infos):,} entries, more than the limit of {max_entries:,} files")
+        raise RefusedFile(tr("{label} refused: {n} entries, more than the limit of {most} files", label=label,
+                             n=fmt(len(infos), ","), most=fmt(max_entries, ",")))
     bad = [i.filename for i in infos if unsafe_path(i.filename)]
     if bad:
-        raise RefusedFile(f"{label} refused: unsafe paths (absolute or with '..') such as {bad[0]!r}; "
-                          f"nothing was extracted")
+        raise RefusedFile(tr("{label} refused: unsafe paths (absolute or with '..') such as {path}; nothing was "
+                             "extracted", label=label, path=repr(bad[0])))
     total = sum(i.file_size for i in infos)
     if total > max_total:
-        raise RefusedFile(f"{label} refused: it would unpack to {total / MB:,.0f} MB, more than the limit of "
-                          f"{max_total // MB:,} MB (could be a zip bomb)")
+        raise RefusedFile(tr("{label} refused: it would unpack to {mb} MB, more than the limit of {most} MB (could "
+                             "be a zip bomb)", label=label, mb=fmt(total / MB), most=fmt(max_total // MB, ",")))
     for i in infos:
         if i.file_size > ratio_floor and i.file_size > max_ratio * max(i.compress_size, 1):
-            raise RefusedFile(f"{label} refused: {i.filename!r} compresses {i.file_size / max(i.compress_size, 1):,.0f}"
-                              f":1, more than the limit of {max_ratio:g}:1 (a zip bomb?)")
+            raise RefusedFile(tr("{label} refused: {path} compresses {ratio}:1, more than the limit of {most}:1 (a zip "
+                                 "bomb?)", label=label, path=repr(i.filename),
+                                 ratio=fmt(i.file_size / max(i.compress_size, 1)), most=fmt(max_ratio, "g")))
 
 
 def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: Budget | None = None,
@@ -133,12 +138,12 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: B
     entry, default "<label>: <its path>")."""
     name = name or f"{label}: {info.filename}"
     if info.compress_type not in METHODS:
-        raise RefusedFile(f"{name} is compressed with {method_name(info)}; only stored or deflated zip entries are "
-                          f"read (zip it again with a standard zip tool)")
+        raise RefusedFile(tr("{name} is compressed with {method}; only stored or deflated zip entries are read (zip "
+                             "it again with a standard zip tool)", name=name, method=method_name(info)))
     if info.flag_bits & 0x1:
-        raise RefusedFile(f"{name} is password-protected")
+        raise RefusedFile(tr("{name} is password-protected", name=name))
     if limit is not None and info.file_size > limit:
-        raise RefusedFile(f"{name} is larger than {limit / MB:g} MB")
+        raise RefusedFile(tr("{name} is larger than {mb} MB", name=name, mb=fmt(limit / MB, "g")))
     # ask zipfile for one byte past the declared size, with no CRC of its own to check: an entry that inflates
     # further shows it (refused before a byte more is made), and the CRC is checked here over what was read
     probe = copy.copy(info)
@@ -153,17 +158,26 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: B
                 if budget is not None:
                     budget.spend_bytes(len(chunk), label)
                 if out.tell() > info.file_size:
-                    raise RefusedFile(f"{name} inflates to more than the {info.file_size:,} bytes its header declares "
-                                      f"(a zip bomb?)")
+                    raise RefusedFile(tr("{name} inflates to more than the {n} bytes its header declares (a zip "
+                                         "bomb?)", name=name, n=fmt(info.file_size, ",")))
     except RefusedFile:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError, ValueError) as err:
-        raise RefusedFile(f"{name} is corrupt ({type(err).__name__}: {err})") from None
+        raise RefusedFile(tr("{name} is corrupt ({error})", name=name, error=f"{type(err).__name__}: {err}")) from None
     if out.tell() != info.file_size:
-        raise RefusedFile(f"{name} is corrupt: {out.tell():,} bytes where its header declares {info.file_size:,}")
+        raise RefusedFile(tr("{name} is corrupt: {n} bytes where its header declares {declared}", name=name,
+                             n=fmt(out.tell(), ","), declared=fmt(info.file_size, ",")))
     if crc != info.CRC:
-        raise RefusedFile(f"{name} is corrupt (bad CRC-32)")
+        raise RefusedFile(tr("{name} is corrupt (bad CRC-32)", name=name))
     return out.getvalue()
+
+
+def no_class_folders(label: str, loose: list[str], layout: str) -> str:
+    """Why a class-folder zip (images, clips) holds nothing to read: only loose files, or none; then `layout`."""
+    if loose:
+        return tr("{label} has no class folders with files. It holds only loose files such as {file}. {layout}",
+                  label=label, file=repr(loose[0]), layout=layout)
+    return tr("{label} has no class folders with files. It holds no files. {layout}", label=label, layout=layout)
 
 
 # ---- .pt files --------------------------------------------------------------------------------------------
@@ -178,23 +192,28 @@ def torch_zip(raw: bytes, name: str, limit: int) -> None:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
-        raise RefusedFile(f"{name}: not a PyTorch file, or a corrupt or truncated one (its zip directory cannot be "
-                          f"read)") from None
+        raise RefusedFile(tr("{name}: not a PyTorch file, or a corrupt or truncated one (its zip directory cannot be "
+                             "read)", name=name)) from None
     packed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
     if packed:
         i = packed[0]
-        raise RefusedFile(f"{name}: refused — its record {i.filename!r} is compressed ({method_name(i)}, declared "
-                          f"{i.file_size:,} bytes from {i.compress_size:,}); torch.save never compresses records, and "
-                          f"a compressed one could unpack to far more than was uploaded: save it again with torch.save")
+        raise RefusedFile(tr("{name}: refused — its record {record} is compressed ({method}, declared {n} bytes from "
+                             "{packed}); torch.save never compresses records, and a compressed one could unpack to far "
+                             "more than was uploaded: save it again with torch.save", name=name,
+                             record=repr(i.filename), method=method_name(i), n=fmt(i.file_size, ","),
+                             packed=fmt(i.compress_size, ",")))
     total = sum(i.file_size for i in infos)
     lying = [i for i in infos if i.file_size != i.compress_size or i.header_offset + i.compress_size > len(raw)]
     if lying or total > len(raw):
-        what = (f"record {lying[0].filename!r} declares {lying[0].file_size:,} bytes" if lying else
-                f"its records declare {total:,} bytes in all")
-        raise RefusedFile(f"{name}: refused — {what}, more than the file's {len(raw):,} bytes hold: a damaged or "
-                          f"forged file")
+        fill = dict(name=name, size=fmt(len(raw), ","))
+        raise RefusedFile(tr("{name}: refused — record {record} declares {n} bytes, more than the file's {size} bytes "
+                             "hold: a damaged or forged file", record=repr(lying[0].filename),
+                             n=fmt(lying[0].file_size, ","), **fill) if lying else
+                          tr("{name}: refused — its records declare {n} bytes in all, more than the file's {size} "
+                             "bytes hold: a damaged or forged file", n=fmt(total, ","), **fill))
     if total > limit:
-        raise RefusedFile(f"{name}: its tensors are {total / MB:,.0f} MB, over the {limit / MB:g} MB limit")
+        raise RefusedFile(tr("{name}: its tensors are {mb} MB, over the {most} MB limit", name=name,
+                             mb=fmt(total / MB), most=fmt(limit / MB, "g")))
 
 
 def load_tensors(raw: bytes, name: str, limit: int):
@@ -208,7 +227,7 @@ def load_tensors(raw: bytes, name: str, limit: int):
 
 # ---- text -------------------------------------------------------------------------------------------------
 
-def text_prefix(raw: bytes, limit: int, name: str = "the file") -> tuple[str, bool]:
+def text_prefix(raw: bytes, limit: int, name: str | None = None) -> tuple[str, bool]:
     """(the first `limit` bytes of an uploaded text decoded as UTF-8, whether it was cut). A cut inside a
     multi-byte character drops that character; a byte that is not UTF-8 is a ValueError naming its position."""
     cut = len(raw) > limit
@@ -218,5 +237,6 @@ def text_prefix(raw: bytes, limit: int, name: str = "the file") -> tuple[str, bo
     except UnicodeDecodeError as err:
         if cut and err.start >= len(head) - 3 and err.reason == "unexpected end of data":
             return head[:err.start].decode("utf-8-sig"), cut
-        raise ValueError(f"{name} is not UTF-8 text (byte 0x{head[err.start]:02x} at position {err.start}): "
-                         f"save it as UTF-8 and upload it again") from None
+        raise ValueError(tr("{name} is not UTF-8 text (byte {byte} at position {at}): save it as UTF-8 and upload it "
+                            "again", name=name or tr("the file"), byte=f"0x{head[err.start]:02x}",
+                            at=err.start)) from None

@@ -37,6 +37,7 @@ from torch import nn
 
 from tl_core import backbones, contract, safeio
 from tl_core.contract import setting
+from tl_core.i18n import N_, fmt, tr
 
 MAX_MB = 200            # the upload limit (Streamlit's server.maxUploadSize says the same)
 KEPT_MB = 256           # the uploaded state_dicts one session keeps (the newest always, the oldest dropped first)
@@ -82,7 +83,7 @@ def parts(arch: str, weights: str = "pretrained") -> dict[str, dict[str, torch.T
 
 def export(arch: str, weights: str = "pretrained", part: str = "full") -> dict[str, torch.Tensor]:
     if part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+        raise ValueError(tr("part must be one of {choices}, got {value}", choices=", ".join(PARTS), value=repr(part)))
     return {k: v.clone() for k, v in parts(arch, weights)[part].items()}
 
 
@@ -92,7 +93,8 @@ def to_bytes(state: dict[str, torch.Tensor], fmt: str = "pt") -> bytes:
 
         return save({k: v.detach().clone().contiguous() for k, v in state.items()})  # no shared storage
     if fmt != "pt":
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ValueError(tr("format must be one of {choices}, got {value}", choices=", ".join(FORMATS),
+                            value=repr(fmt)))
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
@@ -149,24 +151,25 @@ def _pickle_globals(raw: bytes) -> list[str]:
 def _unpickle_refusal(name: str, err: Exception, raw: bytes) -> ValueError:
     found = _pickle_globals(raw) or re.findall(r"GLOBAL ([\w.]+)", str(err))
     if not found:
-        return ValueError(f"{name}: not a PyTorch file, or a corrupt one (torch.load could not read it)")
+        return ValueError(tr("{name}: not a PyTorch file, or a corrupt one (torch.load could not read it)", name=name))
     what = found[0]
     if what.split(".")[0] in ("torch", "torchvision", "timm") or "." in what and what.rsplit(".", 1)[1][:1].isupper():
-        hint = "It looks like a whole saved model (torch.save(model)): save model.state_dict() instead."
+        hint = tr("It looks like a whole saved model (torch.save(model)): save model.state_dict() instead.")
     else:
-        hint = "That is code, not weights: never load this file with weights_only=False."
-    return ValueError(f"{name}: refused — the file asks to import or run {what} when unpickled, and Transfer "
-                      f"Lab loads only tensors (torch.load with weights_only=True). {hint}")
+        hint = tr("That is code, not weights: never load this file with weights_only=False.")
+    return ValueError(tr("{name}: refused — the file asks to import or run {what} when unpickled, and Transfer Lab "
+                         "loads only tensors (torch.load with weights_only=True). {hint}", name=name, what=what,
+                         hint=hint))
 
 
 def _as_state_dict(obj, name: str, notes: list[str]) -> dict[str, torch.Tensor]:
     if isinstance(obj, torch.Tensor):
-        raise ValueError(f"{name}: the file holds one tensor of shape {tuple(obj.shape)}, not a state_dict "
-                         f"(a dict of named tensors)")
+        raise ValueError(tr("{name}: the file holds one tensor of shape {shape}, not a state_dict (a dict of named "
+                            "tensors)", name=name, shape=tuple(obj.shape)))
     for _ in range(3):  # unwrap nested checkpoints such as {"model": {"state_dict": {...}}}
         if not isinstance(obj, dict):
-            raise ValueError(f"{name}: the file holds a {type(obj).__name__}, not a state_dict "
-                             "(a dict of named tensors)")
+            raise ValueError(tr("{name}: the file holds a {type}, not a state_dict (a dict of named tensors)",
+                                name=name, type=type(obj).__name__))
         if any(isinstance(v, torch.Tensor) for v in obj.values()):
             break
         inner = next((w for w in WRAPPERS if isinstance(obj.get(w), dict)), None)
@@ -174,30 +177,34 @@ def _as_state_dict(obj, name: str, notes: list[str]) -> dict[str, torch.Tensor]:
             dicts = [k for k, v in obj.items() if isinstance(v, dict)]
             inner = dicts[0] if len(dicts) == 1 else None
         if inner is None:
-            shown = ", ".join(map(str, list(obj)[:6])) or "nothing"
-            raise ValueError(f"{name}: a dict without tensors (keys: {shown}), not a state_dict")
+            shown = ", ".join(map(str, list(obj)[:6])) or tr("nothing")
+            raise ValueError(tr("{name}: a dict without tensors (keys: {keys}), not a state_dict", name=name,
+                                keys=shown))
         others = [str(k) for k in obj if k != inner]
-        notes.append(f"unwrapped checkpoint[{inner!r}]"
-                     + (f" (also in the file: {', '.join(others[:6])})" if others else ""))
+        notes.append(tr("unwrapped checkpoint[{key}] (also in the file: {others})", key=repr(inner),
+                        others=", ".join(others[:6])) if others else
+                     tr("unwrapped checkpoint[{key}]", key=repr(inner)))
         obj = obj[inner]
     bad = [k for k in obj if not isinstance(k, str)]
     if bad:
-        raise ValueError(f"{name}: keys must be names (strings), found {bad[0]!r}: not a state_dict")
+        raise ValueError(tr("{name}: keys must be names (strings), found {key}: not a state_dict", name=name,
+                            key=repr(bad[0])))
     dropped = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if dropped:
-        notes.append(f"ignored {len(dropped)} entries that are not tensors: {', '.join(dropped[:6])}")
+        notes.append(tr("ignored {n} entries that are not tensors: {keys}", n=len(dropped),
+                        keys=", ".join(dropped[:6])))
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise ValueError(f"{name}: no tensors in the file, not a state_dict")
+        raise ValueError(tr("{name}: no tensors in the file, not a state_dict", name=name))
     return state
 
 
 def read(raw: bytes, name: str = "file") -> StateFile:
     """A state_dict from a file's bytes, safely; ValueError with a clear message for anything else."""
     if len(raw) == 0:
-        raise ValueError(f"{name}: the file is empty (0 bytes)")
+        raise ValueError(tr("{name}: the file is empty (0 bytes)", name=name))
     if len(raw) > MAX_MB * 2**20:
-        raise ValueError(f"{name}: {len(raw) / 2**20:.0f} MB is over the {MAX_MB} MB limit")
+        raise ValueError(over_limit(name, len(raw)))
     notes: list[str] = []
     digest = safeio.content_hash(raw)
     # safetensors: 8 bytes of header length, then a JSON header; trust the content over the extension
@@ -206,13 +213,14 @@ def read(raw: bytes, name: str = "file") -> StateFile:
         try:
             from safetensors.torch import load as load_safetensors
         except ImportError:
-            raise ValueError(f"{name}: .safetensors files need the safetensors package, which is not "
-                             f"installed here; save a .pt file instead") from None
+            raise ValueError(tr("{name}: .safetensors files need the safetensors package, which is not installed "
+                                "here; save a .pt file instead", name=name)) from None
         try:
             tensors = dict(load_safetensors(raw))
             return StateFile(name, tensors, "safetensors", notes + adapter_notes(tensors, raw), digest, len(raw))
         except Exception as err:  # the library raises its own error types for corrupt headers
-            raise ValueError(f"{name}: not a valid safetensors file ({str(err).splitlines()[0][:120]})") from None
+            raise ValueError(tr("{name}: not a valid safetensors file ({error})", name=name,
+                                error=str(err).splitlines()[0][:120])) from None
     safeio.torch_zip(raw, name, int(MAX_MB * 2**20))   # stored records inside the file, before torch.load
     try:
         with warnings.catch_warnings():  # torch warns about old pickle protocols; the refusal says enough
@@ -221,17 +229,21 @@ def read(raw: bytes, name: str = "file") -> StateFile:
     except pickle.UnpicklingError as err:
         raise _unpickle_refusal(name, err, raw) from None
     except Exception:  # truncated zip, random bytes, EOF: all mean "not a file we can read"
-        raise ValueError(f"{name}: not a PyTorch file, or a corrupt or truncated one (torch.load could not "
-                         f"read it)") from None
+        raise ValueError(tr("{name}: not a PyTorch file, or a corrupt or truncated one (torch.load could not read it)",
+                            name=name)) from None
     return StateFile(name, _as_state_dict(obj, name, notes), "pt", notes, digest, len(raw))
+
+
+def over_limit(name: str, size: int) -> str:
+    return tr("{name}: {mb} MB is over the {most} MB limit", name=name, mb=fmt(size / 2**20, ".0f"), most=MAX_MB)
 
 
 def read_path(path: str | Path) -> StateFile:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no such file: {path}")
+        raise ValueError(tr("no such file: {path}", path=path))
     if path.stat().st_size > MAX_MB * 2**20:
-        raise ValueError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB is over the {MAX_MB} MB limit")
+        raise ValueError(over_limit(path.name, path.stat().st_size))
     return read(path.read_bytes(), path.name)
 
 
@@ -245,10 +257,13 @@ def adapter_notes(tensors: dict[str, torch.Tensor], raw: bytes = b"") -> list[st
         return []
     ranks = sorted({int(v.shape[0]) for k, v in tensors.items() if ".lora_A." in k})
     rest = [k for k in tensors if ".lora_" not in k]
-    notes = [f"a LoRA adapter (Hugging Face peft): {len(adapted)} adapted layers at rank "
-             f"{', '.join(map(str, ranks))} (lora_A: rank × inputs, lora_B: outputs × rank)"
-             + (f", and {len(rest)} other tensors ({', '.join(rest[:4])})" if rest else "")
-             + "; it is loaded with peft onto its base model, not with load_state_dict"]
+    fill = dict(n=len(adapted), ranks=", ".join(map(str, ranks)))
+    notes = [tr("a LoRA adapter (Hugging Face peft): {n} adapted layers at rank {ranks} (lora_A: rank × inputs, "
+                "lora_B: outputs × rank), and {others} other tensors ({keys}); it is loaded with peft onto its base "
+                "model, not with load_state_dict", others=len(rest), keys=", ".join(rest[:4]), **fill) if rest else
+             tr("a LoRA adapter (Hugging Face peft): {n} adapted layers at rank {ranks} (lora_A: rank × inputs, "
+                "lora_B: outputs × rank); it is loaded with peft onto its base model, not with load_state_dict",
+                **fill)]
     try:
         import json
 
@@ -259,7 +274,7 @@ def adapter_notes(tensors: dict[str, torch.Tensor], raw: bytes = b"") -> list[st
     shown = {k: v for k, v in meta.items() if k != "format"}
     if shown:
         text = ", ".join(f"{k}={v}" for k, v in shown.items())
-        notes.append(f"metadata: {text[:300]}{'…' if len(text) > 300 else ''}")
+        notes.append(tr("metadata: {values}", values=f"{text[:300]}{'…' if len(text) > 300 else ''}"))
     return notes
 
 
@@ -348,10 +363,10 @@ def rename(state: dict[str, torch.Tensor], strip: str = "", add: str = "") -> tu
     if strip:
         hit = sum(k.startswith(strip) for k in state)
         state = {(k[len(strip):] if k.startswith(strip) else k): v for k, v in state.items()}
-        notes.append(f"stripped {strip!r} from {hit} of {len(state)} keys")
+        notes.append(tr("stripped {prefix} from {n} of {total} keys", prefix=repr(strip), n=hit, total=len(state)))
     if add:
         state = {add + k: v for k, v in state.items()}
-        notes.append(f"added {add!r} to every key")
+        notes.append(tr("added {prefix} to every key", prefix=repr(add)))
     return state, notes
 
 
@@ -391,27 +406,31 @@ class LoadReport:
 
     def lists(self) -> list[tuple[str, str, list[dict]]]:
         """(title, what it means, rows) of the three ways a key can fail to load, for a table each."""
-        return [("Missing", "in the model, not in the file", [{"key": k} for k in self.missing]),
-                ("Unexpected", "in the file, not in the model", [{"key": k} for k in self.unexpected]),
-                ("Shape-mismatched", "same name, another shape",
+        return [(N_("Missing"), N_("in the model, not in the file"), [{"key": k} for k in self.missing]),
+                (N_("Unexpected"), N_("in the file, not in the model"), [{"key": k} for k in self.unexpected]),
+                (N_("Shape-mismatched"), N_("same name, another shape"),
                  [{k: str(v) for k, v in m.items()} for m in self.mismatched])]
 
     def message(self) -> str:
-        counts = (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                  f"{len(self.mismatched)} shape-mismatched")
+        """The outcome in one sentence, in the language of the context that shows it (worded when called)."""
+        counts = tr("{missing} missing, {unexpected} unexpected, {mismatched} shape-mismatched",
+                    missing=len(self.missing), unexpected=len(self.unexpected), mismatched=len(self.mismatched))
+        arch, n = self.config.arch, len(self.loaded)
         if self.outcome == "loaded":
-            return f"Loaded all {len(self.loaded)} tensors into {self.config.arch}: names and shapes match."
+            return tr("Loaded all {n} tensors into {arch}: names and shapes match.", n=n, arch=arch)
         if self.outcome == "partial":
-            return (f"strict off: loaded {len(self.loaded)} matching tensors into {self.config.arch}; the rest "
-                    f"did not load ({counts}). Missing keys keep their {self.config.init} values.")
+            init = {"pretrained": tr("pretrained"), "scratch": tr("scratch")}.get(self.config.init, self.config.init)
+            return tr("strict off: loaded {n} matching tensors into {arch}; the rest did not load ({counts}). Missing "
+                      "keys keep their {init} values.", n=n, arch=arch, counts=counts, init=init)
         if self.missing and not self.unexpected and not self.mismatched:   # the same architecture, a part of it
             more = len(self.missing) - 3
-            shown = ", ".join(self.missing[:3]) + (f" and {more} more" if more > 0 else "")
-            return (f"Strict loading into {self.config.arch} refused the file: every tensor in it matches the model, "
-                    f"but {len(self.missing)} of the model's keys are not in it ({shown}), and strict asks for all "
-                    f"of them. Nothing was loaded; with strict off the matching tensors load.")
-        return (f"Strict loading into {self.config.arch} failed: {counts}. Nothing was loaded: strict loading needs "
-                f"the same names and shapes, as the same architecture has.")
+            shown = (tr("{keys} and {n} more", keys=", ".join(self.missing[:3]), n=more) if more > 0 else
+                     ", ".join(self.missing[:3]))
+            return tr("Strict loading into {arch} refused the file: every tensor in it matches the model, but {n} of "
+                      "the model's keys are not in it ({shown}), and strict asks for all of them. Nothing was loaded; "
+                      "with strict off the matching tensors load.", arch=arch, n=len(self.missing), shown=shown)
+        return tr("Strict loading into {arch} failed: {counts}. Nothing was loaded: strict loading needs the same "
+                  "names and shapes, as the same architecture has.", arch=arch, counts=counts)
 
     def to_json(self) -> dict:
         return {"experiment": "load", "config": contract.record(self.config), "file": self.file, "status": "finished",
@@ -430,21 +449,21 @@ def _hints(state: dict, target: dict, mismatched: list[dict], arch: str, model: 
         firsts = Counter(k.split(".")[0] + "." for k in file_keys if "." in k)
         for prefix, _ in firsts.most_common(3):
             if sum(k[len(prefix):] in model_keys for k in file_keys if k.startswith(prefix)) >= len(model_keys) // 2:
-                hints.append(f"strip the prefix {prefix!r}: then "
-                             f"{sum(k[len(prefix):] in model_keys for k in file_keys)} keys match")
+                hints.append(tr("strip the prefix {prefix}: then {n} keys match", prefix=repr(prefix),
+                                n=sum(k[len(prefix):] in model_keys for k in file_keys)))
                 break
         model_firsts = Counter(k.split(".")[0] + "." for k in model_keys if "." in k)
         for prefix, _ in model_firsts.most_common(3):
             if sum(prefix + k in model_keys for k in file_keys) >= len(file_keys) // 2:
-                hints.append(f"add the prefix {prefix!r}: then "
-                             f"{sum(prefix + k in model_keys for k in file_keys)} keys match")
+                hints.append(tr("add the prefix {prefix}: then {n} keys match", prefix=repr(prefix),
+                                n=sum(prefix + k in model_keys for k in file_keys)))
                 break
     head = set(head_keys(arch, model))
     if mismatched and all(m["key"] in head for m in mismatched):
         classes = {m["file_shape"][0] for m in mismatched if m["file_shape"]}
         if len(classes) == 1:
-            hints.append(f"only the head differs: the file's head has {classes.pop()} outputs; give the architecture a "
-                         f"head of that size, or load with strict off and train a new head")
+            hints.append(tr("only the head differs: the file's head has {n} outputs; give the architecture a head of "
+                            "that size, or load with strict off and train a new head", n=classes.pop()))
     return hints
 
 

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tl_core.i18n import tr
 from tl_core.live_run import live
 from tl_core.run_views import FILTER_FIELDS, headline, to_csv, to_json, visible  # noqa: F401  (cli's and serve's)
 from tl_core.storage_errors import BUSY, FULL, READ_ONLY, UNREADABLE, StorageError, reason_of
@@ -418,7 +419,7 @@ class Store:
         """Label a run; with `session`, only a run of that session (a shared server's rule)."""
         run = self.get(run_id, with_result=False)
         if session is not None and run.session != session:
-            raise ValueError(f"run #{run_id} belongs to another session: only the teacher can relabel it")
+            raise ValueError(tr("run #{id} belongs to another session: only the teacher can relabel it", id=run_id))
         with self._write() as db:
             db.execute("UPDATE runs SET label=? WHERE id=?", (label.strip(), run_id))
 
@@ -478,7 +479,7 @@ class Store:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
         if row is None:
-            raise ValueError(f"no run with id {run_id} in {self.path}")
+            raise ValueError(tr("no run with id {id} in {path}", id=run_id, path=self.path))
         return self._run(row, with_result)
 
     def many(self, run_ids: Iterable[int]) -> list[Run]:

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tl_core.i18n import fmt, tr
+
 # never reach for the network: the model loads from the installed package's folder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -175,30 +177,32 @@ class Tokens:
     counted_all: bool = True   # False: the text is longer than MAX_COUNT_CHARS, so `total` is a lower bound
 
 
-def check_text(text: str, what: str = "the text") -> str:
-    """The text stripped, or ValueError saying why it cannot be used."""
+def check_text(text: str, what: str | None = None) -> str:
+    """The text stripped, or ValueError saying why it cannot be used (`what`: how to call it, default "the text")."""
     if not isinstance(text, str):
-        raise ValueError(f"{what} must be text")
+        raise ValueError(tr("{what} must be text", what=what or tr("the text")))
     text = text.strip()
     if not text:
-        raise ValueError(f"{what} is empty: type a sentence")
+        raise ValueError(tr("{what} is empty: type a sentence", what=what or tr("the text")))
     return text
 
 
-def read_upload(raw: bytes, name: str = "the file") -> tuple[str, str]:
+def read_upload(raw: bytes, name: str | None = None) -> tuple[str, str]:
     """(an uploaded file's text, a note: "" or the line saying it was cut). Only the first MAX_UPLOAD_BYTES are
     decoded, whatever the file's size; ValueError naming the first byte that is not UTF-8."""
     from tl_core import safeio
 
+    name = name or tr("the file")
     body, cut = safeio.text_prefix(raw, MAX_UPLOAD_BYTES, name)
-    note = (f"{name} is {len(raw) / 2 ** 20:,.0f} MB: only its first {MAX_UPLOAD_BYTES // 1024} KB are read."
+    kb = MAX_UPLOAD_BYTES // 1024
+    note = (tr("{name} is {mb} MB: only its first {kb} KB are read.", name=name, mb=fmt(len(raw) / 2 ** 20), kb=kb)
             if cut and len(raw) >= 2 ** 20 else
-            f"{name} is {len(raw) / 1024:,.0f} KB: only its first {MAX_UPLOAD_BYTES // 1024} KB are read." if cut
-            else "")
+            tr("{name} is {size} KB: only its first {kb} KB are read.", name=name, size=fmt(len(raw) / 1024), kb=kb)
+            if cut else "")
     return check_text(body, name), note
 
 
-def decode_upload(raw: bytes, name: str = "the file") -> str:
+def decode_upload(raw: bytes, name: str | None = None) -> str:
     """An uploaded file's text (its first MAX_UPLOAD_BYTES), or ValueError naming the first byte that is not UTF-8."""
     return read_upload(raw, name)[0]
 
@@ -353,7 +357,7 @@ def embed(model: nn.Module, texts: list[str], max_length: int = MAX_TOKENS, batc
 
 def nearest(model: nn.Module, sentence: str, texts: list[str], labels: list[str], k: int = 3) -> list[dict]:
     """The k training sentences closest to `sentence` by cosine similarity of the model's embeddings."""
-    sentence = check_text(sentence, "the sentence")[:MAX_COUNT_CHARS]   # the model reads 256 tokens of it
+    sentence = check_text(sentence, tr("the sentence"))[:MAX_COUNT_CHARS]   # the model reads 256 tokens of it
     vectors = embed(model, [sentence] + list(texts))
     sims = (vectors[1:] @ vectors[0]).tolist()
     order = np.argsort(sims)[::-1][:k]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from tl_core import audio, safeio, userdata
+from tl_core.i18n import N_, fmt, tr
 
 UPLOAD_LIMIT_MB = userdata.UPLOAD_LIMIT_MB
 MAX_ENTRIES = 5_000
@@ -36,14 +37,15 @@ KEEP_SECONDS = 3.0                  # the loudest stretch kept of a longer clip
 SILENCE = 10 ** (-50 / 20)          # peak under -50 dBFS: nothing was said
 SUFFIXES = {".wav", ".flac", ".ogg", ".oga"}
 FORMATS = {"WAV", "WAVEX", "FLAC", "OGG"}
-LAYOUT = ("Expected layout: one folder per class with its clips inside, e.g. yes/1.wav, yes/2.wav, no/1.flac "
-          "(one extra top folder, like my_words/yes/1.wav, is fine).")
+LAYOUT = N_("Expected layout: one folder per class with its clips inside, e.g. yes/1.wav, yes/2.wav, no/1.flac "
+            "(one extra top folder, like my_words/yes/1.wav, is fine).")   # tr(LAYOUT) where it is shown
 
 
 def limits_text() -> str:
-    return (f"WAV, FLAC or OGG; at most {MAX_CLIP_SECONDS:g} s and {MAX_FILE_BYTES // 2 ** 20} MB per clip, at least "
-            f"{MIN_SECONDS:g} s of sound; {MAX_CLIPS:,} clips, {MAX_AUDIO_SECONDS / 60:g} minutes of audio and "
-            f"{MAX_TOTAL_BYTES // 2 ** 20} MB unpacked per upload")
+    return tr("WAV, FLAC or OGG; at most {seconds} s and {mb} MB per clip, at least {least} s of sound; {clips} clips, "
+              "{minutes} minutes of audio and {total} MB unpacked per upload", seconds=fmt(MAX_CLIP_SECONDS, "g"),
+              mb=MAX_FILE_BYTES // 2 ** 20, least=fmt(MIN_SECONDS, "g"), clips=fmt(MAX_CLIPS, ","),
+              minutes=fmt(MAX_AUDIO_SECONDS / 60, "g"), total=MAX_TOTAL_BYTES // 2 ** 20)
 
 
 class BadClip(ValueError):
@@ -60,30 +62,32 @@ def decode(raw: bytes, budget: safeio.Budget | None = None) -> np.ndarray:
     import soundfile as sf
 
     if len(raw) > MAX_FILE_BYTES:
-        raise BadClip(f"larger than {MAX_FILE_BYTES // 2 ** 20} MB")
+        raise BadClip(tr("larger than {mb} MB", mb=MAX_FILE_BYTES // 2 ** 20))
     try:
         f = sf.SoundFile(io.BytesIO(raw))
     except Exception:  # noqa: BLE001 - libsndfile's errors for a file it cannot parse
-        raise BadClip("not an audio file that can be read (use WAV, FLAC or OGG)") from None
+        raise BadClip(tr("not an audio file that can be read (use WAV, FLAC or OGG)")) from None
     with f:
         if f.format not in FORMATS:
-            raise BadClip(f"{f.format} audio is not supported (use WAV, FLAC or OGG)")
+            raise BadClip(tr("{format} audio is not supported (use WAV, FLAC or OGG)", format=f.format))
         rate, channels, frames = f.samplerate, f.channels, f.frames
         if not 8_000 <= rate <= MAX_RATE:
-            raise BadClip(f"sample rate {rate:,} Hz is outside 8,000-{MAX_RATE:,} Hz")
+            raise BadClip(tr("sample rate {rate} Hz is outside {lo}-{hi} Hz", rate=fmt(rate, ","), lo=fmt(8_000, ","),
+                             hi=fmt(MAX_RATE, ",")))
         if not 1 <= channels <= MAX_CHANNELS:
-            raise BadClip(f"{channels} channels: only mono or stereo clips are read")
+            raise BadClip(tr("{n} channels: only mono or stereo clips are read", n=channels))
         cap = int(MAX_CLIP_SECONDS * rate)
         if frames > cap:
-            raise BadClip(f"{frames / rate:,.0f} s long: the limit is {MAX_CLIP_SECONDS:g} s per clip (cut it shorter)")
+            raise BadClip(tr("{s} s long: the limit is {most} s per clip (cut it shorter)", s=fmt(frames / rate),
+                             most=fmt(MAX_CLIP_SECONDS, "g")))
         if budget is not None:
             budget.spend_audio(max(frames, 0) / rate)   # from the header, before a sample is decoded
         try:
             x = f.read(frames=cap + 1, dtype="float32", always_2d=True)
         except Exception as err:  # noqa: BLE001 - truncated or damaged data
-            raise BadClip(f"damaged audio ({type(err).__name__})") from None
+            raise BadClip(tr("damaged audio ({error})", error=type(err).__name__)) from None
     if len(x) > cap:
-        raise BadClip(f"longer than the {MAX_CLIP_SECONDS:g} s its header declares or the limit allows")
+        raise BadClip(tr("longer than the {s} s its header declares or the limit allows", s=fmt(MAX_CLIP_SECONDS, "g")))
     return prepare(x.mean(axis=1), rate)
 
 
@@ -91,14 +95,15 @@ def prepare(x: np.ndarray, rate: int) -> np.ndarray:
     """A float mono waveform → int16 at 16 kHz, trimmed to its sound, at most KEEP_SECONDS (its loudest part)."""
     x = np.nan_to_num(np.asarray(x, np.float32))
     if not len(x) or float(np.abs(x).max()) < SILENCE:
-        raise BadClip("silent: no sound was recorded (check the microphone)")
+        raise BadClip(tr("silent: no sound was recorded (check the microphone)"))
     if rate != audio.RATE:
         import librosa  # soxr's high-quality resampler underneath
 
         x = librosa.resample(x, orig_sr=rate, target_sr=audio.RATE)
     x = trim(x)
     if len(x) < MIN_SECONDS * audio.RATE:
-        raise BadClip(f"only {len(x) / audio.RATE:.2f} s of sound: say the word for at least {MIN_SECONDS:g} s")
+        raise BadClip(tr("only {s} s of sound: say the word for at least {least} s", s=fmt(len(x) / audio.RATE, ".2f"),
+                         least=fmt(MIN_SECONDS, "g")))
     keep = int(KEEP_SECONDS * audio.RATE)
     if len(x) > keep:
         energy = np.convolve(x ** 2, np.ones(keep, np.float32), "valid")
@@ -156,13 +161,13 @@ class UserClips:
     def add_class(self, name: str) -> "UserClips":
         name = userdata.check_class_name(name)
         if name in self.classes:
-            raise ValueError(f"there is already a class named {name!r}")
+            raise ValueError(tr("there is already a class named {name}", name=repr(name)))
         return replace(self, classes=self.classes + (name,))
 
     def add_clip(self, class_name: str, raw: bytes, name: str, budget: safeio.Budget | None = None) -> "UserClips":
         """Decode one recording or file and add it to `class_name` (created if new); BadClip with the reason."""
         if len(self) >= MAX_CLIPS:
-            raise BadClip(f"the set already holds the maximum of {MAX_CLIPS:,} clips")
+            raise BadClip(tr("the set already holds the maximum of {n} clips", n=fmt(MAX_CLIPS, ",")))
         wave = decode(raw, budget)
         s = self if userdata.check_class_name(class_name) in self.classes else self.add_class(class_name)
         return replace(s, waves=s.waves + (wave,), labels=s.labels + (s.classes.index(class_name.strip()),),
@@ -172,13 +177,14 @@ class UserClips:
         counts = self.counts()
         full = [c for c, n in counts.items() if n > 0]
         if len(full) < 2:
-            found = ", ".join(f"{c!r} ({n} clip{'s' * (n != 1)})" for c, n in counts.items()) or "none"
-            return [f"Training needs at least 2 classes with clips to tell apart; found {len(full)} (classes: "
-                    f"{found}). Record or upload clips for another class."]
+            found = ", ".join(tr("{name} ({n} clip)", name=repr(c), n=n) if n == 1 else
+                              tr("{name} ({n} clips)", name=repr(c), n=n) for c, n in counts.items()) or tr("none")
+            return [tr("Training needs at least 2 classes with clips to tell apart; found {n} (classes: {found}). "
+                       "Record or upload clips for another class.", n=len(full), found=found)]
         if min(n for n in counts.values() if n) < 2:
             short = [c for c, n in counts.items() if n == 1]
-            return [f"Class {short[0]!r} has only 1 clip, so none is left to validate on: record at least 2 per "
-                    f"class (5 or more is better)."]
+            return [tr("Class {name} has only 1 clip, so none is left to validate on: record at least 2 per class (5 "
+                       "or more is better).", name=repr(short[0]))]
         return []
 
     def ready(self) -> "UserClips":
@@ -212,11 +218,11 @@ class UserClips:
             classes = tuple(json.loads(meta["classes"]))
             samples, lengths, labels = t["samples"], t["lengths"], t["labels"]
         except Exception as err:  # noqa: BLE001 - the library's own errors for a corrupt blob
-            raise ValueError(f"the clips sent with the run could not be read ({err})") from None
+            raise ValueError(tr("the clips sent with the run could not be read ({error})", error=err)) from None
         if (samples.dtype != torch.int16 or lengths.shape != labels.shape or int(lengths.sum()) != len(samples)
                 or (len(lengths) and (int(lengths.min()) < 1 or int(labels.min()) < 0
                                       or int(labels.max()) >= len(classes)))):
-            raise ValueError("the clips sent with the run are not a set of labelled clips")
+            raise ValueError(tr("the clips sent with the run are not a set of labelled clips"))
         waves = tuple(c.numpy().copy() for c in torch.split(samples, lengths.tolist())) if len(lengths) else ()
         return cls(waves, tuple(labels.tolist()), classes, source=meta.get("source", "your clips"))
 
@@ -255,23 +261,22 @@ def read_zip(source, label: str | None = None) -> UserClips:
         loose = [i.filename for p, i in files if len(p) == 1]
         files = sorted(((p, i) for p, i in files if len(p) > 1), key=lambda f: f[1].filename)
         if not files:
-            found = f" It holds only loose files such as {loose[0]!r}." if loose else " It holds no files."
-            raise ValueError(f"{label} has no class folders with files.{found} {LAYOUT}")
+            raise ValueError(safeio.no_class_folders(label, loose, tr(LAYOUT)))
         clips = UserClips(source=label, classes=tuple(sorted({userdata.check_class_name(p[0]) for p, _ in files},
                                                               key=str.lower)))
-        skipped = [userdata.Skipped(n, "not inside a class folder") for n in loose]
+        skipped = [userdata.Skipped(n, tr("not inside a class folder")) for n in loose]
         notes, budget = [], upload_budget()
         for parts, info in files:
             if Path(parts[-1]).suffix.lower() not in SUFFIXES:
-                skipped.append(userdata.Skipped(info.filename, f"not a WAV, FLAC or OGG file "
-                                                               f"({Path(parts[-1]).suffix or 'no extension'})"))
+                skipped.append(userdata.Skipped(info.filename, tr("not a WAV, FLAC or OGG file ({suffix})",
+                                                                  suffix=Path(parts[-1]).suffix or tr("no extension"))))
                 continue
             try:
                 budget.check_time()
-                raw = safeio.read_entry(zf, info, label, budget, MAX_FILE_BYTES, name="this file")
+                raw = safeio.read_entry(zf, info, label, budget, MAX_FILE_BYTES, name=tr("this file"))
                 clips = clips.add_clip(parts[0], raw, info.filename, budget)
             except safeio.BudgetSpent as err:
-                notes.append(f"Stopped after {len(clips)} clips: {err}; the rest were skipped.")
+                notes.append(tr("Stopped after {n} clips: {why}; the rest were skipped.", n=len(clips), why=err))
                 break
             except ValueError as err:   # BadClip, or a lying, damaged or bzip2/LZMA entry
                 skipped.append(userdata.Skipped(info.filename, str(err)))

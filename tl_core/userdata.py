@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from tl_core import data, safeio
+from tl_core.i18n import N_, fmt, tr
 
 # ---- limits: stated in every refusal and on the page ------------------------------------------------
 UPLOAD_LIMIT_MB = 200                 # .streamlit/config.toml server.maxUploadSize (the page's upload cap)
@@ -53,16 +54,18 @@ MAX_CLASS_NAME = 60
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"}
 IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
-LAYOUT = ("Expected layout: one folder per class with its images inside, e.g. cat/1.jpg, cat/2.jpg, dog/1.jpg "
-          "(one extra top folder, like my_photos/cat/1.jpg, is fine).")
+LAYOUT = N_("Expected layout: one folder per class with its images inside, e.g. cat/1.jpg, cat/2.jpg, dog/1.jpg "
+            "(one extra top folder, like my_photos/cat/1.jpg, is fine).")   # tr(LAYOUT) where it is shown
 
 
 def limits_text() -> str:
-    return (f"upload up to {UPLOAD_LIMIT_MB} MB; at most {MAX_ENTRIES:,} files in the zip, {MAX_IMAGES:,} images, "
-            f"{MAX_TOTAL_BYTES // 2 ** 20:,} MB uncompressed in all, {MAX_FILE_BYTES // 2 ** 20} MB per file, "
-            f"compression ratio {MAX_RATIO}:1 per file over 1 MB, {MAX_PIXELS / 1e6:.0f} megapixels per image "
-            f"(bigger JPEGs are decoded at reduced scale), {MAX_UPLOAD_PIXELS / 1e6:,.0f} megapixels decoded and "
-            f"{MAX_DECODE_SECONDS} s per upload (JPEGs count at the scale they are decoded at)")
+    return tr("upload up to {upload} MB; at most {entries} files in the zip, {images} images, {total} MB uncompressed "
+              "in all, {file} MB per file, compression ratio {ratio}:1 per file over 1 MB, {pixels} megapixels per "
+              "image (bigger JPEGs are decoded at reduced scale), {upload_pixels} megapixels decoded and {seconds} s "
+              "per upload (JPEGs count at the scale they are decoded at)", upload=UPLOAD_LIMIT_MB,
+              entries=fmt(MAX_ENTRIES, ","), images=fmt(MAX_IMAGES, ","), total=fmt(MAX_TOTAL_BYTES // 2 ** 20, ","),
+              file=MAX_FILE_BYTES // 2 ** 20, ratio=MAX_RATIO, pixels=fmt(MAX_PIXELS / 1e6, ".0f"),
+              upload_pixels=fmt(MAX_UPLOAD_PIXELS / 1e6), seconds=MAX_DECODE_SECONDS)
 
 
 class BadImage(ValueError):
@@ -111,17 +114,18 @@ def decode(raw: bytes, size: int = STORE_SIZE, budget: safeio.Budget | None = No
         try:
             img = Image.open(io.BytesIO(raw))
         except Image.DecompressionBombError as err:
-            raise BadImage(f"refused: too many pixels, could be a decompression bomb ({err})") from None
+            raise BadImage(tr("refused: too many pixels, could be a decompression bomb ({error})", error=err)) from None
         except Image.UnidentifiedImageError:
-            raise BadImage("not an image Pillow can read") from None
+            raise BadImage(tr("not an image Pillow can read")) from None
         except Exception as err:  # noqa: BLE001 - any parser failure is a corrupt file
-            raise BadImage(f"corrupt image ({type(err).__name__}: {err})") from None
+            raise BadImage(tr("corrupt image ({error})", error=f"{type(err).__name__}: {err}")) from None
         with img:
             if img.format not in FORMATS:
-                raise BadImage(f"{img.format} images are not supported (use JPEG, PNG, WebP, BMP, GIF or TIFF)")
+                raise BadImage(tr("{format} images are not supported (use JPEG, PNG, WebP, BMP, GIF or TIFF)",
+                                  format=img.format))
             w, h = img.size
             if w < 1 or h < 1:
-                raise BadImage("image has no pixels")
+                raise BadImage(tr("image has no pixels"))
             if img.format in ("JPEG", "MPO"):
                 # decode at 1/2..1/8 scale: draft picks the smallest scale at least as big as asked. Over the limit,
                 # asking for half of what fits under it lands between half and all of it; under it, twice the
@@ -130,8 +134,9 @@ def decode(raw: bytes, size: int = STORE_SIZE, budget: safeio.Budget | None = No
                 img.draft(None, (max(size, int(w * s)), max(size, int(h * s))) if w * h > MAX_PIXELS
                           else (2 * size, 2 * size))
             if img.size[0] * img.size[1] > MAX_PIXELS:
-                raise BadImage(f"refused: {w}×{h} px is {w * h / 1e6:.0f} megapixels, over the "
-                               f"{MAX_PIXELS / 1e6:.0f}-megapixel limit (save it smaller, or as JPEG)")
+                raise BadImage(tr("refused: {w}×{h} px is {mp} megapixels, over the {most}-megapixel limit (save it "
+                                  "smaller, or as JPEG)", w=w, h=h, mp=fmt(w * h / 1e6, ".0f"),
+                                  most=fmt(MAX_PIXELS / 1e6, ".0f")))
             if budget is not None:
                 budget.spend_pixels(img.size[0] * img.size[1])   # from the header, before a pixel is decoded
             try:
@@ -140,7 +145,7 @@ def decode(raw: bytes, size: int = STORE_SIZE, budget: safeio.Budget | None = No
                 img.load()
                 rgb = _to_rgb(img)
             except Exception as err:  # noqa: BLE001 - truncated data, bad chunks, unsupported modes
-                raise BadImage(f"corrupt image ({type(err).__name__}: {err})") from None
+                raise BadImage(tr("corrupt image ({error})", error=f"{type(err).__name__}: {err}")) from None
     w, h = rgb.size
     side = min(w, h)  # centre crop to a square, then resize (reducing_gap: fast and still antialiased)
     box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
@@ -182,11 +187,11 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def check_class_name(name: str) -> str:
     name = str(name).strip()
     if not name:
-        raise ValueError("a class needs a name")
+        raise ValueError(tr("a class needs a name"))
     if len(name) > MAX_CLASS_NAME:
-        raise ValueError(f"class name {name[:20]!r}… is longer than {MAX_CLASS_NAME} characters")
+        raise ValueError(tr("class name {name}… is longer than {n} characters", name=repr(name[:20]), n=MAX_CLASS_NAME))
     if re.search(r"[/\\\x00-\x1f]", name) or name in (".", ".."):
-        raise ValueError(f"class name {name!r} may not contain '/', '\\' or control characters")
+        raise ValueError(tr("class name {name} may not contain '/', '\\' or control characters", name=repr(name)))
     return name
 
 
@@ -230,16 +235,16 @@ class UserImages:
     def add_class(self, name: str) -> "UserImages":
         name = check_class_name(name)
         if name in self.classes:
-            raise ValueError(f"there is already a class named {name!r}")
+            raise ValueError(tr("there is already a class named {name}", name=repr(name)))
         return replace(self, classes=self.classes + (name,))
 
     def add_image(self, class_name: str, raw: bytes, name: str, budget: safeio.Budget | None = None) -> "UserImages":
         """Decode and append one image to `class_name` (created if new). Raises BadImage with the reason, and
         safeio.BudgetSpent when `budget` (one batch of uploads) is spent."""
         if len(self) >= MAX_IMAGES:
-            raise BadImage(f"the set already holds the maximum of {MAX_IMAGES:,} images")
+            raise BadImage(tr("the set already holds the maximum of {n} images", n=fmt(MAX_IMAGES, ",")))
         if len(raw) > MAX_FILE_BYTES:
-            raise BadImage(f"larger than {MAX_FILE_BYTES // 2 ** 20} MB")
+            raise BadImage(tr("larger than {mb} MB", mb=MAX_FILE_BYTES // 2 ** 20))
         if budget is not None:
             budget.check_time()
         img = torch.from_numpy(decode(raw, budget=budget)).permute(2, 0, 1)[None]
@@ -255,7 +260,7 @@ class UserImages:
         new = [check_class_name(renames.get(c, c)) for c in keep]
         dupes = sorted({n for n in new if new.count(n) > 1})
         if dupes:
-            raise ValueError(f"two classes would be named {dupes[0]!r}: give each class its own name")
+            raise ValueError(tr("two classes would be named {name}: give each class its own name", name=repr(dupes[0])))
         remap = torch.tensor([keep.index(c) if c in keep else -1 for c in self.classes] or [0], dtype=torch.long)
         labels = remap[self.labels] if len(self) else self.labels
         rows = (labels >= 0).nonzero().flatten()
@@ -279,8 +284,10 @@ class UserImages:
                 rows.append(i)
                 labels.append(key[0])
         cut = len(other) - twice - len(rows)
-        notes = ((f"{twice} image(s) of {other.source} were already in their class: added once.",) * bool(twice)
-                 + (f"{cut} image(s) of {other.source} did not fit: a set holds at most {MAX_IMAGES:,}.",) * bool(cut))
+        notes = ((tr("{n} image(s) of {source} were already in their class: added once.", n=twice,
+                     source=other.source),) * bool(twice)
+                 + (tr("{n} image(s) of {source} did not fit: a set holds at most {most}.", n=cut, source=other.source,
+                       most=fmt(MAX_IMAGES, ",")),) * bool(cut))
         names = (self.names + tuple(other.names[i] for i in rows)
                  if len(self.names) == len(self) and len(other.names) == len(other) else ())
         return UserImages(torch.cat([self.images, other.images[rows]]),
@@ -294,27 +301,30 @@ class UserImages:
         counts = self.counts()
         with_images = [c for c, n in counts.items() if n > 0]
         if len(with_images) < 2:
-            found = ", ".join(f"{c!r} ({n} image{'s' * (n != 1)})" for c, n in counts.items()) or "none"
-            return [f"Transfer Lab needs at least 2 classes with images to tell apart; found {len(with_images)} "
-                    f"with images (classes: {found}). Add another class folder (or webcam class) with images."]
+            found = ", ".join(tr("{name} ({n} image)", name=repr(c), n=n) if n == 1 else
+                              tr("{name} ({n} images)", name=repr(c), n=n) for c, n in counts.items()) or tr("none")
+            return [tr("Transfer Lab needs at least 2 classes with images to tell apart; found {n} with images "
+                       "(classes: {found}). Add another class folder (or webcam class) with images.",
+                       n=len(with_images), found=found)]
         if max(counts.values()) < 2:
-            return ["Every class has only 1 image, so none is left for validation: add at least 2 images to "
-                    "some class (5 or more per class is better)."]
+            return [tr("Every class has only 1 image, so none is left for validation: add at least 2 images to "
+                       "some class (5 or more per class is better).")]
         return []
 
     def warnings(self, val_fraction: float = 0.15) -> list[str]:
         out = list(self.notes)
         for c, n in self.counts().items():
             if n == 0:
-                out.append(f"Class {c!r} has no images: it is left out of training.")
+                out.append(tr("Class {name} has no images: it is left out of training.", name=repr(c)))
             elif n == 1:
-                out.append(f"Class {c!r} has only 1 image: it is used for training and the class gets no "
-                           f"validation image, so its accuracy cannot be measured. Add at least one more.")
+                out.append(tr("Class {name} has only 1 image: it is used for training and the class gets no "
+                              "validation image, so its accuracy cannot be measured. Add at least one more.",
+                              name=repr(c)))
             else:
                 v = data.val_count(n, val_fraction)
                 if n < 5:
-                    out.append(f"Class {c!r} has only {n} images ({n - v} to train, {v} to validate): "
-                               f"5 or more per class give a steadier result.")
+                    out.append(tr("Class {name} has only {n} images ({train} to train, {val} to validate): 5 or more "
+                                  "per class give a steadier result.", name=repr(c), n=n, train=n - v, val=v))
         return out
 
     # -- conversions
@@ -344,12 +354,12 @@ class UserImages:
             meta = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")]).get("__metadata__") or {}
             classes, source = tuple(json.loads(meta["classes"])), meta.get("source", "your images")
         except Exception as err:  # noqa: BLE001 - the library's own errors for a corrupt blob
-            raise ValueError(f"the images sent with the run could not be read ({err})") from None
+            raise ValueError(tr("the images sent with the run could not be read ({error})", error=err)) from None
         images, labels = tensors.get("images"), tensors.get("labels")
         if (images is None or labels is None or images.dtype != torch.uint8 or images.ndim != 4
                 or tuple(images.shape[1:]) != (3, STORE_SIZE, STORE_SIZE) or labels.shape != (images.shape[0],)
                 or (len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)))):
-            raise ValueError("the images sent with the run are not a set of labelled images")
+            raise ValueError(tr("the images sent with the run are not a set of labelled images"))
         return cls(images, labels.long(), classes, source=source)
 
     def to_zip(self) -> bytes:
@@ -378,12 +388,12 @@ def _ignored(parts: tuple[str, ...]) -> bool:
 
 def open_zip(source, label: str) -> zipfile.ZipFile:
     if isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise ValueError(f"{label}: no such file")
+        raise ValueError(tr("{label}: no such file", label=label))
     try:
         return safeio.open_zip(source, label)
     except safeio.RefusedFile:
-        raise safeio.RefusedFile(f"{label} is not a zip file (or a damaged one). Make a zip of your class "
-                             f"folders. {LAYOUT}") from None
+        raise safeio.RefusedFile(tr("{label} is not a zip file (or a damaged one). Make a zip of your class folders. "
+                                    "{layout}", label=label, layout=tr(LAYOUT))) from None
 
 
 def check_entries(infos: list[zipfile.ZipInfo], label: str) -> None:
@@ -420,9 +430,8 @@ def read_zip(source, label: str | None = None) -> UserImages:
         loose = [i.filename for p, i in files if len(p) == 1]
         files = [(p, i) for p, i in files if len(p) > 1]
         if not files:
-            found = f" It holds only loose files such as {loose[0]!r}." if loose else " It holds no files."
-            raise ValueError(f"{label} has no class folders with files.{found} {LAYOUT}")
-        skipped += [Skipped(n, "not inside a class folder") for n in loose]
+            raise ValueError(safeio.no_class_folders(label, loose, tr(LAYOUT)))
+        skipped += [Skipped(n, tr("not inside a class folder")) for n in loose]
         classes = sorted({p[0] for p, _ in files} | {f[0] for f in folders}, key=str.lower)
         classes = tuple(check_class_name(c) for c in classes)
         images, labels, names, notes = [], [], [], []
@@ -432,30 +441,33 @@ def read_zip(source, label: str | None = None) -> UserImages:
         for parts, info in files:
             name = info.filename
             if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append(Skipped(name, f"not an image file ({Path(parts[-1]).suffix or 'no extension'})"))
+                skipped.append(Skipped(name, tr("not an image file ({suffix})",
+                                                suffix=Path(parts[-1]).suffix or tr("no extension"))))
                 continue
             if info.flag_bits & 0x1:
-                skipped.append(Skipped(name, "password-protected"))
+                skipped.append(Skipped(name, tr("password-protected")))
                 left -= 1
                 continue
             if info.file_size > MAX_FILE_BYTES:
-                skipped.append(Skipped(name, f"larger than {MAX_FILE_BYTES // 2 ** 20} MB"))
+                skipped.append(Skipped(name, tr("larger than {mb} MB", mb=MAX_FILE_BYTES // 2 ** 20)))
                 left -= 1
                 continue
             if tried >= MAX_IMAGES:
-                notes.append(f"Only the first {MAX_IMAGES:,} image files were read (the limit); the rest were "
-                             f"skipped.")
+                notes.append(tr("Only the first {n} image files were read (the limit); the rest were skipped.",
+                                n=fmt(MAX_IMAGES, ",")))
                 break
             read = tried
             try:
                 if tried:
                     budget.check_time()
                 tried += 1
-                images.append(decode(safeio.read_entry(zf, info, label, budget, MAX_FILE_BYTES, name="this file"),
-                                     budget=budget))
+                images.append(decode(safeio.read_entry(zf, info, label, budget, MAX_FILE_BYTES,
+                                                       name=tr("this file")), budget=budget))
             except safeio.BudgetSpent as err:
-                notes.append(f"Stopped after {read:,} image file{'s' * (read != 1)}: {err}; the remaining "
-                             f"{left:,} were skipped.")
+                fill = dict(n=fmt(read, ","), why=err, left=fmt(left, ","))
+                notes.append(tr("Stopped after {n} image file: {why}; the remaining {left} were skipped.", **fill)
+                             if read == 1 else
+                             tr("Stopped after {n} image files: {why}; the remaining {left} were skipped.", **fill))
                 break
             except ValueError as err:   # BadImage, or safeio.RefusedFile: a lying, damaged or bzip2/LZMA entry
                 skipped.append(Skipped(name, str(err)))

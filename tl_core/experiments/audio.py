@@ -25,6 +25,7 @@ import torch
 from tl_core import audio, backbones, claims, contract, finetuning, freeze, narration
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit, predict
 
@@ -160,9 +161,9 @@ class AudioResult(contract.ConditionsResult):
     def verdict(self) -> Verdict:
         if self.status != "finished":
             return self.ended_early()
-        what = "words" if self.config.task == "words" else "voices"
-        return compare(self.values(), f"{self.config.shots} clips per class ({what}, chance "
-                                      f"{1 / max(len(self.classes), 1):.0%})")
+        fill = dict(n=self.config.shots, chance=fmt(1 / max(len(self.classes), 1), ".0%"))
+        return compare(self.values(), tr("{n} clips per class (words, chance {chance})", **fill)
+                       if self.config.task == "words" else tr("{n} clips per class (voices, chance {chance})", **fill))
 
 
 def interval(values: list[float]) -> list[float]:
@@ -196,15 +197,16 @@ def compare(values: dict[str, dict[int, float]], where: str, scratch: str = "scr
     claim, pre = claim_of(values), pretraining_of(values, scratch)
     if claim is None:
         stats = {c: contract.seed_stats(list(v.values())) for c, v in values.items() if v}
-        numbers = "; ".join(f"{labels[c]} {s['mean']:.0%} ± {s['std']:.0%}" for c, s in stats.items())
-        return Verdict("single", f"{numbers} (validation accuracy at {where}). Add another condition to compare.")
-    text = f"At {where}, " + claim.clause(labels[claim.subject], labels[claim.against])
+        numbers = "; ".join(f"{labels[c]} {fmt(s['mean'], '.0%')} ± {fmt(s['std'], '.0%')}" for c, s in stats.items())
+        return Verdict("single", tr("{numbers} (validation accuracy at {where}). Add another condition to compare.",
+                                    numbers=numbers, where=where))
+    text = tr("At {where}, {claim}", where=where, claim=claim.clause(labels[claim.subject], labels[claim.against]))
     if pre is not None and (pre.subject, pre.against) != (claim.subject, claim.against):
-        lead = {"helped": "Pretraining still helped: ", "hurt": "Negative transfer: "}.get(pre.kind,
-                                                                                          "Against scratch: ")
+        lead = {"helped": tr("Pretraining still helped: "), "hurt": tr("Negative transfer: ")}.get(
+            pre.kind, tr("Against scratch: "))
         text += f" {lead}" + pre.sentence(labels[pre.subject], labels[scratch])
         return Verdict(pre.kind if claim.subject == scratch else claim.kind, text)
-    lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: "}.get(claim.kind, "") if pre else ""
+    lead = {"helped": tr("Pretraining helped: "), "hurt": tr("Negative transfer: ")}.get(claim.kind, "") if pre else ""
     return Verdict(claim.kind, lead + text)
 
 

@@ -22,6 +22,7 @@ import torch
 from tl_core import audio, backbones, claims, contract, finetuning, freeze
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, fit
 
@@ -118,15 +119,18 @@ class ShiftResult(contract.ConditionsResult):
         if self.status != "finished":
             return self.ended_early()
         c, p = self.claim(), self.pretraining_claim()
-        where = f"English → Spanish digits, {self.config.shots} clips per digit"
+        where = tr("English → Spanish digits, {n} clips per digit", n=self.config.shots)
         if c is None:
-            numbers = "; ".join(f"{LABELS[k]} {np.mean(list(v.values())):.0%}" for k, v in self.values().items() if v)
-            return Verdict("single", f"{numbers} ({where}). Add another condition to compare.")
+            numbers = "; ".join(f"{LABELS[k]} {fmt(np.mean(list(v.values())), '.0%')}"
+                                for k, v in self.values().items() if v)
+            return Verdict("single", tr("{numbers} ({where}). Add another condition to compare.", numbers=numbers,
+                                        where=where))
         text = f"{where}: " + c.sentence(LABELS[c.subject], LABELS[c.against])
         if p is None:
             return Verdict(c.kind, text)
-        lead = {"helped": "The English pretraining carried over: ", "hurt": "Negative transfer across languages: ",
-                "tie": "Against scratch, the English pretraining is not clearly worth anything here: "}
+        lead = {"helped": tr("The English pretraining carried over: "),
+                "hurt": tr("Negative transfer across languages: "),
+                "tie": tr("Against scratch, the English pretraining is not clearly worth anything here: ")}
         if (p.subject, p.against) != (c.subject, c.against):
             text += " " + lead.get(p.kind, "") + p.sentence(LABELS[p.subject], LABELS["scratch_cnn"])
             return Verdict(p.kind, text)

@@ -35,6 +35,7 @@ from tl_core import device as devices
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import OWN, FinetuneConfig, Trainer, freeze_problem, model_for, splitter, weights_note
+from tl_core.i18n import fmt, tr
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
 
@@ -263,14 +264,14 @@ class SweepResult(contract.Result):
             return self.ended_early()
         found = self.claims()
         if not found:
-            return Verdict("single", "Choose two freeze depths, or weights 'both', to compare.")
+            return Verdict("single", tr("Choose two freeze depths, or weights 'both', to compare."))
         stages = len(backbones.stage_names(self.config.backbone))
         parts = []
         for c in found:
             claim = claims.Claim.from_json(c)
             name = lambda key: key if key == "scratch" else _depth_words(int(key.split("(")[1].split()[0]), stages)  # noqa: E731
-            parts.append(f"{contract.ALL if c['shots'] is None else c['shots']} shots: "
-                         + claim.sentence(name(c["subject"]), name(c["against"])))
+            parts.append(tr("{shots} shots: {claim}", shots=contract.ALL if c["shots"] is None else c["shots"],
+                            claim=claim.sentence(name(c["subject"]), name(c["against"]))))
         kinds = {c["kind"] for c in found}
         return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(parts))
 
@@ -335,8 +336,8 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
 
 def _depth_words(depth: int, stages: int) -> str:
     """A freeze depth in a sentence: 'pretrained, 9 of 10 stages frozen (feature extraction)'."""
-    what = " (feature extraction)" if depth == stages - 1 else " (full fine-tuning)" if depth == 0 else ""
-    return f"pretrained, {depth} of {stages} stages frozen{what}"
+    what = tr(" (feature extraction)") if depth == stages - 1 else tr(" (full fine-tuning)") if depth == 0 else ""
+    return tr("pretrained, {depth} of {stages} stages frozen{what}", depth=depth, stages=stages, what=what)
 
 
 def verdict(result: FinetuneResult) -> Verdict:
@@ -346,10 +347,10 @@ def verdict(result: FinetuneResult) -> Verdict:
     claim = result.claim()
     if claim is None:
         s = result.summary(result.ran()[0])
-        return Verdict("single", f"{result.config.weights}: validation accuracy {s['val_acc']:.1%} ± "
-                                 f"{s['val_acc_std']:.1%} over {len(s['val_acc_seeds'])} seed(s). Choose weights "
-                                 f"'both' to compare with scratch.")
-    lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: ", "tie": "", "single": ""}[claim.kind]
+        fill = dict(acc=fmt(s["val_acc"], ".1%"), std=fmt(s["val_acc_std"], ".1%"), n=len(s["val_acc_seeds"]))
+        return Verdict("single", tr("{weights}: validation accuracy {acc} ± {std} over {n} seed(s). Choose weights "
+                                    "'both' to compare with scratch.", weights=result.config.weights, **fill))
+    lead = {"helped": tr("Pretraining helped: "), "hurt": tr("Negative transfer: ")}.get(claim.kind, "")
     loaded = result.kind == "continue"
     return Verdict(claim.kind, lead + claim.sentence("loaded weights" if loaded else "pretrained", "scratch"))
 

@@ -43,6 +43,7 @@ from tl_core.gtl_lab import (
     pretrain_and_scout,
     train_target,
 )
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 
 # Searched on validation draws (seed 100 and 200, 5 seeds each; about 3,150 settings of the existing knobs): the
@@ -171,8 +172,8 @@ def _run(cfg: GTLConfig, dev: torch.device, progress: Progress | None, should_st
 
 def freedom(guide: dict) -> str:
     """How much of the body the guide leaves free, in words: its mean and the share of weights above 0.5."""
-    return (f"the guide leaves {guide['fraction_above_half']:.1%} of the body's weights more than half free (mean "
-            f"guide {guide['mean']:.2f})")
+    return tr("the guide leaves {share} of the body's weights more than half free (mean guide {mean})",
+              share=fmt(guide["fraction_above_half"], ".1%"), mean=fmt(guide["mean"], ".2f"))
 
 
 def verdict(result: GTLResult) -> Verdict:
@@ -182,17 +183,19 @@ def verdict(result: GTLResult) -> Verdict:
         return result.ended_early()
     claim = result.claim()
     if claim is None:
-        return Verdict("single", "Nothing to compare: guided or its baselines have no finished run.")
+        return Verdict("single", tr("Nothing to compare: guided or its baselines have no finished run."))
     guide = result.guide_summary()
-    text = claim.sentence(NAMES["guided"], NAMES[claim.against]) + f" Here {freedom(guide)}"
+    text = claim.sentence(NAMES["guided"], NAMES[claim.against])
     if guide["fraction_above_half"] < 0.05 and claim.against == "freeze_head_only":
-        text += ", so guided fine-tuning is almost the same experiment as freezing the body"
-    text += "."
+        text += tr(" Here {freedom}, so guided fine-tuning is almost the same experiment as freezing the body.",
+                   freedom=freedom(guide))
+    else:
+        text += tr(" Here {freedom}.", freedom=freedom(guide))
     means = {c: result.summary(c)["val_acc_mean"] for c in CONDITIONS}
     if means["freeze_head_only"] < means["scratch"] - 0.05:
-        text += (f" Freezing the source features (head only, {means['freeze_head_only']:.1%}) trails scratch "
-                 f"({means['scratch']:.1%}): this source transfers poorly, so keeping weights near it, which is "
-                 "what guidance does, has little to offer.")
+        text += tr(" Freezing the source features (head only, {head}) trails scratch ({scratch}): this source "
+                   "transfers poorly, so keeping weights near it, which is what guidance does, has little to offer.",
+                   head=fmt(means["freeze_head_only"], ".1%"), scratch=fmt(means["scratch"], ".1%"))
     return Verdict(claim.kind, text)
 
 

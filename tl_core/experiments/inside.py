@@ -40,6 +40,7 @@ from tl_core.cka import linear_cka
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import FinetuneConfig, FinetuneRun, Trainer, relative_change
 from tl_core.gradcam import AUTO, CAM_SIDE, cam_choice, cam_stage, gradcam, map_correlation, spatial_sizes
+from tl_core.i18n import tr
 from tl_core.probes import EMBEDDINGS, probe, project, stage_features
 from tl_core.serve.estimates import units
 
@@ -287,25 +288,31 @@ class InsideResult(contract.Result):
         if self.status != "finished" or not self.done():
             return self.ended_early()
         early, late = self.halves()
-        span = lambda names: names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"  # noqa: E731
-        what = "linear-probe accuracy, mean over those stages"
+        span = lambda names: names[0] if len(names) == 1 else tr("{first} to {last}",  # noqa: E731
+                                                                  first=names[0], last=names[-1])
+        what = tr("linear-probe accuracy, mean over those stages")
         c, e = self.claim_probe("late"), self.claim_probe("early")
-        lead = {"helped": "Pretrained features separate the classes better than random ones in the late stages. ",
-                "hurt": "Here random features separate the classes better than pretrained ones in the late stages. "
-                }.get(c.kind, "")
-        text = f"{lead}Late stages ({span(late)}): {c.sentence('pretrained', 'random', what)}"
+        lead = {"helped": tr("Pretrained features separate the classes better than random ones in the late stages. "),
+                "hurt": tr("Here random features separate the classes better than pretrained ones in the late "
+                           "stages. ")}.get(c.kind, "")
+        text = lead + tr("Late stages ({stages}): {claim}", stages=span(late),
+                         claim=c.sentence("pretrained", "random", what))
         if e is not None:
-            text += f" Early stages ({span(early)}): {e.sentence('pretrained', 'random', what)}"
+            text += tr(" Early stages ({stages}): {claim}", stages=span(early),
+                       claim=e.sentence("pretrained", "random", what))
         better = self.better_at()
-        text += (f" Stage by stage, pretrained features beat random ones by the rule at {', '.join(better)}." if better
-                 else " Stage by stage, pretrained features beat random ones by the rule at no probed stage.")
+        text += (tr(" Stage by stage, pretrained features beat random ones by the rule at {stages}.",
+                    stages=", ".join(better)) if better
+                 else tr(" Stage by stage, pretrained features beat random ones by the rule at no probed stage."))
         cka = self.claim_cka()
         if cka is not None:
-            text += " Under fine-tuning: " + cka.sentence("the late-stage average", "the early-stage average",
-                                                          "1 − linear CKA (how far the representation moved)")
+            moved = cka.sentence(tr("the late-stage average"), tr("the early-stage average"),
+                                 tr("1 − linear CKA (how far the representation moved)"))
+            text += tr(" Under fine-tuning: {claim}", claim=moved)
             changed = self.changed_at()
-            text += (f" CKA is below 1 by the rule at {len(changed)} of {len(self.stages)} probed stages, first at "
-                     f"{changed[0]}." if changed else " CKA is below 1 by the rule at no probed stage.")
+            text += (tr(" CKA is below 1 by the rule at {n} of {total} probed stages, first at {first}.",
+                        n=len(changed), total=len(self.stages), first=changed[0]) if changed
+                     else tr(" CKA is below 1 by the rule at no probed stage."))
         return Verdict(c.kind, text)
 
 

@@ -23,6 +23,7 @@ from tl_core import backbones, claims, contract, data, finetuning, narration
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import relative_change
+from tl_core.i18n import tr
 from tl_core.serve.estimates import units
 
 _DATASETS = tuple(d for d in data.DATASETS if d != "shapes")   # the real images
@@ -229,16 +230,18 @@ class LayersResult(contract.Result):
             return self.ended_early()
         claim = self.claim()
         early, late = self.halves()
-        what = (f"Under full fine-tuning, the late stages ({late[0]} to {late[-1]}) and the early ones ({early[0]} to "
-                f"{early[-1]})")
-        text = claim.sentence("the late stages", "the early stages", "mean relative weight change")
+        text = claim.sentence(tr("the late stages"), tr("the early stages"), tr("mean relative weight change"))
         if claim.kind == "helped":
-            return Verdict("helped", f"The early stages barely moved and the late ones moved most: {text} Fine-tuning "
-                                     f"keeps the early stages nearly as ImageNet left them, so freezing them changes "
-                                     f"little.")
+            return Verdict("helped", tr("The early stages barely moved and the late ones moved most: {claim} "
+                                        "Fine-tuning keeps the early stages nearly as ImageNet left them, so freezing "
+                                        "them changes little.", claim=text))
         if claim.kind == "hurt":
-            return Verdict("hurt", f"Here the early stages moved more than the late ones, against the decks: {text}")
-        return Verdict(claim.kind, f"{what} moved alike by the rule: {text}")
+            return Verdict("hurt", tr("Here the early stages moved more than the late ones, against the decks: {claim}",
+                                      claim=text))
+        return Verdict(claim.kind, tr("Under full fine-tuning, the late stages ({late_first} to {late_last}) and the "
+                                      "early ones ({early_first} to {early_last}) moved alike by the rule: {claim}",
+                                      late_first=late[0], late_last=late[-1], early_first=early[0],
+                                      early_last=early[-1], claim=text))
 
 
 def run(cfg: LayersConfig = LayersConfig(), progress: Progress | None = None, should_stop: Stop | None = None,

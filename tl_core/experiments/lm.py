@@ -21,7 +21,7 @@ import torch
 from tl_core import causal_lm, claims, contract, lm_tuning, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.i18n import N_
+from tl_core.i18n import N_, fmt, tr
 from tl_core.lm_tuning import FINE_TUNED, LABELS, METHODS
 from tl_core.serve.estimates import units
 from tl_core.train import History
@@ -77,13 +77,15 @@ class NextResult(contract.Result):
         if self.status != "finished":
             return self.ended_early()
         p, r = self.next_word["pretrained"][0], self.next_word["random"][0]
-        return Verdict("single", f"After “{self.config.prompt}” the pretrained model's most likely next token is "
-                                 f"“{p['token']}” (p = {p['p']:.0%}); with random weights it is “{r['token']}” "
-                                 f"(p = {r['p']:.2%}: it spreads its bets over all {causal_lm.VOCAB:,} tokens it "
-                                 f"knows). On "
-                                 f"held-out text its perplexity is {self.perplexity['pretrained']:.1f} against "
-                                 f"{self.perplexity['random']:,.0f}: pretraining on next-word prediction taught it "
-                                 f"English and facts.")
+        return Verdict("single", tr("After “{prompt}” the pretrained model's most likely next token is “{token}” (p = "
+                                    "{p}); with random weights it is “{random_token}” (p = {random_p}: it spreads its "
+                                    "bets over all {vocab} tokens it knows). On held-out text its perplexity is "
+                                    "{perplexity} against {random_perplexity}: pretraining on next-word prediction "
+                                    "taught it English and facts.", prompt=self.config.prompt, token=p["token"],
+                                    p=fmt(p["p"], ".0%"), random_token=r["token"], random_p=fmt(r["p"], ".2%"),
+                                    vocab=fmt(causal_lm.VOCAB, ","),
+                                    perplexity=fmt(self.perplexity["pretrained"], ".1f"),
+                                    random_perplexity=fmt(self.perplexity["random"], ",.0f")))
 
 
 def run_next(cfg: NextConfig = NextConfig(), progress: Progress | None = None, should_stop: Stop | None = None,
@@ -245,15 +247,15 @@ def claims_of(values: dict[str, dict[int, float]]) -> dict:
 def say(found: dict, cfg: LMConfig) -> Verdict:
     """The verdict: the best method against the strongest other, then prompting against fine-tuning."""
     if "best" not in found:
-        return Verdict("single", "Add a second method to compare.")
+        return Verdict("single", tr("Add a second method to compare."))
     best = claims.Claim.from_json(found["best"])
-    where = f"At {cfg.shots} sentences per topic, "
-    text_ = where + best.sentence(cfg.label(best.subject), cfg.label(best.against))
+    text_ = tr("At {n} sentences per topic, {claim}", n=cfg.shots,
+               claim=best.sentence(cfg.label(best.subject), cfg.label(best.against)))
     if "prompting" in found:
         p = claims.Claim.from_json(found["prompting"])
-        lead = {"helped": "Prompting, with no training at all, beats fine-tuning here",
-                "tie": "Prompting, with no training at all, ties fine-tuning here",
-                "single": ""}.get(p.kind, "Fine-tuning beats prompting here")
+        lead = {"helped": tr("Prompting, with no training at all, beats fine-tuning here"),
+                "tie": tr("Prompting, with no training at all, ties fine-tuning here"),
+                "single": ""}.get(p.kind, tr("Fine-tuning beats prompting here"))
         same = (p.subject, p.against) in ((best.subject, best.against), (best.against, best.subject))
         if lead:
             text_ += f" {lead}{'.' if same else ': ' + p.sentence(cfg.label(p.subject), cfg.label(p.against))}"

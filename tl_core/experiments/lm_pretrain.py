@@ -15,6 +15,7 @@ import torch
 from tl_core import claims, contract, text, tiny_gpt
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -133,13 +134,16 @@ class PretrainResult(contract.ConditionsResult):
 def say(out: dict) -> Verdict:
     """What the run shows: the loss fell (or not), then the transfer claim by the rule."""
     loss = out["loss"]["val"]
-    first = (f"Next-character pretraining took the held-out loss from {loss[0]:.2f} to {loss[-1]:.2f} nats "
-             f"(uniform guessing: {torch.log(torch.tensor(float(tiny_gpt.VOCAB))):.2f}). ") if len(loss) > 1 else ""
+    uniform = float(torch.log(torch.tensor(float(tiny_gpt.VOCAB))))
+    first = tr("Next-character pretraining took the held-out loss from {start} to {end} nats (uniform guessing: "
+               "{uniform}). ", start=fmt(loss[0], ".2f"), end=fmt(loss[-1], ".2f"),
+               uniform=fmt(uniform, ".2f")) if len(loss) > 1 else ""
     c = out.get("claim")
     if c is None:
-        return Verdict("single", first + "Fine-tuning did not run for both conditions.")
+        return Verdict("single", first + tr("Fine-tuning did not run for both conditions."))
     claim = claims.Claim.from_json(c)
-    lead = {"helped": "Transfer from next-word pretraining: ", "hurt": "Negative transfer: "}.get(claim.kind, "")
+    lead = {"helped": tr("Transfer from next-word pretraining: "), "hurt": tr("Negative transfer: ")}.get(claim.kind,
+                                                                                                       "")
     return Verdict(claim.kind, first + lead + claim.sentence(LABELS["pretrained"], LABELS["scratch"]))
 
 

@@ -30,6 +30,7 @@ from tl_core import backbones, contract, data, freeze, train
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
 from tl_core.finetuning import FinetuneConfig, FrozenCache, model_for
+from tl_core.i18n import tr
 from tl_core.serve.estimates import units
 
 _LAB = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
@@ -154,9 +155,10 @@ class LrFindResult(contract.Result):
     def verdict(self) -> Verdict:
         if self.status != "finished":
             return self.ended_early()
-        return Verdict("single", f"Suggested learning rate {self.suggested_lr:.1e} ({self.rule}), over {len(self.lrs)} "
-                                 f"mini-batches from {self.config.start_lr:.0e} to {self.lrs[-1]:.1e}; the loss was "
-                                 f"lowest at {self.min_lr:.1e}. {self.ended}")
+        return Verdict("single", tr("Suggested learning rate {lr} ({rule}), over {n} mini-batches from {start} to "
+                                    "{end}; the loss was lowest at {lowest}. {ended}", lr=f"{self.suggested_lr:.1e}",
+                                    rule=self.rule, n=len(self.lrs), start=f"{self.config.start_lr:.0e}",
+                                    end=f"{self.lrs[-1]:.1e}", lowest=f"{self.min_lr:.1e}", ended=self.ended))
 
 
 def run(cfg: LrFindConfig = LrFindConfig(), progress: Progress | None = None, should_stop: Stop | None = None,

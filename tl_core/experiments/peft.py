@@ -46,6 +46,7 @@ import torch
 from tl_core import adapters, claims, contract, forgetting, names, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict
+from tl_core.i18n import fmt, tr
 from tl_core.peft_methods import (
     PEFT,
     PeftConfig,
@@ -270,9 +271,9 @@ class PeftResult(contract.Result):
         claim = self.claim()
         rows = {r["condition"]: r for r in self.methods()}
         if claim is None:
-            numbers = "; ".join(f"{r['label']} {r['val_acc_mean']:.0%}" for r in rows.values())
-            return Verdict("single", f"{numbers} (validation accuracy). Add a PEFT method (bitfit, lora) and full "
-                                     f"fine-tuning to the methods for a claim.")
+            numbers = "; ".join(f"{r['label']} {fmt(r['val_acc_mean'], '.0%')}" for r in rows.values())
+            return Verdict("single", tr("{numbers} (validation accuracy). Add a PEFT method (bitfit, lora) and full "
+                                        "fine-tuning to the methods for a claim.", numbers=numbers))
         s, a = rows[claim.subject], rows[claim.against]
         cost = (f"{label(claim.subject)} trains {_pct(s['trainable_fraction'])} of the weights "
                 f"({s['trainable_params']:,} vs {a['trainable_params']:,}) and saves {_size(s['adapter_bytes'])} "

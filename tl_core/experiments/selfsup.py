@@ -36,6 +36,7 @@ from tl_core import claims, contract, expression, narration
 from tl_core import data as datasets
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import tr
 from tl_core.masked_pretraining import (
     HIDDEN,
     LATENT,
@@ -394,10 +395,11 @@ def verdict(result: SSLResult) -> Verdict:
         return result.ended_early()
     claim = result.claim()
     if claim is None:
-        return Verdict("single", "Nothing to compare: scratch or the SSL encoder has no finished run.")
+        return Verdict("single", tr("Nothing to compare: scratch or the SSL encoder has no finished run."))
     n = result.config.labels
-    lead = {"helped": "Self-supervised pretraining helped: ", "hurt": "Self-supervised pretraining hurt: "}
-    return Verdict(claim.kind, lead.get(claim.kind, "") + f"with {n} label{'s' * (n > 1)} per class, "
+    lead = {"helped": tr("Self-supervised pretraining helped: "), "hurt": tr("Self-supervised pretraining hurt: ")}
+    return Verdict(claim.kind, lead.get(claim.kind, "")
+                   + (tr("with {n} labels per class, ", n=n) if n > 1 else tr("with {n} label per class, ", n=n))
                    + claim.clause(MODES_SHORT[claim.subject], "scratch"))
 
 

@@ -23,6 +23,7 @@ import torch
 from tl_core import backbones, claims, contract, finetuning, freeze, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -160,7 +161,7 @@ class TextResult(contract.ConditionsResult):
     def verdict(self) -> Verdict:
         if self.status != "finished":
             return self.ended_early()
-        return compare(self.values(), self.config, f"{self.config.shots} sentences per topic")
+        return compare(self.values(), self.config, tr("{n} sentences per topic", n=self.config.shots))
 
     def tuned_model(self) -> backbones.StagedModel | None:
         """The first fine-tuned model (first seed), rebuilt from the pretrained encoder and its trained stages."""
@@ -185,11 +186,13 @@ def compare(values: dict[str, dict[int, float]], cfg: TextConfig, where: str) ->
     claim = claim_of(values)
     if claim is None:
         stats = {c: contract.seed_stats(list(v.values())) for c, v in values.items() if v}
-        numbers = "; ".join(f"{cfg.label(c)} {s['mean']:.0%} ± {s['std']:.0%}" for c, s in stats.items())
-        return Verdict("single", f"{numbers} (validation accuracy at {where}). Add 'scratch' to the conditions to "
-                                 f"see what pretraining is worth.")
-    lead = {"helped": "Pretraining helped: ", "hurt": "Negative transfer: "}.get(claim.kind, "")
-    return Verdict(claim.kind, f"{lead}at {where}, " + claim.clause(cfg.label(claim.subject), cfg.label("scratch")))
+        numbers = "; ".join(f"{cfg.label(c)} {fmt(s['mean'], '.0%')} ± {fmt(s['std'], '.0%')}"
+                            for c, s in stats.items())
+        return Verdict("single", tr("{numbers} (validation accuracy at {where}). Add 'scratch' to the conditions to "
+                                    "see what pretraining is worth.", numbers=numbers, where=where))
+    lead = {"helped": tr("Pretraining helped: "), "hurt": tr("Negative transfer: ")}.get(claim.kind, "")
+    return Verdict(claim.kind, tr("{lead}at {where}, {claim}", lead=lead, where=where,
+                                  claim=claim.clause(cfg.label(claim.subject), cfg.label("scratch"))))
 
 
 # ---- training one condition ----------------------------------------------------------------------------
@@ -328,7 +331,7 @@ class TextSweepResult(contract.Result):
     def verdict(self) -> Verdict:
         if self.status != "finished":
             return self.ended_early()
-        verdicts = [compare(self.values(s), self.config, f"{s} sentences per topic") for s in self.config.shots]
+        verdicts = [compare(self.values(s), self.config, tr("{n} sentences per topic", n=s)) for s in self.config.shots]
         kinds = {v.kind for v in verdicts}
         return Verdict(kinds.pop() if len(kinds) == 1 else "mixed", " ".join(v.text for v in verdicts))
 

@@ -21,6 +21,7 @@ from torch import nn
 from tl_core import claims, contract, narration
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.stacked import Stacked
 from tl_core.train import FitConfig, History, evaluate, fit
@@ -289,21 +290,21 @@ def unfit_threshold(cfg: ToyConfig) -> float:
 def verdict(result: ToyResult) -> Verdict:
     """One honest sentence on what the seeds show, whichever way it goes."""
     if result.status == "stopped":
-        return Verdict("stopped", result.message or "Stopped by the user before both conditions finished.")
+        return Verdict("stopped", result.message or tr("Stopped by the user before both conditions finished."))
     if result.status not in ("finished", "diverged"):
         return result.ended_early()
     if result.status == "diverged":
-        return Verdict("diverged", "Training diverged (the loss became NaN/inf), so these numbers say nothing "
-                                   "about transfer. Lower the learning rate.")
+        return Verdict("diverged", tr("Training diverged (the loss became NaN/inf), so these numbers say nothing "
+                                      "about transfer. Lower the learning rate."))
     worst_fit = max(result.scratch.train_mse.mean(), result.pretrained.train_mse.mean())
     if worst_fit > unfit_threshold(result.config):
-        return Verdict("unfit", f"The networks do not fit B's training points (mean train MSE {worst_fit:.2g}), "
-                                f"so comparing their test error says little. Lower the learning rate or "
-                                f"train for more epochs.")
+        return Verdict("unfit", tr("The networks do not fit B's training points (mean train MSE {mse}), so comparing "
+                                   "their test error says little. Lower the learning rate or train for more epochs.",
+                                   mse=fmt(worst_fit, ".2g")))
     claim = result.claim()
-    lead = {"helped": "Pretraining on task A helped: ", "hurt": "Negative transfer: pretraining on task A hurt: ",
-            "tie": "", "single": ""}[claim.kind]
-    tail = " Task A's prior pulls the networks away from task B." if claim.kind == "hurt" else ""
+    lead = {"helped": tr("Pretraining on task A helped: "),
+            "hurt": tr("Negative transfer: pretraining on task A hurt: "), "tie": "", "single": ""}[claim.kind]
+    tail = tr(" Task A's prior pulls the networks away from task B.") if claim.kind == "hurt" else ""
     # the lead says who won: the claim goes on with the numbers ("helped: pretrained on A ahead of scratch" twice)
     said = claim.clause("pretrained on A", "scratch", lead=False) if lead else claim.sentence("pretrained on A",
                                                                                                "scratch")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from tl_core import contract, state
+from tl_core.i18n import tr
 
 
 def _inspect(args) -> int:
@@ -22,7 +23,7 @@ def _inspect(args) -> int:
         print(json.dumps(out))
         return 0
     for note in f.notes:
-        print(f"note: {note}")
+        print(tr("note: {note}", note=note))
     for r in out["keys"]:
         print(f"  {r['key']:<50} {str(tuple(r['shape'])):<20} {r['dtype']:<9} {r['elements']:>10,}")
     for g in out["groups"]:
@@ -35,8 +36,8 @@ def _load(args) -> int:
     """Exit 0 when the weights loaded (strict: all matched; strict off: what matched), 1 when strict
     loading failed (the report says why), 2 for a file or option that cannot be used at all."""
     if "arch" not in contract.given(args, state.LoadConfig):
-        raise ValueError("say which architecture to load into: --into ARCH "
-                         f"(one of {', '.join(contract.spec(state.LoadConfig, 'arch').choices)})")
+        raise ValueError(tr("say which architecture to load into: --into ARCH (one of {choices})",
+                            choices=", ".join(contract.spec(state.LoadConfig, "arch").choices)))
     cfg = contract.from_args(state.LoadConfig, args)
     contract.validate(cfg)           # before reading a file that may be large
     f = state.read_path(args.file)
@@ -52,7 +53,7 @@ def _load(args) -> int:
             print(f"{title} ({len(items)}):" + "".join(f"\n  {k}" for k in items[:40])
                   + (f"\n  … and {len(items) - 40} more" if len(items) > 40 else ""))
         for hint in report.hints:
-            print(f"hint: {hint}")
+            print(tr("hint: {hint}", hint=hint))
     return 0 if report.ok else 1
 
 

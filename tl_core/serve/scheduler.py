@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tl_core import experiments, store
-from tl_core.i18n import tr
+from tl_core.i18n import fmt, tr
 from tl_core.run_request import RunRequest, code_version, experiment_of
 from tl_core.serve.estimates import about
 from tl_core.serve.executors import Executors
@@ -214,13 +214,16 @@ class Server(Executors):
     def _check_limits(self, session: str, estimate: float | None) -> None:
         most, longest = session_limits()
         if estimate is not None and estimate > longest:
-            raise Refused(f"This run would take {about(estimate)} on this server, over the class's limit of "
-                          f"{longest / 60:.0f} min for one run: choose fewer epochs, seeds or images (or ask the "
-                          f"teacher).")
+            raise Refused(tr("This run would take {about} on this server, over the class's limit of {most} min for "
+                             "one run: choose fewer epochs, seeds or images (or ask the teacher).",
+                             about=about(estimate), most=fmt(longest / 60, ".0f")))
         mine = [j for j in self.order if j.session == session and j.state != "done" and not j.stop.is_set()]
         if len(mine) >= most:
-            raise Refused(f"You already have {len(mine)} run{'s' * (len(mine) != 1)} queued or training on this "
-                          f"shared server (the limit is {most} per session): wait for one to finish, or stop one.")
+            raise Refused(tr("You already have {n} run queued or training on this shared server (the limit is {most} "
+                             "per session): wait for one to finish, or stop one.", n=len(mine), most=most)
+                          if len(mine) == 1 else
+                          tr("You already have {n} runs queued or training on this shared server (the limit is {most} "
+                             "per session): wait for one to finish, or stop one.", n=len(mine), most=most))
 
     def jobs(self) -> list[Job]:
         """The runs queued or training now, in the order asked (the teacher's view)."""
