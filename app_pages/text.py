@@ -87,7 +87,7 @@ if result is None:
 ui.verdict(result.verdict())
 out = result.to_json()
 for col, (c, s) in zip(st.columns(len(out["conditions"])), out["conditions"].items()):
-    col.metric(s["label"], i18n.percent(s["val_acc"]),
+    col.metric(names.shown(s["label"], exp.LABELS, c, k=out["config"]["layers"]), i18n.percent(s["val_acc"]),
                tr("± {std} over {n} seeds", std=i18n.percent(s["val_acc_std"]), n=len(s["val_acc_seeds"])),
                delta_color="off", delta_arrow="off", border=True)
 st.caption(tr("{device} · {s} s (frozen stages' features: {cached} s, computed once for every seed) · stages: "

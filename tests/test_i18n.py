@@ -155,3 +155,28 @@ def test_the_glossary_and_its_help_speak_the_readers_language():
     at = open_page("app_pages/glossary.py", {"lang": "es"})
     shown = " ".join(m.value for m in at.markdown)
     assert "aprendizaje por transferencia" in shown and "Reusing what a network" not in shown
+
+
+def test_a_runs_condition_labels_are_drawn_in_the_readers_language():
+    """A run keeps its labels in English (the same run in both languages); its charts and metrics show them in the
+    reader's: a language model's methods from their templates (layers and shots filled in), the others from the
+    catalogue, and a label it lacks ("LoRA r=4") as it is."""
+    from tl_core import names
+    from tl_core.lm_tuning import LABELS
+    from tl_core.plots import audio as audio_plots
+    from tl_core.plots import lm as lm_plots
+
+    run = {"config": {"layers": 2, "shots": 4},
+           "methods": [{"method": m, "label": LABELS[m].format(k=2, shots=4), "val_acc_mean": 0.6,
+                        "val_acc_seeds": [0.5, 0.7], "perplexity_after": 20.0} for m in ("feature", "last_k", "prompt")]}
+    with i18n.using("es"):
+        ticks = [t.x[0] for t in lm_plots.methods(run).data if t.type == "bar"]
+        assert "características congeladas + cabeza" in ticks and "últimas 2 capas entrenadas" in ticks
+        assert "prompting (4 ejemplos/tema)" in ticks and not any("layers" in t for t in ticks)
+        bars = audio_plots.accuracy_bars({"conditions": {"scratch": {"label": "same network from scratch",
+                                                                     "val_acc": 0.2, "val_acc_seeds": [0.2]}}})
+        assert bars.data[0].x[0] != "same network from scratch"
+        assert names.shown("LoRA r=4") == "LoRA r=4"
+    with i18n.using("en"):
+        ticks = [t.x[0] for t in lm_plots.methods(run).data if t.type == "bar"]
+        assert "last 2 layers trained" in ticks and "prompting (4 examples/topic)" in ticks

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from tl_core import causal_lm
+from tl_core.i18n import N_
 from tl_core.train import FitConfig, History, evaluate, fit
 
 METHODS = {
@@ -32,8 +33,9 @@ METHODS = {
     "scratch": "the same architecture from random weights, trained as last_k is (the layers below stay random)",
     "prompt": "prompting: the k examples per class written into the prompt; no training at all",
 }
-LABELS = {"feature": "frozen features + head", "lora": "LoRA (last {k} layers)", "last_k": "last {k} layers trained",
-          "scratch": "random weights, last {k} trained", "prompt": "prompting ({shots} examples/topic)"}
+LABELS = {"feature": N_("frozen features + head"), "lora": N_("LoRA (last {k} layers)"),
+          "last_k": N_("last {k} layers trained"), "scratch": N_("random weights, last {k} trained"),
+          "prompt": N_("prompting ({shots} examples/topic)")}
 FINE_TUNED = ("feature", "lora", "last_k")   # the pretrained methods that train
 LAYERS = 30
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")

@@ -54,6 +54,15 @@ def condition(name: str, **fill) -> str:
     return tr(CONDITIONS[name]) if name in CONDITIONS else name.replace("_", " ")
 
 
+def shown(label: str, templates: dict | None = None, key: str = "", **fill) -> str:
+    """A condition's label as a run's JSON keeps it (English: a recorded run is the same in every language), in the
+    reader's words: from its template when the experiment keeps one (`templates[key]`, with `fill`: a language
+    model's "last {k} layers trained"), else through the catalogue (a label it lacks, e.g. "LoRA r=4", as it is)."""
+    if templates and key in templates:
+        return tr(templates[key], **fill)
+    return tr(str(label))
+
+
 def conditions(names, **fill) -> str:
     return ", ".join(condition(n, **fill) for n in names)
 

@@ -15,13 +15,13 @@ import torch
 from tl_core import claims, contract, text, tiny_gpt
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.i18n import fmt, tr
+from tl_core.i18n import N_, fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
 CONDITIONS = {"pretrained": "the GPT after next-character pretraining, fine-tuned with a new head",
               "scratch": "the same GPT from random weights, trained the same way"}
-LABELS = {"pretrained": "pretrained on next characters", "scratch": "same GPT from scratch"}
+LABELS = {"pretrained": N_("pretrained on next characters"), "scratch": N_("same GPT from scratch")}
 TUNE = {"full": "every weight trains (the body at body lr, the head at lr)",
         "frozen": "the body frozen: only the new head trains (scratch: its random body frozen too)"}
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")

@@ -46,7 +46,7 @@ import torch
 from tl_core import adapters, claims, contract, forgetting, names, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict
-from tl_core.i18n import fmt, tr
+from tl_core.i18n import N_, fmt, tr
 from tl_core.peft_methods import (
     PEFT,
     PeftConfig,
@@ -70,8 +70,8 @@ LECTURE = PeftConfig(methods=("head", "lora", "full"), ranks=(4,), shots=5, epoc
 
 def label(condition: str) -> str:
     method, rank = method_of(condition)
-    return {"head": "head only", "bitfit": "BitFit", "lora": f"LoRA r={rank}", "partial": "partial (last stages)",
-            "full": "full fine-tuning", "scratch": "scratch"}[method]
+    return {"head": N_("head only"), "bitfit": "BitFit", "lora": f"LoRA r={rank}",
+            "partial": N_("partial (last stages)"), "full": N_("full fine-tuning"), "scratch": N_("scratch")}[method]
 
 
 # ---- one cell, measured -----------------------------------------------------------------------------------------

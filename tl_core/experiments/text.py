@@ -23,7 +23,7 @@ import torch
 from tl_core import backbones, claims, contract, finetuning, freeze, narration, text
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, Verdict, setting
-from tl_core.i18n import fmt, tr
+from tl_core.i18n import N_, fmt, tr
 from tl_core.serve.estimates import units
 from tl_core.train import FitConfig, History, evaluate, fit
 
@@ -35,8 +35,8 @@ CONDITIONS = {
     "full": "full fine-tuning: every stage of the pretrained encoder trains",
     "scratch": "the same architecture from random weights, every stage trained (the tokenizer is kept)",
 }
-LABELS = {"feature": "feature extraction (frozen encoder)", "last_k": "fine-tune last {k} layers",
-          "full": "full fine-tuning", "scratch": "same model from scratch"}
+LABELS = {"feature": N_("feature extraction (frozen encoder)"), "last_k": N_("fine-tune last {k} layers"),
+          "full": N_("full fine-tuning"), "scratch": N_("same model from scratch")}
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
 
 

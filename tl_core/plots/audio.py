@@ -20,11 +20,12 @@ def accuracy_bars(out: dict, title: str = "") -> go.Figure:
     fig = go.Figure()
     for c, s in out["conditions"].items():
         lo, hi = (s.get("interval") or [s["val_acc"], s["val_acc"]])
-        fig.add_trace(go.Bar(x=[s["label"]], y=[s["val_acc"]], marker_color=COLORS.get(c, "#999999"), name=s["label"],
+        name = tr(s["label"])   # the run keeps it in English
+        fig.add_trace(go.Bar(x=[name], y=[s["val_acc"]], marker_color=COLORS.get(c, "#999999"), name=name,
                              error_y=dict(type="data", symmetric=False, array=[hi - s["val_acc"]],
                                           arrayminus=[s["val_acc"] - lo], thickness=2, width=10),
                              text=[i18n.percent(s["val_acc"], 0)], textposition="inside", showlegend=False))
-        fig.add_trace(go.Scatter(x=[s["label"]] * len(s["val_acc_seeds"]), y=s["val_acc_seeds"], mode="markers",
+        fig.add_trace(go.Scatter(x=[name] * len(s["val_acc_seeds"]), y=s["val_acc_seeds"], mode="markers",
                                  marker=dict(color="#222222", size=9), showlegend=False, name=tr("a seed")))
     if out.get("chance"):
         fig.add_hline(y=out["chance"], line=dict(dash="dot", color="#666666"),
@@ -45,7 +46,7 @@ def confusion_of(out: dict) -> go.Figure | None:
     conf = out.get("confusion") or {}
     if not conf:
         return None
-    label = out["conditions"][conf["condition"]]["label"]
+    label = tr(out["conditions"][conf["condition"]]["label"])
     return confusion(np.asarray(conf["matrix"]), out["classes"],
                      tr("Confusion on the validation clips: {condition}, seed {seed} (rows true, columns predicted)",
                         condition=label, seed=conf["seed"]))

@@ -7,11 +7,19 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tl_core import i18n
+from tl_core import i18n, names
 from tl_core.i18n import tr
 from tl_core.plots.base import color, overfitting_curves, percent_axis, seeds_text, style
 
 PROMPT_COLOUR = "#7f3c8d"   # prompting has no colour elsewhere in the app: it trains nothing
+
+
+def label(m: dict, out: dict) -> str:
+    """A method's label in the reader's words (the run keeps it in English)."""
+    from tl_core.lm_tuning import LABELS
+
+    cfg = out.get("config", {})
+    return names.shown(m["label"], LABELS, m.get("method", ""), k=cfg.get("layers"), shots=cfg.get("shots"))
 
 
 def colour(method: str) -> str:
@@ -55,17 +63,17 @@ def methods(out: dict) -> go.Figure:
                         subplot_titles=(tr("accuracy on the task"),
                                         tr("perplexity on held-out text after (lower: better)")))
     rows = out["methods"]
-    names = [m["label"] for m in rows]
+    shown = [label(m, out) for m in rows]
     for m in rows:
-        fig.add_trace(go.Bar(x=[m["label"]], y=[m["val_acc_mean"]], marker_color=colour(m["method"]),
+        fig.add_trace(go.Bar(x=[label(m, out)], y=[m["val_acc_mean"]], marker_color=colour(m["method"]),
                              showlegend=False, text=[i18n.percent(m["val_acc_mean"], 0)], textposition="outside",
                              hovertemplate="%{x}: %{y:.1%}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Scatter(x=[m["label"]] * len(m["val_acc_seeds"]), y=list(m["val_acc_seeds"]),
+        fig.add_trace(go.Scatter(x=[label(m, out)] * len(m["val_acc_seeds"]), y=list(m["val_acc_seeds"]),
                                  mode="markers", marker=dict(color="#222222", size=9, symbol="circle-open"),
                                  showlegend=False,
                                  hovertemplate=tr("one seed: {acc}", acc="%{y:.1%}") + "<extra></extra>"), 1, 1)
         if m.get("perplexity_after") is not None:
-            fig.add_trace(go.Bar(x=[m["label"]], y=[m["perplexity_after"]], marker_color=colour(m["method"]),
+            fig.add_trace(go.Bar(x=[label(m, out)], y=[m["perplexity_after"]], marker_color=colour(m["method"]),
                                  showlegend=False, text=[i18n.number(m["perplexity_after"], 0)], textposition="outside",
                                  hovertemplate="%{x}: %{y:,.1f}<extra></extra>"), 1, 2)
     n = len(out.get("classes", [])) or 1
@@ -74,7 +82,7 @@ def methods(out: dict) -> go.Figure:
     percent_axis(fig, tr("validation accuracy"), row=1, col=1)
     fig.update_yaxes(range=[0, 1.1], row=1, col=1)
     fig.update_yaxes(type="log", title_text=tr("perplexity (log scale)"), row=1, col=2)
-    fig.update_xaxes(tickangle=-20, categoryorder="array", categoryarray=names)
+    fig.update_xaxes(tickangle=-20, categoryorder="array", categoryarray=shown)
     seeds = out.get("config", {}).get("seeds", 1)
     return style(fig, tr("Adjusting the pretrained model for the task (bar: mean of {seeds}; circles: each seed)",
                          seeds=seeds_text(seeds)), height=520)
@@ -114,10 +122,10 @@ def lecture(out: dict) -> go.Figure:
     fig.update_xaxes(title_text=tr("next token (%)"), range=[0, 130], row=1, col=1)
     fig.update_yaxes(type="category", row=1, col=1)
     for m in out["methods"]:
-        fig.add_trace(go.Bar(x=[m["label"]], y=[m["val_acc_mean"]], marker_color=colour(m["method"]),
+        fig.add_trace(go.Bar(x=[label(m, out)], y=[m["val_acc_mean"]], marker_color=colour(m["method"]),
                              showlegend=False, text=[i18n.percent(m["val_acc_mean"], 0)], textposition="outside",
                              hovertemplate="%{x}: %{y:.1%}<extra></extra>"), 1, 2)
-        fig.add_trace(go.Scatter(x=[m["label"]] * len(m["val_acc_seeds"]), y=list(m["val_acc_seeds"]),
+        fig.add_trace(go.Scatter(x=[label(m, out)] * len(m["val_acc_seeds"]), y=list(m["val_acc_seeds"]),
                                  mode="markers", marker=dict(color="#222222", size=9, symbol="circle-open"),
                                  showlegend=False,
                                  hovertemplate=tr("one seed: {acc}", acc="%{y:.1%}") + "<extra></extra>"), 1, 2)

@@ -28,12 +28,12 @@ def _seeds(out: dict) -> int:
 def _point(fig: go.Figure, m: dict, x: float, x_err: float | None) -> None:
     rank = m.get("rank")
     fig.add_trace(go.Scatter(
-        x=[x], y=[m["val_acc_mean"]], mode="markers", name=m["label"],
+        x=[x], y=[m["val_acc_mean"]], mode="markers", name=tr(m["label"]),
         marker=dict(size=16, color=color(m["method"]), symbol=SYMBOLS.get(rank, "circle") if rank else "circle",
                     line=dict(color="#222222", width=1)),
         error_y=dict(type="data", array=[m["val_acc_std"]], thickness=2, width=6),
         error_x=dict(type="data", array=[x_err], thickness=2, width=6) if x_err is not None else None,
-        hovertemplate=tr("{method}<br>x {x}<br>val acc {acc}", method=m["label"], x="%{x:.3g}", acc="%{y:.1%}")
+        hovertemplate=tr("{method}<br>x {x}<br>val acc {acc}", method=tr(m["label"]), x="%{x:.3g}", acc="%{y:.1%}")
         + "<extra></extra>"))
 
 
