@@ -65,7 +65,7 @@ if out["quadrants"]:
                   "seeds."))
     # a table wraps its cells, so the "measured" sentence is read whole (a data frame cuts it at the column's width)
     agrees = {True: tr("yes"), False: tr("no")}
-    st.table([{tr("quadrant"): figures.quadrant_name(q["size"], q["domain"]), tr("the decks' rule"): q["rule"],
+    st.table([{tr("quadrant"): figures.quadrant_name(q["size"], q["domain"]), tr("the decks' rule"): tr(q["rule"]),
                tr("measured"): domains.quadrant_words(q),
                tr("agrees?"): agrees.get(q["agrees"], tr("can't tell: a tie at this size"))}
               for q in out["quadrants"]], hide_index=True)

@@ -107,6 +107,14 @@ def test_a_quadrant_that_breaks_the_rule_is_named_as_disagreeing():
     assert "agrees with the decks' rule in 1 of 2 quadrants with a clear result" in r.verdict().text
     assert ("few data, near: full wins" in r.verdict().text
             and "(the decks' rule: feature extraction" in r.verdict().text)
+    from tl_core import i18n
+
+    with i18n.using("es"):   # the same run, said in Spanish: the quadrant, the strategy, the rule and the numbers
+        es = r.verdict().text
+    assert "coincide con la regla de las diapositivas en 1 de 2 cuadrantes" in es
+    assert "pocos datos, cerca: completo gana" in es
+    assert "extracción de características: congelar la red preentrenada" in es and "90\u00a0%" in es
+    assert "agrees" not in es and "few data" not in es
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,11 @@ def test_sweep_fills_every_shots_source_condition_cell_and_scratch_is_shared(mon
     assert len(result.runs) == 2 * 2 * 7 and out["status"] == "finished"
     assert len(out["findings"]) == 2 and out["findings"][0].startswith("Related source: guided fine-tuning beats")
     assert out["verdict"] == " ".join(out["findings"])
+    from tl_core import i18n
+
+    with i18n.using("es"):   # the page words the findings in its reader's language; the run's JSON stays as it is
+        assert result.findings()[0].startswith("Fuente relacionada: el fine-tuning guiado le gana")
+        assert result.to_json()["findings"] == out["findings"]
     # one guidance claim and one transfer claim per (source, shots), each by the claims rule on the cell's seeds
     assert len(out["claims"]) == 2 * 2 * 2
     for c in out["claims"]:

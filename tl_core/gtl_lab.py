@@ -20,6 +20,7 @@ from tl_core import contract, data, guidance
 from tl_core import device as devices
 from tl_core.contract import Progress, Stop, setting
 from tl_core.gtl_data import DIGITS, GTLNet, inputs_of, load_classes, make_net
+from tl_core.i18n import N_
 from tl_core.train import FitConfig, History, evaluate, fit
 
 DATA = {
@@ -38,8 +39,8 @@ ARCHS = {
 }
 CONDITIONS = ("guided", "freeze_head_only", "plain", "scratch")   # the claim's order: guided against freezing first
 BASELINES = ("freeze_head_only", "plain")   # what "does guidance help?" is asked against: the stronger of the two
-NAMES = {"scratch": "scratch", "plain": "plain fine-tuning", "guided": "guided fine-tuning",
-         "freeze_head_only": "freezing all but the head"}
+NAMES = {"scratch": N_("scratch"), "plain": N_("plain fine-tuning"), "guided": N_("guided fine-tuning"),
+         "freeze_head_only": N_("freezing all but the head")}
 
 
 def _positive(label: str):

@@ -26,6 +26,7 @@ from tl_core import backbones, claims, contract, data, finetuning, narration, st
 from tl_core import device as devices
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import N_, fmt, number, tr
 from tl_core.serve.estimates import units
 
 # where each built-in dataset sits on the similarity axis (to ImageNet's natural photos)
@@ -47,14 +48,19 @@ FAR_SOURCE = {"backbone": "shapes_cnn", "datasets": ("digits",), "shots": (5, 20
 PARTIAL_STAGES = 3   # stages that train under "partial": for Lite0 block 7, the head conv and the classifier
 # the decks' rule for each quadrant (data size, similarity): what they recommend, and which strategies count as it
 RULE = {
-    ("few", "near"): ("feature extraction: freeze the pretrained network, train a new head",
+    ("few", "near"): (N_("feature extraction: freeze the pretrained network, train a new head"),
                       ("feature_extraction",)),
-    ("more", "near"): ("fine-tune more layers (partial or full) as the data grows", ("partial", "full")),
-    ("few", "far"): ("fine-tune the last stages (partial); expect pretraining to help less",
+    ("more", "near"): (N_("fine-tune more layers (partial or full) as the data grows"), ("partial", "full")),
+    ("few", "far"): (N_("fine-tune the last stages (partial); expect pretraining to help less"),
                      ("partial",)),
-    ("more", "far"): ("fine-tune everything, or train from scratch: ImageNet features can mislead",
+    ("more", "far"): (N_("fine-tune everything, or train from scratch: ImageNet features can mislead"),
                       ("full", "scratch")),
 }
+# a quadrant and a strategy as the verdict names them (the run's JSON keeps the keys)
+QUADRANT_WORDS = {("few", "near"): N_("few data, near"), ("few", "far"): N_("few data, far"),
+                  ("more", "near"): N_("more data, near"), ("more", "far"): N_("more data, far")}
+STRATEGY_WORDS = {"feature_extraction": N_("feature extraction"), "partial": N_("partial"), "full": N_("full"),
+                  "scratch": N_("scratch")}
 
 
 def _datasets_problem(values: tuple) -> str:
@@ -351,24 +357,29 @@ class DomainsResult(contract.Result):
             return self.ended_early()
         quads = self.quadrants()
         if not quads:
-            return Verdict("single", f"{len(self.records)} runs; choose two shots values and near and far datasets "
-                                     f"for the 2×2 chart.")
+            return Verdict("single", tr("{n} runs; choose two shots values and near and far datasets for the 2×2 "
+                                        "chart.", n=len(self.records)))
         agree = sum(q["agrees"] is True for q in quads)
         clear = sum(q["agrees"] is not None for q in quads)
-        parts = [f"{q['size']} data, {q['domain']}: {quadrant_words(q)}"
-                 + ("" if q["agrees"] is True else f" (the decks' rule: {q['rule']})") for q in quads]
+        parts = [tr("{quadrant}: {result}", quadrant=_quadrant(q), result=quadrant_words(q))
+                 + ("" if q["agrees"] is True else tr(" (the decks' rule: {rule})", rule=tr(q["rule"]))) for q in quads]
         negative = self.negative_transfer()
-        neg = ("Negative transfer (scratch ahead of every pretrained strategy by the rule): " + "; ".join(
-            f"{x['dataset']} at {x['shots']} shots, scratch {x['scratch_acc']:.0%} vs {_name(x['pretrained'])} "
-            f"{x['pretrained_acc']:.0%}" for x in negative) + "." if negative else
-            "No dataset shows negative transfer here: at every data size scratch does not beat the best pretrained "
-            "strategy by the rule.")
+        cases = "; ".join(tr("{dataset} at {shots} shots, scratch {scratch} vs {strategy} {acc}", dataset=x["dataset"],
+                             shots=x["shots"], scratch=fmt(x["scratch_acc"], ".0%"),
+                             strategy=_name(x["pretrained"]), acc=fmt(x["pretrained_acc"], ".0%")) for x in negative)
+        neg = (tr("Negative transfer (scratch ahead of every pretrained strategy by the rule): {cases}.", cases=cases)
+               if negative else
+               tr("No dataset shows negative transfer here: at every data size scratch does not beat the best "
+                  "pretrained strategy by the rule."))
         unclear = len(quads) - clear
-        count = (f"The measurement agrees with the decks' rule in {agree} of {clear} quadrants with a clear result"
-                 + (f"; in {unclear} the data can't tell the strategies apart at this size" if unclear else "")
-                 if clear else "No quadrant gives a clear result: the data can't tell the strategies apart at this "
-                               "size, so it neither agrees nor disagrees with the decks' rule")
-        text = f"{count} ({'; '.join(parts)}; validation accuracy over {self.config.seeds} seeds). {neg}"
+        count = ((tr("The measurement agrees with the decks' rule in {agree} of {clear} quadrants with a clear result",
+                     agree=agree, clear=clear)
+                  + (tr("; in {unclear} the data can't tell the strategies apart at this size", unclear=unclear)
+                     if unclear else ""))
+                 if clear else tr("No quadrant gives a clear result: the data can't tell the strategies apart at this "
+                                  "size, so it neither agrees nor disagrees with the decks' rule"))
+        text = tr("{count} ({parts}; validation accuracy over {seeds} seeds). {negative}", count=count,
+                  parts="; ".join(parts), seeds=self.config.seeds, negative=neg)
         return Verdict("helped" if agree == len(quads) else "tie" if not clear else "mixed", text)
 
 
@@ -393,19 +404,35 @@ def quadrant_words(q: dict) -> str:
     """A quadrant's result in words: 'partial wins (93%, +4.1 points over full, ...)' or 'a tie: ...'."""
     if q["kind"] == "helped":
         c = q["claim"]
-        return (f"{_name(q['winner'])} wins ({q['means'][q['winner']]:.0%}; {c['gap'] * 100:+.1f} points over "
-                f"{_name(q['runner_up'])}, 95% interval {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f})")
+        return tr("{winner} wins ({acc}; {gap} points over {runner_up}, 95% interval {low} to {high})",
+                  winner=_name(q["winner"]), acc=fmt(q["means"][q["winner"]], ".0%"), gap=_signed(c["gap"]),
+                  runner_up=_name(q["runner_up"]), low=_signed(c["low"]), high=_signed(c["high"]))
     if q["kind"] == "single":
-        return f"{_name(q['winner'])} leads ({q['means'][q['winner']]:.0%}; one seed says little)"
+        return tr("{winner} leads ({acc}; one seed says little)", winner=_name(q["winner"]),
+                  acc=fmt(q["means"][q["winner"]], ".0%"))
     every = len(q["tied"]) == len(q["means"])
-    return ("a tie between " + " and ".join(f"{_name(st)} ({q['means'][st]:.0%})" for st in q["tied"])
-            + (": the data can't tell these apart at this size" if every else
-               f": the data can't tell {'these' if len(q['tied']) > 2 else 'the two'} apart at this size, and the "
-               f"rest trail"))
+    tied = [tr("{strategy} ({acc})", strategy=_name(st), acc=fmt(q["means"][st], ".0%")) for st in q["tied"]]
+    between = tr(" and ").join(tied)
+    if every:
+        return tr("a tie between {tied}: the data can't tell these apart at this size", tied=between)
+    if len(q["tied"]) > 2:
+        return tr("a tie between {tied}: the data can't tell these apart at this size, and the rest trail",
+                  tied=between)
+    return tr("a tie between {tied}: the data can't tell the two apart at this size, and the rest trail", tied=between)
 
 
 def _name(strategy: str) -> str:
-    return strategy.replace("_", " ")
+    return tr(STRATEGY_WORDS[strategy]) if strategy in STRATEGY_WORDS else strategy.replace("_", " ")
+
+
+def _quadrant(q: dict) -> str:
+    key = (q["size"], q["domain"])
+    return tr(QUADRANT_WORDS[key]) if key in QUADRANT_WORDS else f"{q['size']} data, {q['domain']}"
+
+
+def _signed(fraction: float) -> str:
+    """A gap in points, signed, one decimal: "+4.1" (as `:+.1f` writes it in English)."""
+    return number(fraction * 100, 1, signed=True)
 
 
 def run(cfg: DomainsConfig = DomainsConfig(), progress: Progress | None = None, should_stop: Stop | None = None,

@@ -14,12 +14,14 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from tl_core import claims, contract, data, gtl_data, gtl_lab, narration
+from tl_core import claims, contract, data, gtl_data, gtl_lab, i18n, narration
 from tl_core import engine as engines
 from tl_core.contract import Progress, Stop, Verdict, setting
+from tl_core.i18n import N_, tr
 from tl_core.serve.estimates import units
 
 CONDITIONS = ("guided", "freeze_head_only", "plain", "scratch")
+SOURCE_WORDS = {"related": N_("Related"), "unrelated": N_("Unrelated")}   # a finding's first word
 _D = gtl_lab.GTLConfig()
 
 
@@ -125,24 +127,32 @@ class GTLSweepResult(contract.Result):
         lines, found = [], self.claims()
         for source in self.config.sources:
             mine = [c for c in found if c["source"] == source]
-            guidance = {k: [f"{c['shots']} ({c['gap'] * 100:+.1f} vs {gtl_lab.NAMES[c['against']]})" for c in mine
+            guidance = {k: [tr("{shots} ({gap} vs {against})", shots=c["shots"],
+                               gap=i18n.number(c["gap"] * 100, 1, signed=True),
+                               against=tr(gtl_lab.NAMES[c["against"]])) for c in mine
                             if c["question"] == "guidance" and c["kind"] == k] for k in claims.KINDS}
             beat = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "helped"]
             lost = [str(c["shots"]) for c in mine if c["question"] == "transfer" and c["kind"] == "hurt"]
-            parts = [f"{source.capitalize()} source: guided fine-tuning beats the stronger of freezing the body and "
-                     f"plain fine-tuning (points) at shots {', '.join(guidance['helped']) or 'none'}"]
+            none = tr("none")
+            parts = [tr("{source} source: guided fine-tuning beats the stronger of freezing the body and plain "
+                        "fine-tuning (points) at shots {shots}",
+                        source=tr(SOURCE_WORDS.get(source, source.capitalize())),
+                        shots=", ".join(guidance["helped"]) or none)]
             if guidance["hurt"]:
-                parts.append(f"trails at {', '.join(guidance['hurt'])}")
+                parts.append(tr("trails at {shots}", shots=", ".join(guidance["hurt"])))
             if guidance["tie"] or guidance["single"]:
-                parts.append(f"ties it at {', '.join(guidance['tie'] + guidance['single'])}")
-            parts.append(f"the best condition from this source beats scratch at shots {', '.join(beat) or 'none'}")
+                parts.append(tr("ties it at {shots}", shots=", ".join(guidance["tie"] + guidance["single"])))
+            parts.append(tr("the best condition from this source beats scratch at shots {shots}",
+                            shots=", ".join(beat) or none))
             if lost:
-                parts.append(f"and trails scratch at {', '.join(lost)} (negative transfer)")
+                parts.append(tr("and trails scratch at {shots} (negative transfer)", shots=", ".join(lost)))
             lines.append("; ".join(parts) + ".")
         return lines
 
     def body(self) -> dict:
-        return {"cells": self.table(), "claims": self.claims(), "findings": self.findings(), "scouts": self.scouts,
+        with i18n.using("en"):   # the run's JSON is the same in every language
+            findings = self.findings()
+        return {"cells": self.table(), "claims": self.claims(), "findings": findings, "scouts": self.scouts,
                 "guide_mean": self.guide_mean, "base_source_val_acc": self.base_acc}
 
     def metrics(self) -> dict[str, float]:
