@@ -40,3 +40,27 @@ def test_the_first_lab_run_is_estimated_from_the_backbones_reference_rate(tmp_pa
     sweep = contract.record(finetune.SweepConfig(shots=(5,), freezes=("all",)))
     assert serve.estimate("sweep", sweep, empty)[0] == pytest.approx(seconds, rel=0.01)
     assert serve.estimate("own", {**cfg, "dataset": "own: x.zip"}, empty)[0] > 0
+
+
+def test_every_experiment_that_trains_has_a_first_run_estimate(tmp_path):
+    """No page says "no estimate yet" before its first run: each experiment that trains has a reference rate (its
+    own model, the table bench/references.py measured on the reference laptop, or its lender's), and the first run's
+    estimate is that rate times the run's cost."""
+    from tl_core import experiments
+    from tl_core.serve import estimates
+
+    empty = store.Store(tmp_path)
+    table = estimates.references()
+    assert table and set(table) <= set(experiments.EXPERIMENTS) and all(v > 0 for v in table.values())
+    for name in experiments.EXPERIMENTS:
+        if not experiments.module_of(name).startswith("tl_core."):
+            continue   # a test's fake experiment
+        exp = experiments.command(name)
+        if not exp.trains() or exp.cost is None:
+            continue
+        cfg = contract.record(exp.config())
+        seconds, based = serve.estimate(name, cfg, empty)
+        assert based == 0 and seconds is not None and seconds > 0, name
+        if name in table:
+            assert seconds == pytest.approx(table[name] * exp.cost(cfg)), name
+

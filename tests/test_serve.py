@@ -109,7 +109,10 @@ def test_the_estimate_scales_this_machines_history_by_the_cost_model(tmp_path):
     assert based == 1 and seconds == pytest.approx(20.0 * serve.cost("finetune", bigger) / serve.cost("finetune", cfg))
     assert 3 < seconds / 20.0 < 6   # 3x the seeds, 2x the epochs: the frozen features are computed once per run
     assert serve.estimate("own", cfg, db)[0] == pytest.approx(20.0)           # the lab's family
-    assert serve.estimate("toy", {}, store.Store(tmp_path / "empty"))[0] is None
+    # no run of its kind here: the reference laptop's rate (bench/references.py) times the run's cost
+    toy = contract.record(__import__("tl_core.experiments.toy", fromlist=["ToyConfig"]).ToyConfig())
+    first, based = serve.estimate("toy", toy, store.Store(tmp_path / "empty"))
+    assert based == 0 and first == pytest.approx(serve.references()["toy"] * serve.cost("toy", toy))
     assert serve.about(42) == "about 40 s" and serve.about(200) == "about 3 min"
 
 

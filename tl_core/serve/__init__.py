@@ -16,7 +16,7 @@ One topic per module:
 - `kept`: finished results kept beside the history.
 """
 from tl_core.run_request import RunRequest, code_version, identity
-from tl_core.serve.estimates import about, cost, estimate, units
+from tl_core.serve.estimates import about, cost, estimate, references, units
 from tl_core.serve.kept import Entry
 from tl_core.serve.progress import Progress, by_cost
 from tl_core.serve.scheduler import Job, Server, describe, server, submit, use
@@ -43,5 +43,5 @@ from tl_core.serve.settings import (
 
 __all__ = ["ADDRESS", "ADMIN", "CACHE", "CACHE_MB", "POLL_S", "RAY", "RUN_MINUTES", "SESSION_RUNS", "SHARED",
            "WORKER_THREADS", "WORKERS", "Entry", "Job", "Progress", "Refused", "RunRequest", "Server", "about",
-           "admin", "by_cost", "code_version", "cost", "describe", "estimate", "identity", "ray_address",
+           "admin", "by_cost", "code_version", "cost", "describe", "estimate", "identity", "ray_address", "references",
            "server", "session_limits", "shared", "submit", "teacher", "units", "use", "workers"]

@@ -6,8 +6,11 @@ estimate is units × a rate in seconds per unit: the median of this history's la
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
+from functools import lru_cache
+from pathlib import Path
 
 from tl_core import store
 from tl_core.i18n import tr
@@ -31,6 +34,36 @@ def units(seeds=1, epochs=1, conditions=1, images=None, image_size=None, cells=1
     size = (_count(image_size, 64) / 64) ** 2
     return max(_count(seeds, 1) * _count(epochs, 1) * _count(conditions, 1) * _count(images, 20) * size
                * _count(cells, 1), 1e-9)
+
+
+REFERENCES = Path(__file__).with_name("references.json")
+
+
+@lru_cache(maxsize=1)
+def _references() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(REFERENCES.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def references() -> dict[str, float]:
+    """Seconds per cost unit of each experiment's default run on the reference laptop (an idle 2-core machine),
+    measured by bench/references.py: what a first run of a kind is estimated from."""
+    return dict(_references())
+
+
+def reference(kind: str) -> float | None:
+    """The reference rate of `kind`: its own (`Experiment.reference`, e.g. the lab's per-backbone model), else the
+    measured table's, else its lender's."""
+    exp = _experiment(kind)
+    if exp is None:
+        return None
+    if exp.reference is not None:
+        return exp.reference
+    if kind in _references():
+        return _references()[kind]
+    return reference(exp.rate_of) if exp.rate_of else None
 
 
 def _experiment(kind: str):
@@ -66,10 +99,7 @@ def estimate(kind: str, config: dict, db: store.Store | None = None) -> tuple[fl
     if runs:
         rate = statistics.median(r.seconds / cost(r.kind, r.config) for r in runs)
         return rate * exp.cost(config), len(runs)
-    ref = exp.reference
-    if ref is None and exp.rate_of:
-        lender = _experiment(exp.rate_of)
-        ref = lender.reference if lender is not None else None
+    ref = reference(kind)
     return (ref * exp.cost(config), 0) if ref else (None, 0)
 
 
