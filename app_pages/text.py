@@ -101,7 +101,9 @@ if tok is not None and result.train_texts:
     cols = st.columns(2)
     for col, (title, model) in zip(cols, [(tr("pretrained encoder"), backbones.pretrained_text_model()),
                                           (tr("after fine-tuning ({condition}, seed {seed})",
-                                              condition=result.config.label(result.tuned[0]), seed=result.config.seed)
+                                              condition=names.shown(result.config.label(result.tuned[0]), exp.LABELS,
+                                                                    result.tuned[0], k=result.config.layers),
+                                              seed=result.config.seed)
                                            if tuned else "", tuned)]):
         if model is None:
             col.info(tr("Add **{last_k}** or **{full}** to the conditions to see the embeddings after fine-tuning.",

@@ -14,6 +14,9 @@ def test_text_page_tokenizes_trains_and_shows_curves(server, page):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Overfitting curves").first.wait_for(timeout=240_000)
     page.get_by_text("Nearest training sentences, before and after fine-tuning").wait_for(timeout=60_000)
+    # the fine-tuned column comes after the subheader: its model is rebuilt from the run's stages first (seconds on
+    # a busy machine)
+    page.get_by_text("after fine-tuning (fine-tune last 2 layers").wait_for(timeout=60_000)
     page.wait_for_timeout(1500)  # let plotly finish drawing before the screenshot
     assert page.locator("[data-testid='stPlotlyChart']").count() == 1
     assert page.locator("[data-testid='stMetric']").count() == 2
