@@ -168,7 +168,8 @@ def test_a_runs_condition_labels_are_drawn_in_the_readers_language():
 
     run = {"config": {"layers": 2, "shots": 4},
            "methods": [{"method": m, "label": LABELS[m].format(k=2, shots=4), "val_acc_mean": 0.6,
-                        "val_acc_seeds": [0.5, 0.7], "perplexity_after": 20.0} for m in ("feature", "last_k", "prompt")]}
+                        "val_acc_seeds": [0.5, 0.7], "perplexity_after": 20.0}
+                       for m in ("feature", "last_k", "prompt")]}
     with i18n.using("es"):
         ticks = [t.x[0] for t in lm_plots.methods(run).data if t.type == "bar"]
         assert "características congeladas + cabeza" in ticks and "últimas 2 capas entrenadas" in ticks
