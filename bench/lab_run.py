@@ -10,7 +10,13 @@ process: the ratios are what to read (other work on the machine swings the secon
 1. the default run, cold (no earlier run in the process), with its time split: scratch training (and, inside it,
    per-epoch validation), frozen features, data and models, final predictions;
 2. a second lab run that changes only the freeze depth or the strategy, as a class walks through the lab:
-   today it trains scratch again; shared, scratch is the earlier run's and the frozen features are cached.
+   today it trains scratch again; shared, scratch is the earlier run's and the frozen features are cached;
+3. the default run, cold: the networks trained whole (scratch) in the usual memory layout against channels-last
+   (tl_core/finetuning.py CHANNELS_LAST), twice each, interleaved. The same arithmetic in another order: the
+   pretrained condition's numbers are identical (its head trains on cached features either way), scratch's
+   differ in the last bits and so in their accuracies; the bench prints both and their verdicts.
+
+    python bench/lab_run.py --layout   # only part 3 (the issue-#36 ratio against the path before it)
 """
 from __future__ import annotations
 
@@ -68,9 +74,10 @@ def close(a, b) -> bool:
     return numbers(a) == numbers(b)
 
 
-def timed_run(cfg, share: bool, val_batch: int = finetuning.VAL_BATCH):
+def timed_run(cfg, share: bool, val_batch: int = finetuning.VAL_BATCH, layout: bool = True):
     reuse.REUSE = share
     finetuning.VAL_BATCH = val_batch
+    finetuning.CHANNELS_LAST = layout
     with Timer() as t:
         start = time.perf_counter()
         result = finetune.run(cfg, device="cpu")
@@ -87,6 +94,7 @@ def fresh() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="32 px, 5 epochs, 2 seeds")
+    parser.add_argument("--layout", action="store_true", help="only the memory-layout comparison (part 3)")
     args = parser.parse_args(argv)
     cfg = finetune.FinetuneConfig()
     if args.quick:
@@ -95,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab run: {cfg.backbone}, {cfg.dataset}, {cfg.shots} shots, {cfg.epochs} epochs, {cfg.seeds} seeds, "
           f"{cfg.image_size} px, weights {cfg.weights}")
 
+    if args.layout:
+        return layout(cfg)
     new = finetuning.VAL_BATCH
     fresh()
     before, t_before, part_before = timed_run(cfg, share=True, val_batch=0)
@@ -131,6 +141,32 @@ def main(argv: list[str] | None = None) -> int:
               f"{t_a / t_b:.1f}x")
     print("\nequal numbers: val accuracies, curves and confusion matrices identical on both paths")
     reuse.REUSE = True
+    return layout(cfg)
+
+
+def accuracies(result) -> str:
+    return " ".join(f"{w} " + "/".join(f"{r.val_acc:.3f}" for r in result.by_weights(w)) for w in result.ran())
+
+
+def layout(cfg) -> int:
+    """Part 3: the default run cold, the usual layout against channels-last, interleaved, twice each."""
+    times = {False: [], True: []}
+    results = {}
+    for _ in range(2):
+        for on in (False, True):
+            fresh()
+            results[on], seconds, _ = timed_run(cfg, share=True, layout=on)
+            times[on].append(seconds)
+    finetuning.CHANNELS_LAST = True
+    before, after = min(times[False]), min(times[True])
+    same = [n for n in numbers(results[False]) if n[0] == "pretrained"] == \
+        [n for n in numbers(results[True]) if n[0] == "pretrained"]
+    print(f"\n3. the default run, cold, best of two: usual layout {before:.1f} s, channels-last {after:.1f} s: "
+          f"{before / after:.2f}x (all: {', '.join(f'{t:.1f}' for t in times[False])} s against "
+          f"{', '.join(f'{t:.1f}' for t in times[True])} s)")
+    print(f"   pretrained condition's numbers identical: {same}")
+    print(f"   usual layout:  {accuracies(results[False])} | {results[False].verdict().text}")
+    print(f"   channels-last: {accuracies(results[True])} | {results[True].verdict().text}")
     return 0
 
 

@@ -170,3 +170,61 @@ def test_validating_in_one_pass_gives_the_numbers_of_validating_in_training_batc
         out[size] = [(run.weights, run.seed, run.val_acc, run.train_acc, run.history.val_acc, run.history.train_loss,
                       run.confusion.tolist(), np.round(run.history.val_loss, 5).tolist()) for run in r.runs]
     assert out[0] == out[finetuning.VAL_BATCH]
+
+
+def test_a_network_trained_whole_on_the_cpu_computes_in_channels_last_what_a_float64_reference_computes():
+    """The faster layout (finetuning.CHANNELS_LAST) against a reference, the same weights: the same predictions
+    and logits as the usual layout to float rounding, and one training step's gradients within 3% of the same
+    network's in float64 (the usual layout is within 1%: another order of the same sums, with a few per cent of
+    float32 error where BatchNorm's batch statistics cancel; fifteen epochs from scratch amplify that into other
+    accuracies of the same spread: docs/benchmarks.md)."""
+    from tl_core import backbones
+
+    model = backbones.create("efficientnet_lite0", "scratch", 10, seed=3)
+    assert finetuning.fast_layout(model, torch.device("cpu"))
+    assert not finetuning.fast_layout(model, torch.device("meta"))                       # the CPU's only
+    assert not finetuning.fast_layout(torch.nn.Sequential(torch.nn.Linear(4, 2)), torch.device("cpu"))
+    x, y = torch.rand(24, 3, 48, 48, generator=torch.Generator().manual_seed(0)), torch.arange(24) % 10
+    out = {}
+    for name, layout, dtype in (("reference", torch.contiguous_format, torch.float64),
+                                ("usual", torch.contiguous_format, torch.float32),
+                                ("fast", torch.channels_last, torch.float32)):
+        m = backbones.create("efficientnet_lite0", "scratch", 10, seed=3).to(dtype).to(memory_format=layout)
+        m.train()
+        torch.nn.functional.cross_entropy(m(x.to(dtype)), y).backward()
+        m.eval()
+        with torch.inference_mode():
+            out[name] = (m(x.to(dtype)).double(), torch.cat([p.grad.double().flatten() for p in m.parameters()]))
+    ref_logits, ref_grad = out["reference"]
+    assert torch.equal(out["usual"][0].argmax(1), out["fast"][0].argmax(1))
+    assert torch.allclose(out["usual"][0], out["fast"][0], atol=1e-4, rtol=1e-4)
+    assert torch.allclose(out["fast"][0], ref_logits, atol=1e-4, rtol=1e-4)
+    error = {k: float((out[k][1] - ref_grad).norm() / ref_grad.norm()) for k in ("usual", "fast")}
+    assert error["usual"] < 0.01 and error["fast"] < 0.03, error
+
+
+def test_channels_last_leaves_the_pretrained_condition_bit_for_bit_and_hands_back_the_usual_layout(monkeypatch):
+    """A lab run with the faster layout: the pretrained condition (its head on cached features) gives exactly the
+    numbers of the path before it, scratch trains in channels-last, and the weights the run keeps (export, predict,
+    the workshop) are in the usual layout."""
+    from tl_core import reuse
+
+    cfg = finetune.FinetuneConfig(**{**TINY_LAB, "dataset": "digits"}, weights="both", seeds=1, epochs=2)
+    seen, out = [], {}
+    real = finetuning.Trainer.train
+
+    def train(self, *args, **kwargs):
+        seen.append(next(p for p in self.model.parameters() if p.dim() == 4).is_contiguous(
+            memory_format=torch.channels_last))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(finetuning.Trainer, "train", train)
+    for on in (False, True):
+        monkeypatch.setattr(finetuning, "CHANNELS_LAST", on)
+        monkeypatch.setattr(reuse, "REUSE", False)
+        r = finetune.run(cfg, device="cpu")
+        out[on] = [(run.val_acc, run.history.val_acc, run.history.train_loss, run.confusion.tolist())
+                   for run in r.by_weights("pretrained")]
+        assert all(t.is_contiguous() for t in r.model_state.values())
+    assert out[False] == out[True]
+    assert seen == [False, False, False, True]     # pretrained, scratch (usual layout); pretrained, scratch (fast)
