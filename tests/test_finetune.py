@@ -228,3 +228,28 @@ def test_channels_last_leaves_the_pretrained_condition_bit_for_bit_and_hands_bac
         assert all(t.is_contiguous() for t in r.model_state.values())
     assert out[False] == out[True]
     assert seen == [False, False, False, True]     # pretrained, scratch (usual layout); pretrained, scratch (fast)
+
+
+def test_on_a_gpu_a_run_leaves_its_shared_features_in_host_memory_and_hands_the_rest_back(monkeypatch):
+    """The GPU path, checked on the CPU: the lab's shared feature cache keeps its features in host memory; after
+    a run on a GPU (`reuse.release`) the frozen network the cache built there is let go and the freed memory goes
+    back to the device, while the features stay for the next run; after a CPU run nothing is let go."""
+    from tl_core import device as devices
+    from tl_core import reuse
+
+    cfg = finetune.FinetuneConfig(**TINY_LAB, weights="pretrained", seeds=1, epochs=1)
+    monkeypatch.setattr(reuse, "FEATURES", type(reuse.FEATURES)())
+    finetune.run(cfg, device="cpu")
+    (key, cache), = reuse.FEATURES.items()
+    assert key == ("shapes_cnn", "cpu") and cache._model is not None and cache._batches
+    assert all(t.device.type == "cpu" for t in cache._batches.values())
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    reuse.release("cpu")
+    assert cache._model is not None and not emptied                 # a CPU run keeps everything for the next
+    reuse.FEATURES[("shapes_cnn", "cuda")] = reuse.FEATURES.pop(key)  # the same cache, as a GPU run's
+    reuse.release(torch.device("cuda"))
+    assert cache._model is None and cache._batches and emptied == [True]
+    assert isinstance(cache.model, torch.nn.Module)                    # built again when a run needs it
+    x = torch.ones(3)
+    assert devices.to_device(x, torch.device("cpu")) is x              # on the CPU, no copy

@@ -36,6 +36,24 @@ def pick(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """`t` on `dev`. From the CPU to a GPU through pinned (page-locked) memory without blocking: the copy runs
+    while the GPU still works on what was queued before it, and the next operation on the GPU waits for it.
+    On the CPU, `t` itself."""
+    dev = torch.device(dev)
+    if dev.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
+def release(dev: torch.device) -> None:
+    """After a run on a GPU: hand the memory its tensors no longer use back to the device (torch's caching
+    allocator keeps freed blocks for this process otherwise, where other runs and processes cannot have them).
+    No-op elsewhere."""
+    if torch.device(dev).type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return mps is not None and mps.is_available()

@@ -256,11 +256,19 @@ class SharedFrozenCache(FrozenCache):
         for i in range(0, len(x), self.batch_size):   # the batches frozen_features makes of x
             batch = x[i:i + self.batch_size]
             key = (depth, self._digest(batch))
-            if key not in self._batches:
-                self._batches[key] = frozen_features(self.model.prefix(depth), batch, self.batch_size, should_stop)
+            if key not in self._batches:   # kept in host memory: on a GPU, the device holds no cache between runs
+                self._batches[key] = frozen_features(self.model.prefix(depth), batch, self.batch_size,
+                                                     should_stop).cpu()
                 self.bytes += self._batches[key].element_size() * self._batches[key].numel()
             out.append(self._batches[key])
         return torch.cat(out)
+
+    def release_model(self) -> None:
+        """Let go of the frozen network this cache built (on a GPU, its memory); the next run that needs
+        features not kept builds it again. The features kept stay."""
+        with self._lock:
+            if not isinstance(self._source, nn.Module):
+                self._model = None
 
     def at(self, depth: int, inputs: torch.Tensor, rows: torch.Tensor | None = None,
            should_stop: Stop | None = None) -> torch.Tensor:

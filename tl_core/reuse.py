@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from tl_core import budget, contract, data
+from tl_core import device as devices
 from tl_core.finetuning import FinetuneConfig, SharedFrozenCache, model_for
 
 # What a lab run shares with the runs before it in this process, number for number (bench/lab_run.py measures it;
@@ -66,3 +67,15 @@ def scratch_key(cfg: FinetuneConfig, seed: int, data_key: str) -> str:
     the number of seeds (plus its own seed and the images)."""
     sub = replace(cfg.for_weights("scratch"), weights="scratch", seeds=1, unfreeze_every=1, cache=True)
     return json.dumps([contract.record(sub), seed, data_key], sort_keys=True, default=str)
+
+
+def release(dev) -> None:
+    """After a run on a GPU: the shared caches keep their features in host memory (`SharedFrozenCache`), the frozen
+    networks they built on that GPU are let go (built again when a later run needs features not kept), and the
+    memory the run no longer uses goes back to the device. On the CPU, nothing: the next run reuses it all."""
+    if torch.device(dev).type == "cpu":
+        return
+    for (_, where), cache in FEATURES.items():
+        if where == str(torch.device(dev)):
+            cache.release_model()
+    devices.release(dev)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tl_core.contract import Stopped
+from tl_core.device import to_device
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -196,7 +197,7 @@ def evaluate(model: nn.Module, data: Batch, task: str, batch_size: int = 0,
     loss_sum = acc_sum = 0
     n_total = 0
     for xb, yb in _batches(data, batch_size, torch.Generator(), dim):
-        xb, yb = xb.to(dev), yb.to(dev)
+        xb, yb = to_device(xb, dev), to_device(yb, dev)
         out = model(xb)
         loss_sum = loss_sum + loss_fn(out, yb, per_member) * yb.shape[dim]
         if task == "classification":
@@ -214,7 +215,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Te
     top-k prediction or an exported model reads."""
     model.eval()
     dev = _device_of(model)
-    return torch.cat([model(x[i:i + batch_size].to(dev)).softmax(-1).cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([model(to_device(x[i:i + batch_size], dev)).softmax(-1).cpu() for i in range(0, len(x), batch_size)])
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -279,7 +280,7 @@ def fit(
                 break
             if transform is not None:
                 xb = transform(xb)
-            xb, yb = xb.to(dev), yb.to(dev)
+            xb, yb = to_device(xb, dev), to_device(yb, dev)
             # forward
             out = model(xb)
             loss = loss_fn(out, yb, per_member)
@@ -337,12 +338,12 @@ def frozen_features(prefix: nn.Module, x: torch.Tensor, batch_size: int = 64,
     prefix.eval()
     dev = _device_of(prefix)
     if len(prefix) == 0:
-        return x.to(dev)
+        return to_device(x, dev)
     out = []
     for i in range(0, len(x), batch_size):
         if should_stop is not None and should_stop():
             raise Stopped("stopped by the user while computing the frozen stages' features")
-        out.append(prefix(x[i:i + batch_size].to(dev)))
+        out.append(prefix(to_device(x[i:i + batch_size], dev)))
     return torch.cat(out)
 
 

@@ -150,7 +150,10 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
     costs = [lab_cost.cell_cost(cfg, c.condition, n_train, n_val, c.condition == "scratch" and reuse.REUSE
                                 and reuse.scratch_key(cfg, c.seed, data_key) in reuse.SCRATCH)
              for c in cells]
-    out = contract.run_cells(cells, train_one, serve.by_cost(progress, costs), should_stop, epochs=cfg.epochs)
+    try:
+        out = contract.run_cells(cells, train_one, serve.by_cost(progress, costs), should_stop, epochs=cfg.epochs)
+    finally:
+        reuse.release(dev)
     frozen = freeze.parse_freeze(cfg.freeze, len(backbones.stage_names(cfg.backbone))) \
         if "pretrained" in cfg.conditions() else 0
     result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=first.get("names", []), frozen=frozen,
@@ -326,8 +329,11 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
         out.seconds = time.perf_counter() - start
         live_run.checkpoint(out)
 
-    done = engines.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address,
-                             on_cell=on_cell)
+    try:
+        done = engines.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address,
+                                 on_cell=on_cell)
+    finally:
+        reuse.release(dev)
     out.records = [rec for cell in done.results for rec in cell.results]   # in plan order, whichever engine
     out.status, out.message = done.status, done.message
     out.seconds = time.perf_counter() - start
