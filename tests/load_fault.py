@@ -20,6 +20,9 @@ with a throwaway history and drives the system Chromium:
      solo run (measured on a fresh server), with the same numbers, and the history holds one training; a
      session opening the link afterwards sees the result at once;
    - class: 30 sessions over 3 distinct links (10 each): the time to the last result against one solo run;
+   - small link (`--small-link` runs only this): issue #36's small lab link, 8 sessions and a class of 30 over 3
+     links, with sessions that speak the websocket protocol but draw nothing: the server's own time, as ratios
+     to one session alone measured in the same call;
    - worker kill: with TL_WORKERS=1, 10 sessions wait on one run; its worker process is killed with SIGKILL:
      every session is told, the history stays intact (the run is "failed"), and a retry trains once.
 It prints the figures: sessions held, runs kept, Stop latency, the class's times.
