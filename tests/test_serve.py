@@ -269,7 +269,8 @@ def test_one_more_session_shown_a_shared_result_builds_and_serialises_none_of_it
         monkeypatch.setattr(figures, name, lambda *args, _f=getattr(figures, name), _n=name, **kw:
                             built.append(_n) or _f(*args, **kw))
     to_dict = plotly.basedatatypes.BaseFigure.to_dict
-    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "to_dict", lambda self: serialised.append(self) or to_dict(self))
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "to_dict",
+                        lambda self: serialised.append(self) or to_dict(self))
     later = [as_(f"session-{i}", "app_pages/finetune.py", FAST_LAB) for i in range(4)]
     assert all(not b.exception for b in later)
     charts = [[c.proto.spec for c in b.get("plotly_chart")] for b in [a, *later]]
