@@ -6,6 +6,7 @@ links are `app_pages.widgets` (reached as `ui.widget`, `ui.page`, ...).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -29,6 +30,36 @@ def chart(fig, key: str, where=st) -> None:
     where.download_button(tr("Download chart as HTML"), lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                        file_name=f"{key}.html", mime="text/html", key=f"{key}_html", icon=":material/download:",
                        on_click="ignore", type="tertiary")
+
+
+def shared_figure(fig):
+    """`fig`, serialised once for every session that shows it: a figure built once for a shared result (`once`) or
+    a run's live chart is sent to each session following it, and Streamlit turns a plotly figure into its dict
+    for every chart it sends (about 10 ms of the server's CPU a chart, holding the GIL: 4 charts for each of 30
+    sessions is over a second taken from the run they wait for). The dict is made on the first send and reused;
+    such a figure is not changed afterwards (no page changes a shared figure). Anything but a plain plotly
+    Figure is returned as it is."""
+    import plotly.graph_objects as go
+
+    if type(fig) is go.Figure:
+        fig.__class__ = _shared_figure_class()
+    return fig
+
+
+@functools.cache
+def _shared_figure_class():
+    import plotly.graph_objects as go
+
+    class SharedFigure(go.Figure):
+        """A plotly Figure whose dict (what every chart of it sends) is made once."""
+
+        def to_dict(self):
+            made = self.__dict__.get("_tl_dict")
+            if made is None:
+                made = self._tl_dict = super().to_dict()
+            return made
+
+    return SharedFigure
 
 
 def keep(store: dict, key=None, value=None, most: int = 4) -> None:
@@ -155,7 +186,7 @@ def once(obj, what: str, make):
                 hit = _ONCE.get(key)
                 if hit is not None and hit[0] is obj:
                     return hit[1]
-            value = make()
+            value = shared_figure(make())   # a figure: its dict made once too
             with _ONCE_LOCK:
                 _ONCE.put(key, (obj, value))   # one larger than the whole budget is made again when asked
             return value
@@ -298,7 +329,7 @@ def _live_figure(job: serve.Job, epochs: int):
         hit = _LIVE_FIGURES.get(id(job))
         if hit is not None and hit[0] is job and (hit[1] == epochs or time.monotonic() - hit[2] < 1.0):
             return hit[3], hit[1]
-        fig = live_figures.curves(dict(job.live))
+        fig = shared_figure(live_figures.curves(dict(job.live)))   # sent to every follower: serialised once
         _LIVE_FIGURES[id(job)] = (job, epochs, time.monotonic(), fig)
         while len(_LIVE_FIGURES) > 16:
             del _LIVE_FIGURES[next(iter(_LIVE_FIGURES))]

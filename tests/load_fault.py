@@ -20,6 +20,9 @@ with a throwaway history and drives the system Chromium:
      solo run (measured on a fresh server), with the same numbers, and the history holds one training; a
      session opening the link afterwards sees the result at once;
    - class: 30 sessions over 3 distinct links (10 each): the time to the last result against one solo run;
+   - small link (`--small-link` runs only this): issue #36's small lab link, 8 sessions and a class of 30 over 3
+     links, with sessions that speak the websocket protocol but draw nothing: the server's own time, as ratios
+     to one session alone measured in the same call;
    - worker kill: with TL_WORKERS=1, 10 sessions wait on one run; its worker process is killed with SIGKILL:
      every session is told, the history stays intact (the run is "failed"), and a retry trains once.
 It prints the figures: sessions held, runs kept, Stop latency, the class's times.
@@ -320,6 +323,117 @@ def classroom(sessions: int = 30, links: int = 3, epochs: int = 30) -> dict:
                 "finished": sum(r.status == "finished" for r in runs), "same_numbers": same}
 
 
+# ---- the same class without browsers: what the server delivers ---------------------------------------------
+
+SMALL_LINK = LAB + "&ft_epochs=6&ft_seeds=2"   # the small lab link of issue #36: textures, 6 epochs, 2 seeds
+
+
+class _Wire:
+    """One session of the app over its websocket, as a browser speaks to it (BackMsg rerun requests, ForwardMsg
+    deltas back), without drawing anything: it costs the server's cores nothing, so the time until it holds the
+    result is the server's own (the students' laptops draw their own pages). `arrived`: when the result's caption
+    came; `charts`: the chart deltas it was sent after its click."""
+
+    def __init__(self, url: str, path: str, query: str):
+        self.url, self.path, self.query = url, path, query
+        self.buttons: dict[str, str] = {}
+        self.clicked: float | None = None
+        self.arrived: float | None = None
+        self.charts = self.frames = self.bytes = 0
+
+    async def open(self) -> None:
+        import asyncio
+
+        import websockets
+
+        self.finished = asyncio.Event()
+        self.ws = await websockets.connect(self.url.replace("http", "ws", 1) + "/_stcore/stream",
+                                           subprotocols=["streamlit"], max_size=None, compression=None)
+        self.reader = asyncio.create_task(self._read())
+        await self._rerun()
+        await asyncio.wait_for(self.finished.wait(), 300)
+
+    async def _rerun(self, *widgets) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        msg.rerun_script.query_string, msg.rerun_script.page_name = self.query, self.path
+        for w in widgets:
+            msg.rerun_script.widget_states.widgets.add().CopyFrom(w)
+        await self.ws.send(msg.SerializeToString())
+
+    async def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        async for raw in self.ws:
+            msg = ForwardMsg()
+            msg.ParseFromString(raw)
+            what = msg.WhichOneof("type")
+            element = (msg.delta.new_element.WhichOneof("type")
+                       if what == "delta" and msg.delta.WhichOneof("type") == "new_element" else "")
+            if element == "button":
+                self.buttons[msg.delta.new_element.button.label] = msg.delta.new_element.button.id
+            elif what == "script_finished":
+                self.finished.set()
+            if self.clicked is not None and self.arrived is None:
+                self.frames, self.bytes = self.frames + 1, self.bytes + len(raw)
+                self.charts += element == "plotly_chart"
+                if CAPTION in raw:
+                    self.arrived = time.perf_counter()
+
+    async def click(self, label: str) -> None:
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        self.clicked = time.perf_counter()
+        await self._rerun(WidgetState(id=self.buttons[label], trigger_value=True))
+
+    async def close(self) -> None:
+        self.reader.cancel()
+        await self.ws.close()
+
+
+def _wire_class(url: str, links: list[str], timeout: float = 600) -> tuple[float, list]:
+    """Sessions open the lab at `links` (one session each) and press Train at once: (seconds until the last had
+    its result, the sessions)."""
+    import asyncio
+
+    async def go():
+        sessions = [_Wire(url, "finetune", q) for q in links]
+        await asyncio.gather(*(s.open() for s in sessions))
+        start = time.perf_counter()
+        await asyncio.gather(*(s.click("Train") for s in sessions))
+        deadline = start + timeout
+        while not all(s.arrived for s in sessions):
+            assert time.perf_counter() < deadline, "a session got no result"
+            await asyncio.sleep(0.02)
+        for s in sessions:
+            await s.close()
+        return max(s.arrived for s in sessions) - start, sessions
+
+    return asyncio.run(go())
+
+
+def small_link(n: int = 8, class_sessions: int = 30, links: int = 3) -> dict:
+    """Issue #36's small link (textures, 6 epochs, 2 seeds) in three servers started here, one after another:
+    one session alone, `n` sessions on the link, and a class of `class_sessions` over `links` links alike but
+    for the learning rate. Each time is from the clicks until the last session held its result, the sessions
+    speaking to the server as browsers do but drawing nothing (`_Wire`); each ratio is against the solo run
+    measured in the same call."""
+    rates = ("0.003", "0.001", "0.01", "0.0003", "0.03")[:links]
+    out: dict = {"sessions": n, "class_sessions": class_sessions, "links": links}
+    for name, queries in (("solo", [SMALL_LINK]), ("shared", [SMALL_LINK] * n),
+                          ("class", [SMALL_LINK + f"&ft_lr={rates[i % links]}" for i in range(class_sessions)])):
+        with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), TL_SHARED="1") as (url, _):
+            seconds, sessions = _wire_class(url, queries)
+            runs = store.Store(tmp).runs()
+        out[name] = seconds
+        out[f"{name}_runs"] = [r.status for r in runs]
+        out[f"{name}_charts"] = max(s.charts for s in sessions)   # chart deltas a session got before its result
+        out[f"{name}_kb"] = max(s.bytes for s in sessions) / 1024
+    out["ratio"], out["class_ratio"] = out["shared"] / out["solo"], out["class"] / out["solo"]
+    return out
+
+
 def worker_kill(sessions: int = 10, epochs: int = 300) -> dict:
     """TL_WORKERS=1: `sessions` wait on one run, its worker is killed (SIGKILL); then each presses Train again."""
     link = CLASS_LINK.format(w="scratch", e=epochs, lr="0.003")
@@ -361,7 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=8, help="browser sessions at once (default 8)")
     parser.add_argument("--class-sessions", type=int, default=30, help="the class scenario's sessions (default 30)")
     parser.add_argument("--only-class", action="store_true", help="run only the class scenarios (part 4)")
+    parser.add_argument("--small-link", action="store_true", help="run only the small link's server-side figures "
+                                                                  "(8 sessions, a class of 30 over 3 links)")
     args = parser.parse_args(argv)
+    if args.small_link:
+        return 0 if small_link_figures(args.sessions, args.class_sessions) else 1
     c = class_scenarios(args.sessions, args.class_sessions)
     if args.only_class:
         return 0 if c else 1
@@ -383,8 +501,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def small_link_figures(n: int, class_sessions: int) -> bool:
+    """The small link's figures (`small_link`), printed; True when they meet issue #36's goal (8 sessions within
+    1.5x one session, 30 sessions over 3 links within 4x one run)."""
+    sm = small_link(n, class_sessions)
+    print(f"small link, server side: one session alone {sm['solo']:.2f} s; {n} sessions on it {sm['shared']:.2f} s "
+          f"({sm['ratio']:.2f}x, trainings {sm['shared_runs']}); {class_sessions} sessions over {sm['links']} links "
+          f"{sm['class']:.2f} s ({sm['class_ratio']:.2f}x, trainings {sm['class_runs']}); chart deltas a follower "
+          f"got before its result: {sm['shared_charts']} ({sm['shared_kb']:.0f} kB), alone {sm['solo_charts']} "
+          f"({sm['solo_kb']:.0f} kB)")
+    return (sm["ratio"] <= 1.5 and sm["class_ratio"] <= 4 and sm["shared_runs"] == ["finished"]
+            and sm["class_runs"] == ["finished"] * sm["links"])
+
+
 def class_scenarios(n: int, class_sessions: int) -> bool:
     """Part 4, printed; True when it passed."""
+    small = small_link_figures(n, class_sessions)
     sh = shared_link(n, link="")   # the lab's default run, as a class opens /finetune
     print(f"shared link: {sh['sessions']} sessions on one link got their result in {sh['seconds']:.1f} s, one solo "
           f"run {sh['solo']:.1f} s: {sh['ratio']:.2f}x; {sh['runs']} training(s) in the history {sh['statuses']}; "
@@ -398,7 +530,7 @@ def class_scenarios(n: int, class_sessions: int) -> bool:
     print(f"worker kill -9: all {wk['sessions']} waiting sessions told in {wk['told']:.1f} s; history integrity "
           f"{wk['integrity']}, the killed run {wk['killed_status']}; the retry trained {wk['retry_runs']} run(s) "
           f"({'finished' if wk['retry_finished'] else 'NOT finished'}) in {wk['retry_seconds']:.1f} s for all")
-    return (sh["ratio"] <= 1.5 and sh["runs"] == 1 and sh["same_numbers"] and sh["later"] < 2
+    return (small and sh["ratio"] <= 1.5 and sh["runs"] == 1 and sh["same_numbers"] and sh["later"] < 2
             and cl["runs"] == cl["links"] == cl["finished"] and cl["same_numbers"]
             and wk["integrity"] == "ok" and wk["killed_status"] == "failed" and wk["retry_runs"] == 1
             and wk["retry_finished"] and wk["same_numbers"])

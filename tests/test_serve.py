@@ -251,6 +251,35 @@ def test_after_a_restart_a_session_opening_the_link_sees_the_run_from_the_histor
     assert len(b.get("plotly_chart")) >= 2 and len(store.Store(tmp_path).runs()) == 1
 
 
+def test_one_more_session_shown_a_shared_result_builds_and_serialises_none_of_its_charts(sessions, monkeypatch):
+    """Issue #36: a class opening one result pays for its charts once. Streamlit turns a plotly figure into the
+    dict it sends for every chart of every session (about 10 ms each, holding the GIL from the run the class waits
+    for); the figures of a shared result (and a run's live chart) are built and serialised once, so a session
+    shown the result adds neither, whatever the number of sessions, and sees the same charts and numbers."""
+    import plotly.basedatatypes
+
+    from tl_core.plots import finetune as figures
+
+    as_, _ = sessions
+    a = as_("session-a", "app_pages/finetune.py", FAST_LAB)
+    a.button(key="ft_train").click().run()
+    assert not a.exception
+    built, serialised = [], []
+    for name in ("curves", "first_confusion", "misclassified"):
+        monkeypatch.setattr(figures, name, lambda *args, _f=getattr(figures, name), _n=name, **kw:
+                            built.append(_n) or _f(*args, **kw))
+    to_dict = plotly.basedatatypes.BaseFigure.to_dict
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "to_dict",
+                        lambda self: serialised.append(self) or to_dict(self))
+    later = [as_(f"session-{i}", "app_pages/finetune.py", FAST_LAB) for i in range(4)]
+    assert all(not b.exception for b in later)
+    charts = [[c.proto.spec for c in b.get("plotly_chart")] for b in [a, *later]]
+    assert len(charts[0]) >= 3 and all(c == charts[0] for c in charts), "every session shows the same charts"
+    captions = [[c.value for c in b.caption if " s · frozen: " in c.value] for b in [a, *later]]
+    assert captions[0] and all(c == captions[0] for c in captions)
+    assert built == [] and serialised == [], (built, len(serialised))
+
+
 def test_the_toy_page_records_one_run_per_training_not_per_visit(sessions, tmp_path):
     as_, _ = sessions
     toy_link = link("toy", {**TINY_TOY, "b_points": 4})
