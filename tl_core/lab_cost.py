@@ -91,7 +91,9 @@ def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_p
 # pretrained condition's default: its features once in the usual layout, then the head on them), which channels-last
 # does not speed up, so the two differ per backbone (Lite0's depthwise convolutions gain most). CELL_S: the fixed
 # seconds of a cell (building the model, the split, the final predictions); AUGMENT_MS: augmenting one image with
-# flip, crop and colour (augment.ms_per_image).
+# flip, crop and colour inside a run: augment.ms_per_image's best case is 0.13 ms, an augmented scratch run of the
+# lab's defaults took 0.2-0.3 ms an image more than a plain one, and a pretrained one more again (the frozen prefix
+# on every batch of every epoch has fixed costs cell_cost does not count): 0.3 ms.
 # Measured by `python bench/estimates.py --measure` (2 rounds interleaved in one process, the fastest kept): a
 # scratch cell of the lab's default images (10 digits x 5 shots, 200 validation images) at 4 epochs, its fastest
 # epoch over its 350 passes, the rest of the cell's time the cell's; a pretrained cell, less a cell, over its
@@ -108,7 +110,7 @@ FEATURE_MS = {"efficientnet_lite0": 0.29, "shapes_cnn": 0.066, "resnet18": 0.13,
 CELL_S = {"efficientnet_lite0": 0.24, "shapes_cnn": 0.19, "resnet18": 0.37, "resnet50": 1.03, "vgg11_bn": 2.15,
           "mobilenet_v3_small": 0.19, "efficientnet_b0": 0.49}
 DEFAULT_CELL_S = 0.4
-AUGMENT_MS = 0.13
+AUGMENT_MS = 0.3
 # images per class of the built-in datasets, and their classes (what an estimate needs without loading them)
 DATASET_SIZES = {"digits": (10, 179), "faces": (2, 100), "textures": (3, 64), "microscopy": (3, 64), "shapes": (6, 300)}
 
