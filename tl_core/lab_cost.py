@@ -84,22 +84,33 @@ def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_p
 
 # ---- the estimate before a lab run: reference seconds -------------------------------------------------------
 
-# Milliseconds per pass of one image through the whole network (cell_cost's unit) at REFERENCE_SIZE px (ViT: its
-# 224), and fixed seconds per cell (building the model, the split), on the reference machine (an idle 2-core CPU,
-# torch with 2 threads). PROVISIONAL: Lite0's pass is set so that the default run comes to the ~12 s the faster
-# validation should give from the 27 s measured on that machine (issue #36); shapes_cnn is a sixth of it (measured
-# beside Lite0 in one process, on a loaded machine); the others are guessed as 0.0018 ms per million multiply-adds
-# at 64 px (backbones.stage_flops: Lite0 31, ResNet-18 148, ResNet-50 334, VGG-11 731, ViT-B/16 at 224 px 11,270)
-# plus a cost per layer like Lite0's (many small layers: Lite0 is bound by them, not by its arithmetic). The
-# way to measure them: `python bench/estimates.py --measure` on an idle reference machine (a scratch cell of the
-# lab's default images at 1 and 4 epochs: the slope is the pass, the intercept the cell), then replace these.
+# The reference machine is an idle 2-core CPU, torch with 2 threads; every figure below is in its milliseconds or
+# seconds, at REFERENCE_SIZE px (ViT: its 224), in cell_cost's unit (a pass of one image through the whole network).
+# REFERENCE_MS: a pass of a network trained whole (scratch, full fine-tuning, no cache), which on a CPU trains in
+# channels-last layout (finetuning.CHANNELS_LAST); FEATURE_MS: a pass of a cell whose frozen prefix is cached (the
+# pretrained condition's default: its features once in the usual layout, then the head on them), which channels-last
+# does not speed up, so the two differ per backbone (Lite0's depthwise convolutions gain most). CELL_S: the fixed
+# seconds of a cell (building the model, the split, the final predictions); AUGMENT_MS: augmenting one image with
+# flip, crop and colour inside a run: augment.ms_per_image's best case is 0.13 ms, an augmented scratch run of the
+# lab's defaults took 0.2-0.3 ms an image more than a plain one, and a pretrained one more again (the frozen prefix
+# on every batch of every epoch has fixed costs cell_cost does not count): 0.3 ms.
+# Measured by `python bench/estimates.py --measure` (2 rounds interleaved in one process, the fastest kept): a
+# scratch cell of the lab's default images (10 digits x 5 shots, 200 validation images) at 4 epochs, its fastest
+# epoch over its 350 passes, the rest of the cell's time the cell's; a pretrained cell, less a cell, over its
+# passes; all relative to Lite0 (robust to the other work on a loaded machine), then scaled so that the lab's
+# default run (Lite0, both, 3 seeds, 15 epochs) takes 15.4 s: the 27.0 s measured on the reference machine before
+# channels-last (issue #36) over the 1.75x that bench/lab_run.py --layout measured for it. vit_b_16 was not
+# measured (224 px, minutes a cell): its figures are guessed from its 11,270 M multiply-adds.
 # The first run of a kind is estimated with them; later runs scale them by this machine's measured rate.
 REFERENCE_SIZE = 64
-REFERENCE_MS = {"efficientnet_lite0": 0.55, "shapes_cnn": 0.09, "resnet18": 0.47, "resnet50": 1.05,
-                "vgg11_bn": 1.4, "mobilenet_v3_small": 0.45, "efficientnet_b0": 0.8, "vit_b_16": 20.0}
-CELL_S = {"efficientnet_lite0": 0.4, "shapes_cnn": 0.05}
+REFERENCE_MS = {"efficientnet_lite0": 0.87, "shapes_cnn": 0.61, "resnet18": 1.07, "resnet50": 2.92,
+                "vgg11_bn": 7.3, "mobilenet_v3_small": 0.23, "efficientnet_b0": 0.99, "vit_b_16": 110.0}
+FEATURE_MS = {"efficientnet_lite0": 0.29, "shapes_cnn": 0.066, "resnet18": 0.13, "resnet50": 0.29,
+              "vgg11_bn": 2.0, "mobilenet_v3_small": 0.079, "efficientnet_b0": 0.12, "vit_b_16": 110.0}
+CELL_S = {"efficientnet_lite0": 0.24, "shapes_cnn": 0.19, "resnet18": 0.37, "resnet50": 1.03, "vgg11_bn": 2.15,
+          "mobilenet_v3_small": 0.19, "efficientnet_b0": 0.49}
 DEFAULT_CELL_S = 0.4
-AUGMENT_MS = 0.08   # ms to augment one 64 px image (flip, crop, colour), guessed: augment.ms_per_image measures it
+AUGMENT_MS = 0.3
 # images per class of the built-in datasets, and their classes (what an estimate needs without loading them)
 DATASET_SIZES = {"digits": (10, 179), "faces": (2, 100), "textures": (3, 64), "microscopy": (3, 64), "shapes": (6, 300)}
 
@@ -120,10 +131,25 @@ def _counts(record: dict, shots) -> tuple[int, int]:
 _RECORDED = object()   # reference_seconds: the record's own shots
 
 
+def trained_whole(cfg: FinetuneConfig, condition: str) -> bool:
+    """Whether `condition`'s cell trains the whole network (no cached frozen prefix): channels-last on a CPU
+    (finetuning.Trainer.fit_and_score), at REFERENCE_MS a pass; else at FEATURE_MS."""
+    c = cfg.for_weights(condition)
+    return freeze.parse_freeze(c.freeze, len(backbones.stage_names(c.backbone))) == 0 or not c.cache
+
+
+def pass_ms(cfg: FinetuneConfig, condition: str) -> float:
+    """The reference machine's ms per pass (cell_cost's unit) of `condition`'s cell of cfg: REFERENCE_MS for a
+    network trained whole, FEATURE_MS on a cached frozen prefix; at cfg's image size."""
+    table = REFERENCE_MS if trained_whole(cfg, condition) else FEATURE_MS
+    pixels = (cfg.image_size / (224 if cfg.backbone == "vit_b_16" else REFERENCE_SIZE)) ** 2
+    return table.get(cfg.backbone, table["efficientnet_lite0"]) * pixels
+
+
 def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = None) -> float:
     """Seconds a lab run (finetune, own, continue; a sweep's cell with `shots` and `freeze_depth`) takes on the
-    reference machine: every cell's passes (`cell_cost`) x the backbone's ms per pass, scaled by pixels, plus a
-    fixed time per cell."""
+    reference machine: every cell's passes (`cell_cost`) x the backbone's ms per pass (a network trained whole,
+    REFERENCE_MS, or on a cached frozen prefix, FEATURE_MS), scaled by pixels, plus a fixed time per cell."""
     base = {f: record[f] for f in ("backbone", "weights", "strategy", "epochs", "image_size", "seeds", "augment",
                                    "cache", "unfreeze_every") if f in record}
     base["augment"] = tuple(base.get("augment") or ())
@@ -133,9 +159,10 @@ def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = 
     cfg = FinetuneConfig(**base, freeze=depth)
     shots = record.get("shots") if shots is _RECORDED else shots
     n_train, n_val = _counts(record, shots)
-    ref = 224 if cfg.backbone == "vit_b_16" else REFERENCE_SIZE
-    ms = REFERENCE_MS.get(cfg.backbone, REFERENCE_MS["efficientnet_lite0"]) * (cfg.image_size / ref) ** 2
-    share = AUGMENT_MS * (cfg.image_size / REFERENCE_SIZE) ** 2 / ms
-    passes = sum(cell_cost(cfg, c, n_train, n_val, False, share) for c in cfg.conditions())
-    cells = len(cfg.conditions()) * cfg.seeds
-    return cfg.seeds * passes * ms / 1000 + cells * CELL_S.get(cfg.backbone, DEFAULT_CELL_S)
+    augment_ms = AUGMENT_MS * (cfg.image_size / REFERENCE_SIZE) ** 2
+    total = 0.0
+    for condition in cfg.conditions():
+        ms = pass_ms(cfg, condition)
+        passes = cell_cost(cfg, condition, n_train, n_val, False, augment_ms / ms)
+        total += cfg.seeds * (passes * ms / 1000 + CELL_S.get(cfg.backbone, DEFAULT_CELL_S))
+    return total

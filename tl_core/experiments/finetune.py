@@ -147,9 +147,10 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
 
     cells = contract.plan(cfg.conditions(), cfg.seeds, cfg.seed)
     n_train, n_val = map(len, split(cfg.seed))
+    # each cell's share of the time: its passes at its own rate (trained whole, channels-last, or on cached features)
     costs = [lab_cost.cell_cost(cfg, c.condition, n_train, n_val, c.condition == "scratch" and reuse.REUSE
                                 and reuse.scratch_key(cfg, c.seed, data_key) in reuse.SCRATCH)
-             for c in cells]
+             * lab_cost.pass_ms(cfg, c.condition) for c in cells]
     try:
         out = contract.run_cells(cells, train_one, serve.by_cost(progress, costs), should_stop, epochs=cfg.epochs)
     finally:
@@ -487,7 +488,7 @@ def _loaded_weights(blob: bytes, cfg: FinetuneConfig, record: dict) -> dict:
     return {"init": report.model, "init_note": f"weights loaded from {name}"}
 
 
-# the cost is in the reference machine's seconds (lab_cost.REFERENCE_MS, measured per backbone): its rate is 1
+# the cost is in the reference machine's seconds (lab_cost.REFERENCE_MS / FEATURE_MS, measured per backbone): rate 1
 _REFERENCE = 1.0
 
 EXPERIMENTS = (
