@@ -11,10 +11,11 @@ process: the ratios are what to read (other work on the machine swings the secon
    per-epoch validation), frozen features, data and models, final predictions;
 2. a second lab run that changes only the freeze depth or the strategy, as a class walks through the lab:
    today it trains scratch again; shared, scratch is the earlier run's and the frozen features are cached;
-3. the default run, cold: the networks trained whole (scratch) in the usual memory layout against channels-last
-   (tl_core/finetuning.py CHANNELS_LAST), twice each, interleaved. The same arithmetic in another order: the
-   pretrained condition's numbers are identical (its head trains on cached features either way), scratch's
-   differ in the last bits and so in their accuracies; the bench prints both and their verdicts.
+3. the default run, cold: the networks trained whole (scratch) as before against today's path, twice each,
+   interleaved: trained and scored in channels-last layout (tl_core/finetuning.py CHANNELS_LAST), validated and
+   scored on a copy with BatchNorm folded into the convolutions (FOLD_BN), each alone too. The same arithmetic in
+   another order: the pretrained condition's numbers are identical (its head trains on cached features either
+   way), scratch's differ in the last bits and so in their accuracies; the bench prints both and their verdicts.
 
     python bench/lab_run.py --layout   # only part 3 (the issue-#36 ratio against the path before it)
 """
@@ -74,10 +75,10 @@ def close(a, b) -> bool:
     return numbers(a) == numbers(b)
 
 
-def timed_run(cfg, share: bool, val_batch: int = finetuning.VAL_BATCH, layout: bool = True):
+def timed_run(cfg, share: bool, val_batch: int = finetuning.VAL_BATCH, layout: bool = True, fold: bool = True):
     reuse.REUSE = share
     finetuning.VAL_BATCH = val_batch
-    finetuning.CHANNELS_LAST = layout
+    finetuning.CHANNELS_LAST, finetuning.FOLD_BN = layout, fold
     with Timer() as t:
         start = time.perf_counter()
         result = finetune.run(cfg, device="cpu")
@@ -149,24 +150,28 @@ def accuracies(result) -> str:
 
 
 def layout(cfg) -> int:
-    """Part 3: the default run cold, the usual layout against channels-last, interleaved, twice each."""
-    times = {False: [], True: []}
+    """Part 3: the default run cold, the path before (usual layout, BatchNorm as it is) against channels-last,
+    folded BatchNorm and both, interleaved, twice each."""
+    paths = {"before": (False, False), "channels-last": (True, False), "folded BatchNorm": (False, True),
+             "both (today)": (True, True)}
+    times = {name: [] for name in paths}
     results = {}
     for _ in range(2):
-        for on in (False, True):
+        for name, (on, fold) in paths.items():
             fresh()
-            results[on], seconds, _ = timed_run(cfg, share=True, layout=on)
-            times[on].append(seconds)
-    finetuning.CHANNELS_LAST = True
-    before, after = min(times[False]), min(times[True])
-    same = [n for n in numbers(results[False]) if n[0] == "pretrained"] == \
-        [n for n in numbers(results[True]) if n[0] == "pretrained"]
-    print(f"\n3. the default run, cold, best of two: usual layout {before:.1f} s, channels-last {after:.1f} s: "
-          f"{before / after:.2f}x (all: {', '.join(f'{t:.1f}' for t in times[False])} s against "
-          f"{', '.join(f'{t:.1f}' for t in times[True])} s)")
-    print(f"   pretrained condition's numbers identical: {same}")
-    print(f"   usual layout:  {accuracies(results[False])} | {results[False].verdict().text}")
-    print(f"   channels-last: {accuracies(results[True])} | {results[True].verdict().text}")
+            results[name], seconds, _ = timed_run(cfg, share=True, layout=on, fold=fold)
+            times[name].append(seconds)
+    finetuning.CHANNELS_LAST = finetuning.FOLD_BN = True
+    before = min(times["before"])
+    print("\n3. the default run, cold, best of two (all times in brackets):")
+    for name in paths:
+        best = min(times[name])
+        print(f"   {name:<17} {best:5.1f} s ({', '.join(f'{t:.1f}' for t in times[name])}): {before / best:.2f}x")
+    pretrained = {name: [n for n in numbers(r) if n[0] == "pretrained"] for name, r in results.items()}
+    print(f"   pretrained condition's numbers identical on every path: "
+          f"{all(p == pretrained['before'] for p in pretrained.values())}")
+    for name in ("before", "both (today)"):
+        print(f"   {name}: {accuracies(results[name])} | {results[name].verdict().text}")
     return 0
 
 

@@ -253,3 +253,68 @@ def test_on_a_gpu_a_run_leaves_its_shared_features_in_host_memory_and_hands_the_
     assert isinstance(cache.model, torch.nn.Module)                    # built again when a run needs it
     x = torch.ones(3)
     assert devices.to_device(x, torch.device("cpu")) is x              # on the CPU, no copy
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mobilenet_v3_small", "shapes_cnn"])
+def test_folded_batchnorm_computes_what_the_network_computes_and_follows_its_training(name):
+    """Validation's faster view (finetuning.Folded: BatchNorm folded into the convolution before it) against the
+    network itself in eval mode, the reference: the same logits to float rounding and the same predictions, before
+    and after the weights and BatchNorm statistics move in training."""
+    from tl_core import backbones
+
+    model = backbones.create(name, "scratch", 10, seed=1).to(memory_format=torch.channels_last)
+    x = torch.rand(12, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    folded = finetuning.Folded(model)
+    assert folded.pairs                                    # every one of these has conv → BatchNorm pairs
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(2):
+        view = folded.current(x[:4])
+        assert view is folded.copy                         # the check passed: validation runs on the copy
+        model.eval()
+        with torch.inference_mode():
+            want, got = model(x), view(x)
+        assert torch.equal(want.argmax(1), got.argmax(1))
+        assert torch.allclose(want, got, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+        model.train()                                      # a step: weights and running statistics move
+        torch.nn.functional.cross_entropy(model(x), torch.arange(12) % 10).backward()
+        opt.step()
+
+
+def test_folded_batchnorm_falls_back_to_the_network_where_folding_would_change_what_it_computes():
+    """A BatchNorm registered after a convolution but not applied right after it (an activation between): the
+    check finds the copy computes something else, and validation runs on the network itself."""
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
+            self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+        def forward(self, x):
+            return self.head(self.bn(torch.relu(self.conv(x) - 0.5)))
+
+    model = Odd()
+    x = torch.rand(6, 3, 8, 8)
+    model.train()
+    model(x)
+    folded = finetuning.Folded(model)
+    assert folded.pairs and folded.current(x[:4]) is model and folded.current(x[:4]) is model
+
+
+def test_validating_on_folded_batchnorm_gives_the_curves_of_validating_on_the_network(monkeypatch):
+    """A lab run validated on the folded copy (FOLD_BN) against the network itself, the same training: the same
+    validation curves (a prediction on the edge may flip with float rounding: at most one image an epoch) and
+    validation losses to rounding."""
+    from tl_core import reuse
+
+    cfg = finetune.FinetuneConfig(**{**TINY_LAB, "dataset": "digits"}, weights="scratch", seeds=2, epochs=3)
+    out = {}
+    for fold in (False, True):
+        monkeypatch.setattr(finetuning, "FOLD_BN", fold)
+        monkeypatch.setattr(reuse, "REUSE", False)
+        out[fold] = finetune.run(cfg, device="cpu").runs
+    one = 1 / (10 * cfg.val_per_class)
+    for a, b in zip(out[False], out[True]):
+        assert a.history.train_loss == b.history.train_loss          # validation does not touch training
+        assert np.allclose(a.history.val_acc, b.history.val_acc, atol=one + 1e-9)
+        assert np.allclose(a.history.val_loss, b.history.val_loss, rtol=1e-4, atol=1e-5)
+        assert abs(a.val_acc - b.val_acc) <= one + 1e-9

@@ -215,7 +215,8 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Te
     top-k prediction or an exported model reads."""
     model.eval()
     dev = _device_of(model)
-    return torch.cat([model(to_device(x[i:i + batch_size], dev)).softmax(-1).cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([model(to_device(x[i:i + batch_size], dev)).softmax(-1).cpu()
+                      for i in range(0, len(x), batch_size)])
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -241,6 +242,7 @@ def fit(
     loss_fn: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    eval_model: Callable[[], nn.Module] | None = None,
 ) -> History:
     """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
 
@@ -253,7 +255,8 @@ def fit(
     after_step() runs right after every optimizer step (Guided Transfer Learning rescales each
     update there). transform(xb) replaces every training mini-batch's inputs before the forward pass, a new
     call per batch and epoch (augmentation: `tl_core.augment`, then the frozen stages when they are not
-    cached); validation data are never transformed.
+    cached); validation data are never transformed. eval_model() gives the module validation runs on, when given:
+    an eval-only view computing what the model computes, faster (`finetuning.Folded`).
     """
     cfg = cfg or FitConfig()
     cfg.validate()
@@ -308,7 +311,8 @@ def fit(
             hist.train_acc.append((acc_sum / n_seen).tolist())
         # validation, in eval mode
         if val is not None:
-            val_loss, val_acc = evaluate(model, val, task, cfg.eval_batch_size or cfg.batch_size, loss_fn)
+            judged = model if eval_model is None else eval_model()
+            val_loss, val_acc = evaluate(judged, val, task, cfg.eval_batch_size or cfg.batch_size, loss_fn)
             if not _finite(val_loss):
                 hist.status = "diverged"
                 hist.message = (f"diverged: the validation loss became NaN/inf in epoch {epoch + 1}; "
