@@ -116,13 +116,13 @@ def preview(images: torch.Tensor, names, variants: int = 5, seed: int = 0) -> to
 _MS: dict[tuple[tuple[str, ...], int], float] = {}
 
 
-def ms_per_image(names, size: int, n: int = 16) -> float:
+def ms_per_image(names, size: int, n: int = 16, fresh: bool = False) -> float:
     """CPU milliseconds to augment one image of `size` px (the fastest of 3 batches of n; measured once per
-    process and setting)."""
+    process and setting, or again when `fresh`)."""
     key = (canonical(names), int(size))
     if not key[0]:
         return 0.0
-    if key not in _MS:
+    if key not in _MS or fresh:
         x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
         aug = Augmenter(key[0])
         times = []

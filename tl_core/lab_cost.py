@@ -146,6 +146,12 @@ def pass_ms(cfg: FinetuneConfig, condition: str) -> float:
     return table.get(cfg.backbone, table["efficientnet_lite0"]) * pixels
 
 
+def timed_cost(cfg: FinetuneConfig, condition: str, n_train: int, n_val: int, reused: bool) -> float:
+    """A cell's share of a run's time for a progress bar that moves with time: its passes (`cell_cost`) at its own
+    rate (`pass_ms`: trained whole, channels-last, or on cached features)."""
+    return cell_cost(cfg, condition, n_train, n_val, reused) * pass_ms(cfg, condition)
+
+
 def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = None) -> float:
     """Seconds a lab run (finetune, own, continue; a sweep's cell with `shots` and `freeze_depth`) takes on the
     reference machine: every cell's passes (`cell_cost`) x the backbone's ms per pass (a network trained whole,

@@ -6,6 +6,7 @@ number: the frozen features of the registry's pretrained prefix (one `finetuning
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 from dataclasses import replace
@@ -79,3 +80,12 @@ def release(dev) -> None:
         if where == str(torch.device(dev)):
             cache.release_model()
     devices.release(dev)
+
+
+@contextlib.contextmanager
+def released(dev):
+    """`release(dev)` when the block ends, however it ends (a run's cells, on any device)."""
+    try:
+        yield
+    finally:
+        release(dev)

@@ -147,16 +147,11 @@ def run(cfg: FinetuneConfig = FinetuneConfig(), progress: Progress | None = None
 
     cells = contract.plan(cfg.conditions(), cfg.seeds, cfg.seed)
     n_train, n_val = map(len, split(cfg.seed))
-    # each cell's share of the time: its passes at its own rate (trained whole, channels-last, or on cached features)
-    costs = [lab_cost.cell_cost(cfg, c.condition, n_train, n_val, c.condition == "scratch" and reuse.REUSE
-                                and reuse.scratch_key(cfg, c.seed, data_key) in reuse.SCRATCH)
-             * lab_cost.pass_ms(cfg, c.condition) for c in cells]
-    try:
+    costs = [lab_cost.timed_cost(cfg, c.condition, n_train, n_val, c.condition == "scratch" and reuse.REUSE
+                                 and reuse.scratch_key(cfg, c.seed, data_key) in reuse.SCRATCH) for c in cells]
+    with reuse.released(dev):
         out = contract.run_cells(cells, train_one, serve.by_cost(progress, costs), should_stop, epochs=cfg.epochs)
-    finally:
-        reuse.release(dev)
-    frozen = freeze.parse_freeze(cfg.freeze, len(backbones.stage_names(cfg.backbone))) \
-        if "pretrained" in cfg.conditions() else 0
+    frozen = int(cfg.freeze) if "pretrained" in cfg.conditions() else 0   # resolved: a stage count
     result = FinetuneResult(config=cfg, classes=list(ds.classes), stage_names=first.get("names", []), frozen=frozen,
                             runs=out.results, val=first.get("val"), device=devices.describe(dev), weights_note=note,
                             status=out.status, message=out.message, model_state=first.get("state"),
@@ -330,11 +325,9 @@ def sweep(cfg: SweepConfig = SweepConfig(), progress: Progress | None = None, sh
         out.seconds = time.perf_counter() - start
         live_run.checkpoint(out)
 
-    try:
+    with reuse.released(dev):
         done = engines.run_cells(cells, train_one, progress, should_stop, engine=cfg.engine, address=cfg.address,
                                  on_cell=on_cell)
-    finally:
-        reuse.release(dev)
     out.records = [rec for cell in done.results for rec in cell.results]   # in plan order, whichever engine
     out.status, out.message = done.status, done.message
     out.seconds = time.perf_counter() - start
