@@ -42,9 +42,12 @@ def test_a_worker_killed_under_waiting_sessions_tells_them_all_and_a_retry_train
 
 def test_a_small_link_shared_by_a_class_costs_the_server_little_per_session():
     # issue #36: the server's own time (sessions that draw nothing) for 8 sessions on the small link and 30 over
-    # 3 links, against one session alone measured here; `make load` prints the figures (docs/serving.md). The
-    # goal is 1.5x and 4x; the bounds leave room for a loaded machine, where three trainings one after another
-    # are 3x and a per-session cost of a second each would be 5x and 17x
+    # 3 links, against one session alone measured here; `make load` prints the figures (docs/serving.md). What a
+    # class would notice is the time each session adds beyond the trainings (one, and three one after another):
+    # before, 1.5-2 s a session; the bound is half a second, in seconds, not as a ratio (the small link now trains
+    # in about a second, so a ratio of it swings with a machine's load more than the sessions' cost does)
     sm = load_fault.small_link(8, 30, 3)
     assert sm["shared_runs"] == ["finished"] and sm["class_runs"] == ["finished"] * 3, sm
-    assert sm["ratio"] < 2.5 and sm["class_ratio"] < 6, sm
+    each_of_8 = (sm["ratio"] - 1) * sm["solo"] / 8
+    each_of_30 = (sm["class_ratio"] - 3) * sm["solo"] / 30
+    assert each_of_8 < 0.5 and each_of_30 < 0.5, (each_of_8, each_of_30, sm)
