@@ -13,7 +13,8 @@ process: the ratios are what to read (other work on the machine swings the secon
    today it trains scratch again; shared, scratch is the earlier run's and the frozen features are cached;
 3. the default run, cold: the networks trained whole (scratch) as before against today's path, twice each,
    interleaved: trained and scored in channels-last layout (tl_core/finetuning.py CHANNELS_LAST), validated and
-   scored on a copy with BatchNorm folded into the convolutions (FOLD_BN), each alone too. The same arithmetic in
+   scored on a copy with BatchNorm folded into the convolutions (FOLD_BN) in passes sized to the cache
+   (PASS_BYTES), each alone too. The same arithmetic in
    another order: the pretrained condition's numbers are identical (its head trains on cached features either
    way), scratch's differ in the last bits and so in their accuracies; the bench prints both and their verdicts.
 

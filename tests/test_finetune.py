@@ -318,3 +318,32 @@ def test_validating_on_folded_batchnorm_gives_the_curves_of_validating_on_the_ne
         assert np.allclose(a.history.val_acc, b.history.val_acc, atol=one + 1e-9)
         assert np.allclose(a.history.val_loss, b.history.val_loss, rtol=1e-4, atol=1e-5)
         assert abs(a.val_acc - b.val_acc) <= one + 1e-9
+
+
+def test_validating_in_cache_sized_passes_gives_the_numbers_of_one_pass(monkeypatch):
+    """Validation and the final predictions of a network trained whole on the CPU run in passes whose widest
+    activation fits PASS_BYTES (Lite0 at the lab's 64 px: passes of 53 of its 200 validation images, 1.2-1.4x
+    faster than one pass). Against one pass, the reference: the same accuracies, curves and confusion matrices,
+    the validation losses to rounding (a sum over other passes)."""
+    from tl_core import backbones, reuse
+
+    lite0 = backbones.create("efficientnet_lite0", "scratch", 10).to(memory_format=torch.channels_last)
+    folded = finetuning.Folded(lite0)
+    folded.current(torch.rand(4, 3, 64, 64))
+    assert 48 <= folded.pass_size < 200 and finetuning.passes(1) == finetuning.VAL_BATCH
+
+    cfg = finetune.FinetuneConfig(**{**TINY_LAB, "dataset": "digits"}, weights="scratch", seeds=2, epochs=3)
+    out, sizes = {}, {2**40: set(), 1: set()}
+    from tl_core import train
+
+    real = train.evaluate
+    for budget in (2**40, 1):            # one pass of everything; the smallest passes (48 images)
+        monkeypatch.setattr(finetuning, "PASS_BYTES", budget)
+        monkeypatch.setattr(train, "evaluate", lambda *a, **k: sizes[budget].add(a[3]) or real(*a, **k))
+        monkeypatch.setattr(reuse, "REUSE", False)
+        out[budget] = finetune.run(cfg, device="cpu").runs
+    assert sizes == {2**40: {finetuning.VAL_BATCH}, 1: {48}}     # validation ran in those passes
+    for a, b in zip(out[2**40], out[1]):
+        assert (a.val_acc, a.train_acc, a.history.val_acc, a.history.train_loss, a.confusion.tolist()) == \
+               (b.val_acc, b.train_acc, b.history.val_acc, b.history.train_loss, b.confusion.tolist())
+        assert np.allclose(a.history.val_loss, b.history.val_loss, rtol=1e-5, atol=1e-6)

@@ -242,7 +242,7 @@ def fit(
     loss_fn: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    eval_model: Callable[[], nn.Module] | None = None,
+    eval_model: Callable[[], tuple[nn.Module, int]] | None = None,
 ) -> History:
     """Train `model` on `train` (x, y) for cfg.epochs epochs and return its History.
 
@@ -255,8 +255,9 @@ def fit(
     after_step() runs right after every optimizer step (Guided Transfer Learning rescales each
     update there). transform(xb) replaces every training mini-batch's inputs before the forward pass, a new
     call per batch and epoch (augmentation: `tl_core.augment`, then the frozen stages when they are not
-    cached); validation data are never transformed. eval_model() gives the module validation runs on, when given:
-    an eval-only view computing what the model computes, faster (`finetuning.Folded`).
+    cached); validation data are never transformed. eval_model() gives the module validation runs on, when given,
+    and its images per pass (0: the config's): an eval-only view computing what the model computes, faster
+    (`finetuning.Folded`).
     """
     cfg = cfg or FitConfig()
     cfg.validate()
@@ -311,8 +312,8 @@ def fit(
             hist.train_acc.append((acc_sum / n_seen).tolist())
         # validation, in eval mode
         if val is not None:
-            judged = model if eval_model is None else eval_model()
-            val_loss, val_acc = evaluate(judged, val, task, cfg.eval_batch_size or cfg.batch_size, loss_fn)
+            judged, size = (model, 0) if eval_model is None else eval_model()
+            val_loss, val_acc = evaluate(judged, val, task, size or cfg.eval_batch_size or cfg.batch_size, loss_fn)
             if not _finite(val_loss):
                 hist.status = "diverged"
                 hist.message = (f"diverged: the validation loss became NaN/inf in epoch {epoch + 1}; "
