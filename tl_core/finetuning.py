@@ -270,6 +270,11 @@ def image_network_on_cpu(model: nn.Module, dev: torch.device) -> bool:
     return torch.device(dev).type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def trained_whole(cfg, n_stages: int) -> bool:
+    """Whether a run of cfg (freeze, cache) trains its network of `n_stages` stages whole: no cached frozen prefix."""
+    return freeze.parse_freeze(cfg.freeze, n_stages) == 0 or not cfg.cache
+
+
 def fast_layout(model: nn.Module, dev: torch.device) -> bool:
     """Whether `model` trains in channels-last layout on `dev`: an image network on the CPU, while CHANNELS_LAST
     is on."""
@@ -491,7 +496,7 @@ class Trainer:
         """Train on `train`, then score: validation and train accuracy, the confusion matrix. A network trained
         whole on the CPU does both in channels-last layout (CHANNELS_LAST), is validated and scored on a copy with
         its BatchNorm folded (FOLD_BN), and is handed back as it came."""
-        whole = freeze.parse_freeze(self.cfg.freeze, self.n) == 0 or not self.cfg.cache
+        whole = trained_whole(self.cfg, self.n)
         layout = whole and fast_layout(self.model, self.dev)
         if layout:
             self.model.to(memory_format=torch.channels_last)
