@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from tl_core import augment, backbones, data, freeze
+from tl_core import augment, backbones, data, finetuning, freeze
 from tl_core.finetuning import FinetuneConfig, first_split
 
 
@@ -94,21 +94,22 @@ def augment_cost(cfg: FinetuneConfig, dataset: data.ImageSet | None = None, ms_p
 # flip, crop and colour inside a run: augment.ms_per_image's best case is 0.13 ms, an augmented scratch run of the
 # lab's defaults took 0.2-0.3 ms an image more than a plain one, and a pretrained one more again (the frozen prefix
 # on every batch of every epoch has fixed costs cell_cost does not count): 0.3 ms.
-# Measured by `python bench/estimates.py --measure` (2 rounds interleaved in one process, the fastest kept): a
-# scratch cell of the lab's default images (10 digits x 5 shots, 200 validation images) at 4 epochs, its fastest
-# epoch over its 350 passes, the rest of the cell's time the cell's; a pretrained cell, less a cell, over its
-# passes; all relative to Lite0 (robust to the other work on a loaded machine), then scaled so that the lab's
-# default run (Lite0, both, 3 seeds, 15 epochs) takes 15.4 s: the 27.0 s measured on the reference machine before
-# channels-last (issue #36) over the 1.75x that bench/lab_run.py --layout measured for it. vit_b_16 was not
+# Measured by `python bench/estimates.py --measure` (twice, 2 and 3 rounds interleaved in one process, the fastest
+# of each kept, the mean of the two calls here): a scratch cell of the lab's default images (10 digits x 5 shots,
+# 200 validation images) at 4 epochs, its median epoch over its 350 passes, the rest of the cell's time the cell's;
+# a pretrained cell, less a cell, over its passes; all relative to Lite0 (robust to the other work on a loaded
+# machine), then scaled so that the lab's default run (Lite0, both, 3 seeds, 15 epochs) takes 13.8 s: the 27.0 s
+# measured on the reference machine before channels-last (issue #36) over the 1.95x that bench/lab_run.py --layout
+# measured for today's path (channels-last, folded BatchNorm, cache-sized validation passes). vit_b_16 was not
 # measured (224 px, minutes a cell): its figures are guessed from its 11,270 M multiply-adds.
 # The first run of a kind is estimated with them; later runs scale them by this machine's measured rate.
 REFERENCE_SIZE = 64
-REFERENCE_MS = {"efficientnet_lite0": 0.87, "shapes_cnn": 0.61, "resnet18": 1.07, "resnet50": 2.92,
-                "vgg11_bn": 7.3, "mobilenet_v3_small": 0.23, "efficientnet_b0": 0.99, "vit_b_16": 110.0}
-FEATURE_MS = {"efficientnet_lite0": 0.29, "shapes_cnn": 0.066, "resnet18": 0.13, "resnet50": 0.29,
-              "vgg11_bn": 2.0, "mobilenet_v3_small": 0.079, "efficientnet_b0": 0.12, "vit_b_16": 110.0}
-CELL_S = {"efficientnet_lite0": 0.24, "shapes_cnn": 0.19, "resnet18": 0.37, "resnet50": 1.03, "vgg11_bn": 2.15,
-          "mobilenet_v3_small": 0.19, "efficientnet_b0": 0.49}
+REFERENCE_MS = {"efficientnet_lite0": 0.77, "shapes_cnn": 0.42, "resnet18": 1.19, "resnet50": 2.91,
+                "vgg11_bn": 7.5, "mobilenet_v3_small": 0.22, "efficientnet_b0": 0.85, "vit_b_16": 110.0}
+FEATURE_MS = {"efficientnet_lite0": 0.41, "shapes_cnn": 0.20, "resnet18": 0.12, "resnet50": 0.30,
+              "vgg11_bn": 0.81, "mobilenet_v3_small": 0.062, "efficientnet_b0": 0.12, "vit_b_16": 110.0}
+CELL_S = {"efficientnet_lite0": 0.22, "shapes_cnn": 0.17, "resnet18": 0.45, "resnet50": 1.13, "vgg11_bn": 3.0,
+          "mobilenet_v3_small": 0.24, "efficientnet_b0": 0.44}
 DEFAULT_CELL_S = 0.4
 AUGMENT_MS = 0.3
 # images per class of the built-in datasets, and their classes (what an estimate needs without loading them)
@@ -135,7 +136,7 @@ def trained_whole(cfg: FinetuneConfig, condition: str) -> bool:
     """Whether `condition`'s cell trains the whole network (no cached frozen prefix): channels-last on a CPU
     (finetuning.Trainer.fit_and_score), at REFERENCE_MS a pass; else at FEATURE_MS."""
     c = cfg.for_weights(condition)
-    return freeze.parse_freeze(c.freeze, len(backbones.stage_names(c.backbone))) == 0 or not c.cache
+    return finetuning.trained_whole(c, len(backbones.stage_names(c.backbone)))
 
 
 def pass_ms(cfg: FinetuneConfig, condition: str) -> float:
