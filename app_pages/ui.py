@@ -115,15 +115,22 @@ def is_teacher() -> bool:
 def history() -> store.Store | None:
     """The run history, or None (with a warning on the page) when it can't be opened. One that can only be read
     (a read-only disk or folder) is opened read-only: its runs are shown, and the page says, once, that new runs
-    are not recorded."""
+    are not recorded. Opened once per page run (a page with run buttons asks several times; each opening checks
+    the history's schema and whether it can be written, under a write lock the runs' own records wait for)."""
+    ctx = get_script_run_ctx()
+    kept = st.session_state.get("_tl_history") if ctx is not None else None
+    if kept is not None and kept[0] is ctx.cursors:
+        return kept[1]
     try:
         db = store.Store()
     except OSError as err:
         if _first_this_run(str(err)):
             st.warning(tr("Runs are not being recorded: {err}", err=err))
-        return None
-    if db.readonly and _first_this_run(db.problem):
+        db = None
+    if db is not None and db.readonly and _first_this_run(db.problem):
         st.warning(db.problem)
+    if ctx is not None:
+        st.session_state["_tl_history"] = (ctx.cursors, db)
     return db
 
 
@@ -244,7 +251,7 @@ class _Ask:
             self.request, self.problem = None, str(err)
         self.record = self.request.config if self.request is not None else None
         self.identity = self.request.identity() if self.request is not None else ""
-        self.entry = (self.srv.lookup(self.root, self.identity, self.me if self.shared else None)
+        self.entry = (self.srv.lookup(self.root, self.identity, self.me if self.shared else None, db=self.db)
                       if self.identity else None)
 
     def estimate(self) -> float | None:

@@ -314,3 +314,18 @@ def test_a_shared_server_shows_each_session_its_own_uploads_and_lets_it_manage_o
     assert "2 of 2 runs" in b.caption[0].value
     a = as_("session-a", "app_pages/runs.py", {})
     assert "2 of 2 runs" in a.caption[0].value and not a.exception
+
+
+def test_a_page_run_opens_the_history_once_whatever_its_run_buttons_ask(sessions, monkeypatch):
+    """Opening the history checks its schema and whether it can be written, under a write lock the runs' own records
+    wait for: the lab page (its Train button, the learning-rate finder's, the lookups of results on disk) opens it
+    once per page run, for each of a class's sessions, not once per question."""
+    as_, _ = sessions
+    opened = []
+    real = store.Store.__init__
+    monkeypatch.setattr(store.Store, "__init__", lambda self, *a, **k: opened.append(1) or real(self, *a, **k))
+    page = as_("session-a", "app_pages/finetune.py", FAST_LAB)
+    assert not page.exception and any("on this machine" in c.value for c in page.caption)   # estimates read it
+    opened.clear()
+    page.run()
+    assert not page.exception and len(opened) == 1

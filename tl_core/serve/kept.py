@@ -46,13 +46,15 @@ def keep(path: Path, result) -> None:
         return
 
 
-def from_history(root: str, ident: str) -> Entry | None:
-    """The newest finished run with this identity in the history at `root`, with its kept result, or None. Only
-    a result file in Transfer Lab's own format is read (no pickle: a file planted in the folder runs no code)."""
+def from_history(root: str, ident: str, db: store.Store | None = None) -> Entry | None:
+    """The newest finished run with this identity in the history at `root` (`db`, when it is that history already
+    open), with its kept result, or None. Only a result file in Transfer Lab's own format is read (no pickle: a
+    file planted in the folder runs no code)."""
     from tl_core import resultfile
 
     try:
-        db = store.Store(root)
+        if db is None or str(db.root) != root:
+            db = store.Store(root)
         run = db.find(ident)
         if run is None:
             return None

@@ -142,14 +142,14 @@ class Server(Executors):
                 self.generation = generation
                 self.cache.clear()
 
-    def lookup(self, root: str, ident: str, session: str | None = None) -> Entry | None:
+    def lookup(self, root: str, ident: str, session: str | None = None, db=None) -> Entry | None:
         """The result of a finished run with this identity: a recent one in memory, else the newest in the
         history at `root` whose whole result this server kept on disk (a restarted server, or one evicted from
         memory). None: it trains. With `session` (a shared server), a private run of another session is never
-        returned, whichever way it is found."""
+        returned, whichever way it is found. `db`: that history already open (a page's)."""
         entry = self.cache.get((root, ident))
         if entry is None and root and ident:
-            entry = from_history(root, ident)
+            entry = from_history(root, ident, db)
             if entry is not None:
                 self.remember(root, ident, entry)
         if entry is not None and session is not None and entry.private and entry.session != session:
