@@ -35,7 +35,7 @@ with st.sidebar:
                         strategy={"captions": [tr(c) for c in finetuning.STRATEGIES.values()]})
     st.caption(tr("Scratch = the same network from random weights, every stage trained: the slow part on a CPU."))
     kit.model_card(name, picked["image_size"])
-more = ui.more_settings(F, ("classes", "val_per_class"), "ft_", classes={"options": data.load(dataset, 16).classes})
+more = ui.more_settings(F, ("classes", "val_per_class"), "ft_", classes={"options": data.class_names(dataset)})
 
 link.report()
 cfg = F(backbone=name, weights=weights, dataset=dataset, shots=shots, freeze=str(k), **picked, **more)

@@ -218,3 +218,10 @@ def test_split_error_on_faces(sets):
     with pytest.raises(ValueError, match=r"shots=81 is more than class 'face' has left after the 20 validation "
                                          r"images \(80\): choose at most 80"):
         few_shot_split(sets["faces"], 81)
+
+
+def test_a_datasets_class_names_are_its_loaded_classes_without_loading_it():
+    for name in data.DATASETS:
+        assert data.class_names(name) == list(load(name, 16).classes)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.class_names("imagenet")

@@ -215,6 +215,13 @@ def _raw(name: str):
 
 # ---------------------------------------------------------------- public API
 
+def class_names(name: str) -> list[str]:
+    """The classes of built-in dataset `name`, without resizing its images (a page lists them on every run)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return list(_raw(name)[2])
+
+
 def load(name: str, size: int = 64, classes: tuple[str, ...] | None = None) -> ImageSet:
     """Dataset `name` resized to size x size, optionally only `classes` (in that order, relabelled 0..k-1)."""
     if name not in DATASETS:
