@@ -329,3 +329,35 @@ def test_a_page_run_opens_the_history_once_whatever_its_run_buttons_ask(sessions
     opened.clear()
     page.run()
     assert not page.exception and len(opened) == 1
+
+
+def test_sessions_shown_a_shared_result_at_the_same_moment_serialise_each_chart_once(monkeypatch):
+    """A link's result reaches all its followers at once: each session's page asks for the same figure and Streamlit
+    asks each for its dict in the same second. The dict is made by the session that builds the figure, so eight
+    sessions at once make it once (made on the first send, they each made it again: 34 dicts for 15 figures in a
+    class of 30 over 3 links), and every session sends the same chart."""
+    import threading
+
+    import plotly.basedatatypes
+    import plotly.graph_objects as go
+
+    from app_pages import ui
+
+    made = []
+    to_dict = plotly.basedatatypes.BaseFigure.to_dict
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "to_dict", lambda self: made.append(1) or to_dict(self))
+    result, gate, sent = object(), threading.Barrier(8), []
+
+    def session():
+        gate.wait()
+        fig = ui.once(result, "cam en", lambda: go.Figure(go.Heatmap(z=[[i * j for j in range(300)]
+                                                                        for i in range(300)])))
+        sent.append(fig.to_dict())
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sent) == 8 and all(s is sent[0] for s in sent) and sent[0]["data"][0]["z"][-1][-1] == 299 * 299
+    assert len(made) == 1
