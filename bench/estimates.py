@@ -13,9 +13,10 @@ after runs of another backbone: estimate / measured within 0.7-1.3 is the goal.
 
 Measure: per backbone, a scratch cell at 4 epochs (its median epoch over the epoch's passes is the ms per pass of a
 network trained whole, channels-last on a CPU; the rest of the cell's time the seconds per cell) and a pretrained
-cell (features once, the head trained on them; its passes in the usual layout: FEATURE_MS), plus
-augment.ms_per_image; all relative to Lite0, then scaled so that the lab's default run (Lite0, both, 3 seeds, 15
-epochs) takes DEFAULT_RUN_S on the reference machine.
+cell (features once, the head trained on them; its passes in the usual layout: FEATURE_MS) and the same cell again
+at once, its frozen network and features kept (what a later seed of it costs beside its passes, over the scratch
+cell's fixed seconds: LATER_SEED_S / CELL_S), plus augment.ms_per_image; all relative to Lite0, then scaled so
+that the lab's default run (Lite0, both, 3 seeds, 15 epochs) takes DEFAULT_RUN_S on the reference machine.
 
 Backbones whose pretrained weights are not on this machine are timed with random weights in their place (the time
 of a pass does not depend on the weights' values); vit_b_16 (224 px only, minutes a cell) is left out by default.
@@ -98,6 +99,7 @@ def measure_rates(names, rounds: int, epochs: int = 4) -> None:
     aug_ms = augment_ms()
     runs = {name: (float("inf"), 0.0) for name in names}   # the fastest scratch cell: (seconds, its epoch's)
     pretrained = {name: float("inf") for name in names}
+    later = {name: float("inf") for name in names}   # a pretrained cell again at once, its features kept: a later seed
     for r in range(rounds):
         for name in names:
             cfg = finetune.FinetuneConfig(backbone=name, weights="scratch", seeds=1, image_size=size_of(name))
@@ -106,6 +108,9 @@ def measure_rates(names, rounds: int, epochs: int = 4) -> None:
             if took < runs[name][0]:   # its epoch and the rest of it from the same run: under the same load
                 runs[name] = (took, sorted(times)[len(times) // 2])
             pretrained[name] = min(pretrained[name], measured(replace(cfg, weights="pretrained")))
+            start = time.perf_counter()
+            finetune.run(replace(cfg, weights="pretrained"), device="cpu")   # the frozen network and features kept
+            later[name] = min(later[name], time.perf_counter() - start)
         print(f"  round {r + 1}/{rounds} done", flush=True)
     total = {name: t for name, (t, _) in runs.items()}
     epoch = {name: e for name, (_, e) in runs.items()}
@@ -121,17 +126,18 @@ def measure_rates(names, rounds: int, epochs: int = 4) -> None:
     ms, cell, feature = rates["efficientnet_lite0"]
     default = finetune.FinetuneConfig()
     here = 3 * (lab_cost.cell_cost(default, "scratch", n_train, n_val, False) * ms / 1000 + pp * feature / 1000
-                + 2 * cell)
+                + cell) + cell + 2 * later["efficientnet_lite0"]   # a pretrained cell: a whole one, 2 later seeds
     scale = DEFAULT_RUN_S / here
     print(f"\nthis machine: the default run would take {here:.1f} s; the reference machine {DEFAULT_RUN_S:.1f} s "
           f"(x{scale:.3f})\naugmenting one 64 px image: {aug_ms:.3f} ms here, {aug_ms * scale:.3f} ms reference\n")
-    print(f"{'backbone':<20} {'whole ms':>9} {'x Lite0':>8} {'feature ms':>10} {'x Lite0':>8} {'cell s':>7}  "
-          f"(reference machine; fastest of {rounds}: scratch cell of {epochs} epochs, its epoch, pretrained cell)")
+    print(f"{'backbone':<20} {'whole ms':>9} {'x Lite0':>8} {'feature ms':>10} {'x Lite0':>8} {'cell s':>7} "
+          f"{'later/cell':>10}  (reference machine; fastest of {rounds}: scratch cell of {epochs} epochs, its epoch, "
+          f"pretrained cell, again at once)")
     lite = rates["efficientnet_lite0"]
     for name, (ms, cell, feature) in rates.items():
         print(f"{name:<20} {ms * scale:>9.3f} {ms / lite[0]:>8.2f} {feature * scale:>10.3f} {feature / lite[2]:>8.2f} "
-              f"{cell * scale:>7.2f}  ({total[name]:.1f} s, {epoch[name]:.2f} s, {pretrained[name]:.1f} s here)",
-              flush=True)
+              f"{cell * scale:>7.2f} {later[name] / max(cell, 1e-9):>10.2f}  ({total[name]:.1f} s, "
+              f"{epoch[name]:.2f} s, {pretrained[name]:.1f} s, {later[name]:.2f} s here)", flush=True)
 
 
 def cost_model_at(rev: str):

@@ -93,10 +93,19 @@ def test_a_pass_of_a_network_trained_whole_and_a_frozen_pass_have_their_own_rate
     assert not lab_cost.trained_whole(finetune.FinetuneConfig(), "pretrained")
     assert lab_cost.trained_whole(finetune.FinetuneConfig(freeze="none"), "pretrained")
     assert lab_cost.trained_whole(finetune.FinetuneConfig(cache=False), "pretrained")
-    # the estimate grows with epochs and seeds: scratch about in proportion, the pretrained cell's features once
-    for w in ("scratch", "both"):
-        one = lab_cost.reference_seconds({**cfg, "weights": w, "seeds": 1})
-        assert lab_cost.reference_seconds({**cfg, "weights": w, "seeds": 3}) == pytest.approx(3 * one)
+    # the estimate grows with seeds: scratch in proportion; the pretrained cell's later seeds share its frozen network
+    # (tl_core.reuse), so each adds its passes and LATER_SEED_S, not a whole cell's fixed seconds; augmented, every
+    # seed builds its own
+    one = {w: lab_cost.reference_seconds({**cfg, "weights": w, "seeds": 1}) for w in ("scratch", "pretrained")}
+    three = {w: lab_cost.reference_seconds({**cfg, "weights": w, "seeds": 3}) for w in ("scratch", "pretrained")}
+    assert three["scratch"] == pytest.approx(3 * one["scratch"])
+    lite0 = cfg["backbone"]
+    assert 3 * one["pretrained"] - three["pretrained"] == \
+        pytest.approx(2 * (lab_cost.CELL_S[lite0] - lab_cost.LATER_SEED_S[lite0]))
+    assert 0 < lab_cost.LATER_SEED_S[lite0] < lab_cost.CELL_S[lite0]
+    augmented = {**cfg, "weights": "pretrained", "augment": ["flip"]}
+    assert lab_cost.reference_seconds({**augmented, "seeds": 3}) == \
+        pytest.approx(3 * lab_cost.reference_seconds({**augmented, "seeds": 1}))
     scratch = {**cfg, "weights": "scratch"}
     ratio = lab_cost.reference_seconds({**scratch, "epochs": 30}) / lab_cost.reference_seconds(scratch)
     assert 1.8 < ratio < 2.0   # a cell's fixed seconds do not double

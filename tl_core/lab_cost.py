@@ -110,6 +110,12 @@ FEATURE_MS = {"efficientnet_lite0": 0.41, "shapes_cnn": 0.20, "resnet18": 0.12, 
               "vgg11_bn": 0.81, "mobilenet_v3_small": 0.062, "efficientnet_b0": 0.12, "vit_b_16": 110.0}
 CELL_S = {"efficientnet_lite0": 0.22, "shapes_cnn": 0.17, "resnet18": 0.45, "resnet50": 1.13, "vgg11_bn": 3.0,
           "mobilenet_v3_small": 0.24, "efficientnet_b0": 0.44}
+# LATER_SEED_S: the fixed seconds of each seed after the first of a cell on cached features, which shares the first
+# seed's frozen network and cache (tl_core.reuse): its model, split, head and final predictions only. Measured by
+# bench/estimates.py --measure as a pretrained cell run again at once (its features kept), relative to the scratch
+# cell's fixed seconds in the same call (the mean of two calls), times CELL_S.
+LATER_SEED_S = {"efficientnet_lite0": 0.094, "shapes_cnn": 0.045, "resnet18": 0.095, "resnet50": 0.163,
+                "vgg11_bn": 0.96, "mobilenet_v3_small": 0.065, "efficientnet_b0": 0.078}
 DEFAULT_CELL_S = 0.4
 AUGMENT_MS = 0.3
 # images per class of the built-in datasets, and their classes (what an estimate needs without loading them)
@@ -156,7 +162,9 @@ def timed_cost(cfg: FinetuneConfig, condition: str, n_train: int, n_val: int, re
 def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = None) -> float:
     """Seconds a lab run (finetune, own, continue; a sweep's cell with `shots` and `freeze_depth`) takes on the
     reference machine: every cell's passes (`cell_cost`) x the backbone's ms per pass (a network trained whole,
-    REFERENCE_MS, or on a cached frozen prefix, FEATURE_MS), scaled by pixels, plus a fixed time per cell."""
+    REFERENCE_MS, or on a cached frozen prefix, FEATURE_MS), scaled by pixels, plus a fixed time per cell and seed
+    (CELL_S; LATER_SEED_S for the seeds after the first of a cell on cached features, which share its frozen
+    network)."""
     base = {f: record[f] for f in ("backbone", "weights", "strategy", "epochs", "image_size", "seeds", "augment",
                                    "cache", "unfreeze_every") if f in record}
     base["augment"] = tuple(base.get("augment") or ())
@@ -171,5 +179,8 @@ def reference_seconds(record: dict, shots=_RECORDED, freeze_depth: str | None = 
     for condition in cfg.conditions():
         ms = pass_ms(cfg, condition)
         passes = cell_cost(cfg, condition, n_train, n_val, False, augment_ms / ms)
-        total += cfg.seeds * (passes * ms / 1000 + CELL_S.get(cfg.backbone, DEFAULT_CELL_S))
+        first = CELL_S.get(cfg.backbone, DEFAULT_CELL_S)
+        later = LATER_SEED_S.get(cfg.backbone, first) if not trained_whole(cfg, condition) and not cfg.augment \
+            else first
+        total += cfg.seeds * passes * ms / 1000 + first + (cfg.seeds - 1) * later
     return total
