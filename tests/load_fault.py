@@ -299,7 +299,9 @@ def shared_link(n: int = 8, epochs: int = 30, link: str | None = None) -> dict:
         opened = time.perf_counter()
         later.goto(f"{url}/finetune?{link}")
         later_s, later_drawn, _ = _all_shown([later], opened, 60)
+        later_runs = len(store.Store(tmp).runs())   # shown from the shared result: no training of its own
         return {"sessions": n, "solo": solo, "seconds": seconds, "ratio": seconds / solo, "solo_drawn": solo_drawn,
+                "later_runs": later_runs,
                 "drawn": drawn, "drawn_ratio": drawn / solo_drawn, "runs": len(runs),
                 "statuses": [r.status for r in runs], "same_numbers": len(set(texts)) == 1 and bool(texts[0]),
                 "later": later_s, "later_drawn": later_drawn, "numbers": texts[0], "texts": sorted(set(texts))}

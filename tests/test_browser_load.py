@@ -31,7 +31,10 @@ def test_one_link_for_a_class_trains_once_and_a_later_session_sees_it_at_once():
     assert sh["runs"] == 1 and sh["statuses"] == ["finished"] and sh["same_numbers"], sh
     # eight trainings one after another would take 8x; one shared training, with eight browsers drawing on the
     # server's two cores, well under that (`make load` measures the lab's default run: docs/serving.md)
-    assert sh["ratio"] < 0.75 * sh["sessions"] and sh["later"] < 2, sh
+    assert sh["ratio"] < 0.75 * sh["sessions"], sh
+    # the later session is shown the shared result, not a training of its own; its time is mostly a fresh Chromium
+    # at the lowest priority loading the app's frontend on the server's loaded cores (1-2.4 s in clean-clone runs)
+    assert sh["later_runs"] == 1 and sh["later"] < 4, sh
 
 
 def test_a_worker_killed_under_waiting_sessions_tells_them_all_and_a_retry_trains_once():
